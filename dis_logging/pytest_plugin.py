@@ -1,0 +1,3 @@
+"""pytest plugin: fixtures that start a local DIS emulator for application tests."""
+
+from __future__ import annotations
