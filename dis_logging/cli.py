@@ -1,13 +1,958 @@
-"""The ``dis-logging`` command line."""
+"""The ``dis-logging`` command line: ``emulator``, ``demo``, ``tail``, ``send`` and ``check``.
+
+``dis-logging COMMAND --help`` describes each command. Connection settings come from the same
+environment variables the handler reads (``HUAWEICLOUD_SDK_AK``, ``HUAWEICLOUD_SDK_SK``,
+``HUAWEICLOUD_SDK_PROJECT_ID``, ...), and each can be overridden by a flag (``--endpoint``,
+``--project-id``, ``--ak``, ...). Prefer the environment for secrets: command-line arguments
+are visible to other users of the machine.
+
+Exit codes: 0 success, 1 a runtime failure (DIS unreachable, a request or a check failed),
+2 a usage or configuration error. Errors are printed as one line on stderr.
+
+Nothing happens at import time; :func:`main` builds the parser and imports what the chosen
+command needs.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+import datetime
+import io
+import json
+import logging
+import logging.config
+import os
+import sys
+import threading
+import time
+import uuid
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Final,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+)
+
+from dis_logging.errors import ConfigError, DISError
+
+if TYPE_CHECKING:
+    from dis_logging.client import DISClient, Entry, FetchedRecord
+    from dis_logging.config import Connection
+
+__all__ = ["build_parser", "main"]
+
+PROG: Final = "dis-logging"
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+
+# DIS-API.md section 8: a PutRecords request carries at most 1 MB of record data (COMMON
+# streams); the client guidance caps a request at 1000 records.
+MAX_REQUEST_BYTES: Final = 1_000_000
+MAX_REQUEST_RECORDS: Final = 1000
+# DIS-API.md section 5: GetRecords accepts limit 1..10000.
+MAX_FETCH_RECORDS: Final = 10_000
+
+_CURSOR_TYPES: Final = {
+    "trim_horizon": "TRIM_HORIZON",
+    "latest": "LATEST",
+    "at_timestamp": "AT_TIMESTAMP",
+}
+
+
+class UsageError(Exception):
+    """A command was called with arguments that cannot work; exits with status 2."""
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _print_error(message: object) -> None:
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+
+
+class _Progress:
+    """A one-line progress display on a terminal; silent when the stream is not a TTY.
+
+    Args:
+        label: the word before the counter.
+        total: the expected count, or ``None`` when unknown (no bar, only the counter).
+        stream: where to draw; ``None`` (the default) uses ``sys.stderr``.
+    """
+
+    _WIDTH: Final = 30
+    _INTERVAL: Final = 0.1  # seconds between redraws
+
+    def __init__(self, label: str, total: Optional[int] = None, stream: Optional[IO[str]] = None):
+        self._label = label
+        self._total = total
+        self._stream = stream if stream is not None else sys.stderr
+        self._enabled = _is_tty(self._stream)
+        self._drawn_at = 0.0
+
+    def update(self, count: int, *, force: bool = False) -> None:
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._drawn_at < self._INTERVAL:
+            return
+        self._drawn_at = now
+        if self._total:
+            filled = min(self._WIDTH, self._WIDTH * count // self._total)
+            bar = "#" * filled + "." * (self._WIDTH - filled)
+            line = f"\r{self._label:<9} [{bar}] {count:,}/{self._total:,}"
+        else:
+            line = f"\r{self._label:<9} {count:,}"
+        self._stream.write(line)
+        self._stream.flush()
+
+    def done(self, count: int) -> None:
+        if self._enabled:
+            self.update(count, force=True)
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def _is_tty(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if callable(isatty) else False
+    except ValueError:  # a closed stream
+        return False
+
+
+def _decode(data: bytes) -> Any:
+    """Return the parsed JSON value of ``data``, or its text when it is not JSON."""
+    text = data.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _format_ms(timestamp_ms: Optional[int]) -> str:
+    if timestamp_ms is None:
+        return "-"
+    moment = datetime.datetime.fromtimestamp(timestamp_ms / 1000.0, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _parse_timestamp(value: str) -> int:
+    """Parse ``--timestamp``: milliseconds since the epoch, or ISO 8601 (naive means UTC)."""
+    if value.isdigit():
+        return int(value)
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid timestamp {value!r}: use milliseconds since the epoch or ISO 8601 "
+            "such as 2024-05-01T10:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return number
+
+
+_CONNECTION_FLAGS: Final = (
+    (
+        "--endpoint",
+        "endpoint",
+        "DIS base URL, e.g. http://127.0.0.1:8080 (else DIS_LOGGING_ENDPOINT, else "
+        "HUAWEICLOUD_SDK_REGION_DIS_<REGION>, else derived from the region)",
+    ),
+    ("--iam-endpoint", "iam_endpoint", "IAM base URL (else HUAWEICLOUD_SDK_IAM_ENDPOINT)"),
+    ("--region", "region", "region id such as cn-north-4 (else DIS_LOGGING_REGION)"),
+    ("--project-id", "project_id", "project id (else HUAWEICLOUD_SDK_PROJECT_ID)"),
+    ("--ak", "ak", "access key id (else HUAWEICLOUD_SDK_AK)"),
+    ("--sk", "sk", "secret access key (else HUAWEICLOUD_SDK_SK)"),
+    (
+        "--security-token",
+        "security_token",
+        "temporary security token (else HUAWEICLOUD_SDK_SECURITY_TOKEN)",
+    ),
+    (
+        "--username",
+        "username",
+        "IAM user name, for password authentication (else DIS_LOGGING_USERNAME)",
+    ),
+    ("--password", "password", "IAM password (else DIS_LOGGING_PASSWORD)"),
+    (
+        "--domain-name",
+        "domain_name",
+        "account (domain) name of the IAM user (else DIS_LOGGING_DOMAIN_NAME)",
+    ),
+    ("--token", "token", "a ready X-Auth-Token"),
+)
+_CONNECTION_FIELDS: Final = tuple(dest for _, dest, _ in _CONNECTION_FLAGS)
+
+
+def _connection_parser() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group(
+        "connection", "Each flag overrides the environment variable the handler reads."
+    )
+    for flag, dest, help_text in _CONNECTION_FLAGS:
+        group.add_argument(flag, dest=dest, metavar=dest.upper(), help=help_text)
+    group.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds to wait for each HTTP reply (default: %(default)s)",
+    )
+    group.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the server's TLS certificate",
+    )
+    group.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="allow a plain http:// endpoint on a non-loopback host",
+    )
+    return parent
+
+
+def _connection(args: argparse.Namespace) -> Connection:
+    """Resolve flags plus environment, exactly as the handler does.
+
+    Raises:
+        ConfigError: a required setting is missing or malformed.
+    """
+    from dis_logging.config import resolve_connection
+
+    given = {name: getattr(args, name) for name in _CONNECTION_FIELDS}
+    return resolve_connection(**given, allow_insecure_http=args.allow_http)
+
+
+def _make_client(connection: Connection, args: argparse.Namespace) -> DISClient:
+    from dis_logging.client import DISClient
+
+    return DISClient(
+        connection.endpoint,
+        connection.project_id or "",
+        timeout=args.timeout,
+        verify=not args.insecure,
+        **connection.client_kwargs(),
+    )
+
+
+def _auth_method(connection: Connection) -> str:
+    kind = connection.credential_kind
+    if kind == "aksk":
+        return "AK/SK" + (" with security token" if connection.security_token else "")
+    if kind == "password":
+        return f"IAM password of user {connection.username!r}"
+    if kind == "token":
+        return "X-Auth-Token"
+    return "none"
+
+
+def _readable_partitions(description: Mapping[str, object]) -> List[str]:
+    """Return the ids of the partitions in a DescribeStream reply that still hold records."""
+    partitions = description.get("partitions")
+    if not isinstance(partitions, list):
+        return []
+    return [
+        str(partition.get("partition_id"))
+        for partition in partitions
+        if isinstance(partition, dict)
+        and partition.get("status", "ACTIVE") not in ("DELETED", "EXPIRED")
+    ]
+
+
+def _partition_ids(client: DISClient, stream: str) -> List[str]:
+    return _readable_partitions(client.describe_stream(stream))
+
+
+def _print_record(partition_id: str, record: FetchedRecord, output: str, out: IO[str]) -> None:
+    value = _decode(record.data)
+    if output == "raw":
+        out.write(record.data.decode("utf-8", errors="replace").rstrip("\n") + "\n")
+    elif output == "json":
+        envelope = {
+            "partition_id": partition_id,
+            "sequence_number": record.sequence_number,
+            "timestamp": record.timestamp,
+            "partition_key": record.partition_key,
+            "data": value,
+        }
+        out.write(json.dumps(envelope, ensure_ascii=False) + "\n")
+    else:
+        header = f"--- {partition_id} #{record.sequence_number} {_format_ms(record.timestamp)}"
+        if record.partition_key is not None:
+            header += f" key={record.partition_key}"
+        body = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+        out.write(f"{header}\n{body}\n")
+    out.flush()
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    cursor_type = _CURSOR_TYPES[
+        args.from_ or ("at_timestamp" if args.timestamp else "trim_horizon")
+    ]
+    if cursor_type == "AT_TIMESTAMP" and args.timestamp is None:
+        raise UsageError("--from at_timestamp needs --timestamp")
+    if args.timestamp is not None and cursor_type != "AT_TIMESTAMP":
+        raise UsageError("--timestamp only works with --from at_timestamp")
+    client = _make_client(_connection(args), args)
+    try:
+        partitions = [args.partition] if args.partition else _partition_ids(client, args.stream)
+        cursors = {
+            pid: client.get_cursor(args.stream, pid, cursor_type, timestamp=args.timestamp)
+            for pid in partitions
+        }
+        printed = 0
+        while True:
+            remaining = None if args.limit is None else args.limit - printed
+            fetched: List[Tuple[str, FetchedRecord]] = []
+            for pid in partitions:
+                page_limit = min(MAX_FETCH_RECORDS, remaining or MAX_FETCH_RECORDS)
+                result = client.get_records(cursors[pid], limit=page_limit)
+                cursors[pid] = result.next_cursor
+                fetched.extend((pid, record) for record in result.records)
+            # Interleave partitions by write time; within a partition the order is kept.
+            fetched.sort(key=lambda item: item[1].timestamp or 0)
+            for pid, record in fetched:
+                _print_record(pid, record, args.output, sys.stdout)
+                printed += 1
+                if args.limit is not None and printed >= args.limit:
+                    return EXIT_OK
+            if not fetched:
+                if not args.follow:
+                    return EXIT_OK
+                time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return EXIT_OK if args.follow else EXIT_FAILURE
+    finally:
+        client.close()
+
+
+def _read_lines(source: IO[bytes]) -> Iterator[bytes]:
+    for line in source:
+        data = line.rstrip(b"\r\n")
+        if data:
+            yield data
+
+
+def _batches(lines: Iterable[bytes], key: Optional[str], max_records: int) -> Iterator[List[Entry]]:
+    batch: List[Entry] = []
+    size = 0
+    for data in lines:
+        if batch and (len(batch) >= max_records or size + len(data) > MAX_REQUEST_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append((data, key))
+        size += len(data)
+    if batch:
+        yield batch
+
+
+class _SendReport:
+    def __init__(self) -> None:
+        self.sent = 0
+        self.failed = 0
+        self.requests = 0
+        self.errors: Dict[str, int] = {}
+
+    def fail(self, count: int, code: str) -> None:
+        self.failed += count
+        self.errors[code] = self.errors.get(code, 0) + count
+
+
+def _put_batch(
+    client: DISClient, stream: str, batch: List[Entry], report: _SendReport, retry_time: float
+) -> None:
+    """Send one batch; resend retryable failures with backoff until ``retry_time`` runs out."""
+    from dis_logging.retry import RetryPolicy
+
+    policy = RetryPolicy()
+    deadline = time.monotonic() + retry_time
+    pending = [entry for entry in batch if len(entry[0]) <= MAX_REQUEST_BYTES]
+    if len(pending) < len(batch):
+        report.fail(len(batch) - len(pending), "larger than 1 MB")
+    attempt = 0
+    while pending:
+        retry_after: Optional[float] = None
+        try:
+            report.requests += 1
+            result = client.put_records(stream, pending)
+        except DISError as exc:
+            if not exc.retryable:
+                raise
+            retry_pending, retry_after = pending, exc.retry_after
+            last_code = exc.code or type(exc).__name__
+        else:
+            retry_pending = []
+            last_code = ""
+            for entry, outcome in zip(pending, result.records):
+                if outcome.ok:
+                    report.sent += 1
+                elif outcome.retryable:
+                    retry_pending.append(entry)
+                    last_code = outcome.error_code or "retryable"
+                else:
+                    report.fail(1, outcome.error_code or "rejected")
+        pending = retry_pending
+        if not pending:
+            return
+        delay = policy.backoff(attempt, retry_after)
+        attempt += 1
+        if time.monotonic() + delay > deadline:
+            report.fail(len(pending), last_code)
+            return
+        time.sleep(delay)
+
+
+def _cmd_send(args: argparse.Namespace) -> int:
+    connection = _connection(args)
+    if args.file == "-":
+        source: IO[bytes] = sys.stdin.buffer
+    else:
+        try:
+            source = open(args.file, "rb")  # closed in the finally below
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+    client = _make_client(connection, args)
+    report = _SendReport()
+    progress = _Progress("sent")
+    started = time.monotonic()
+    try:
+        for batch in _batches(_read_lines(source), args.partition_key, args.batch_records):
+            _put_batch(client, args.stream, batch, report, args.retry_time)
+            progress.update(report.sent)
+        progress.done(report.sent)
+    finally:
+        client.close()
+        if source is not sys.stdin.buffer:
+            source.close()
+    elapsed = time.monotonic() - started
+    print(
+        f"sent {report.sent:,} records to {args.stream!r} in {report.requests:,} requests "
+        f"({elapsed:.2f} s), {report.failed:,} failed"
+    )
+    if report.failed:
+        codes = ", ".join(f"{code} x{count}" for code, count in sorted(report.errors.items()))
+        _print_error(f"{report.failed} records were not stored: {codes}")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+class _Checklist:
+    """Prints one ``ok`` / ``FAIL`` / ``skip`` line per step and remembers failures."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+        self.failed = False
+
+    def ok(self, step: str, detail: str) -> None:
+        self._line("ok", step, detail)
+
+    def fail(self, step: str, detail: str) -> None:
+        self.failed = True
+        self._line("FAIL", step, detail)
+
+    def skip(self, step: str, detail: str) -> None:
+        self._line("skip", step, detail)
+
+    def _line(self, status: str, step: str, detail: str) -> None:
+        self._out.write(f"{status:<5} {step:<14} {_one_line(detail)}\n")
+        self._out.flush()
+
+
+def _explain(exc: DISError, what: str) -> str:
+    """Say in plain words what a failed call means for the configuration."""
+    from dis_logging.errors import AuthError, TransportError
+
+    if isinstance(exc, TransportError):
+        return (
+            f"{what}: the endpoint did not answer ({exc}); "
+            "check --endpoint/--region and the network"
+        )
+    if isinstance(exc, AuthError):
+        return f"{what}: the credentials were rejected ({exc}); check the AK/SK, token or IAM user"
+    if exc.code == "DIS.4117":
+        return f"{what}: the project id is not valid ({exc})"
+    return f"{what}: {exc}"
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from dis_logging.errors import AuthError, TransportError
+
+    checklist = _Checklist(sys.stdout)
+    try:
+        connection = _connection(args)
+    except ConfigError as exc:
+        checklist.fail("configuration", str(exc))
+        return EXIT_FAILURE
+    checklist.ok(
+        "configuration",
+        f"endpoint {connection.endpoint}, project {connection.project_id}, "
+        f"auth {_auth_method(connection)}",
+    )
+    client = _make_client(connection, args)
+    try:
+        started = time.monotonic()
+        try:
+            if args.stream:
+                description = client.describe_stream(args.stream)
+            else:
+                streams = client.list_streams()
+        except DISError as exc:
+            operation = "DescribeStream" if args.stream else "ListStreams"
+            if isinstance(exc, TransportError):
+                checklist.fail("endpoint", _explain(exc, operation))
+                return EXIT_FAILURE
+            elapsed_ms = (time.monotonic() - started) * 1000.0
+            checklist.ok("endpoint", f"answered in {elapsed_ms:.0f} ms")
+            if isinstance(exc, AuthError):
+                checklist.fail("credentials", _explain(exc, operation))
+            elif exc.code == "DIS.4301":
+                checklist.ok("credentials", "accepted")
+                checklist.fail("stream", f"stream {args.stream!r} does not exist in this project")
+            else:
+                checklist.fail("request", _explain(exc, operation))
+            return EXIT_FAILURE
+        elapsed_ms = (time.monotonic() - started) * 1000.0
+        checklist.ok("endpoint", f"answered in {elapsed_ms:.0f} ms")
+        checklist.ok("credentials", "accepted")
+        if not args.stream:
+            checklist.ok("streams", f"{len(streams)} visible: {', '.join(streams) or '(none)'}")
+            checklist.skip("stream", "no STREAM given")
+            return EXIT_FAILURE if checklist.failed else EXIT_OK
+        status = description.get("status", "RUNNING")
+        partitions = len(_readable_partitions(description))
+        if status != "RUNNING":
+            checklist.fail("stream", f"{args.stream!r} is {status}, not RUNNING")
+            return EXIT_FAILURE
+        checklist.ok("stream", f"{args.stream!r} is RUNNING with {partitions} partitions")
+        if args.no_put:
+            checklist.skip("test put", "--no-put given")
+            return EXIT_OK
+        probe = json.dumps({"message": "dis-logging check", "check_id": uuid.uuid4().hex}).encode()
+        try:
+            result = client.put_records(args.stream, [(probe, None)])
+        except DISError as exc:
+            checklist.fail("test put", _explain(exc, "PutRecords"))
+            return EXIT_FAILURE
+        outcome = result.records[0] if result.records else None
+        if outcome is None or not outcome.ok:
+            code = outcome.error_code if outcome else "no result"
+            message = outcome.error_message if outcome else ""
+            checklist.fail("test put", f"the record was rejected: {code} {message or ''}")
+            return EXIT_FAILURE
+        checklist.ok(
+            "test put",
+            f"1 record stored in {outcome.partition_id} at sequence number "
+            f"{outcome.sequence_number}",
+        )
+        return EXIT_OK
+    finally:
+        client.close()
+
+
+_DEMO_LOGGER: Final = "dis_demo"
+
+
+def _demo_logging_config(emulator: Any, stream: str) -> Dict[str, Any]:
+    """The dictConfig the demo installs: a DISHandler on one logger, AK/SK auth."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "dis_logging.JSONFormatter"}},
+        "handlers": {
+            "dis": {
+                "class": "dis_logging.DISHandler",
+                "stream_name": stream,
+                "endpoint": emulator.url,
+                "iam_endpoint": emulator.url,
+                "region": emulator.region,
+                "project_id": emulator.project_id,
+                "ak": emulator.ak,
+                "sk": emulator.sk,
+                "formatter": "json",
+                # One key per thread (its name): DIS keeps the order of the records of one key.
+                "partition_key": "ext://dis_logging.cli._demo_partition_key",
+            }
+        },
+        "loggers": {
+            _DEMO_LOGGER: {"handlers": ["dis"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def _demo_partition_key(record: logging.LogRecord) -> Optional[str]:
+    """Return the partition key of a demo record: its thread, so each thread's order is kept."""
+    return record.threadName
+
+
+def _is_ordered_per_key(found: Dict[str, List[bytes]]) -> bool:
+    """Check that each worker's order ids increase within every partition."""
+    for records in found.values():
+        last: Dict[object, int] = {}
+        for data in records:
+            event = _decode(data)
+            if not isinstance(event, dict):
+                return False
+            worker, number = event.get("worker"), event.get("order_id")
+            if not isinstance(number, int) or number <= last.get(worker, -1):
+                return False
+            last[worker] = number
+    return True
+
+
+def _log_from_threads(count: int, threads: int) -> float:
+    """Log ``count`` records from ``threads`` threads; return the seconds it took."""
+    logger = logging.getLogger(_DEMO_LOGGER)
+    done = [0] * threads
+    shares = [count // threads + (1 if index < count % threads else 0) for index in range(threads)]
+
+    def work(index: int) -> None:
+        for number in range(shares[index]):
+            logger.info(
+                "order %d shipped",
+                number,
+                extra={"worker": index, "order_id": number, "items": number % 7 + 1},
+            )
+            done[index] += 1
+
+    workers = [
+        threading.Thread(target=work, args=(index,), name=f"demo-worker-{index}")
+        for index in range(threads)
+    ]
+    progress = _Progress("logging", count)
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    while any(worker.is_alive() for worker in workers):
+        progress.update(sum(done))
+        workers[0].join(0.05)
+    elapsed = time.perf_counter() - started
+    for worker in workers:
+        worker.join()
+    progress.done(sum(done))
+    return elapsed
+
+
+def _read_back(client: DISClient, stream: str) -> Dict[str, List[bytes]]:
+    """Read every record of every partition from the oldest one."""
+    found: Dict[str, List[bytes]] = {}
+    for pid in _partition_ids(client, stream):
+        cursor = client.get_cursor(stream, pid, "TRIM_HORIZON")
+        records: List[bytes] = []
+        while True:
+            result = client.get_records(cursor, limit=MAX_FETCH_RECORDS)
+            cursor = result.next_cursor
+            if not result.records:
+                break
+            records.extend(record.data for record in result.records)
+        found[pid] = records
+    return found
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from dis_logging.client import DISClient
+    from dis_logging.emulator import DISEmulator
+    from dis_logging.handler import DISHandler
+
+    out = sys.stdout
+    stream = f"demo-{uuid.uuid4().hex[:8]}"
+    with DISEmulator(host="127.0.0.1", port=0) as emulator:
+        emulator.create_stream(stream, partitions=args.partitions)
+        out.write(f"{PROG} demo\n")
+        out.write(f"  emulator    {emulator.url} (DIS + IAM, inside this process)\n")
+        out.write(f"  stream      {stream}, {args.partitions} partitions\n")
+        out.flush()
+
+        logging.config.dictConfig(_demo_logging_config(emulator, stream))
+        logger = logging.getLogger(_DEMO_LOGGER)
+        [handler] = logger.handlers
+        assert isinstance(handler, DISHandler)  # installed by the dictConfig above
+        try:
+            started = time.perf_counter()
+            log_seconds = _log_from_threads(args.records, args.threads)
+            flushed = handler.flush(args.flush_timeout)
+            send_seconds = time.perf_counter() - started
+            stats = handler.stats
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+
+        out.write(
+            f"  logged      {args.records:,} records from {args.threads} threads in "
+            f"{log_seconds:.2f} s\n"
+        )
+        out.write(
+            f"  sent        {stats.sent:,} records in {stats.requests:,} PutRecords requests, "
+            f"{stats.dropped:,} dropped, {stats.failed:,} failed\n"
+        )
+        out.write(
+            f"  throughput  {stats.sent / max(send_seconds, 1e-9):,.0f} records/s "
+            f"(first log call to last acknowledgement, {send_seconds:.2f} s)\n"
+        )
+        client = DISClient(
+            emulator.url,
+            emulator.project_id,
+            region=emulator.region,
+            ak=emulator.ak,
+            sk=emulator.sk,
+            timeout=10.0,
+        )
+        try:
+            found = _read_back(client, stream)
+        finally:
+            client.close()
+        total = sum(len(records) for records in found.values())
+        spread = ", ".join(f"{len(records):,}" for records in found.values())
+        out.write(
+            f"  read back   {total:,} records with GetCursor + GetRecords "
+            f"({spread} per partition)\n"
+        )
+        ordered = _is_ordered_per_key(found)
+        out.write(
+            f"  order       {'kept' if ordered else 'NOT kept'} for each partition key "
+            f"(one key per thread)\n"
+        )
+        samples = [data for records in found.values() for data in records[:1]][: args.show]
+        if samples:
+            out.write(f"  first record of {len(samples)} partitions:\n")
+            for data in samples:
+                value = _decode(data)
+                text = value if isinstance(value, str) else json.dumps(value, indent=2)
+                out.write("    " + text.replace("\n", "\n    ") + "\n")
+        out.flush()
+    if not flushed or not ordered or total != args.records or stats.sent != args.records:
+        _print_error(
+            f"expected {args.records} records, sent {stats.sent} and read back {total} "
+            f"(flush {'completed' if flushed else 'timed out'})"
+        )
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _add_emulator_command(commands: Any) -> None:
+    from dis_logging.emulator import cli as emulator_cli
+
+    parser = commands.add_parser(
+        "emulator",
+        help="run a local DIS + IAM emulator",
+        description="Run a local DIS + IAM emulator for development and tests.",
+    )
+    emulator_cli.add_arguments(parser)
+    parser.set_defaults(func=emulator_cli.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``dis-logging`` argument parser.
+
+    Returns:
+        The parser; each subcommand stores its handler in the ``func`` attribute.
+    """
+    from dis_logging import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Ship Python logs to Huawei Cloud DIS: try it, inspect streams, check setup.",
+        epilog="Run 'dis-logging COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    connection = _connection_parser()
+
+    _add_emulator_command(commands)
+
+    demo = commands.add_parser(
+        "demo",
+        help="log records into an embedded emulator and read them back",
+        description="Start an emulator in this process, configure logging with dictConfig, log "
+        "records from several threads, flush, and read them back with GetCursor/GetRecords.",
+    )
+    demo.add_argument(
+        "--records", type=_positive_int, default=5000, help="records to log (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=4,
+        help="threads logging at once (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--partitions",
+        type=_positive_int,
+        default=4,
+        help="partitions of the demo stream (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--show", type=int, default=2, help="decoded records to print (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--flush-timeout",
+        type=_positive_float,
+        default=30.0,
+        help="seconds to wait for delivery (default: %(default)s)",
+    )
+    demo.set_defaults(func=_cmd_demo)
+
+    tail = commands.add_parser(
+        "tail",
+        parents=[connection],
+        help="print the records of a stream",
+        description="Print the records of every partition of STREAM, JSON pretty-printed.",
+    )
+    tail.add_argument("stream", metavar="STREAM", help="stream name")
+    tail.add_argument(
+        "--from",
+        dest="from_",
+        choices=sorted(_CURSOR_TYPES),
+        help="where to start (default: trim_horizon, the oldest record)",
+    )
+    tail.add_argument(
+        "--timestamp",
+        type=_parse_timestamp,
+        help="start time for at_timestamp: epoch milliseconds or ISO 8601",
+    )
+    tail.add_argument(
+        "-f", "--follow", action="store_true", help="keep polling for new records until interrupted"
+    )
+    tail.add_argument(
+        "--partition", metavar="ID", help="read only this partition (shardId-0000000000 or 0)"
+    )
+    tail.add_argument("-n", "--limit", type=_positive_int, help="stop after this many records")
+    tail.add_argument(
+        "--output",
+        choices=("pretty", "json", "raw"),
+        default="pretty",
+        help="pretty: header and indented JSON; json: one JSON object per line "
+        "with metadata; raw: the data only (default: %(default)s)",
+    )
+    tail.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=1.0,
+        help="seconds between polls with --follow (default: %(default)s)",
+    )
+    tail.set_defaults(func=_cmd_tail)
+
+    send = commands.add_parser(
+        "send",
+        parents=[connection],
+        help="send lines of a file as records",
+        description="Send each non-empty line of FILE (or standard input) as one record.",
+    )
+    send.add_argument("stream", metavar="STREAM", help="stream name")
+    send.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="?",
+        default="-",
+        help="file to read, '-' for standard input (default)",
+    )
+    send.add_argument("--partition-key", help="partition key for every record")
+    send.add_argument(
+        "--batch-records",
+        type=_positive_int,
+        default=500,
+        help=f"records per request, at most {MAX_REQUEST_RECORDS} (default: %(default)s)",
+    )
+    send.add_argument(
+        "--retry-time",
+        type=float,
+        default=30.0,
+        help="seconds to keep retrying throttled or failed records (default: %(default)s)",
+    )
+    send.set_defaults(func=_cmd_send)
+
+    check = commands.add_parser(
+        "check",
+        parents=[connection],
+        help="check credentials, endpoint and stream with one test record",
+        description="Check the configuration step by step: settings, endpoint, credentials, "
+        "the stream, and one test record. Exits with 1 when a step fails.",
+    )
+    check.add_argument(
+        "stream",
+        metavar="STREAM",
+        nargs="?",
+        help="stream to check; without it only the connection is checked",
+    )
+    check.add_argument("--no-put", action="store_true", help="do not write the test record")
+    check.set_defaults(func=_cmd_check)
+    return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line and return its exit code."""
-    parser = argparse.ArgumentParser(prog="dis-logging")
-    parser.parse_args(argv)
-    return 0
+    """Run the command line.
+
+    Args:
+        argv: the arguments without the program name; ``None`` (the default) uses
+            ``sys.argv[1:]``.
+
+    Returns:
+        The exit code: 0 success, 1 runtime failure, 2 usage or configuration error.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    func: Optional[Callable[[argparse.Namespace], int]] = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if getattr(args, "batch_records", 0) > MAX_REQUEST_RECORDS:
+        _print_error(f"--batch-records must be at most {MAX_REQUEST_RECORDS}")
+        return EXIT_USAGE
+    try:
+        return func(args)
+    except (UsageError, ConfigError) as exc:
+        _print_error(exc)
+        return EXIT_USAGE
+    except DISError as exc:
+        _print_error(exc)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return EXIT_FAILURE
+    except BrokenPipeError:
+        # The reader went away (``dis-logging tail s | head``): stop quietly, and keep the
+        # interpreter from failing again when it flushes stdout at exit.
+        _silence_stdout()
+        return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return  # stdout is not a real file (tests capture it); nothing to protect

@@ -12,6 +12,7 @@ Every error the library raises derives from :class:`DISLoggingError`::
             ├── ThrottledError             429, DIS.4303, DIS.4305: slow down and retry
             ├── ServerError                5xx: retry with backoff
             └── RequestError               any other 4xx: the request itself is wrong, do not retry
+                                           (except DIS.4205, stream not running yet: retryable)
 
 Only :mod:`dis_logging.client` translates ``requests``/``urllib3``/``socket`` exceptions; everything
 above that layer sees these types. Messages never contain tokens, passwords or secret keys.
@@ -61,6 +62,9 @@ class DISError(DISLoggingError):
         code: the DIS/APIG error code (``"DIS.4303"``), or ``None``.
         request_id: the server's request id header, when it sent one.
         retry_after: seconds from a ``Retry-After`` header, or ``None``.
+        retryable: overrides the class's :attr:`retryable` for this instance (for example a 400
+            ``DIS.4205``, stream not yet running, is a :class:`RequestError` worth retrying);
+            ``None`` keeps the class default.
     """
 
     #: whether repeating the same request later may succeed.
@@ -74,7 +78,10 @@ class DISError(DISLoggingError):
         code: Optional[str] = None,
         request_id: Optional[str] = None,
         retry_after: Optional[float] = None,
+        retryable: Optional[bool] = None,
     ) -> None:
+        if retryable is not None:
+            self.retryable = retryable
         self.status = status
         self.code = code
         self.request_id = request_id

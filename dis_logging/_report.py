@@ -1,0 +1,148 @@
+"""Internal diagnostics channel: rate-limited messages to stderr or a user callable.
+
+The handler cannot report its own problems through :mod:`logging` (the record would come back to the
+handler that is failing) nor through :mod:`warnings` (a warning filter set to ``error`` would
+turn a background hiccup into an exception in whatever thread happens to run). :class:`Reporter`
+writes plain lines instead, at most one per ``(kind, status/code)`` key and window, and says how
+many repeats it held back.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Callable, Dict, Hashable, Iterable, Optional, Protocol, Tuple
+
+__all__ = ["DiagnosticSink", "Reporter", "ReporterLike", "error_key", "redact"]
+
+#: seconds during which repeats of one kind of problem are counted instead of written.
+DEFAULT_INTERVAL: float = 60.0
+#: every line starts with this, so it can be grepped for in a service's stderr.
+PREFIX = "dis-logging: "
+
+DiagnosticSink = Callable[[str], None]
+
+
+class ReporterLike(Protocol):
+    """What the flusher and the handler need from a diagnostics channel."""
+
+    def report(self, key: Hashable, message: str) -> bool:
+        """Write ``message`` unless a message with the same key was written within the window."""
+        ...  # pragma: no cover - protocol
+
+
+def error_key(exc: BaseException) -> Tuple[str, object]:
+    """Return the rate-limiting key of an exception: its type name and its status or error code.
+
+    Args:
+        exc: any exception; a :class:`~dis_logging.errors.DISError` contributes ``code`` or
+            ``status``.
+
+    Returns:
+        ``(type name, code or status or None)``.
+    """
+    detail = getattr(exc, "code", None) or getattr(exc, "status", None)
+    return (type(exc).__name__, detail)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of each secret in ``text`` by ``***``.
+
+    Args:
+        text: the message to clean.
+        secrets: the strings that must not appear; empty strings are ignored.
+
+    Returns:
+        ``text`` without any of the secrets.
+    """
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+class Reporter:
+    """Rate-limited writer of diagnostic lines; never uses :mod:`logging` or :mod:`warnings`.
+
+    Args:
+        sink: a callable that receives each finished line (without a trailing newline), or
+            ``None`` (the default) to write to :data:`sys.stderr` as it is at the time of writing.
+            A sink that raises is bypassed for that line, which then goes to stderr.
+        interval: seconds during which further messages with the same key are only counted;
+            default 60. ``0`` writes every message.
+        secrets: strings to mask as ``***`` in every line, in case one slipped into an error text.
+        clock: monotonic time source in seconds; default :func:`time.monotonic`.
+    """
+
+    def __init__(
+        self,
+        sink: Optional[DiagnosticSink] = None,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        secrets: Iterable[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sink = sink
+        self._interval = interval
+        self._secrets = tuple(s for s in secrets if s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key -> (time the last line was written, repeats suppressed since then)
+        self._windows: Dict[Hashable, Tuple[float, int]] = {}
+        #: lines that could not be written anywhere (stderr closed or missing).
+        self.lost_lines = 0
+
+    def __repr__(self) -> str:
+        target = "stderr" if self._sink is None else "callable"
+        return f"Reporter(target={target}, interval={self._interval!r})"
+
+    def report(self, key: Hashable, message: str) -> bool:
+        """Write ``message`` unless the same key was written less than ``interval`` seconds ago.
+
+        Args:
+            key: what makes two messages "the same problem", usually :func:`error_key`.
+            message: one line of text, without secrets (they are masked anyway).
+
+        Returns:
+            ``True`` when the line was written, ``False`` when it was counted as a repeat.
+        """
+        now = self._clock()
+        with self._lock:
+            last = self._windows.get(key)
+            if last is not None and now - last[0] < self._interval:
+                self._windows[key] = (last[0], last[1] + 1)
+                return False
+            suppressed = last[1] if last is not None else 0
+            self._windows[key] = (now, 0)
+        if suppressed:
+            message = f"{message} ({suppressed} similar message(s) suppressed in the last window)"
+        self._write(redact(PREFIX + message, self._secrets))
+        return True
+
+    def report_now(self, message: str) -> None:
+        """Write ``message`` without rate limiting (one-off events such as records left at close).
+
+        Args:
+            message: one line of text.
+        """
+        self._write(redact(PREFIX + message, self._secrets))
+
+    def _write(self, line: str) -> None:
+        if self._sink is not None:
+            try:
+                self._sink(line)
+                return
+            except Exception:  # noqa: BLE001 - a user's sink must not break the handler
+                line = f"{line} (diagnostics callable failed)"
+        stream = sys.stderr
+        if stream is None:  # pythonw, or a daemon that closed its standard streams
+            self.lost_lines += 1
+            return
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError, AttributeError, UnicodeError):
+            # stderr closed at interpreter exit, or replaced by something that cannot take text:
+            # there is nowhere left to report to.
+            self.lost_lines += 1

@@ -1,0 +1,750 @@
+"""Authentication for DIS requests: IAM tokens and AK/SK signatures.
+
+Three ways to authenticate, chosen by :class:`Credentials`:
+
+* **AK/SK** -- :class:`AKSKSigner` computes the ``SDK-HMAC-SHA256`` signature of Huawei Cloud's
+  v3 SDKs (DIS-API.md section 10) and :class:`AKSKAuth` applies it to each outgoing ``requests``
+  request. :class:`LegacySigner` produces the two forms of the dedicated DIS SDK (section 11).
+* **IAM password** -- a :class:`TokenCache` holds the token that the client fetches from IAM
+  (section 4), refreshes it ahead of expiry with a single fetch at a time, and forgets it when DIS
+  rejects it. :class:`TokenAuth` puts the token in ``X-Auth-Token``.
+* **Ready token** -- :class:`StaticToken` wraps a token string or a callable returning one.
+
+Nothing here performs I/O: the IAM call itself lives in :mod:`dis_logging.client`, the only module
+that talks HTTP. No repr or message in this module ever shows a token, password, secret key or
+security token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Dict, Final, List, Mapping, Optional, Protocol, Tuple, Union
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from cachetools import TTLCache
+from requests import PreparedRequest
+from requests.auth import AuthBase
+
+from dis_logging.errors import ConfigError
+
+__all__ = [
+    "AKSKAuth",
+    "AKSKSigner",
+    "Clock",
+    "Credentials",
+    "IssuedToken",
+    "LegacySigner",
+    "StaticToken",
+    "TokenAuth",
+    "TokenCache",
+    "TokenSource",
+    "iam_token_request",
+    "parse_iam_token_reply",
+]
+
+#: Signature algorithm of the v3 SDKs and of the dedicated DIS SDK's plain form (DIS-API.md 10, 11).
+ALGORITHM: Final = "SDK-HMAC-SHA256"
+#: Algorithm name of the dedicated DIS SDK's derived-key form (DIS-API.md 11).
+DERIVED_ALGORITHM: Final = "V11-HMAC-SHA256"
+#: Format of ``X-Sdk-Date``; the server rejects values more than 15 minutes off (DIS-API.md 3).
+SDK_DATE_FORMAT: Final = "%Y%m%dT%H%M%SZ"
+#: Hex SHA-256 of the empty string: the payload hash of a bodiless request (DIS-API.md 10.6).
+EMPTY_SHA256: Final = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#: Refresh an IAM token this many seconds before it expires; tokens live 24 h (DIS-API.md 4).
+TOKEN_REFRESH_MARGIN: Final = 3600.0
+#: ... or this fraction of its lifetime, whichever is smaller, so that short test TTLs still cache.
+TOKEN_REFRESH_FRACTION: Final = 0.1
+
+_REDACTED: Final = "<redacted>"
+_CACHE_KEY: Final = "token"
+
+TokenValue = Union[str, Callable[[], str]]
+
+
+class Clock(Protocol):
+    """A source of monotonic seconds, such as :func:`time.monotonic`."""
+
+    def __call__(self) -> float: ...  # pragma: no cover - protocol
+
+
+class TokenSource(Protocol):
+    """Something that hands out the current ``X-Auth-Token`` and can be told it was rejected."""
+
+    def get_token(self) -> str:
+        """Return a token to send now."""
+        ...  # pragma: no cover - protocol
+
+    def invalidate(self, token: Optional[str] = None) -> None:
+        """Forget ``token`` (anything held, when ``None``) so that the next call gets a new one."""
+        ...  # pragma: no cover - protocol
+
+
+def _redact(value: object) -> str:
+    return "None" if value is None else _REDACTED
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """One set of credentials for DIS, with a repr that never shows a secret.
+
+    Exactly one way is used, in this order: ``token``, then ``ak``/``sk``, then
+    ``username``/``password``/``domain_name``.
+
+    Args:
+        ak: access key id; needs ``sk``.
+        sk: secret access key.
+        security_token: token of temporary AK/SK credentials, sent as ``X-Security-Token``.
+        username: IAM user name for password authentication; needs ``password`` and ``domain_name``.
+        password: IAM user password.
+        domain_name: the account (domain) name the IAM user belongs to; the same as ``username`` for
+            the account's own user.
+        token: a ready ``X-Auth-Token``, or a callable returning one (called for every request).
+
+    Raises:
+        ConfigError: one half of a pair is missing (``ak`` without ``sk``, ``username`` without
+            ``password`` or ``domain_name``, and so on), or a value is an empty string.
+    """
+
+    ak: Optional[str] = None
+    sk: Optional[str] = field(default=None, repr=False)
+    security_token: Optional[str] = field(default=None, repr=False)
+    username: Optional[str] = None
+    password: Optional[str] = field(default=None, repr=False)
+    domain_name: Optional[str] = None
+    token: Optional[TokenValue] = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("ak", "sk", "security_token", "username", "password", "domain_name", "token"):
+            if getattr(self, name) == "":
+                raise ConfigError(name, "must not be empty; leave it unset instead")
+        if self.token is not None:
+            return
+        if (self.ak is None) != (self.sk is None):
+            missing = "sk" if self.sk is None else "ak"
+            raise ConfigError(missing, "AK/SK authentication needs both ak and sk")
+        if self.ak is None and self.security_token is not None:
+            raise ConfigError("security_token", "a security token is used only with ak and sk")
+        if self.ak is None and (self.username, self.password, self.domain_name) != (None,) * 3:
+            for name in ("username", "password", "domain_name"):
+                if getattr(self, name) is None:
+                    raise ConfigError(
+                        name, "password authentication needs username, password and domain_name"
+                    )
+
+    @property
+    def kind(self) -> str:
+        """``"token"``, ``"aksk"``, ``"password"``, or ``"none"`` when nothing is set."""
+        if self.token is not None:
+            return "token"
+        if self.ak is not None:
+            return "aksk"
+        if self.username is not None:
+            return "password"
+        return "none"
+
+    def secrets(self) -> Tuple[str, ...]:
+        """Return the secrets held (SK, security token, password, a str token), for redaction."""
+        values = (self.sk, self.security_token, self.password, self.token)
+        return tuple(value for value in values if isinstance(value, str) and value)
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(kind={self.kind!r}, ak={self.ak!r}, sk={_redact(self.sk)}, "
+            f"security_token={_redact(self.security_token)}, username={self.username!r}, "
+            f"password={_redact(self.password)}, domain_name={self.domain_name!r}, "
+            f"token={_redact(self.token)})"
+        )
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token as IAM issued it.
+
+    Args:
+        value: the ``X-Subject-Token`` header; never shown by repr.
+        lifetime: seconds the token stays valid, counted from when IAM issued it.
+    """
+
+    value: str = field(repr=False)
+    lifetime: float
+
+
+def iam_token_request(
+    username: str,
+    password: str,
+    domain_name: str,
+    *,
+    project_id: Optional[str] = None,
+    project_name: Optional[str] = None,
+) -> bytes:
+    """Build the JSON body of ``POST /v3/auth/tokens`` for a project-scoped password token.
+
+    Args:
+        username: IAM user name.
+        password: its password.
+        domain_name: the account name the user belongs to.
+        project_id: scope the token to this project id (preferred: unambiguous).
+        project_name: scope by project name instead, which is the region id (``cn-north-4``).
+
+    Returns:
+        The UTF-8 JSON body (DIS-API.md section 4).
+
+    Raises:
+        ValueError: neither or both of ``project_id`` and ``project_name`` are given.
+    """
+    if (project_id is None) == (project_name is None):
+        raise ValueError("give exactly one of project_id and project_name")
+    project = {"id": project_id} if project_id is not None else {"name": project_name}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": username,
+                        "password": password,
+                        "domain": {"name": domain_name},
+                    }
+                },
+            },
+            "scope": {"project": project},
+        }
+    }
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+def _parse_iam_time(text: str) -> datetime:
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def parse_iam_token_reply(
+    subject_token: Optional[str],
+    body: object,
+    *,
+    now: Optional[datetime] = None,
+) -> IssuedToken:
+    """Turn a successful IAM reply into an :class:`IssuedToken`.
+
+    The lifetime is ``expires_at - issued_at``, both from the server, so that a skewed local clock
+    does not matter; without ``issued_at`` it is ``expires_at - now``.
+
+    Args:
+        subject_token: the ``X-Subject-Token`` response header.
+        body: the decoded JSON body, with ``token.expires_at`` and usually ``token.issued_at``.
+        now: the current UTC time; default the system clock.
+
+    Returns:
+        The token and its lifetime in seconds.
+
+    Raises:
+        ValueError: the header is missing or the body lacks a readable ``expires_at``.
+    """
+    if not subject_token:
+        raise ValueError("the IAM reply has no X-Subject-Token header")
+    token = body.get("token") if isinstance(body, dict) else None
+    expires = token.get("expires_at") if isinstance(token, dict) else None
+    if not isinstance(expires, str):
+        raise ValueError("the IAM reply has no token.expires_at")
+    issued = token.get("issued_at") if isinstance(token, dict) else None
+    try:
+        expires_at = _parse_iam_time(expires)
+        if isinstance(issued, str):
+            start = _parse_iam_time(issued)
+        else:
+            start = now if now is not None else datetime.now(timezone.utc)
+    except ValueError:
+        raise ValueError("the IAM reply has an unreadable token.expires_at or issued_at") from None
+    return IssuedToken(subject_token, (expires_at - start).total_seconds())
+
+
+class _Flight:
+    """One fetch in progress; the fetching thread hands its outcome to the threads waiting on it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Optional[str] = None
+        self.error: Optional[BaseException] = None
+
+    def wait(self) -> str:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
+
+class TokenCache:
+    """Caches an IAM token, refreshes it ahead of expiry, and lets only one thread fetch at a time.
+
+    The token sits in a :class:`cachetools.TTLCache` whose TTL is the token's lifetime minus a
+    margin (the smaller of ``refresh_margin`` and ``refresh_fraction`` of the lifetime), so a 24 h
+    token is replaced after 23 h, while it is still valid. When the cache is empty, the first caller
+    runs ``fetch``; callers arriving meanwhile wait for that result (or its exception) instead of
+    fetching too.
+
+    Args:
+        fetch: performs the IAM request and returns the token; may raise (the client raises
+            :class:`~dis_logging.errors.DISError` subclasses). Never called with the lock held.
+        clock: monotonic seconds for the TTL; default :func:`time.monotonic`. Tests pass a fake.
+        refresh_margin: at most this many seconds before expiry the token is replaced; default 3600.
+        refresh_fraction: at most this fraction of the lifetime before expiry; default 0.1.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], IssuedToken],
+        *,
+        clock: Clock = time.monotonic,
+        refresh_margin: float = TOKEN_REFRESH_MARGIN,
+        refresh_fraction: float = TOKEN_REFRESH_FRACTION,
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._refresh_margin = refresh_margin
+        self._refresh_fraction = refresh_fraction
+        self._lock = threading.Lock()
+        self._cache: TTLCache[str, str] = TTLCache(maxsize=1, ttl=0, timer=clock)
+        self._flight: Optional[_Flight] = None
+        self._fetches = 0
+
+    @property
+    def fetch_count(self) -> int:
+        """How many times ``fetch`` has been called."""
+        return self._fetches
+
+    def ttl_for(self, lifetime: float) -> float:
+        """Return how long (seconds) a token of this lifetime (seconds) stays cached, at least 0."""
+        margin = min(self._refresh_margin, lifetime * self._refresh_fraction)
+        return max(lifetime - margin, 0.0)
+
+    def get_token(self) -> str:
+        """Return the cached token, fetching a new one when there is none or it is due for refresh.
+
+        Returns:
+            The token value.
+
+        Raises:
+            Exception: whatever ``fetch`` raised, in this thread and in every waiting thread.
+        """
+        with self._lock:
+            value = self._cache.get(_CACHE_KEY)
+            if value is not None:
+                return value
+            flight = self._flight
+            if flight is None:
+                flight = self._flight = _Flight()
+                leader = True
+            else:
+                leader = False
+        if not leader:
+            return flight.wait()
+        try:
+            self._fetches += 1
+            issued = self._fetch()
+        except BaseException as exc:
+            with self._lock:
+                self._flight = None
+            flight.error = exc
+            flight.done.set()
+            raise
+        with self._lock:
+            # A new TTLCache per token: a TTLCache has one TTL, and tokens differ in lifetime.
+            self._cache = TTLCache(maxsize=1, ttl=self.ttl_for(issued.lifetime), timer=self._clock)
+            self._cache[_CACHE_KEY] = issued.value
+            self._flight = None
+        flight.value = issued.value
+        flight.done.set()
+        return issued.value
+
+    def invalidate(self, token: Optional[str] = None) -> None:
+        """Forget the cached token so that the next :meth:`get_token` fetches a new one.
+
+        Args:
+            token: the token the server rejected. When another thread has already replaced it with a
+                newer one, nothing happens, so a burst of rejections causes a single refresh.
+                ``None`` forgets whatever is cached.
+        """
+        with self._lock:
+            if token is None or self._cache.get(_CACHE_KEY) == token:
+                self._cache.clear()
+
+    def __repr__(self) -> str:
+        with self._lock:
+            cached = _CACHE_KEY in self._cache
+        return f"TokenCache(cached={cached}, fetches={self._fetches})"
+
+
+class StaticToken:
+    """A token given by the user: a fixed string, or a callable asked for every request.
+
+    Args:
+        token: the ``X-Auth-Token`` value, or a zero-argument callable returning it.
+    """
+
+    def __init__(self, token: TokenValue) -> None:
+        self._token = token
+
+    @property
+    def is_refreshable(self) -> bool:
+        """Whether asking again may give a different token (true for a callable)."""
+        return callable(self._token)
+
+    def get_token(self) -> str:
+        """Return the token (calling the callable, if one was given)."""
+        return self._token() if callable(self._token) else self._token
+
+    def invalidate(self, token: Optional[str] = None) -> None:
+        """Do nothing: a fixed token cannot be renewed, and a callable is asked again anyway."""
+
+    def __repr__(self) -> str:
+        kind = "callable" if callable(self._token) else "str"
+        return f"StaticToken({kind})"
+
+
+def _encode(text: str) -> str:
+    # Only A-Z a-z 0-9 - _ . ~ stay literal (DIS-API.md 10.3, 10.4): quote() with safe="" does that.
+    return quote(text, safe="")
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
+
+
+def _as_bytes(body: Union[bytes, str, None]) -> bytes:
+    if body is None:
+        return b""
+    return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _host_of(url: str) -> str:
+    netloc = urlsplit(url).netloc
+    return netloc.rpartition("@")[2]
+
+
+def _query_pairs(url: str) -> List[Tuple[str, str]]:
+    # parse_qsl decodes "+" as a space, like the server does with what requests encodes.
+    return parse_qsl(urlsplit(url).query, keep_blank_values=True)
+
+
+def _sdk_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AKSKSigner:
+    """Signs requests like Huawei Cloud's v3 SDKs (``SDK-HMAC-SHA256``, DIS-API.md section 10).
+
+    Pure: :meth:`sign` takes the request's parts and returns the headers to add, it changes nothing.
+
+    Args:
+        ak: access key id.
+        sk: secret access key; used only as the HMAC key.
+        security_token: token of temporary credentials, sent and signed as ``X-Security-Token``.
+        now: returns the current UTC time for ``X-Sdk-Date``; default the system clock.
+    """
+
+    def __init__(
+        self,
+        ak: str,
+        sk: str,
+        *,
+        security_token: Optional[str] = None,
+        now: Callable[[], datetime] = _sdk_now,
+    ) -> None:
+        self.ak = ak
+        self._sk = sk.encode("utf-8")
+        self._security_token = security_token
+        self._now = now
+
+    def __repr__(self) -> str:
+        token = _redact(self._security_token)
+        return f"AKSKSigner(ak={self.ak!r}, sk={_REDACTED}, security_token={token})"
+
+    @staticmethod
+    def canonical_uri(path: str) -> str:
+        """Return the canonical form of a URL path: each segment re-encoded, ending with ``/``."""
+        uri = "/".join(_encode(segment) for segment in unquote(path).split("/"))
+        return uri if uri.endswith("/") else uri + "/"
+
+    @staticmethod
+    def canonical_query(pairs: List[Tuple[str, str]]) -> str:
+        """Return the canonical query of decoded ``(name, value)`` pairs (DIS-API.md 10.4)."""
+        return "&".join(f"{_encode(name)}={_encode(value)}" for name, value in sorted(pairs))
+
+    def canonical_request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Union[bytes, str, None] = b"",
+    ) -> Tuple[str, str]:
+        """Return the canonical request and the signed-header list, for headers already complete.
+
+        Args:
+            method: HTTP method.
+            url: full URL with the percent-encoded query as sent.
+            headers: every header to sign, ``X-Sdk-Date`` and ``Host`` included; names containing
+                ``_`` are skipped.
+            body: the body bytes as sent; ``None`` or empty for none.
+
+        Returns:
+            ``(canonical_request, signed_headers)``.
+        """
+        lowered: Dict[str, str] = {}
+        for name, value in headers.items():
+            if "_" not in name:
+                lowered[name.lower()] = value.strip()
+        signed = sorted(lowered)
+        content_sha = lowered.get("x-sdk-content-sha256")
+        data = _as_bytes(body)
+        if not data:
+            payload_hash = EMPTY_SHA256
+        elif content_sha is not None:
+            payload_hash = content_sha
+        else:
+            payload_hash = _sha256_hex(data)
+        parts = urlsplit(url)
+        canonical_headers = "".join(f"{name}:{lowered[name]}\n" for name in signed)
+        signed_list = ";".join(signed)
+        canonical = "\n".join(
+            (
+                method.upper(),
+                self.canonical_uri(parts.path or "/"),
+                self.canonical_query(_query_pairs(url)),
+                canonical_headers,
+                signed_list,
+                payload_hash,
+            )
+        )
+        return canonical, signed_list
+
+    @staticmethod
+    def string_to_sign(canonical_request: str, sdk_date: str) -> str:
+        """Return the string to sign for a canonical request and its ``X-Sdk-Date`` value."""
+        digest = _sha256_hex(canonical_request.encode("utf-8"))
+        return f"{ALGORITHM}\n{sdk_date}\n{digest}"
+
+    def signature(self, string_to_sign: str) -> str:
+        """Return the lowercase hex HMAC-SHA256 of ``string_to_sign`` keyed with the SK."""
+        return hmac.new(self._sk, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def sign(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Union[bytes, str, None] = b"",
+    ) -> Dict[str, str]:
+        """Sign a request and return the headers to add to it.
+
+        Args:
+            method: HTTP method.
+            url: full URL; its host[:port] becomes ``Host`` unless ``headers`` has one.
+            headers: the headers to sign (for example ``Content-Type`` and ``X-Project-Id``).
+                ``X-Sdk-Date`` is added when missing, so is ``Host``; ``X-Sdk-Content-Sha256:
+                UNSIGNED-PAYLOAD`` is added for a content type other than JSON or BSON.
+            body: the body bytes as sent.
+
+        Returns:
+            The headers to set on the request: ``Authorization``, plus those of ``X-Sdk-Date``,
+            ``Host``, ``X-Sdk-Content-Sha256`` and ``X-Security-Token`` that were added.
+        """
+        present = {name.lower() for name in headers}
+        added: Dict[str, str] = {}
+        if "x-sdk-date" not in present:
+            added["X-Sdk-Date"] = self._now().strftime(SDK_DATE_FORMAT)
+        if "host" not in present:
+            added["Host"] = _host_of(url)
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+        if content_type is not None and not content_type.startswith(
+            ("application/json", "application/bson")
+        ):
+            added["X-Sdk-Content-Sha256"] = "UNSIGNED-PAYLOAD"
+        if self._security_token is not None and "x-security-token" not in present:
+            added["X-Security-Token"] = self._security_token
+        full = dict(headers)
+        full.update(added)
+        canonical, signed = self.canonical_request(method, url, full, body)
+        sdk_date = next(v for k, v in full.items() if k.lower() == "x-sdk-date")
+        signature = self.signature(self.string_to_sign(canonical, sdk_date))
+        added["Authorization"] = (
+            f"{ALGORITHM} Access={self.ak}, SignedHeaders={signed}, Signature={signature}"
+        )
+        return added
+
+
+class LegacySigner:
+    """Signs requests like the dedicated DIS SDK, ``huaweicloud-sdk-python-dis`` (DIS-API.md 11).
+
+    It signs only ``host`` (without the port) and ``x-sdk-date``, with a key derived per day, region
+    and service. Offered for endpoints or proxies that accept only the older forms.
+
+    Args:
+        ak: access key id.
+        sk: secret access key.
+        region: region id used in the credential scope (``cn-north-4``).
+        derived: ``True`` (the DIS SDK's default) for ``V11-HMAC-SHA256`` with a derived secret,
+            ``False`` for the plain ``SDK-HMAC-SHA256`` form.
+        now: returns the current UTC time; default the system clock.
+    """
+
+    service: Final = "dis"
+
+    def __init__(
+        self,
+        ak: str,
+        sk: str,
+        region: str,
+        *,
+        derived: bool = True,
+        now: Callable[[], datetime] = _sdk_now,
+    ) -> None:
+        self.ak = ak
+        self._sk = sk
+        self.region = region
+        self.derived = derived
+        self._now = now
+
+    def __repr__(self) -> str:
+        return (
+            f"LegacySigner(ak={self.ak!r}, sk={_REDACTED}, region={self.region!r}, "
+            f"derived={self.derived!r})"
+        )
+
+    @staticmethod
+    def canonical_uri(path: str) -> str:
+        """Return the legacy canonical path: empty and ``.`` segments dropped, ``..`` applied."""
+        segments: List[str] = []
+        for segment in path.split("/"):
+            if segment in ("", "."):
+                continue
+            if segment == "..":
+                if segments:
+                    segments.pop()
+                continue
+            segments.append(_encode(segment))
+        return "/" + "".join(segment + "/" for segment in segments)
+
+    @staticmethod
+    def canonical_query(pairs: List[Tuple[str, str]]) -> str:
+        """Return the legacy canonical query: an empty value is written as the bare name."""
+        items = sorted(
+            _encode(name) if value == "" else f"{_encode(name)}={_encode(value)}"
+            for name, value in pairs
+        )
+        return "&".join(items)
+
+    def derived_secret(self, day: str) -> str:
+        """Return the secret of the derived form for a day (``yyyymmdd``) as lowercase hex."""
+        key = hmac.new(self.ak.encode("utf-8"), self._sk.encode("utf-8"), hashlib.sha256).digest()
+        info = f"{day}/{self.region}/{self.service}".encode() + b"\x01"
+        return hmac.new(key, info, hashlib.sha256).hexdigest()
+
+    def sign(
+        self,
+        method: str,
+        url: str,
+        body: Union[bytes, str, None] = b"",
+        *,
+        sdk_date: Optional[str] = None,
+    ) -> Dict[str, str]:
+        """Sign a request and return the ``X-Sdk-Date`` and ``Authorization`` headers to add.
+
+        Args:
+            method: HTTP method.
+            url: full URL; the host is signed without its port.
+            body: the body bytes as sent.
+            sdk_date: the ``X-Sdk-Date`` value to use; default now.
+
+        Returns:
+            ``{"X-Sdk-Date": ..., "Authorization": ...}``.
+        """
+        date = sdk_date if sdk_date is not None else self._now().strftime(SDK_DATE_FORMAT)
+        day = date[:8]
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        canonical = "\n".join(
+            (
+                method.upper(),
+                self.canonical_uri(parts.path or "/"),
+                self.canonical_query(_query_pairs(url)),
+                f"host:{host}\nx-sdk-date:{date}\n",
+                "host;x-sdk-date",
+                _sha256_hex(_as_bytes(body)),
+            )
+        )
+        scope = f"{day}/{self.region}/{self.service}/sdk_request"
+        algorithm = DERIVED_ALGORITHM if self.derived else ALGORITHM
+        string_to_sign = "\n".join((algorithm, date, scope, _sha256_hex(canonical.encode("utf-8"))))
+        secret = self.derived_secret(day) if self.derived else self._sk
+        key = ("SDK" + secret).encode("utf-8")
+        for part in (day, self.region, self.service, "sdk_request"):
+            key = _hmac(key, part)
+        signature = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+        authorization = (
+            f"{algorithm} Credential={self.ak}/{scope}, SignedHeaders=host;x-sdk-date, "
+            f"Signature={signature}"
+        )
+        return {"X-Sdk-Date": date, "Authorization": authorization}
+
+
+#: Headers :class:`AKSKAuth` signs when present. The others (User-Agent, Accept-Encoding,
+#: Content-Length...) may be rewritten by proxies or the HTTP stack, so they stay unsigned.
+SIGNED_HEADERS: Final = ("Content-Type", "X-Project-Id")
+
+
+class TokenAuth(AuthBase):
+    """``requests`` auth that sends the token of a :class:`TokenSource` as ``X-Auth-Token``.
+
+    Args:
+        source: a :class:`TokenCache`, a :class:`StaticToken` or anything with the same two methods.
+    """
+
+    def __init__(self, source: TokenSource) -> None:
+        self.source = source
+
+    def __call__(self, r: PreparedRequest) -> PreparedRequest:
+        r.headers["X-Auth-Token"] = self.source.get_token()
+        return r
+
+    def __repr__(self) -> str:
+        return f"TokenAuth({self.source!r})"
+
+
+class AKSKAuth(AuthBase):
+    """``requests`` auth that signs each request with an :class:`AKSKSigner`.
+
+    It signs ``Host``, ``X-Sdk-Date``, and ``Content-Type``, ``X-Project-Id`` and
+    ``X-Security-Token`` when present, and sets ``Host`` explicitly so that the signed value is the
+    one on the wire.
+
+    Args:
+        signer: the signer holding the AK/SK.
+    """
+
+    def __init__(self, signer: AKSKSigner) -> None:
+        self.signer = signer
+
+    def __call__(self, r: PreparedRequest) -> PreparedRequest:
+        to_sign = {name: r.headers[name] for name in SIGNED_HEADERS if name in r.headers}
+        body = r.body if isinstance(r.body, (bytes, str)) else None
+        r.headers.update(self.signer.sign(r.method or "GET", r.url or "", to_sign, body))
+        return r
+
+    def __repr__(self) -> str:
+        return f"AKSKAuth({self.signer!r})"

@@ -1,0 +1,518 @@
+"""The bounded, thread-safe record queue between the application's threads and the flusher.
+
+:class:`RecordBuffer` holds encoded records in two ``collections.deque`` objects, one for records
+below ``priority_level`` (DEBUG and INFO by default) and one for the rest, so that shedding the
+oldest low-priority record is O(1) however full the buffer is. Every record carries a sequence
+number; batches are cut from the front of both deques in sequence order, which keeps emission
+order, and records that must be sent again go back to the front in their original place.
+
+The buffer is also the ledger: one lock guards the queue and the counters, so a :meth:`snapshot`
+always satisfies ``emitted == sent + dropped + failed + queued`` (``queued`` includes records in
+flight).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
+
+__all__ = ["Batch", "BufferCounts", "FlushWatch", "Item", "RecordBuffer"]
+
+#: One queued record: (sequence number, payload, partition key, level number, time of first failure
+#: on the flusher's clock or 0.0 before any failure).
+Item = Tuple[int, bytes, Optional[str], int, float]
+
+OVERFLOW_DROP_OLDEST = "drop_oldest"
+OVERFLOW_DROP_NEWEST = "drop_newest"
+OVERFLOW_BLOCK = "block"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records cut from the buffer for one PutRecords request, oldest first.
+
+    Attributes:
+        items: the queued records, in sequence order.
+        data_bytes: total payload bytes (partition keys excluded, as DIS counts them).
+        token: identifies the batch while it is in flight.
+    """
+
+    items: Tuple[Item, ...]
+    data_bytes: int
+    token: int
+
+    @property
+    def entries(self) -> List[Tuple[bytes, Optional[str]]]:
+        """``(data, partition_key)`` pairs, as ``DISClient.put_records`` takes them."""
+        return [(item[1], item[2]) for item in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True)
+class BufferCounts:
+    """Counters of a :class:`RecordBuffer` at one instant (see :meth:`RecordBuffer.snapshot`).
+
+    Attributes:
+        emitted: records offered to the buffer (including those refused at once).
+        sent: records DIS acknowledged.
+        dropped: records discarded by the overflow or oversize policy or left unsent at close.
+        failed: records DIS rejected permanently, or that ran out of retry time.
+        retried: resends of records (a record resent twice counts twice).
+        queued: records buffered or in flight.
+        in_flight: the part of ``queued`` that is in flight.
+        queued_bytes: payload bytes buffered (not in flight).
+        drops: ``dropped`` split by reason (``"overflow"``, ``"oversize"``, ``"close"``, ...).
+    """
+
+    emitted: int
+    sent: int
+    dropped: int
+    failed: int
+    retried: int
+    queued: int
+    in_flight: int
+    queued_bytes: int
+    drops: Dict[str, int]
+
+
+class FlushWatch:
+    """Tracks whether any record up to ``target`` was lost while a flush waits for it."""
+
+    __slots__ = ("lost", "target")
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.lost = False
+
+
+class RecordBuffer:
+    """Bounded FIFO of encoded records with level-aware shedding and exact loss counters.
+
+    Args:
+        max_records: records the buffer holds at most (in-flight batches not included), >= 1.
+        max_bytes: payload and key bytes the buffer holds at most, >= 1.
+        overflow: what a full buffer does with a new record: ``"drop_oldest"`` (default) evicts
+            the oldest record, ``"drop_newest"`` refuses the new one, ``"block"`` waits up to
+            ``block_timeout`` seconds for room and then refuses it. Whatever the policy, a record
+            below ``priority_level`` is shed before any record at or above it.
+        block_timeout: seconds a ``"block"`` put waits; default 1.0; ``0`` does not wait.
+        priority_level: records at this level or above are kept in preference; default WARNING.
+            ``0`` treats all records alike.
+        batch_records: a put that brings the buffer to this many records reports "batch ready";
+            default 500.
+        batch_bytes: likewise for bytes; default 1,000,000.
+        wake: called (without the lock) when a ``"block"`` put starts waiting, so the consumer
+            drains; default ``None``.
+    """
+
+    def __init__(
+        self,
+        max_records: int,
+        max_bytes: int,
+        *,
+        overflow: str = OVERFLOW_DROP_OLDEST,
+        block_timeout: float = 1.0,
+        priority_level: int = logging.WARNING,
+        batch_records: int = 500,
+        batch_bytes: int = 1_000_000,
+        wake: Optional[Callable[[], None]] = None,
+    ) -> None:
+        if overflow not in (OVERFLOW_DROP_OLDEST, OVERFLOW_DROP_NEWEST, OVERFLOW_BLOCK):
+            raise ValueError(f"unknown overflow policy {overflow!r}")
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.overflow = overflow
+        self.block_timeout = block_timeout
+        self.priority_level = priority_level
+        self.batch_records = batch_records
+        self.batch_bytes = batch_bytes
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._settled = threading.Condition(self._lock)
+        self._low: Deque[Item] = deque()
+        self._high: Deque[Item] = deque()
+        self._bytes = 0  # payload + key bytes buffered (not in flight)
+        self._seq = 0
+        self._tokens = 0
+        self._in_flight: Dict[int, Tuple[int, int]] = {}  # token -> (records, lowest seq)
+        self._in_flight_records = 0
+        self._watches: List[FlushWatch] = []
+        self._closed = False
+        self._sent = 0
+        self._failed = 0
+        self._retried = 0
+        self._drops: Dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordBuffer(records={len(self._low) + len(self._high)}/{self.max_records}, "
+            f"bytes={self._bytes}/{self.max_bytes}, "
+            f"overflow={self.overflow!r})"
+        )
+
+    def __len__(self) -> int:
+        return len(self._low) + len(self._high)
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest record offered so far (0 before the first)."""
+        return self._seq
+
+    def put(self, data: bytes, key: Optional[str], levelno: int) -> bool:
+        """Queue one record, shedding per the overflow policy when full.
+
+        Args:
+            data: the encoded payload.
+            key: the partition key, or ``None``.
+            levelno: the record's level number; decides which deque it joins.
+
+        Returns:
+            ``True`` when the buffer now holds at least one full batch (time to wake the consumer).
+        """
+        size = len(data) if key is None else len(data) + len(key)
+        high = levelno >= self.priority_level
+        with self._lock:
+            count = len(self._low) + len(self._high)
+            if count >= self.max_records or self._bytes + size > self.max_bytes:
+                # A "block" wait releases the lock, so the sequence number is taken afterwards:
+                # each deque must stay sorted by it.
+                if not self._make_room(size, high):
+                    self._seq += 1
+                    self._count_drop("overflow", self._seq)
+                    return False
+                count = len(self._low) + len(self._high)
+            seq = self._seq = self._seq + 1
+            (self._high if high else self._low).append((seq, data, key, levelno, 0.0))
+            self._bytes += size
+            return count + 1 >= self.batch_records or self._bytes >= self.batch_bytes
+
+    def refuse(self, reason: str) -> None:
+        """Count one record that never entered the buffer (for example, oversize with ``"drop"``).
+
+        Args:
+            reason: the drop reason reported in :attr:`BufferCounts.drops`.
+        """
+        with self._lock:
+            self._seq += 1
+            self._count_drop(reason, self._seq)
+
+    def take(self, max_records: int, max_bytes: int) -> Optional[Batch]:
+        """Cut the oldest records into a batch and mark them in flight.
+
+        Args:
+            max_records: records per batch at most, >= 1.
+            max_bytes: payload bytes per batch at most; a single larger record still forms a batch.
+
+        Returns:
+            The batch, or ``None`` when the buffer is empty.
+        """
+        with self._lock:
+            low, high = self._low, self._high
+            if not low and not high:
+                return None
+            items: List[Item] = []
+            size = 0
+            keyed = 0
+            while len(items) < max_records and (low or high):
+                if not high or (low and low[0][0] < high[0][0]):
+                    source = low
+                else:
+                    source = high
+                item = source[0]
+                length = len(item[1])
+                if items and size + length > max_bytes:
+                    break
+                source.popleft()
+                items.append(item)
+                size += length
+                keyed += length if item[2] is None else length + len(item[2])
+            self._bytes -= keyed
+            self._tokens += 1
+            batch = Batch(tuple(items), size, self._tokens)
+            self._in_flight[batch.token] = (len(items), items[0][0])
+            self._in_flight_records += len(items)
+            self._space.notify_all()
+            return batch
+
+    def settle(
+        self,
+        batch: Batch,
+        *,
+        sent: Sequence[Item] = (),
+        retry: Sequence[Item] = (),
+        failed: Sequence[Item] = (),
+        spooled: Sequence[Item] = (),
+        dropped: Sequence[Item] = (),
+        drop_reason: str = "spool_full",
+    ) -> None:
+        """Record the outcome of a batch; retried records go back to the front, in order.
+
+        Every item of ``batch`` must appear in exactly one of the groups.
+
+        Args:
+            batch: the batch returned by :meth:`take`.
+            sent: records DIS acknowledged.
+            retry: records to send again; they keep their sequence numbers and are placed ahead
+                of newer records. If the buffer is over its bounds afterwards, the overflow
+                policy sheds.
+            failed: records given up on.
+            spooled: records handed to the on-disk spool; from now on the spool accounts for them.
+            dropped: records discarded, counted under ``drop_reason``.
+            drop_reason: the reason for ``dropped``; default ``"spool_full"``.
+        """
+        with self._lock:
+            if self._in_flight.pop(batch.token, None) is None:
+                return  # settled already (a fork reset the ledger)
+            self._in_flight_records -= len(batch.items)
+            self._sent += len(sent)
+            self._failed += len(failed)
+            if dropped:
+                self._drops[drop_reason] = self._drops.get(drop_reason, 0) + len(dropped)
+            lost = [item[0] for group in (failed, dropped) for item in group]
+            if lost and self._watches:
+                self._mark_lost(min(lost))
+            if retry:
+                self._retried += len(retry)
+                self._requeue(retry)
+            self._settled.notify_all()
+
+    def count_spool_outcome(self, *, sent: int = 0, failed: int = 0) -> None:
+        """Count records that were delivered from, or rejected out of, the spool.
+
+        Args:
+            sent: spooled records DIS acknowledged.
+            failed: spooled records DIS rejected for good.
+        """
+        with self._lock:
+            self._sent += sent
+            self._failed += failed
+
+    def is_batch_ready(self, records: int, data_bytes: int) -> bool:
+        """Whether ``records`` records or ``data_bytes`` bytes are buffered (read without a lock).
+
+        Args:
+            records: the batch size in records.
+            data_bytes: the batch size in bytes.
+
+        Returns:
+            ``True`` when a full batch can be cut.
+        """
+        return len(self._low) + len(self._high) >= records or self._bytes >= data_bytes
+
+    def drain(self, reason: str = "close") -> int:
+        """Drop everything buffered (not in flight) and count it under ``reason``.
+
+        Args:
+            reason: the drop reason, default ``"close"``.
+
+        Returns:
+            How many records were dropped.
+        """
+        with self._lock:
+            count = len(self._low) + len(self._high)
+            if count:
+                lowest = min(q[0][0] for q in (self._low, self._high) if q)
+                self._drops[reason] = self._drops.get(reason, 0) + count
+                self._low.clear()
+                self._high.clear()
+                self._bytes = 0
+                if self._watches:
+                    self._mark_lost(lowest)
+                self._space.notify_all()
+                self._settled.notify_all()
+            return count
+
+    def close(self) -> None:
+        """Stop ``"block"`` puts from waiting (closing and exiting must not block callers)."""
+        with self._lock:
+            self._closed = True
+            self._space.notify_all()
+
+    def has_pending(self, upto: int) -> bool:
+        """Whether any record with sequence number ``<= upto`` is buffered or in flight."""
+        with self._lock:
+            return self._pending_locked(upto)
+
+    def has_buffered(self, upto: Optional[int] = None) -> bool:
+        """Whether a buffered (not in-flight) record exists, optionally with seq ``<= upto``."""
+        with self._lock:
+            head = self._head_seq()
+        return head is not None and (upto is None or head <= upto)
+
+    def watch(self, target: int) -> FlushWatch:
+        """Start watching for losses of records with sequence number ``<= target``."""
+        watch = FlushWatch(target)
+        with self._lock:
+            self._watches.append(watch)
+        return watch
+
+    def unwatch(self, watch: FlushWatch) -> None:
+        """Stop watching (call in a ``finally``)."""
+        with self._lock:
+            if watch in self._watches:
+                self._watches.remove(watch)
+
+    def wait_settled(self, upto: int, timeout: float) -> bool:
+        """Wait until nothing with sequence number ``<= upto`` is buffered or in flight.
+
+        Args:
+            upto: the sequence number to wait for.
+            timeout: seconds to wait at most; ``0`` only checks.
+
+        Returns:
+            ``True`` when nothing up to ``upto`` is pending any more.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending_locked(upto):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._settled.wait(remaining)
+            return True
+
+    def wait_in_flight(self, upto: int, timeout: float) -> bool:
+        """Wait until no batch holding a record with sequence number ``<= upto`` is in flight.
+
+        Args:
+            upto: the sequence number to wait for.
+            timeout: seconds to wait at most.
+
+        Returns:
+            ``True`` when no such batch is in flight any more.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while any(low <= upto for _, low in self._in_flight.values()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._settled.wait(remaining)
+            return True
+
+    def snapshot(self) -> BufferCounts:
+        """Return all counters, read atomically."""
+        with self._lock:
+            buffered = len(self._low) + len(self._high)
+            return BufferCounts(
+                emitted=self._seq,  # every put and refuse takes one sequence number
+                sent=self._sent,
+                dropped=sum(self._drops.values()),
+                failed=self._failed,
+                retried=self._retried,
+                queued=buffered + self._in_flight_records,
+                in_flight=self._in_flight_records,
+                queued_bytes=self._bytes,
+                drops=dict(self._drops),
+            )
+
+    def _head_seq(self) -> Optional[int]:
+        low, high = self._low, self._high
+        if low and high:
+            return min(low[0][0], high[0][0])
+        if low:
+            return low[0][0]
+        if high:
+            return high[0][0]
+        return None
+
+    def _pending_locked(self, upto: int) -> bool:
+        head = self._head_seq()
+        if head is not None and head <= upto:
+            return True
+        return any(low <= upto for _, low in self._in_flight.values())
+
+    def _count_drop(self, reason: str, seq: int) -> None:
+        self._drops[reason] = self._drops.get(reason, 0) + 1
+        if self._watches:
+            self._mark_lost(seq)
+
+    def _mark_lost(self, lowest_seq: int) -> None:
+        for watch in self._watches:
+            if lowest_seq <= watch.target:
+                watch.lost = True
+
+    def _is_full(self, extra_bytes: int) -> bool:
+        return (
+            len(self._low) + len(self._high) >= self.max_records
+            or self._bytes + extra_bytes > self.max_bytes
+        )
+
+    def _make_room(self, size: int, high: bool) -> bool:
+        """Shed per policy until ``size`` more bytes fit; ``False`` refuses the new record."""
+        if self.overflow == OVERFLOW_BLOCK and self.block_timeout > 0 and not self._closed:
+            self._block(size)
+            if not self._is_full(size):
+                return True
+        if size > self.max_bytes:
+            return False
+        if self.overflow == OVERFLOW_DROP_OLDEST:
+            while self._low and self._is_full(size):
+                self._evict(self._low, oldest=True)
+            if not self._is_full(size):
+                return True
+            if not high:
+                return False  # only priority records remain: the new low-priority one goes
+            while self._high and self._is_full(size):
+                self._evict(self._high, oldest=True)
+            return not self._is_full(size)
+        # drop_newest, and block after its wait: a priority record may displace the newest
+        # low-priority ones; a low-priority record is refused.
+        if not high:
+            return False
+        while self._low and self._is_full(size):
+            self._evict(self._low, oldest=False)
+        return not self._is_full(size)
+
+    def _block(self, size: int) -> None:
+        wake = self._wake
+        if wake is not None:
+            # Waking runs user-invisible code (an Event.set); do it without holding our lock.
+            self._lock.release()
+            try:
+                wake()
+            finally:
+                self._lock.acquire()
+        deadline = time.monotonic() + self.block_timeout
+        while self._is_full(size) and not self._closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._space.wait(remaining)
+
+    def _evict(self, queue: Deque[Item], *, oldest: bool) -> None:
+        item = queue.popleft() if oldest else queue.pop()
+        self._bytes -= len(item[1]) if item[2] is None else len(item[1]) + len(item[2])
+        self._count_drop("overflow", item[0])
+
+    def _requeue(self, items: Iterable[Item]) -> None:
+        """Put ``items`` back in sequence order ahead of newer records, then enforce bounds."""
+        back_low: List[Item] = []
+        back_high: List[Item] = []
+        for item in items:
+            (back_high if item[3] >= self.priority_level else back_low).append(item)
+        for queue, back in ((self._low, back_low), (self._high, back_high)):
+            if not back:
+                continue
+            back.sort()
+            # Usually every buffered record is newer than the returning ones; with several batches
+            # in flight some may be older, so merge just the overlapping head.
+            overlap: List[Item] = []
+            while queue and queue[0][0] < back[-1][0]:
+                overlap.append(queue.popleft())
+            merged = sorted(back + overlap) if overlap else back
+            queue.extendleft(reversed(merged))
+            self._bytes += sum(len(i[1]) if i[2] is None else len(i[1]) + len(i[2]) for i in back)
+        # Returning records may push the buffer over its bounds; shed like a put would, never block.
+        oldest = self.overflow == OVERFLOW_DROP_OLDEST
+        while (self._low or self._high) and (
+            len(self._low) + len(self._high) > self.max_records or self._bytes > self.max_bytes
+        ):
+            self._evict(self._low if self._low else self._high, oldest=oldest)

@@ -1,0 +1,843 @@
+"""Every setting of :class:`~dis_logging.handler.DISHandler`: defaults, environment, validation.
+
+:meth:`HandlerConfig.from_kwargs` is the single entry point. It takes the handler's keywords
+exactly as ``logging.config.dictConfig``, ``fileConfig`` or Django's ``LOGGING`` deliver them
+(numbers and booleans may arrive as strings), fills gaps from the environment, checks everything
+and returns a frozen :class:`HandlerConfig`. Any problem raises
+:class:`~dis_logging.errors.ConfigError` naming the setting, in the caller's thread, before a
+thread is started or a socket opened.
+
+Where a value comes from, first match wins:
+
+* endpoint: the keyword; then ``DIS_LOGGING_ENDPOINT``; then
+  ``HUAWEICLOUD_SDK_REGION_DIS_<REGION>`` (first URL of a comma-separated list); then
+  ``https://dis.<region>.myhuaweicloud.com``;
+* stream: ``stream_name``, then ``DIS_LOGGING_STREAM``;
+* region: ``region``, then ``DIS_LOGGING_REGION``;
+* spool directory: ``spool_dir``, then ``DIS_LOGGING_SPOOL_DIR``;
+* project: ``project_id``, then ``HUAWEICLOUD_SDK_PROJECT_ID``, then the credentials file;
+* credentials: the keywords (exactly one kind: ``ak``/``sk`` [+ ``security_token``],
+  ``username``/``password``/``domain_name``, or ``token``); else ``DIS_LOGGING_USERNAME`` /
+  ``DIS_LOGGING_PASSWORD`` / ``DIS_LOGGING_DOMAIN_NAME``; else ``HUAWEICLOUD_SDK_AK`` /
+  ``HUAWEICLOUD_SDK_SK`` / ``HUAWEICLOUD_SDK_SECURITY_TOKEN``; else the ``[basic]`` section of the
+  INI file named by ``HUAWEICLOUD_SDK_CREDENTIALS_FILE`` (default ``~/.huaweicloud/credentials``);
+* IAM endpoint (password tokens only): ``iam_endpoint``, ``HUAWEICLOUD_SDK_IAM_ENDPOINT``, the
+  credentials file, then ``https://iam.<region>.myhuaweicloud.com`` for a Huawei Cloud DIS
+  endpoint, else the DIS endpoint itself (the emulator and private gateways serve both).
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import difflib
+import importlib
+import ipaddress
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Final,
+    FrozenSet,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+)
+from urllib.parse import urlsplit
+
+from dis_logging.errors import ConfigError
+
+__all__ = [
+    "Connection",
+    "HandlerConfig",
+    "PartitionKey",
+    "TokenSetting",
+    "import_object",
+    "resolve_connection",
+]
+
+#: DIS stream names: 1-64 characters of letters, digits, ``_`` and ``-`` (DIS-API.md §5).
+STREAM_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Region ids look like ``cn-north-4`` (DIS-API.md §1).
+REGION_PATTERN: Final = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+#: Total record bytes per PutRecords request: 1 MB on COMMON streams (DIS-API.md §8).
+DEFAULT_MAX_BATCH_BYTES: Final = 1_000_000
+#: ... and 5 MB on ADVANCED streams, the most any request may carry (DIS-API.md §8).
+MAX_BATCH_BYTES: Final = 5_000_000
+#: Records per request: no documented cap; the Java producer and DIS guidance stay <= 1000 (§8).
+DEFAULT_MAX_BATCH_RECORDS: Final = 500
+MAX_BATCH_RECORDS: Final = 1000
+#: The smallest record budget we accept: room for the JSON envelope and the truncation marker.
+MIN_RECORD_BYTES: Final = 256
+DEFAULT_MAX_QUEUE_RECORDS: Final = 100_000
+DEFAULT_MAX_QUEUE_BYTES: Final = 64 * 2**20
+DEFAULT_SPOOL_MAX_BYTES: Final = 256 * 2**20
+#: Concurrent PutRecords requests per handler; more gains nothing on a 1 MB/s partition.
+MAX_IN_FLIGHT: Final = 16
+
+OVERFLOW_POLICIES: Final = ("drop_oldest", "drop_newest", "block")
+OVERSIZE_POLICIES: Final = ("truncate", "drop")
+SERIALIZATIONS: Final = ("json", "protobuf")
+SPOOL_MODES: Final = ("outage", "always")
+
+DIS_URL_TEMPLATE: Final = "https://dis.{region}.myhuaweicloud.com"
+IAM_URL_TEMPLATE: Final = "https://iam.{region}.myhuaweicloud.com"
+
+#: Environment variables (DIS-API.md §2 for the HUAWEICLOUD_SDK_* ones; DIS_LOGGING_* are ours).
+ENV_AK: Final = "HUAWEICLOUD_SDK_AK"
+ENV_SK: Final = "HUAWEICLOUD_SDK_SK"
+ENV_SECURITY_TOKEN: Final = "HUAWEICLOUD_SDK_SECURITY_TOKEN"
+ENV_PROJECT_ID: Final = "HUAWEICLOUD_SDK_PROJECT_ID"
+ENV_IAM_ENDPOINT: Final = "HUAWEICLOUD_SDK_IAM_ENDPOINT"
+ENV_REGION_DIS_PREFIX: Final = "HUAWEICLOUD_SDK_REGION_DIS_"
+ENV_CREDENTIALS_FILE: Final = "HUAWEICLOUD_SDK_CREDENTIALS_FILE"
+ENV_USERNAME: Final = "DIS_LOGGING_USERNAME"
+ENV_PASSWORD: Final = "DIS_LOGGING_PASSWORD"
+ENV_DOMAIN_NAME: Final = "DIS_LOGGING_DOMAIN_NAME"
+ENV_ENDPOINT: Final = "DIS_LOGGING_ENDPOINT"
+ENV_STREAM: Final = "DIS_LOGGING_STREAM"
+ENV_REGION: Final = "DIS_LOGGING_REGION"
+ENV_SPOOL_DIR: Final = "DIS_LOGGING_SPOOL_DIR"
+DEFAULT_CREDENTIALS_FILE: Final = os.path.join("~", ".huaweicloud", "credentials")
+#: The credentials file section the Huawei SDK reads for project-scoped keys.
+CREDENTIALS_SECTION: Final = "basic"
+
+PartitionKey = Union[None, str, Callable[[logging.LogRecord], Optional[str]]]
+TokenSetting = Union[None, str, Callable[[], str]]
+Diagnostics = Optional[Callable[[str], None]]
+_EXT_PREFIX: Final = "ext://"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where to send and how to authenticate, fully resolved; secrets are left out of the repr.
+
+    Attributes:
+        endpoint: DIS base URL without a trailing slash.
+        project_id: the project id used in every DIS path, or ``None`` when not required.
+        region: region id, or ``None``.
+        iam_endpoint: IAM base URL (set for password credentials), or ``None``.
+        ak, sk, security_token: AK/SK credentials, or ``None``.
+        username, password, domain_name: IAM password credentials, or ``None``.
+        token: a ready ``X-Auth-Token`` or a callable returning one, or ``None``.
+    """
+
+    endpoint: str
+    project_id: Optional[str]
+    region: Optional[str] = None
+    iam_endpoint: Optional[str] = None
+    ak: Optional[str] = None
+    sk: Optional[str] = field(default=None, repr=False)
+    security_token: Optional[str] = field(default=None, repr=False)
+    username: Optional[str] = None
+    password: Optional[str] = field(default=None, repr=False)
+    domain_name: Optional[str] = None
+    token: TokenSetting = field(default=None, repr=False)
+
+    @property
+    def credential_kind(self) -> Optional[str]:
+        """``"aksk"``, ``"password"``, ``"token"``, or ``None`` when there are no credentials."""
+        if self.ak is not None:
+            return "aksk"
+        if self.username is not None:
+            return "password"
+        if self.token is not None:
+            return "token"
+        return None
+
+    @property
+    def secrets(self) -> Tuple[str, ...]:
+        """The secret strings of these credentials, for masking diagnostics."""
+        values = (self.sk, self.security_token, self.password, self.token)
+        return tuple(v for v in values if isinstance(v, str) and v)
+
+    def client_kwargs(self) -> Dict[str, Any]:
+        """Return the keywords for ``DISClient(endpoint, project_id, **kwargs)``, without ``None``s.
+
+        Returns:
+            A new dict with ``region``, ``iam_endpoint`` and the credential keywords that are set.
+        """
+        names = ("region", "iam_endpoint", "ak", "sk", "security_token", "username", "password")
+        kwargs: Dict[str, Any] = {
+            n: getattr(self, n) for n in names if getattr(self, n) is not None
+        }
+        if self.domain_name is not None:
+            kwargs["domain_name"] = self.domain_name
+        if self.token is not None:
+            kwargs["token"] = self.token
+        return kwargs
+
+
+def resolve_connection(
+    endpoint: Optional[str] = None,
+    project_id: Optional[str] = None,
+    region: Optional[str] = None,
+    iam_endpoint: Optional[str] = None,
+    ak: Optional[str] = None,
+    sk: Optional[str] = None,
+    security_token: Optional[str] = None,
+    username: Optional[str] = None,
+    password: Optional[str] = None,
+    domain_name: Optional[str] = None,
+    token: Union[str, Callable[[], str], None] = None,
+    *,
+    allow_insecure_http: bool = False,
+    require_project: bool = True,
+    require_credentials: bool = True,
+    env: Optional[Mapping[str, str]] = None,
+) -> Connection:
+    """Resolve endpoint, project and credentials from keywords, environment and credentials file.
+
+    Used by the handler and by the ``dis-logging`` command line, so both read the same variables
+    the same way (see the module docstring for the order).
+
+    Args:
+        endpoint: DIS base URL (``https://...``; ``http://`` only for loopback hosts unless
+            ``allow_insecure_http``); default ``None`` derives it from the environment or
+            ``region``.
+        project_id: project id; default ``None`` reads the environment / credentials file.
+        region: region id such as ``cn-north-4``; default ``None`` reads ``DIS_LOGGING_REGION``.
+        iam_endpoint: IAM base URL for password tokens; default ``None`` derives it.
+        ak, sk, security_token: AK/SK credentials; default ``None``.
+        username, password, domain_name: IAM user credentials; default ``None``.
+        token: a ready token, a callable returning one, or ``"ext://module.attr"``; default
+            ``None``.
+        allow_insecure_http: allow ``http://`` to non-loopback hosts; default ``False``.
+        require_project: raise when no project id is found; default ``True``.
+        require_credentials: raise when no credential kind is found; default ``True``.
+        env: the environment to read; default ``None`` reads :data:`os.environ`.
+
+    Returns:
+        The resolved :class:`Connection`.
+
+    Raises:
+        ConfigError: a value is malformed, two credential kinds are given, or something required is
+            missing; ``field`` names the keyword.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    allow_http = _to_bool("allow_insecure_http", allow_insecure_http)
+    region = _optional_str("region", region) or _env(environ, ENV_REGION)
+    if region is not None and not REGION_PATTERN.fullmatch(region):
+        raise ConfigError("region", f"must look like 'cn-north-4', got {region!r}")
+
+    creds = _resolve_credentials(
+        {
+            "ak": ak,
+            "sk": sk,
+            "security_token": security_token,
+            "username": username,
+            "password": password,
+            "domain_name": domain_name,
+            "token": token,
+        },
+        environ,
+        require_credentials,
+    )
+    profile = creds.pop("_profile", {})
+
+    url = _optional_str("endpoint", endpoint) or _env(environ, ENV_ENDPOINT)
+    if url is None and region is not None:
+        listed = _env(environ, ENV_REGION_DIS_PREFIX + region.replace("-", "_").upper())
+        if listed:
+            url = next((u.strip() for u in listed.split(",") if u.strip()), None)
+        if url is None:
+            url = DIS_URL_TEMPLATE.format(region=region)
+    if url is None:
+        raise ConfigError(
+            "endpoint",
+            f"no DIS endpoint: pass endpoint= or region=, or set {ENV_ENDPOINT} or {ENV_REGION}",
+        )
+    url = _check_url("endpoint", url, allow_http)
+
+    project = (
+        _optional_str("project_id", project_id)
+        or _env(environ, ENV_PROJECT_ID)
+        or profile.get("project_id")
+    )
+    if project is None and require_project:
+        raise ConfigError("project_id", f"no project id: pass project_id= or set {ENV_PROJECT_ID}")
+
+    iam = _optional_str("iam_endpoint", iam_endpoint) or _env(environ, ENV_IAM_ENDPOINT)
+    iam = iam or profile.get("iam_endpoint")
+    if iam is None and creds.get("username") is not None:
+        iam = _default_iam_endpoint(url, region)
+    if iam is not None:
+        iam = _check_url("iam_endpoint", iam, allow_http)
+
+    return Connection(
+        endpoint=url,
+        project_id=project,
+        region=region,
+        iam_endpoint=iam,
+        **creds,
+    )
+
+
+def _default_iam_endpoint(endpoint: str, region: Optional[str]) -> Optional[str]:
+    """IAM next to a Huawei Cloud DIS endpoint; ``None`` (the DIS endpoint itself) otherwise.
+
+    A private endpoint, proxy or the emulator serves IAM on the same base URL; the client uses
+    ``endpoint`` when ``iam_endpoint`` is ``None``.
+    """
+    host = urlsplit(endpoint).hostname or ""
+    match = re.fullmatch(r"dis\.([a-z0-9-]+)\.myhuaweicloud\.com", host)
+    if match is None:
+        return None
+    return IAM_URL_TEMPLATE.format(region=region or match.group(1))
+
+
+def _resolve_credentials(
+    given: Dict[str, Any], environ: Mapping[str, str], required: bool
+) -> Dict[str, Any]:
+    """Pick exactly one credential kind: keywords first, then environment, then credentials file."""
+    values: Dict[str, Any] = {}
+    for name, value in given.items():
+        if name == "token":
+            values[name] = _token_setting(value)
+        else:
+            values[name] = _optional_str(name, value)
+    kinds = []
+    if values["ak"] is not None or values["sk"] is not None:
+        kinds.append("ak")
+    if values["username"] is not None or values["password"] is not None:
+        kinds.append("username")
+    if values["token"] is not None:
+        kinds.append("token")
+    if len(kinds) > 1:
+        raise ConfigError(
+            kinds[1],
+            f"conflicts with {kinds[0]}: give exactly one credential kind "
+            "(ak/sk, username/password/domain_name, or token)",
+        )
+    profile: Dict[str, str] = {}
+    if not kinds:
+        if values["security_token"] is not None:
+            raise ConfigError("security_token", "is only used with ak and sk")
+        if values["domain_name"] is not None:
+            raise ConfigError("domain_name", "is only used with username and password")
+        values, profile = _credentials_from_environment(environ)
+    result = _check_credential_set(values, required)
+    result["_profile"] = profile
+    return result
+
+
+def _credentials_from_environment(
+    environ: Mapping[str, str],
+) -> Tuple[Dict[str, Any], Dict[str, str]]:
+    empty: Dict[str, Any] = dict.fromkeys(
+        ("ak", "sk", "security_token", "username", "password", "domain_name", "token")
+    )
+    if _env(environ, ENV_USERNAME) or _env(environ, ENV_PASSWORD):
+        return {
+            **empty,
+            "username": _env(environ, ENV_USERNAME),
+            "password": _env(environ, ENV_PASSWORD),
+            "domain_name": _env(environ, ENV_DOMAIN_NAME),
+        }, {}
+    if _env(environ, ENV_AK) or _env(environ, ENV_SK):
+        return {
+            **empty,
+            "ak": _env(environ, ENV_AK),
+            "sk": _env(environ, ENV_SK),
+            "security_token": _env(environ, ENV_SECURITY_TOKEN),
+        }, {}
+    profile = _read_credentials_file(environ)
+    if profile.get("ak") or profile.get("sk"):
+        return {
+            **empty,
+            "ak": profile.get("ak"),
+            "sk": profile.get("sk"),
+            "security_token": profile.get("security_token"),
+        }, profile
+    return empty, profile
+
+
+def _read_credentials_file(environ: Mapping[str, str]) -> Dict[str, str]:
+    explicit = _env(environ, ENV_CREDENTIALS_FILE)
+    path = os.path.expanduser(explicit or DEFAULT_CREDENTIALS_FILE)
+    if not os.path.isfile(path):
+        if explicit:
+            raise ConfigError(ENV_CREDENTIALS_FILE, f"file not found: {path!r}")
+        return {}
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ConfigError(
+            ENV_CREDENTIALS_FILE, f"cannot read {path!r}: {type(exc).__name__}"
+        ) from None
+    if not parser.has_section(CREDENTIALS_SECTION):
+        return {}
+    return {k: v.strip() for k, v in parser.items(CREDENTIALS_SECTION) if v.strip()}
+
+
+def _check_credential_set(values: Dict[str, Any], required: bool) -> Dict[str, Any]:
+    if values["ak"] is not None or values["sk"] is not None:
+        if values["ak"] is None:
+            raise ConfigError("ak", "is required with sk")
+        if values["sk"] is None:
+            raise ConfigError("sk", "is required with ak")
+    elif values["username"] is not None or values["password"] is not None:
+        if values["username"] is None:
+            raise ConfigError("username", "is required with password")
+        if values["password"] is None:
+            raise ConfigError("password", "is required with username")
+        if values["domain_name"] is None:
+            raise ConfigError(
+                "domain_name", f"is required with username/password (or set {ENV_DOMAIN_NAME})"
+            )
+    elif values["token"] is None and required:
+        raise ConfigError(
+            "credentials",
+            "none found: pass ak/sk, username/password/domain_name or token, or set "
+            f"{ENV_AK}/{ENV_SK} or {ENV_USERNAME}/{ENV_PASSWORD}/{ENV_DOMAIN_NAME}",
+        )
+    return dict(values)
+
+
+def _check_url(name: str, value: str, allow_http: bool) -> str:
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ConfigError(name, f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(name, f"must be an http(s) URL with a host, got {value!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(name, "must not contain user information (credentials go elsewhere)")
+    if parts.query or parts.fragment:
+        raise ConfigError(name, f"must not have a query or fragment, got {value!r}")
+    if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            name,
+            f"http:// is only allowed for loopback hosts, got {parts.hostname!r}; use https:// "
+            "or allow_insecure_http=True",
+        )
+    del port
+    return value.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_TRUE: Final = frozenset({"1", "true", "yes", "on", "y", "t"})
+_FALSE: Final = frozenset({"0", "false", "no", "off", "n", "f"})
+
+
+def _env(environ: Mapping[str, str], name: str) -> Optional[str]:
+    value = environ.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def _optional_str(name: str, value: object) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(name, f"must be a string, got {type(value).__name__}")
+    value = value.strip()
+    return value or None
+
+
+def _to_bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise ConfigError(name, f"must be a boolean (true/false), got {value!r}")
+
+
+def _to_int(name: str, value: object, minimum: int, maximum: Optional[int] = None) -> int:
+    number: int
+    if isinstance(value, bool):
+        raise ConfigError(name, f"must be an integer, got {value!r}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip().replace("_", "")
+        try:
+            number = int(text)
+        except ValueError:
+            try:
+                as_float = float(text)
+            except ValueError:
+                raise ConfigError(name, f"must be an integer, got {value!r}") from None
+            if not as_float.is_integer():
+                raise ConfigError(name, f"must be an integer, got {value!r}") from None
+            number = int(as_float)
+    else:
+        raise ConfigError(name, f"must be an integer, got {type(value).__name__}")
+    if number < minimum:
+        raise ConfigError(name, f"must be >= {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(name, f"must be <= {maximum}, got {number}")
+    return number
+
+
+def _to_float(name: str, value: object, minimum: float = 0.0, *, positive: bool = False) -> float:
+    number: float
+    if isinstance(value, bool):
+        raise ConfigError(name, f"must be a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip().replace("_", ""))
+        except ValueError:
+            raise ConfigError(name, f"must be a number, got {value!r}") from None
+    else:
+        raise ConfigError(name, f"must be a number, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise ConfigError(name, f"must be finite, got {value!r}")
+    if positive and number <= 0:
+        raise ConfigError(name, f"must be > 0, got {value!r}")
+    if number < minimum:
+        raise ConfigError(name, f"must be >= {minimum}, got {value!r}")
+    return number
+
+
+def _to_choice(name: str, value: object, choices: Tuple[str, ...]) -> str:
+    if isinstance(value, str) and value.strip().lower() in choices:
+        return value.strip().lower()
+    raise ConfigError(name, f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _to_level(name: str, value: object, *, optional: bool = False) -> Optional[int]:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+        if optional:
+            return None
+        raise ConfigError(name, "must be a logging level")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ConfigError(name, f"must be a logging level >= 0, got {value}")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        level = logging.getLevelName(text.upper())
+        if isinstance(level, int):
+            return level
+    raise ConfigError(name, f"must be a logging level name or number, got {value!r}")
+
+
+def import_object(path: str, *, setting: str = "path") -> object:
+    """Import ``"package.module.attr"``, ``"package.module:attr"`` or ``"ext://package.module.attr"``.
+
+    Args:
+        path: the dotted path; the ``ext://`` prefix of ``logging.config`` is accepted.
+        setting: the setting name to put in the error.
+
+    Returns:
+        The imported object.
+
+    Raises:
+        ConfigError: the module or attribute cannot be imported.
+    """
+    text = path[len(_EXT_PREFIX) :] if path.startswith(_EXT_PREFIX) else path
+    module_name, sep, attr = text.partition(":")
+    if not sep:
+        module_name, _, attr = text.rpartition(".")
+    if not module_name or not attr:
+        raise ConfigError(setting, f"not a dotted path to an object: {path!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(setting, f"cannot import {module_name!r}: {exc}") from None
+    target: object = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ConfigError(setting, f"{module_name!r} has no attribute {attr!r}") from None
+    return target
+
+
+def _callable_setting(name: str, value: object, *, strings_are_paths: bool) -> object:
+    """Return ``value`` if callable, import it if it is a path string, else return it unchanged."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith(_EXT_PREFIX) or (strings_are_paths and text):
+            obj = import_object(text, setting=name)
+            if not callable(obj):
+                raise ConfigError(name, f"{text!r} is not callable")
+            return obj
+        return text or None
+    if value is None or callable(value):
+        return value
+    raise ConfigError(name, f"must be a string or a callable, got {type(value).__name__}")
+
+
+def _token_setting(value: object) -> TokenSetting:
+    result = _callable_setting("token", value, strings_are_paths=False)
+    return result  # type: ignore[return-value]  # checked: None, str or a callable
+
+
+@dataclass(frozen=True)
+class HandlerConfig:
+    """Every setting of a :class:`~dis_logging.handler.DISHandler`, validated.
+
+    Build it with :meth:`from_kwargs`. Durations are float seconds, sizes bytes. Secrets are left
+    out of the repr. The README's configuration table gives the meaning and default of each field;
+    the handler's docstring repeats it.
+    """
+
+    stream_name: str
+    endpoint: str
+    project_id: str
+    region: Optional[str] = None
+    iam_endpoint: Optional[str] = None
+    ak: Optional[str] = None
+    sk: Optional[str] = field(default=None, repr=False)
+    security_token: Optional[str] = field(default=None, repr=False)
+    username: Optional[str] = None
+    password: Optional[str] = field(default=None, repr=False)
+    domain_name: Optional[str] = None
+    token: TokenSetting = field(default=None, repr=False)
+    stream_id: Optional[str] = None
+    partition_key: PartitionKey = None
+    partition_id: Optional[str] = None
+    flush_interval: float = 1.0
+    max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
+    max_queue_records: int = DEFAULT_MAX_QUEUE_RECORDS
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+    overflow: str = "drop_oldest"
+    block_timeout: float = 1.0
+    priority_level: int = logging.WARNING
+    max_record_bytes: int = DEFAULT_MAX_BATCH_BYTES
+    oversize: str = "truncate"
+    flush_on_level: Optional[int] = None
+    request_timeout: float = 10.0
+    max_retry_time: float = 300.0
+    initial_backoff: float = 0.1
+    max_backoff: float = 30.0
+    close_timeout: float = 5.0
+    max_in_flight: int = 1
+    max_records_per_second: float = 0.0
+    max_bytes_per_second: float = 0.0
+    spool_dir: Optional[str] = None
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
+    spool_mode: str = "outage"
+    verify: Union[bool, str] = True
+    serialization: str = "json"
+    allow_insecure_http: bool = False
+    diagnostics: Diagnostics = None
+    report_interval: float = 60.0
+
+    @property
+    def connection(self) -> Connection:
+        """The endpoint and credentials as a :class:`Connection`."""
+        return Connection(
+            endpoint=self.endpoint,
+            project_id=self.project_id,
+            region=self.region,
+            iam_endpoint=self.iam_endpoint,
+            ak=self.ak,
+            sk=self.sk,
+            security_token=self.security_token,
+            username=self.username,
+            password=self.password,
+            domain_name=self.domain_name,
+            token=self.token,
+        )
+
+    @property
+    def secrets(self) -> Tuple[str, ...]:
+        """Secret strings to mask in diagnostics."""
+        return self.connection.secrets
+
+    @classmethod
+    def keywords(cls) -> FrozenSet[str]:
+        """The names :meth:`from_kwargs` accepts."""
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_kwargs(
+        cls, env: Optional[Mapping[str, str]] = None, /, **kwargs: Any
+    ) -> HandlerConfig:
+        """Validate handler keywords, coerce strings, apply environment fallbacks.
+
+        Args:
+            env: the environment to read; default ``None`` reads :data:`os.environ`.
+            **kwargs: the handler keywords (see the class fields); values may be strings as
+                ``fileConfig``/``dictConfig`` deliver them (``"1.5"``, ``"true"``, ``"100"``).
+
+        Returns:
+            The validated configuration.
+
+        Raises:
+            ConfigError: an unknown keyword, a malformed or out-of-range value, a missing stream,
+                project or credential, or conflicting settings; ``field`` names the setting.
+        """
+        known = cls.keywords()
+        for name in kwargs:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(name, f"unknown setting{hint}")
+        environ: Mapping[str, str] = os.environ if env is None else env
+        given = dict(kwargs)
+
+        stream = _optional_str("stream_name", given.get("stream_name")) or _env(environ, ENV_STREAM)
+        if stream is None:
+            raise ConfigError("stream_name", f"is required (or set {ENV_STREAM})")
+        if not STREAM_NAME_PATTERN.fullmatch(stream):
+            raise ConfigError(
+                "stream_name", f"must be 1-64 characters of A-Z a-z 0-9 _ -, got {stream!r}"
+            )
+
+        allow_http = _to_bool("allow_insecure_http", given.get("allow_insecure_http", False))
+        conn = resolve_connection(
+            endpoint=given.get("endpoint"),
+            project_id=given.get("project_id"),
+            region=given.get("region"),
+            iam_endpoint=given.get("iam_endpoint"),
+            ak=given.get("ak"),
+            sk=given.get("sk"),
+            security_token=given.get("security_token"),
+            username=given.get("username"),
+            password=given.get("password"),
+            domain_name=given.get("domain_name"),
+            token=given.get("token"),
+            allow_insecure_http=allow_http,
+            env=environ,
+        )
+        assert conn.project_id is not None  # require_project=True guarantees it
+
+        values: Dict[str, Any] = {
+            "stream_name": stream,
+            "endpoint": conn.endpoint,
+            "project_id": conn.project_id,
+            "region": conn.region,
+            "iam_endpoint": conn.iam_endpoint,
+            "ak": conn.ak,
+            "sk": conn.sk,
+            "security_token": conn.security_token,
+            "username": conn.username,
+            "password": conn.password,
+            "domain_name": conn.domain_name,
+            "token": conn.token,
+            "allow_insecure_http": allow_http,
+        }
+        values.update(_tuning(given, environ))
+        return cls(**values)
+
+
+def _tuning(given: Dict[str, Any], environ: Mapping[str, str]) -> Dict[str, Any]:
+    """Coerce and check the non-connection settings; ``given`` holds what the caller passed."""
+    defaults = {f.name: f.default for f in dataclasses.fields(HandlerConfig)}
+
+    def get(name: str) -> Any:
+        return given.get(name, defaults[name])
+
+    out: Dict[str, Any] = {}
+    out["stream_id"] = _optional_str("stream_id", given.get("stream_id"))
+    out["partition_id"] = _optional_str("partition_id", given.get("partition_id"))
+    key = _callable_setting("partition_key", given.get("partition_key"), strings_are_paths=False)
+    if out["partition_id"] is not None and key is not None:
+        raise ConfigError("partition_key", "conflicts with partition_id: give at most one")
+    out["partition_key"] = key
+    out["flush_interval"] = _to_float("flush_interval", get("flush_interval"), positive=True)
+    batch_records = _to_int("max_batch_records", get("max_batch_records"), 1, MAX_BATCH_RECORDS)
+    batch_bytes = _to_int(
+        "max_batch_bytes", get("max_batch_bytes"), MIN_RECORD_BYTES, MAX_BATCH_BYTES
+    )
+    queue_records = _to_int("max_queue_records", get("max_queue_records"), 1)
+    queue_bytes = _to_int("max_queue_bytes", get("max_queue_bytes"), MIN_RECORD_BYTES)
+    if "max_record_bytes" in given:
+        record_bytes = _to_int("max_record_bytes", given["max_record_bytes"], MIN_RECORD_BYTES)
+        if record_bytes > batch_bytes:
+            raise ConfigError(
+                "max_record_bytes",
+                f"must not exceed max_batch_bytes ({batch_bytes}), got {record_bytes}",
+            )
+        if record_bytes > queue_bytes:
+            raise ConfigError(
+                "max_record_bytes",
+                f"must not exceed max_queue_bytes ({queue_bytes}), got {record_bytes}",
+            )
+    else:
+        record_bytes = min(DEFAULT_MAX_BATCH_BYTES, batch_bytes, queue_bytes)
+    out.update(
+        max_batch_records=batch_records,
+        max_batch_bytes=batch_bytes,
+        max_queue_records=queue_records,
+        max_queue_bytes=queue_bytes,
+        max_record_bytes=record_bytes,
+    )
+    out["overflow"] = _to_choice("overflow", get("overflow"), OVERFLOW_POLICIES)
+    out["block_timeout"] = _to_float("block_timeout", get("block_timeout"))
+    out["priority_level"] = _to_level("priority_level", get("priority_level"))
+    out["oversize"] = _to_choice("oversize", get("oversize"), OVERSIZE_POLICIES)
+    out["flush_on_level"] = _to_level("flush_on_level", get("flush_on_level"), optional=True)
+    out["request_timeout"] = _to_float("request_timeout", get("request_timeout"), positive=True)
+    out["max_retry_time"] = _to_float("max_retry_time", get("max_retry_time"))
+    out["initial_backoff"] = _to_float("initial_backoff", get("initial_backoff"))
+    out["max_backoff"] = _to_float("max_backoff", get("max_backoff"))
+    if out["initial_backoff"] > out["max_backoff"]:
+        raise ConfigError("initial_backoff", f"must not exceed max_backoff ({out['max_backoff']})")
+    out["close_timeout"] = _to_float("close_timeout", get("close_timeout"))
+    out["max_in_flight"] = _to_int("max_in_flight", get("max_in_flight"), 1, MAX_IN_FLIGHT)
+    out["max_records_per_second"] = _to_float(
+        "max_records_per_second", get("max_records_per_second")
+    )
+    out["max_bytes_per_second"] = _to_float("max_bytes_per_second", get("max_bytes_per_second"))
+    if 0 < out["max_bytes_per_second"] < record_bytes:
+        raise ConfigError(
+            "max_bytes_per_second",
+            f"must be 0 (off) or at least max_record_bytes ({record_bytes})",
+        )
+    spool_dir = _optional_str("spool_dir", given.get("spool_dir")) or _env(environ, ENV_SPOOL_DIR)
+    if spool_dir is not None:
+        spool_dir = os.path.expanduser(spool_dir)
+        if os.path.exists(spool_dir) and not os.path.isdir(spool_dir):
+            raise ConfigError("spool_dir", f"exists and is not a directory: {spool_dir!r}")
+    if spool_dir is not None and out["max_in_flight"] > 1:
+        raise ConfigError("max_in_flight", "must be 1 when spool_dir is set")
+    out["spool_dir"] = spool_dir
+    out["spool_max_bytes"] = _to_int("spool_max_bytes", get("spool_max_bytes"), MIN_RECORD_BYTES)
+    out["spool_mode"] = _to_choice("spool_mode", get("spool_mode"), SPOOL_MODES)
+    out["verify"] = _verify_setting(get("verify"))
+    out["serialization"] = _to_choice("serialization", get("serialization"), SERIALIZATIONS)
+    diagnostics = _callable_setting("diagnostics", given.get("diagnostics"), strings_are_paths=True)
+    out["diagnostics"] = diagnostics
+    out["report_interval"] = _to_float("report_interval", get("report_interval"))
+    return out
+
+
+def _verify_setting(value: object) -> Union[bool, str]:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        path = os.path.expanduser(value.strip())
+        if not os.path.exists(path):
+            raise ConfigError("verify", f"CA bundle not found: {path!r}")
+        return path
+    raise ConfigError("verify", f"must be a boolean or a CA bundle path, got {value!r}")

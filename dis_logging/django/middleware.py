@@ -1,0 +1,121 @@
+"""Middleware that sets the request context for the records logged while a request runs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any, Awaitable, Callable, Optional
+
+from django.conf import settings  # type: ignore[import-untyped]  # no django-stubs
+
+from dis_logging.django._context import CONTEXT_ATTR, RequestContext, _current
+
+try:
+    from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+except ImportError:  # pragma: no cover - asgiref < 3.6 (Django 3.2/4.0): serve sync only
+    iscoroutinefunction = None  # type: ignore[assignment]  # checked before each use
+    markcoroutinefunction = None  # type: ignore[assignment]  # checked before each use
+
+__all__ = ["DEFAULT_REQUEST_ID_HEADER", "RequestContextMiddleware"]
+
+#: The header read for an incoming request id, and written back on the response.
+DEFAULT_REQUEST_ID_HEADER = "X-Request-ID"
+
+# A request id taken from a client must be safe to put into logs and headers unchanged:
+# short, and without spaces, quotes or control characters.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+class RequestContextMiddleware:
+    """Give each request an id and expose it, with method, path, user and status, to logging.
+
+    Works under WSGI and ASGI. Place it first in ``MIDDLEWARE`` so the context covers the
+    other middleware too. The request id also becomes ``request.request_id``.
+
+    Settings read once, at start-up: ``DIS_LOGGING_REQUEST_ID_HEADER``,
+    ``DIS_LOGGING_RESPONSE_HEADER`` and ``DIS_LOGGING_ACCESS_LOGGER`` (see
+    :mod:`dis_logging.django`).
+
+    Args:
+        get_response: the next middleware or the view, as Django passes it.
+    """
+
+    sync_capable = True
+    async_capable = markcoroutinefunction is not None
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+        self.request_id_header: Optional[str] = getattr(
+            settings, "DIS_LOGGING_REQUEST_ID_HEADER", DEFAULT_REQUEST_ID_HEADER
+        )
+        self.response_header: Optional[str] = getattr(
+            settings, "DIS_LOGGING_RESPONSE_HEADER", DEFAULT_REQUEST_ID_HEADER
+        )
+        access_logger: Optional[str] = getattr(settings, "DIS_LOGGING_ACCESS_LOGGER", None)
+        self.access_logger = logging.getLogger(access_logger) if access_logger else None
+        self._is_async = iscoroutinefunction is not None and iscoroutinefunction(get_response)
+        if self._is_async and markcoroutinefunction is not None:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: Any) -> Any:
+        """Handle one request with its context set.
+
+        Args:
+            request: the ``HttpRequest``.
+
+        Returns:
+            The response (a coroutine under ASGI).
+        """
+        if self._is_async:
+            return self._acall(request)
+        context, started = self._begin(request)
+        token = _current.set(context)
+        try:
+            response = self.get_response(request)
+            self._finish(context, response, started)
+        finally:
+            _current.reset(token)
+        return response
+
+    async def _acall(self, request: Any) -> Any:
+        context, started = self._begin(request)
+        token = _current.set(context)
+        try:
+            get_response: Callable[[Any], Awaitable[Any]] = self.get_response
+            response = await get_response(request)
+            self._finish(context, response, started)
+        finally:
+            _current.reset(token)
+        return response
+
+    def _begin(self, request: Any) -> tuple[RequestContext, float]:
+        request_id = None
+        if self.request_id_header:
+            incoming = request.headers.get(self.request_id_header)
+            if incoming and _VALID_REQUEST_ID.fullmatch(incoming):
+                request_id = incoming
+        context = RequestContext(
+            request_id=request_id or uuid.uuid4().hex,
+            method=request.method,
+            path=request.path,
+            request=request,
+        )
+        setattr(request, CONTEXT_ATTR, context)
+        request.request_id = context.request_id
+        return context, time.monotonic()
+
+    def _finish(self, context: RequestContext, response: Any, started: float) -> None:
+        context.status_code = response.status_code
+        if self.response_header and not response.has_header(self.response_header):
+            response[self.response_header] = context.request_id
+        if self.access_logger is not None:
+            duration_ms = round((time.monotonic() - started) * 1000.0, 3)
+            self.access_logger.info(
+                "%s %s %s",
+                context.method,
+                context.path,
+                context.status_code,
+                extra={"duration_ms": duration_ms},
+            )

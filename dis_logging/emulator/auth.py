@@ -1,0 +1,446 @@
+"""Server-side authentication: IAM tokens and AK/SK signature verification.
+
+Written independently of the client-side signer so the emulator can judge it. Three AK/SK forms are
+accepted (DIS-API.md sections 10 and 11):
+
+* ``SDK-HMAC-SHA256 Access=AK, SignedHeaders=..., Signature=...`` (v3 SDK / API gateway);
+* ``SDK-HMAC-SHA256 Credential=AK/<yyyymmdd>/<region>/dis/sdk_request, ...`` (legacy, plain);
+* ``V11-HMAC-SHA256 Credential=AK/<yyyymmdd>/<region>/dis/sdk_request, ...`` (legacy, derived),
+  and the v3 SDK's derived form ``V11-HMAC-SHA256 Credential=AK/<date>/<region>/<service>, ...``.
+
+Every failure raises :class:`~dis_logging.emulator.state.ServiceError` with HTTP 441 and a DIS.41xx
+code; messages never contain a secret or the received signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Final, List, Mapping, Optional, Sequence, Tuple
+from urllib.parse import parse_qsl, quote, unquote
+
+from dis_logging.emulator.state import ServiceError
+
+AUTH_STATUS: Final = 441
+"""HTTP status DIS uses for authentication failures (DIS-API.md section 9)."""
+
+MAX_CLOCK_SKEW: Final = 15 * 60.0
+"""Largest accepted difference between X-Sdk-Date and the server clock, seconds (section 3)."""
+
+EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
+SDK_DATE_FORMAT: Final = "%Y%m%dT%H%M%SZ"
+UNSIGNED_PAYLOAD: Final = "UNSIGNED-PAYLOAD"
+
+# Error codes for each AK/SK failure; DIS documents the range DIS.4100-4112 (section 9).
+MISSING_AUTHORIZATION: Final = "DIS.4100"
+MALFORMED_AUTHORIZATION: Final = "DIS.4101"
+MISSING_DATE: Final = "DIS.4102"
+BAD_DATE: Final = "DIS.4103"
+UNKNOWN_AK: Final = "DIS.4104"
+BAD_REGION: Final = "DIS.4105"
+SIGNATURE_MISMATCH: Final = "DIS.4106"
+MISSING_SIGNED_HEADER: Final = "DIS.4107"
+BAD_SECURITY_TOKEN: Final = "DIS.4108"
+TOKEN_MISSING: Final = "DIS.4113"
+TOKEN_INVALID: Final = "DIS.4114"
+
+
+def auth_error(code: str, message: str) -> ServiceError:
+    """Return a 441 :class:`ServiceError` with ``code`` and ``message``."""
+    return ServiceError(AUTH_STATUS, code, message)
+
+
+@dataclass
+class TokenInfo:
+    """What the emulator remembers about an issued token (never the token itself in a repr)."""
+
+    issued_at: float
+    expires_at: float
+    project_id: Optional[str]
+
+
+class TokenStore:
+    """Issues and checks opaque IAM tokens.
+
+    Args:
+        clock: Wall clock in seconds since the epoch; default :func:`time.time`.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tokens: Dict[str, TokenInfo] = {}
+
+    def issue(self, ttl: float, project_id: Optional[str]) -> Tuple[str, TokenInfo]:
+        """Create a token valid for ``ttl`` seconds, scoped to ``project_id`` (None: not a project).
+
+        Returns:
+            The token string (several hundred characters, like IAM's) and its info.
+        """
+        # Real tokens are KBs of base64 starting with "MII"; the length exercises header limits.
+        token = "MII" + base64.urlsafe_b64encode(secrets.token_bytes(600)).decode("ascii")
+        now = self._clock()
+        info = TokenInfo(issued_at=now, expires_at=now + ttl, project_id=project_id)
+        with self._lock:
+            self._tokens[token] = info
+        return token, info
+
+    def check(self, token: Optional[str], project_id: str) -> None:
+        """Accept ``token`` for a DIS call in ``project_id``.
+
+        Raises:
+            ServiceError: 441 DIS.4113 when missing, 441 DIS.4114 when unknown or expired, 403
+                DIS.4116 when the token is not scoped to ``project_id``.
+        """
+        if not token:
+            raise auth_error(TOKEN_MISSING, "The X-Auth-Token header is missing.")
+        with self._lock:
+            info = self._tokens.get(token)
+        if info is None:
+            raise auth_error(TOKEN_INVALID, "The token is invalid.")
+        if self._clock() >= info.expires_at:
+            raise auth_error(TOKEN_INVALID, "The token has expired.")
+        if info.project_id != project_id:
+            raise ServiceError(403, "DIS.4116", "The token is not scoped to this project.")
+
+    def expire_all(self) -> None:
+        """Make every token issued so far expired."""
+        with self._lock:
+            for info in self._tokens.values():
+                info.expires_at = min(info.expires_at, self._clock() - 1.0)
+
+
+def encode(text: str) -> str:
+    """Percent-encode ``text`` keeping only ``A-Z a-z 0-9 - _ . ~`` literal (UTF-8)."""
+    return quote(text, safe="~")
+
+
+def canonical_uri(path: str) -> str:
+    """Return the v3 canonical URI of a raw request path (section 10 step 3)."""
+    encoded = "/".join(encode(segment) for segment in unquote(path).split("/"))
+    return encoded if encoded.endswith("/") else encoded + "/"
+
+
+def legacy_canonical_uri(path: str) -> str:
+    """Return the legacy canonical URI: empty and ``.`` segments dropped, ``/`` at both ends."""
+    segments: List[str] = []
+    for segment in unquote(path).split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(encode(segment))
+    return "/" + "/".join(segments) + "/" if segments else "/"
+
+
+def query_pairs(raw_query: str) -> List[Tuple[str, str]]:
+    """Decode a raw query string into (name, value) pairs, keeping blank values."""
+    return parse_qsl(raw_query, keep_blank_values=True)
+
+
+def canonical_query(pairs: Sequence[Tuple[str, str]]) -> str:
+    """Return the v3 canonical query string (section 10 step 4)."""
+    return "&".join(f"{encode(k)}={encode(v)}" for k, v in sorted(pairs))
+
+
+def legacy_canonical_query(pairs: Sequence[Tuple[str, str]]) -> str:
+    """Return the legacy canonical query: sorted ``name=value``, an empty value as ``name``."""
+    items = [encode(k) if v == "" else f"{encode(k)}={encode(v)}" for k, v in pairs]
+    return "&".join(sorted(items))
+
+
+def canonical_request(
+    method: str,
+    uri: str,
+    query: str,
+    headers: Sequence[Tuple[str, str]],
+    payload_hash: str,
+) -> str:
+    """Join the parts of a canonical request (section 10 step 7).
+
+    Args:
+        method: HTTP method, upper case.
+        uri: Canonical URI.
+        query: Canonical query string.
+        headers: (lower-case name, value) of each signed header, in signed order.
+        payload_hash: Hex SHA-256 of the body, or the literal ``X-Sdk-Content-Sha256`` value.
+
+    Returns:
+        The canonical request text.
+    """
+    block = "".join(f"{name}:{value.strip()}\n" for name, value in headers)
+    signed = ";".join(name for name, _ in headers)
+    return "\n".join([method, uri, query, block, signed, payload_hash])
+
+
+def sha256_hex(data: bytes) -> str:
+    """Return the lowercase hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def hmac_sha256(key: bytes, message: str) -> bytes:
+    """Return HMAC-SHA256 of the UTF-8 ``message`` under ``key``."""
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
+
+
+def v3_signature(sk: str, sdk_date: str, canonical: str) -> str:
+    """Return the v3 ``SDK-HMAC-SHA256`` signature of a canonical request (section 10, 8-9)."""
+    string_to_sign = "SDK-HMAC-SHA256\n{}\n{}".format(
+        sdk_date, sha256_hex(canonical.encode("utf-8"))
+    )
+    return hmac_sha256(sk.encode("utf-8"), string_to_sign).hex()
+
+
+def derived_secret(ak: str, sk: str, info: str) -> str:
+    """Return the hex derived secret of the ``V11-HMAC-SHA256`` forms (HKDF-SHA256, one block).
+
+    Args:
+        ak: Access key (the HKDF salt).
+        sk: Secret key (the input key material).
+        info: ``<yyyymmdd>/<region>/<service>``.
+    """
+    prk = hmac.new(ak.encode("utf-8"), sk.encode("utf-8"), hashlib.sha256).digest()
+    return hmac.new(prk, info.encode("utf-8") + b"\x01", hashlib.sha256).hexdigest()
+
+
+def legacy_signature(
+    algorithm: str, secret: str, sdk_date: str, scope: Sequence[str], canonical: str
+) -> str:
+    """Return a legacy scoped signature (section 11).
+
+    Args:
+        algorithm: ``SDK-HMAC-SHA256`` or ``V11-HMAC-SHA256``; only written into the string to sign.
+        secret: The SK (plain form) or the derived secret (derived form).
+        sdk_date: The X-Sdk-Date value.
+        scope: ``[yyyymmdd, region, service, "sdk_request"]``.
+        canonical: The canonical request.
+    """
+    string_to_sign = "\n".join(
+        [algorithm, sdk_date, "/".join(scope), sha256_hex(canonical.encode("utf-8"))]
+    )
+    key = ("SDK" + secret).encode("utf-8")
+    for part in scope:
+        key = hmac_sha256(key, part)
+    return hmac_sha256(key, string_to_sign).hex()
+
+
+def v3_derived_signature(ak: str, sk: str, sdk_date: str, info: str, canonical: str) -> str:
+    """Return the v3 SDK's ``V11-HMAC-SHA256`` signature (scope ``<date>/<region>/<service>``)."""
+    string_to_sign = "\n".join(
+        ["V11-HMAC-SHA256", sdk_date, info, sha256_hex(canonical.encode("utf-8"))]
+    )
+    return hmac_sha256(derived_secret(ak, sk, info).encode("utf-8"), string_to_sign).hex()
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """A parsed ``Authorization`` header."""
+
+    algorithm: str
+    ak: str
+    scope: Tuple[str, ...]
+    signed_headers: Tuple[str, ...]
+    signature: str
+
+
+def parse_authorization(value: str) -> Authorization:
+    """Parse an ``Authorization`` header of any accepted form.
+
+    Raises:
+        ServiceError: 441 DIS.4101 when the header cannot be parsed or names another algorithm.
+    """
+    algorithm, _, rest = value.strip().partition(" ")
+    if algorithm not in ("SDK-HMAC-SHA256", "V11-HMAC-SHA256"):
+        raise auth_error(MALFORMED_AUTHORIZATION, "Unsupported Authorization algorithm.")
+    fields: Dict[str, str] = {}
+    for item in rest.split(","):
+        name, sep, field_value = item.strip().partition("=")
+        if not sep:
+            raise auth_error(MALFORMED_AUTHORIZATION, "Unparsable Authorization header.")
+        fields[name.strip()] = field_value.strip()
+    scope: Tuple[str, ...] = ()
+    if "Access" in fields:
+        ak = fields["Access"]
+    elif "Credential" in fields:
+        ak, _, scope_text = fields["Credential"].partition("/")
+        scope = tuple(scope_text.split("/"))
+        if len(scope) not in (3, 4) or (len(scope) == 4 and scope[3] != "sdk_request"):
+            raise auth_error(MALFORMED_AUTHORIZATION, "Unparsable credential scope.")
+    else:
+        raise auth_error(MALFORMED_AUTHORIZATION, "Authorization header names no access key.")
+    if algorithm == "V11-HMAC-SHA256" and not scope:
+        raise auth_error(MALFORMED_AUTHORIZATION, "V11-HMAC-SHA256 needs a Credential scope.")
+    signed = tuple(h for h in fields.get("SignedHeaders", "").split(";") if h)
+    signature = fields.get("Signature", "")
+    if not ak or not signed or not signature:
+        raise auth_error(MALFORMED_AUTHORIZATION, "Incomplete Authorization header.")
+    return Authorization(algorithm, ak, scope, signed, signature)
+
+
+def parse_sdk_date(value: str) -> float:
+    """Parse an X-Sdk-Date value into seconds since the epoch.
+
+    Raises:
+        ServiceError: 441 DIS.4103 when the value is not ``YYYYMMDDTHHMMSSZ``.
+    """
+    try:
+        parsed = time.strptime(value.strip(), SDK_DATE_FORMAT)
+    except ValueError:
+        raise auth_error(BAD_DATE, "X-Sdk-Date is not in YYYYMMDDTHHMMSSZ format.") from None
+    return float(calendar.timegm(parsed))
+
+
+def _header_variants(name: str, value: str) -> List[str]:
+    # The legacy SDK signs the host without its port although the wire Host header has one.
+    variants = [value]
+    if name == "host" and ":" in value and not value.endswith("]"):
+        variants.append(value.rsplit(":", 1)[0])
+    try:
+        # http.server decodes header bytes as Latin-1; signers canonicalize the UTF-8 text.
+        utf8 = value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        utf8 = value
+    if utf8 != value:
+        variants.append(utf8)
+    return variants
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """The parts of a received request that signatures cover.
+
+    Attributes:
+        method: HTTP method.
+        path: Raw path, percent-encoded as received, without the query.
+        query: Raw query string without ``?``.
+        headers: Header names lower-cased to values.
+        body: Raw body bytes.
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class SignatureVerifier:
+    """Checks AK/SK-signed requests against known key pairs.
+
+    Args:
+        keys: Access key to secret key.
+        region: The region legacy credential scopes must name.
+        clock: Wall clock in seconds since the epoch; default :func:`time.time`.
+        security_token: When set, AK/SK requests must carry this ``X-Security-Token``; when None any
+            (or no) security token is accepted.
+    """
+
+    def __init__(
+        self,
+        keys: Mapping[str, str],
+        region: str,
+        clock: Callable[[], float] = time.time,
+        security_token: Optional[str] = None,
+    ) -> None:
+        self._keys = dict(keys)
+        self._region = region
+        self._clock = clock
+        self._security_token = security_token
+
+    def verify(self, request: SignedRequest) -> str:
+        """Verify the request's signature and return its access key.
+
+        Raises:
+            ServiceError: 441 with DIS.4100-4108 describing the failure.
+        """
+        header = request.headers.get("authorization")
+        if not header:
+            raise auth_error(MISSING_AUTHORIZATION, "The Authorization header is missing.")
+        auth = parse_authorization(header)
+        sdk_date = request.headers.get("x-sdk-date")
+        if not sdk_date:
+            raise auth_error(MISSING_DATE, "The X-Sdk-Date header is missing.")
+        signed_at = parse_sdk_date(sdk_date)
+        if abs(self._clock() - signed_at) > MAX_CLOCK_SKEW:
+            raise auth_error(BAD_DATE, "X-Sdk-Date is more than 15 minutes off the server time.")
+        sk = self._keys.get(auth.ak)
+        if sk is None:
+            raise auth_error(UNKNOWN_AK, "The access key is unknown.")
+        if self._security_token is not None and not hmac.compare_digest(
+            request.headers.get("x-security-token", "").encode("utf-8"),
+            self._security_token.encode("utf-8"),
+        ):
+            raise auth_error(BAD_SECURITY_TOKEN, "The security token is missing or invalid.")
+        if auth.scope:
+            if auth.scope[0] != sdk_date.strip()[:8]:
+                raise auth_error(BAD_DATE, "The credential scope date does not match X-Sdk-Date.")
+            if auth.scope[1] != self._region:
+                raise auth_error(BAD_REGION, "The credential scope names another region.")
+        for name in auth.signed_headers:
+            if name not in request.headers:
+                raise auth_error(MISSING_SIGNED_HEADER, "A signed header is missing.")
+        expected = auth.signature.strip().lower().encode("ascii", "replace")
+        for candidate in self._candidates(auth, sk, sdk_date.strip(), request):
+            if hmac.compare_digest(candidate.encode("ascii"), expected):
+                return auth.ak
+        raise auth_error(SIGNATURE_MISMATCH, "The request signature does not match.")
+
+    def _candidates(
+        self, auth: Authorization, sk: str, sdk_date: str, request: SignedRequest
+    ) -> List[str]:
+        pairs = query_pairs(request.query)
+        legacy = len(auth.scope) == 4
+        if legacy:
+            uris = [legacy_canonical_uri(request.path)]
+            queries = [legacy_canonical_query(pairs)]
+        else:
+            uris = [canonical_uri(request.path)]
+            queries = [canonical_query(pairs)]
+        payloads = self._payload_hashes(request)
+        signatures: List[str] = []
+        for headers in self._header_sets(auth.signed_headers, request.headers):
+            for uri in uris:
+                for query in queries:
+                    for payload in payloads:
+                        text = canonical_request(
+                            request.method.upper(), uri, query, headers, payload
+                        )
+                        signatures.append(self._sign(auth, sk, sdk_date, text))
+        return signatures
+
+    @staticmethod
+    def _payload_hashes(request: SignedRequest) -> List[str]:
+        declared = request.headers.get("x-sdk-content-sha256")
+        hashes = [sha256_hex(request.body)]
+        if declared:
+            hashes.insert(0, declared.strip())
+        return hashes
+
+    @staticmethod
+    def _header_sets(
+        names: Sequence[str], headers: Mapping[str, str]
+    ) -> List[List[Tuple[str, str]]]:
+        sets: List[List[Tuple[str, str]]] = [[]]
+        for name in names:
+            variants = _header_variants(name, headers[name])
+            sets = [[*s, (name, v)] for s in sets for v in variants]
+        return sets
+
+    @staticmethod
+    def _sign(auth: Authorization, sk: str, sdk_date: str, canonical: str) -> str:
+        if not auth.scope:
+            return v3_signature(sk, sdk_date, canonical)
+        if len(auth.scope) == 3:
+            return v3_derived_signature(auth.ak, sk, sdk_date, "/".join(auth.scope), canonical)
+        secret = sk
+        if auth.algorithm == "V11-HMAC-SHA256":
+            secret = derived_secret(auth.ak, sk, "/".join(auth.scope[:3]))
+        return legacy_signature(auth.algorithm, secret, sdk_date, auth.scope, canonical)

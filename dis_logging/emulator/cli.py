@@ -1,0 +1,238 @@
+"""The ``dis-logging emulator`` command: run a local DIS + IAM emulator until Ctrl-C.
+
+``dis_logging.cli`` mounts :func:`add_arguments` and :func:`run` as a subcommand; ``python -m
+dis_logging.emulator`` runs them directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any, Callable, Final, Iterator, List, Optional, TextIO, Tuple, Union
+
+from dis_logging.emulator.server import (
+    DEFAULT_AK,
+    DEFAULT_DOMAIN_NAME,
+    DEFAULT_PASSWORD,
+    DEFAULT_PROJECT_ID,
+    DEFAULT_REGION,
+    DEFAULT_SK,
+    DEFAULT_TOKEN_TTL,
+    DEFAULT_USERNAME,
+    DISEmulator,
+)
+from dis_logging.emulator.state import STREAM_TYPES
+
+DEFAULT_PORT: Final = 8080
+"""Port of the command when --port is not given (a fixed one, so client settings can be reused)."""
+
+StreamSpec = Tuple[str, int, str]
+
+_SignalHandler = Union[Callable[[int, Optional[FrameType]], Any], int, None]
+
+
+def parse_stream(text: str) -> StreamSpec:
+    """Parse ``NAME[:PARTITIONS[:TYPE]]`` into (name, partitions, stream type).
+
+    Raises:
+        argparse.ArgumentTypeError: When the partition count or type is invalid.
+    """
+    name, _, rest = text.partition(":")
+    count_text, _, stream_type = rest.partition(":")
+    stream_type = (stream_type or "COMMON").upper()
+    try:
+        count = int(count_text) if count_text else 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad partition count in {text!r}") from None
+    if count < 1 or not name or stream_type not in STREAM_TYPES:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME[:PARTITIONS[:COMMON|ADVANCED]] with PARTITIONS >= 1, got {text!r}"
+        )
+    return name, count, stream_type
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within [0, 1]: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the emulator's options to ``parser``.
+
+    Args:
+        parser: The (sub)command parser to extend.
+    """
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port; 0 picks one (default {DEFAULT_PORT})"
+    )
+    parser.add_argument("--project-id", default=DEFAULT_PROJECT_ID, help="project id")
+    parser.add_argument("--region", default=DEFAULT_REGION, help="region / IAM project name")
+    parser.add_argument("--ak", default=DEFAULT_AK, help="access key accepted for AK/SK signing")
+    parser.add_argument("--sk", default=DEFAULT_SK, help="secret key accepted for AK/SK signing")
+    parser.add_argument("--username", default=DEFAULT_USERNAME, help="IAM user name")
+    parser.add_argument("--password", default=DEFAULT_PASSWORD, help="IAM password")
+    parser.add_argument("--domain-name", default=DEFAULT_DOMAIN_NAME, help="IAM account name")
+    parser.add_argument(
+        "--stream",
+        action="append",
+        default=[],
+        type=parse_stream,
+        metavar="NAME[:PARTITIONS[:TYPE]]",
+        help="create a stream at start (repeatable), e.g. app-logs:4 or big:2:ADVANCED",
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=_seconds,
+        default=DEFAULT_TOKEN_TTL,
+        help="lifetime of issued tokens in seconds (default 86400)",
+    )
+    parser.add_argument(
+        "--fail-rate",
+        type=_fraction,
+        default=0.0,
+        help="fraction of PutRecords requests answered 500 DIS.5000 (default 0)",
+    )
+    parser.add_argument(
+        "--record-fail-fraction",
+        type=_fraction,
+        default=0.0,
+        help="fraction of records failed with per-record DIS.4303 (default 0)",
+    )
+    parser.add_argument(
+        "--delay", type=_seconds, default=0.0, help="seconds to delay every reply (default 0)"
+    )
+    parser.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="enforce per-partition write limits as per-record DIS.4303",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault generators")
+    parser.add_argument(
+        "--duration", type=_seconds, default=None, help="stop after this many seconds"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
+
+
+def build(args: argparse.Namespace) -> DISEmulator:
+    """Return a configured, not yet started emulator for parsed ``args``."""
+    return DISEmulator(
+        args.host,
+        args.port,
+        project_id=args.project_id,
+        ak=args.ak,
+        sk=args.sk,
+        username=args.username,
+        password=args.password,
+        domain_name=args.domain_name,
+        region=args.region,
+        token_ttl=args.token_ttl,
+        seed=args.seed,
+        verbose=args.verbose,
+    )
+
+
+def describe(emu: DISEmulator, streams: List[StreamSpec]) -> str:
+    """Return the start-up banner: URL, dev credentials, streams and matching environment."""
+    lines = [
+        f"DIS emulator listening on {emu.url} (IAM and DIS)",
+        f"  project id   {emu.project_id}",
+        f"  region       {emu.region}",
+        f"  AK / SK      {emu.ak} / {emu.sk}",
+        f"  IAM user     {emu.username} / {emu.password} (account {emu.domain_name})",
+    ]
+    for name, count, stream_type in streams:
+        lines.append(f"  stream       {name} ({count} partitions, {stream_type})")
+    region_var = "HUAWEICLOUD_SDK_REGION_DIS_" + emu.region.upper().replace("-", "_")
+    lines += [
+        "Environment for clients:",
+        f"  export HUAWEICLOUD_SDK_AK={emu.ak} HUAWEICLOUD_SDK_SK={emu.sk}",
+        f"  export HUAWEICLOUD_SDK_PROJECT_ID={emu.project_id}",
+        f"  export HUAWEICLOUD_SDK_IAM_ENDPOINT={emu.url} {region_var}={emu.url}",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def start(args: argparse.Namespace) -> DISEmulator:
+    """Build, start and script an emulator from parsed ``args`` (streams and fault flags applied).
+
+    Raises:
+        OSError: When the port cannot be bound.
+        ValueError: When a stream cannot be created.
+    """
+    emu = build(args)
+    for name, count, stream_type in args.stream:
+        emu.create_stream(name, count, stream_type)
+    if args.fail_rate:
+        emu.fail_rate(args.fail_rate, seed=args.seed)
+    if args.record_fail_fraction:
+        emu.fail_records(fraction=args.record_fail_fraction, seed=args.seed)
+    if args.delay:
+        emu.set_delay(args.delay)
+    if args.rate_limits:
+        emu.enforce_rate_limits()
+    return emu.start()
+
+
+def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+    """Start the emulator for parsed ``args``, print its banner and serve until interrupted.
+
+    Args:
+        args: Options from a parser that :func:`add_arguments` prepared.
+        out: Where the banner goes; default ``sys.stdout``.
+
+    Returns:
+        0 after Ctrl-C, SIGTERM or ``--duration``; 1 when the port cannot be bound or a stream is
+        invalid (the reason goes to stderr).
+    """
+    out = out or sys.stdout
+    with _stop_signals() as stop:
+        try:
+            emu = start(args)
+        except (OSError, ValueError) as exc:
+            print(f"dis-logging emulator: {exc}", file=sys.stderr)
+            return 1
+        try:
+            print(describe(emu, args.stream), file=out, flush=True)
+            stop.wait(args.duration)
+        finally:
+            emu.stop()
+    print("DIS emulator stopped.", file=out, flush=True)
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    # Explicit handlers, installed before the banner appears, so Ctrl-C and SIGTERM stop cleanly
+    # even when SIGINT was inherited as ignored (background jobs of a non-interactive shell). The
+    # previous handlers are restored afterwards.
+    stop = threading.Event()
+    previous: List[Tuple[int, _SignalHandler]] = []
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous.append((signum, signal.signal(signum, lambda _s, _f: stop.set())))
+    try:
+        yield stop
+    finally:
+        for number, handler in previous:
+            signal.signal(number, handler)

@@ -1,0 +1,253 @@
+"""Scripted faults: queued error replies, per-record failures, delays and dropped connections.
+
+:class:`FaultPlan` is the state behind the ``DISEmulator`` fault methods. Every method is
+thread-safe; the server consults the plan after authenticating a request and before executing it.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Deque, Dict, Final, List, Optional, Tuple
+
+from dis_logging.emulator.state import NewRecord, RecordFilter, ServiceError
+
+OPERATIONS: Final = (
+    "CreateToken",
+    "PutRecords",
+    "GetCursor",
+    "GetRecords",
+    "CreateStream",
+    "DescribeStream",
+    "ListStreams",
+    "DeleteStream",
+)
+"""Operation names accepted by the fault methods (``CreateToken`` is IAM's POST /v3/auth/tokens)."""
+
+_RECORD_MESSAGES: Final = {
+    "DIS.4303": "Exceeded traffic control limit.",
+    "DIS.5250": "Flow control: the partition is busy.",
+}
+
+
+def check_operation(operation: Optional[str]) -> None:
+    """Raise ValueError unless ``operation`` is None or one of :data:`OPERATIONS`."""
+    if operation is not None and operation not in OPERATIONS:
+        raise ValueError(
+            "unknown operation {!r}; expected one of {}".format(operation, ", ".join(OPERATIONS))
+        )
+
+
+@dataclass(frozen=True)
+class QueuedFailure:
+    """One scripted error reply."""
+
+    operation: Optional[str]
+    status: int
+    error_code: str
+    retry_after: Optional[float]
+
+
+class _RecordFailures:
+    """Per-record failure rule: every Nth record, or a seeded random fraction, up to a limit."""
+
+    def __init__(
+        self,
+        error_code: str,
+        every: Optional[int],
+        fraction: Optional[float],
+        seed: int,
+        limit: Optional[int],
+    ) -> None:
+        self.error_code = error_code
+        self.message = _RECORD_MESSAGES.get(error_code, "Injected record failure.")
+        self.every = every
+        self.fraction = fraction
+        self.random = random.Random(seed)
+        self.limit = limit
+        self.seen = 0
+        self.failed = 0
+
+    def decide(self) -> bool:
+        self.seen += 1
+        if self.limit is not None and self.failed >= self.limit:
+            return False
+        if self.every is not None:
+            hit = self.seen % self.every == 0
+        elif self.fraction is not None:
+            hit = self.random.random() < self.fraction
+        else:
+            hit = True
+        if hit:
+            self.failed += 1
+        return hit
+
+
+@dataclass
+class _RandomFailure:
+    """Fail a seeded random fraction of the requests of one operation."""
+
+    fraction: float
+    failure: QueuedFailure
+    random: random.Random
+
+
+@dataclass
+class _Drop:
+    operation: Optional[str]
+    remaining: int
+
+
+class FaultPlan:
+    """The scripted faults of one emulator."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: Deque[QueuedFailure] = deque()
+        self._drops: List[_Drop] = []
+        self._delays: Dict[Optional[str], float] = {}
+        self._records: Optional[_RecordFailures] = None
+        self._random_failure: Optional[_RandomFailure] = None
+
+    def fail_next(
+        self,
+        count: int,
+        status: int,
+        error_code: str,
+        retry_after: Optional[float],
+        operation: Optional[str],
+    ) -> None:
+        """Queue ``count`` error replies for ``operation`` (None: any); see ``fail_next``."""
+        check_operation(operation)
+        if count < 0 or not 100 <= status <= 599:
+            raise ValueError("count must be >= 0 and status an HTTP status code")
+        with self._lock:
+            for _ in range(count):
+                self._failures.append(QueuedFailure(operation, status, error_code, retry_after))
+
+    def fail_rate(
+        self,
+        fraction: float,
+        status: int,
+        error_code: str,
+        retry_after: Optional[float],
+        operation: Optional[str],
+        seed: int,
+    ) -> None:
+        """Fail a random ``fraction`` of ``operation`` requests; see ``DISEmulator.fail_rate``."""
+        check_operation(operation)
+        if not 0.0 <= fraction <= 1.0 or not 100 <= status <= 599:
+            raise ValueError("fraction must be within [0, 1] and status an HTTP status code")
+        with self._lock:
+            self._random_failure = None
+            if fraction:
+                failure = QueuedFailure(operation, status, error_code, retry_after)
+                self._random_failure = _RandomFailure(fraction, failure, random.Random(seed))
+
+    def take_failure(self, operation: str) -> Optional[ServiceError]:
+        """Return the scripted error for this ``operation`` request, if any.
+
+        The first queued failure that applies is consumed; otherwise the random failure rate (if
+        any) is consulted.
+        """
+        chosen: Optional[QueuedFailure] = None
+        with self._lock:
+            for failure in self._failures:
+                if failure.operation in (None, operation):
+                    self._failures.remove(failure)
+                    chosen = failure
+                    break
+            rule = self._random_failure
+            if (
+                chosen is None
+                and rule is not None
+                and rule.failure.operation in (None, operation)
+                and rule.random.random() < rule.fraction
+            ):
+                chosen = rule.failure
+        if chosen is None:
+            return None
+        return ServiceError(
+            chosen.status,
+            chosen.error_code,
+            f"Injected failure ({chosen.error_code}).",
+            chosen.retry_after,
+        )
+
+    def fail_records(
+        self,
+        error_code: str,
+        every: Optional[int],
+        fraction: Optional[float],
+        seed: int,
+        limit: Optional[int],
+    ) -> None:
+        """Make PutRecords entries fail individually; see DISEmulator.fail_records."""
+        if every is not None and every < 1:
+            raise ValueError("every must be >= 1")
+        if fraction is not None and not 0.0 <= fraction <= 1.0:
+            raise ValueError("fraction must be within [0, 1]")
+        if limit is not None and limit < 0:
+            raise ValueError("limit must be >= 0")
+        with self._lock:
+            self._records = _RecordFailures(error_code, every, fraction, seed, limit)
+
+    def record_filter(self) -> Optional[RecordFilter]:
+        """Return the per-record failure hook for one PutRecords request, or None when inactive."""
+        with self._lock:
+            rule = self._records
+        if rule is None:
+            return None
+
+        def decide(_position: int, _record: NewRecord) -> Optional[Tuple[str, str]]:
+            with self._lock:
+                return (rule.error_code, rule.message) if rule.decide() else None
+
+        return decide
+
+    def set_delay(self, seconds: float, operation: Optional[str]) -> None:
+        """Delay replies to ``operation`` (None: every operation) by ``seconds``; 0 removes it."""
+        check_operation(operation)
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        with self._lock:
+            if seconds:
+                self._delays[operation] = float(seconds)
+            else:
+                self._delays.pop(operation, None)
+
+    def delay_for(self, operation: str) -> float:
+        """Return the delay in seconds for ``operation`` (its own setting, else the global one)."""
+        with self._lock:
+            return self._delays.get(operation, self._delays.get(None, 0.0))
+
+    def drop_connections(self, count: int, operation: Optional[str]) -> None:
+        """Close the next ``count`` connections carrying ``operation`` without replying."""
+        check_operation(operation)
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        with self._lock:
+            if count:
+                self._drops.append(_Drop(operation, count))
+
+    def take_drop(self, operation: str) -> bool:
+        """Return True (and count it) when this ``operation`` request must be dropped."""
+        with self._lock:
+            for entry in self._drops:
+                if entry.operation in (None, operation):
+                    entry.remaining -= 1
+                    if not entry.remaining:
+                        self._drops.remove(entry)
+                    return True
+        return False
+
+    def clear(self) -> None:
+        """Remove every scripted fault."""
+        with self._lock:
+            self._failures.clear()
+            self._drops.clear()
+            self._delays.clear()
+            self._records = None
+            self._random_failure = None

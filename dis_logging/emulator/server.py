@@ -1,0 +1,674 @@
+"""The emulator's HTTP server and the :class:`DISEmulator` API.
+
+IAM and DIS share one port. The server speaks HTTP/1.1 with keep-alive, one thread per connection,
+and writes each reply with a single ``sendall`` with Nagle disabled, so loopback requests do not
+stall on delayed ACKs (DESIGN.md, pitfalls). Requests are executed by
+:class:`~dis_logging.emulator.service.Service`.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, Final, List, Optional, Set, Tuple, Type
+from urllib.parse import unquote, urlsplit
+
+from dis_logging.emulator.auth import query_pairs
+from dis_logging.emulator.service import Account, Reply, Request, Service, error_reply
+from dis_logging.emulator.state import RequestLogEntry, ServiceError, StoredRecord
+
+DEFAULT_PROJECT_ID: Final = "0123456789abcdef0123456789abcdef"
+DEFAULT_AK: Final = "EXAMPLEAK0000000001"
+DEFAULT_SK: Final = "EXAMPLEsecretKEY000000000000000000000001"
+DEFAULT_USERNAME: Final = "dis-user"
+DEFAULT_PASSWORD: Final = "dis-password"
+DEFAULT_DOMAIN_NAME: Final = "dis-account"
+DEFAULT_REGION: Final = "cn-north-4"
+DEFAULT_TOKEN_TTL: Final = 86400.0
+"""IAM tokens live 24 h (DIS-API.md section 4)."""
+
+MAX_BODY_BYTES: Final = 12 * 1024 * 1024
+"""AK/SK-signed bodies are capped at 12 MB by the API gateway (DIS-API.md section 8)."""
+
+MAX_DISCARD_BYTES: Final = 64 * 1024 * 1024
+"""An oversized body up to this size is read and discarded so the 413 reply reaches the client."""
+
+
+_EMPTY: Final = b""
+
+
+class DISEmulator:
+    """A local, in-memory DIS + IAM service for development and tests.
+
+    IAM (``POST /v3/auth/tokens``) and the DIS API (``/v2/{project_id}/...``) share one port. Every
+    DIS call must authenticate with an issued token or an AK/SK signature. Faults can be scripted
+    while it runs. Use it as a context manager or call :meth:`start` and :meth:`stop`.
+
+    Args:
+        host: Interface to listen on; default ``"127.0.0.1"``.
+        port: TCP port; default 0 picks a free one (see :attr:`url`).
+        project_id: The only project id DIS paths may use.
+        ak: Access key accepted for AK/SK signatures.
+        sk: Its secret key.
+        username: IAM user name accepted by the password method.
+        password: Its password.
+        domain_name: The IAM account (domain) name.
+        region: Region: the project name for IAM scopes and the region of legacy signature scopes.
+        token_ttl: Lifetime of issued tokens in seconds; default 86400 (24 h).
+        security_token: When set, AK/SK requests must send it as ``X-Security-Token``; default None
+            accepts any or none.
+        clock: Wall clock in seconds since the epoch, for token, cursor and signature-date checks;
+            default :func:`time.time`.
+        seed: Seed for placing records that have neither key nor partition id; None is random.
+        partition_quota: Total partitions the account may hold; default 200.
+        verbose: When True, log every request line to stderr; default False (quiet).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        ak: str = DEFAULT_AK,
+        sk: str = DEFAULT_SK,
+        username: str = DEFAULT_USERNAME,
+        password: str = DEFAULT_PASSWORD,
+        domain_name: str = DEFAULT_DOMAIN_NAME,
+        region: str = DEFAULT_REGION,
+        token_ttl: float = DEFAULT_TOKEN_TTL,
+        security_token: Optional[str] = None,
+        clock: Callable[[], float] = time.time,
+        seed: Optional[int] = None,
+        partition_quota: int = 200,
+        verbose: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._service = Service(
+            Account(project_id, ak, sk, username, password, domain_name, region),
+            token_ttl=float(token_ttl),
+            url=lambda: self.url,
+            security_token=security_token,
+            clock=clock,
+            seed=seed,
+            partition_quota=partition_quota,
+            verbose=verbose,
+        )
+        self._server: Optional[_Server] = None
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def project_id(self) -> str:
+        """The project id DIS paths must use."""
+        return self._service.account.project_id
+
+    @property
+    def ak(self) -> str:
+        """The access key accepted for AK/SK signatures."""
+        return self._service.account.ak
+
+    @property
+    def sk(self) -> str:
+        """The secret key of :attr:`ak`."""
+        return self._service.account.sk
+
+    @property
+    def username(self) -> str:
+        """The IAM user name accepted by the password method."""
+        return self._service.account.username
+
+    @property
+    def password(self) -> str:
+        """The IAM user's password."""
+        return self._service.account.password
+
+    @property
+    def domain_name(self) -> str:
+        """The IAM account (domain) name."""
+        return self._service.account.domain_name
+
+    @property
+    def region(self) -> str:
+        """The region: IAM project name and legacy signature scope region."""
+        return self._service.account.region
+
+    @property
+    def token_ttl(self) -> float:
+        """Lifetime in seconds of tokens issued from now on; settable."""
+        return self._service.token_ttl
+
+    @token_ttl.setter
+    def token_ttl(self, seconds: float) -> None:
+        self._service.token_ttl = float(seconds)
+
+    @property
+    def verbose(self) -> bool:
+        """Whether each request is logged to stderr; settable."""
+        return self._service.verbose
+
+    @verbose.setter
+    def verbose(self, enabled: bool) -> None:
+        self._service.verbose = enabled
+
+    def __repr__(self) -> str:
+        state = "running" if self._server is not None else "stopped"
+        return f"DISEmulator(url={self.url!r}, project_id={self.project_id!r}, {state})"
+
+    def start(self) -> DISEmulator:
+        """Bind the port and serve in a background thread.
+
+        Returns:
+            self, so ``emu = DISEmulator().start()`` works.
+
+        Raises:
+            RuntimeError: When already started.
+            OSError: When the port cannot be bound.
+        """
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        self._service.stopping.clear()
+        server = _Server((self.host, self.port), _Handler, self._service)
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve,
+            name="dis-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and every open connection; idempotent."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._service.stopping.set()
+        server.stop_serving()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+        server.server_close()
+        server.close_connections()
+
+    def __enter__(self) -> DISEmulator:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL of both IAM and DIS, e.g. ``"http://127.0.0.1:50123"``."""
+        host = self.host
+        if host in ("", "0.0.0.0"):  # mapping the wildcard to a reachable address
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._server is not None
+
+    def create_stream(
+        self,
+        name: str,
+        partitions: int = 1,
+        stream_type: str = "COMMON",
+        data_type: str = "BLOB",
+    ) -> str:
+        """Create a stream directly (no HTTP).
+
+        Args:
+            name: Stream name, 1-64 characters of ``[A-Za-z0-9_-]``.
+            partitions: Partition count; default 1.
+            stream_type: ``"COMMON"`` (default) or ``"ADVANCED"``.
+            data_type: ``"BLOB"`` (default), ``"JSON"`` or ``"CSV"``.
+
+        Returns:
+            The new stream's id.
+
+        Raises:
+            ValueError: On an invalid argument, an existing name or an exhausted partition quota.
+        """
+        try:
+            return self._service.store.create(name, partitions, stream_type, data_type).stream_id
+        except ServiceError as exc:
+            raise ValueError(exc.message) from None
+
+    def delete_stream(self, name: str) -> None:
+        """Delete a stream and its records.
+
+        Raises:
+            KeyError: When no stream has that name.
+        """
+        try:
+            self._service.store.delete(name)
+        except ServiceError:
+            raise KeyError(f"no stream named {name!r} in the emulator") from None
+
+    def stream_names(self) -> List[str]:
+        """Return the names of every stream, sorted."""
+        return self._service.store.names()
+
+    def records(self, stream: str) -> List[StoredRecord]:
+        """Return every stored record of ``stream``, by partition index then sequence number.
+
+        Raises:
+            KeyError: When no stream has that name.
+        """
+        return self._service.store.snapshot(stream)
+
+    def wait_for(self, stream: str, n: int, timeout: float = 10.0) -> List[StoredRecord]:
+        """Wait until ``stream`` holds at least ``n`` records and return all of them.
+
+        Args:
+            stream: Stream name (it may be created while waiting).
+            n: Number of records to wait for.
+            timeout: Maximum wait in seconds; default 10.
+
+        Returns:
+            Every record of the stream, as :meth:`records` does.
+
+        Raises:
+            TimeoutError: When fewer than ``n`` records arrived in time.
+        """
+        return self._service.store.wait_for(stream, n, timeout)
+
+    def issue_token(self, ttl: Optional[float] = None) -> str:
+        """Return a valid project-scoped X-Auth-Token without going through HTTP.
+
+        Args:
+            ttl: Lifetime in seconds; None uses :attr:`token_ttl`.
+        """
+        token, _ = self._service.tokens.issue(
+            self.token_ttl if ttl is None else ttl, self.project_id
+        )
+        return token
+
+    def expire_tokens(self) -> None:
+        """Make every token issued so far expired (441 DIS.4114); new tokens still work."""
+        self._service.tokens.expire_all()
+
+    @property
+    def requests(self) -> List[RequestLogEntry]:
+        """A snapshot of the request log, oldest first (the last 100 000 requests)."""
+        return self._service.logged()
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self._service.clear_log()
+
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 500,
+        error_code: str = "DIS.5000",
+        retry_after: Optional[float] = None,
+        operation: Optional[str] = "PutRecords",
+    ) -> None:
+        """Queue error replies; calls append, so a sequence of statuses can be scripted.
+
+        Args:
+            count: How many requests fail; default 1.
+            status: HTTP status of the reply; default 500.
+            error_code: ``error_code`` of the reply body; default ``"DIS.5000"``.
+            retry_after: Seconds for a ``Retry-After`` header; None (default) sends none.
+            operation: Operation the failures apply to (see ``faults.OPERATIONS``); default
+                ``"PutRecords"``; None applies to any operation, including IAM's ``CreateToken``.
+
+        Raises:
+            ValueError: On an unknown operation or a bad count or status.
+        """
+        self._service.faults.fail_next(count, status, error_code, retry_after, operation)
+
+    def fail_rate(
+        self,
+        fraction: float,
+        status: int = 500,
+        error_code: str = "DIS.5000",
+        retry_after: Optional[float] = None,
+        operation: Optional[str] = "PutRecords",
+        seed: int = 0,
+    ) -> None:
+        """Fail a random fraction of requests (after any queued :meth:`fail_next` failures).
+
+        Args:
+            fraction: Probability in [0, 1] that a request fails; 0 turns the rule off.
+            status: HTTP status of the reply; default 500.
+            error_code: ``error_code`` of the reply body; default ``"DIS.5000"``.
+            retry_after: Seconds for a ``Retry-After`` header; None (default) sends none.
+            operation: Operation the rule applies to; default ``"PutRecords"``; None for any.
+            seed: Seed of the random generator; default 0, so runs repeat.
+
+        Raises:
+            ValueError: On an out-of-range fraction or status, or an unknown operation.
+        """
+        self._service.faults.fail_rate(fraction, status, error_code, retry_after, operation, seed)
+
+    def fail_records(
+        self,
+        error_code: str = "DIS.4303",
+        every: Optional[int] = None,
+        fraction: Optional[float] = None,
+        seed: int = 0,
+        limit: Optional[int] = None,
+    ) -> None:
+        """Fail individual PutRecords entries inside otherwise successful 200 replies.
+
+        Failed entries carry ``error_code`` and are not stored. Replaces any earlier rule.
+
+        Args:
+            error_code: Per-record code; default ``"DIS.4303"`` (throttled, retryable).
+            every: Fail every Nth record, counted across requests (1 fails all); None: see fraction.
+            fraction: Fail each record with this probability in [0, 1], drawn from a generator
+                seeded with ``seed``; None with ``every`` None fails every record.
+            seed: Seed for ``fraction``; default 0.
+            limit: Stop after this many failures; None (default) never stops.
+
+        Raises:
+            ValueError: On out-of-range arguments.
+        """
+        self._service.faults.fail_records(error_code, every, fraction, seed, limit)
+
+    def set_delay(self, seconds: float, operation: Optional[str] = None) -> None:
+        """Sleep before handling requests of ``operation`` (None: all operations).
+
+        Args:
+            seconds: Delay in seconds; 0 removes the delay.
+            operation: Operation name, or None (default) for every operation without its own delay.
+        """
+        self._service.faults.set_delay(seconds, operation)
+
+    def drop_connections(self, count: int = 1, operation: Optional[str] = "PutRecords") -> None:
+        """Close the connection of the next ``count`` requests of ``operation`` without replying.
+
+        The request is read but not executed (nothing is stored).
+
+        Args:
+            count: Requests to drop; default 1.
+            operation: Operation name; default ``"PutRecords"``; None for any operation.
+        """
+        self._service.faults.drop_connections(count, operation)
+
+    def enforce_rate_limits(self, enabled: bool = True) -> None:
+        """Apply DIS per-partition write limits (1 MB/s or 1000 records/s for COMMON, 5 MB/s or
+        2000 records/s for ADVANCED): records over the limit fail with per-record DIS.4303.
+
+        Args:
+            enabled: True (default) to enforce, False to stop.
+        """
+        with self._service.store.lock:
+            self._service.store.rate_limits = enabled
+
+    def clear_faults(self) -> None:
+        """Remove every scripted fault and stop enforcing rate limits (tokens stay as they are)."""
+        self._service.faults.clear()
+        self.enforce_rate_limits(False)
+
+
+class _Server(ThreadingHTTPServer):
+    """Threaded HTTP server that knows its emulator and its open connections."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: Tuple[str, int],
+        handler: Type[BaseHTTPRequestHandler],
+        service: Service,
+    ) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.service = service
+        self._connections: Set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._stopping = False
+        self._wake_read, self._wake_write = socket.socketpair()
+        super().__init__(address, handler)
+        self.socket.setblocking(False)
+
+    def serve(self) -> None:
+        """Accept connections until :meth:`stop_serving`.
+
+        Unlike ``serve_forever`` this needs no polling interval: a socket pair wakes the loop, so
+        stopping is immediate (tests start and stop hundreds of emulators).
+        """
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_read, selectors.EVENT_READ)
+            while not self._stopping:
+                for key, _ in selector.select():
+                    if key.fileobj is self.socket and not self._stopping:
+                        self._accept()
+
+    def _accept(self) -> None:
+        try:
+            connection, address = self.get_request()
+        except OSError:  # the client went away, or a spurious wake-up (non-blocking socket)
+            return
+        try:
+            self.process_request(connection, address)
+        except Exception:  # noqa: BLE001  # e.g. no thread could start: drop this one connection
+            self.handle_error(connection, address)
+            self.shutdown_request(connection)
+
+    def stop_serving(self) -> None:
+        """Make :meth:`serve` return soon; call from another thread."""
+        self._stopping = True
+        self._wake_write.send(b"x")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_read.close()
+        self._wake_write.close()
+
+    def track(self, connection: socket.socket, active: bool) -> None:
+        with self._connections_lock:
+            if active:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        """Shut down every open keep-alive connection so its handler thread ends."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # Client resets and broken pipes are normal; anything else only matters in verbose mode.
+        if self.service.verbose:
+            super().handle_error(request, client_address)  # type: ignore[arg-type]  # socket
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One keep-alive connection: parses requests, hands them to the emulator, writes replies."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "DISEmulator/1.0"
+    sys_version = ""
+    timeout = 300.0  # idle keep-alive connections are closed after 5 minutes
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
+        if self.server.service.verbose:
+            sys.stderr.write(f"dis-emulator: {self.address_string()} - {format % args}\n")
+
+    def send_error(
+        self, code: int, message: Optional[str] = None, explain: Optional[str] = None
+    ) -> None:
+        # Called by http.server for unparsable request lines and headers; answer in DIS style.
+        self.close_connection = True
+        status = 405 if code == 501 else code
+        code_text = "APIG.0101" if status in (404, 405) else "DIS.4200"
+        error = ServiceError(status, code_text, message or "Bad request.")
+        self._send(error_reply(error), head=False)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch()
+
+    def _read_body(self) -> Optional[bytes]:
+        """Read the request body; reply and return None when it is unreadable or too large."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            return _EMPTY
+        try:
+            length = int(length_text)
+            if length < 0:
+                raise ValueError(length_text)
+        except ValueError:
+            self.send_error(400, "Invalid Content-Length.")
+            return None
+        if length > MAX_BODY_BYTES:
+            self._too_large(length)
+            return None
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> Optional[bytes]:
+        chunks: List[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip() or b"x", 16)
+            except ValueError:
+                self.send_error(400, "Invalid chunked encoding.")
+                return None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    continue
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY_BYTES:
+                self._too_large(None)
+                return None
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _too_large(self, length: Optional[int]) -> None:
+        if length is not None and length <= MAX_DISCARD_BYTES:
+            remaining = length
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        else:
+            self.close_connection = True
+        error = ServiceError(413, "APIG.0201", "Request body too large (limit 12 MB).")
+        self.server.service.record(
+            RequestLogEntry(
+                self.command,
+                self.path.split("?")[0],
+                "Unknown",
+                413,
+                "APIG.0201",
+                0,
+                0,
+                length or 0,
+                "none",
+                time.time(),
+            )
+        )
+        self._send(error_reply(error), head=False)
+
+    def _dispatch(self) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        split = urlsplit(self.path)
+        query: Dict[str, str] = {}
+        for name, value in query_pairs(split.query):
+            query.setdefault(name, value)
+        request = Request(
+            method=self.command,
+            path=unquote(split.path) or "/",
+            raw_path=split.path or "/",
+            raw_query=split.query,
+            query=query,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+
+        def drop() -> None:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                return
+
+        reply = self.server.service.handle(request, drop)
+        if reply is not None:
+            self._send(reply, head=self.command == "HEAD")
+
+    def _send(self, reply: Reply, head: bool) -> None:
+        lines = [
+            f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+            f"X-Request-Id: {uuid.uuid4().hex}",
+        ]
+        if reply.content_type and reply.body:
+            lines.append(f"Content-Type: {reply.content_type}")
+        if reply.status not in (204, 304):
+            lines.append(f"Content-Length: {len(reply.body)}")
+        lines.extend("{}: {}".format(*item) for item in reply.headers.items())
+        if self.close_connection:
+            lines.append("Connection: close")
+        head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if self.server.service.verbose:
+            self.log_message('"%s" %d %d', self.requestline, reply.status, len(reply.body))
+        try:
+            self.wfile.write(head_bytes if head else head_bytes + reply.body)
+        except OSError:
+            self.close_connection = True

@@ -1,0 +1,512 @@
+"""In-memory DIS state: streams, partitions, stored records and the partition hash rule.
+
+Everything here is guarded by one lock owned by :class:`StreamStore`; the HTTP layer never touches
+the dictionaries directly. A :class:`threading.Condition` on the same lock lets tests wait for
+records without polling.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import random
+import re
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Final, List, Optional, Tuple
+
+MAX_HASH: Final = 2**63 - 1
+"""Upper end of the partition hash space (DIS-API.md section 7)."""
+
+STREAM_NAME_RE: Final = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
+"""Stream names: 1-64 characters of ``[A-Za-z0-9_-]`` (DIS-API.md section 5, CreateStream)."""
+
+PARTITION_ID_RE: Final = re.compile(r"\A(?:shardId-)?(\d{1,10})\Z")
+"""A partition id, either ``shardId-0000000002`` or the bare index ``2`` (DIS-API.md section 1)."""
+
+STREAM_TYPES: Final = ("COMMON", "ADVANCED")
+DATA_TYPES: Final = ("BLOB", "JSON", "CSV")
+
+MIN_RETENTION_HOURS: Final = 24  # CreateStream data_duration range (DIS-API.md section 5)
+MAX_RETENTION_HOURS: Final = 72
+
+DEFAULT_PARTITION_QUOTA: Final = 200
+"""Partitions the emulated account may hold in total; generous (real default: 50, section 8)."""
+
+MAX_REQUEST_DATA_BYTES: Final = {"COMMON": 1024 * 1024, "ADVANCED": 5 * 1024 * 1024}
+"""Total record data per PutRecords request, keys excluded (DIS-API.md section 8)."""
+
+WRITE_RATE_LIMITS: Final = {"COMMON": (1024 * 1024, 1000), "ADVANCED": (5 * 1024 * 1024, 2000)}
+"""Per-partition write limits as (bytes per second, records per second) (DIS-API.md section 8)."""
+
+_ID_ALPHABET: Final = string.ascii_letters + string.digits
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """One record as the emulator stored it.
+
+    Attributes:
+        data: The raw record bytes, exactly as the producer sent them (after base64 decoding).
+        partition_id: The partition that holds it, e.g. ``"shardId-0000000001"``.
+        sequence_number: Its decimal sequence number within the partition, from ``"0"``.
+        partition_key: The key it was written with, or None.
+        timestamp: Write time in milliseconds since the epoch.
+    """
+
+    data: bytes
+    partition_id: str
+    sequence_number: str
+    partition_key: Optional[str]
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class RequestLogEntry:
+    """One HTTP request the emulator answered (or dropped), without any secret.
+
+    Attributes:
+        method: HTTP method, e.g. ``"POST"``.
+        path: Request path without the query string.
+        operation: Operation name (``"PutRecords"``, ``"CreateToken"``, ...) or ``"Unknown"``.
+        status: HTTP status sent, or 0 when the connection was dropped without a reply.
+        error_code: DIS/IAM/APIG error code of the reply, or None on success.
+        record_count: Records in a PutRecords request (sent, not stored) or in a GetRecords reply.
+        data_bytes: Raw record bytes in those records.
+        body_bytes: Size of the request body in bytes.
+        auth: ``"token"``, ``"aksk"`` or ``"none"``: how the request authenticated (or tried to).
+        time: Arrival time in seconds since the epoch.
+    """
+
+    method: str
+    path: str
+    operation: str
+    status: int
+    error_code: Optional[str]
+    record_count: int
+    data_bytes: int
+    body_bytes: int
+    auth: str
+    time: float
+
+
+class ServiceError(Exception):
+    """A request the emulated service rejects; the server turns it into an error reply.
+
+    Args:
+        status: HTTP status code.
+        code: DIS/APIG error code, e.g. ``"DIS.4301"``.
+        message: Human-readable message for the ``error_msg`` field.
+        retry_after: Value for a ``Retry-After`` header in seconds, or None for no header.
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: Optional[float] = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+def bad_request(code: str, message: str) -> ServiceError:
+    """Return a 400 :class:`ServiceError` with ``code`` and ``message``."""
+    return ServiceError(400, code, message)
+
+
+def key_hash(partition_key: str) -> int:
+    """Hash a partition key the way DIS does.
+
+    Args:
+        partition_key: The key; hashed as UTF-8 (surrogates are replaced).
+
+    Returns:
+        The first 8 bytes of the key's MD5, big-endian, top bit cleared: an int in [0, 2**63 - 1].
+    """
+    digest = hashlib.md5(partition_key.encode("utf-8", "replace")).digest()
+    return int.from_bytes(digest[:8], "big") & MAX_HASH
+
+
+def hash_ranges(partitions: int) -> List[Tuple[int, int]]:
+    """Return the inclusive hash range each of ``partitions`` partitions owns (section 7)."""
+    width = MAX_HASH // partitions
+    ranges = [(i * width, (i + 1) * width - 1) for i in range(partitions)]
+    ranges[-1] = (ranges[-1][0], MAX_HASH)
+    return ranges
+
+
+def partition_for_hash(value: int, partitions: int) -> int:
+    """Return the index of the partition whose hash range holds ``value``."""
+    return min(value // (MAX_HASH // partitions), partitions - 1)
+
+
+def partition_id(index: int) -> str:
+    """Return the DIS partition id for ``index``, e.g. ``shardId-0000000002``."""
+    return f"shardId-{index:010d}"
+
+
+def parse_partition_id(text: str) -> Optional[int]:
+    """Parse ``shardId-0000000002`` or ``2`` into an index; None when the text is neither."""
+    match = PARTITION_ID_RE.match(text.strip())
+    return int(match.group(1)) if match else None
+
+
+def new_id(length: int = 19) -> str:
+    """Return a random alphanumeric id like the ones DIS gives streams."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+@dataclass
+class Partition:
+    """Records of one partition plus the bookkeeping for rate limits."""
+
+    index: int
+    records: List[StoredRecord] = field(default_factory=list)
+    timestamps: List[int] = field(default_factory=list)
+    window_start: float = 0.0
+    window_bytes: int = 0
+    window_records: int = 0
+
+
+@dataclass
+class Stream:
+    """One stream and its partitions."""
+
+    name: str
+    stream_id: str
+    stream_type: str
+    data_type: str
+    retention_hours: int
+    create_time: int
+    partitions: List[Partition]
+    total_records: int = 0
+
+    def describe_partition(self, part: Partition) -> Dict[str, object]:
+        """Return the DescribeStream entry of one partition."""
+        low, high = hash_ranges(len(self.partitions))[part.index]
+        return {
+            "partition_id": partition_id(part.index),
+            "status": "ACTIVE",
+            "hash_range": f"[{low} : {high}]",
+            "sequence_number_range": f"[0 : {len(part.records)}]",
+        }
+
+    def summary(self) -> Dict[str, object]:
+        """Return the ListStreams ``stream_info_list`` entry of this stream."""
+        return {
+            "stream_id": self.stream_id,
+            "stream_name": self.name,
+            "create_time": self.create_time,
+            "retention_period": self.retention_hours,
+            "status": "RUNNING",
+            "stream_type": self.stream_type,
+            "data_type": self.data_type,
+            "partition_count": len(self.partitions),
+        }
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """A decoded PutRecords entry, before partition assignment."""
+
+    data: bytes
+    partition_key: Optional[str] = None
+    partition_id: Optional[str] = None
+    explicit_hash_key: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PutOutcome:
+    """Result of one PutRecords entry: either a stored record or an error code and message."""
+
+    record: Optional[StoredRecord]
+    error_code: Optional[str] = None
+    error_message: Optional[str] = None
+
+
+RecordFilter = Callable[[int, NewRecord], Optional[Tuple[str, str]]]
+"""Called per record before storing; returns (error code, message) to fail the record, or None."""
+
+
+class StreamStore:
+    """Thread-safe store of every stream of the emulated account.
+
+    Args:
+        clock: Wall clock in seconds since the epoch; default :func:`time.time`.
+        partition_quota: Total partitions the account may hold across streams; default 200.
+        seed: Seed of the generator placing records without key or partition id; None is random.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        partition_quota: int = DEFAULT_PARTITION_QUOTA,
+        seed: Optional[int] = None,
+    ) -> None:
+        self._clock = clock
+        self._quota = partition_quota
+        self._random = random.Random(seed)
+        self._streams: Dict[str, Stream] = {}
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.rate_limits = False
+
+    def create(
+        self,
+        name: str,
+        partitions: int = 1,
+        stream_type: str = "COMMON",
+        data_type: str = "BLOB",
+        retention_hours: int = MIN_RETENTION_HOURS,
+    ) -> Stream:
+        """Create a stream.
+
+        Args:
+            name: Stream name, 1-64 characters of ``[A-Za-z0-9_-]``.
+            partitions: Partition count, at least 1.
+            stream_type: ``"COMMON"`` or ``"ADVANCED"``.
+            data_type: ``"BLOB"``, ``"JSON"`` or ``"CSV"``.
+            retention_hours: Retention in hours, 24-72.
+
+        Returns:
+            The new stream.
+
+        Raises:
+            ServiceError: On an invalid argument (DIS.4200), an existing name (DIS.4307) or when the
+                partition quota would be exceeded (DIS.4308).
+        """
+        if not isinstance(name, str) or not STREAM_NAME_RE.match(name):
+            raise bad_request(
+                "DIS.4200", "Invalid stream_name: use 1-64 characters of [A-Za-z0-9_-]."
+            )
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+            raise bad_request("DIS.4200", "Invalid partition_count: must be an integer >= 1.")
+        if stream_type not in STREAM_TYPES:
+            raise bad_request("DIS.4200", "Invalid stream_type: must be COMMON or ADVANCED.")
+        if data_type not in DATA_TYPES:
+            raise bad_request("DIS.4200", "Invalid data_type: must be BLOB, JSON or CSV.")
+        if (
+            isinstance(retention_hours, bool)
+            or not isinstance(retention_hours, int)
+            or not MIN_RETENTION_HOURS <= retention_hours <= MAX_RETENTION_HOURS
+        ):
+            raise bad_request("DIS.4200", "Invalid data_duration: must be 24-72 hours.")
+        with self.lock:
+            if name in self._streams:
+                raise bad_request("DIS.4307", f"The stream already exists: {name}.")
+            used = sum(len(s.partitions) for s in self._streams.values())
+            if used + partitions > self._quota:
+                raise bad_request(
+                    "DIS.4308",
+                    f"Partition quota exceeded: {used} in use, {partitions} requested, "
+                    f"quota {self._quota}.",
+                )
+            stream = Stream(
+                name=name,
+                stream_id=new_id(),
+                stream_type=stream_type,
+                data_type=data_type,
+                retention_hours=retention_hours,
+                create_time=int(self._clock() * 1000),
+                partitions=[Partition(i) for i in range(partitions)],
+            )
+            self._streams[name] = stream
+            self.changed.notify_all()
+            return stream
+
+    def delete(self, name: str) -> None:
+        """Delete a stream and its records; ServiceError DIS.4301 when it does not exist."""
+        with self.lock:
+            if self._streams.pop(name, None) is None:
+                raise stream_not_found(name)
+            self.changed.notify_all()
+
+    def get(self, name: str, stream_id: Optional[str] = None) -> Stream:
+        """Return the stream called ``name``, else the one with id ``stream_id``.
+
+        Raises:
+            ServiceError: DIS.4301 when neither matches.
+        """
+        with self.lock:
+            stream = self._streams.get(name)
+            if stream is None and stream_id:
+                stream = next((s for s in self._streams.values() if s.stream_id == stream_id), None)
+            if stream is None:
+                raise stream_not_found(name or stream_id or "")
+            return stream
+
+    def names(self) -> List[str]:
+        """Return every stream name, sorted."""
+        with self.lock:
+            return sorted(self._streams)
+
+    def put(
+        self,
+        stream: Stream,
+        records: List[NewRecord],
+        record_filter: Optional[RecordFilter] = None,
+    ) -> List[PutOutcome]:
+        """Store ``records`` in ``stream``, one outcome per record in request order.
+
+        Args:
+            stream: The target stream (from :meth:`get`).
+            records: Decoded PutRecords entries.
+            record_filter: Optional fault hook consulted per record before storing.
+
+        Returns:
+            One :class:`PutOutcome` per record.
+
+        Raises:
+            ServiceError: DIS.4201/DIS.4302 for a malformed or unknown partition id, DIS.4200 for a
+                malformed explicit_hash_key; nothing is stored then.
+        """
+        count = len(stream.partitions)
+        targets = [self._target(r, count) for r in records]
+        outcomes: List[PutOutcome] = []
+        with self.lock:
+            if self._streams.get(stream.name) is not stream:
+                raise stream_not_found(stream.name)
+            now = self._clock()
+            now_ms = int(now * 1000)
+            for position, (record, index) in enumerate(zip(records, targets)):
+                part = stream.partitions[index]
+                failure = record_filter(position, record) if record_filter else None
+                if failure is None and self.rate_limits:
+                    failure = self._check_rate(stream, part, len(record.data), now)
+                if failure is not None:
+                    outcomes.append(PutOutcome(None, failure[0], failure[1]))
+                    continue
+                stored = StoredRecord(
+                    data=record.data,
+                    partition_id=partition_id(index),
+                    sequence_number=str(len(part.records)),
+                    partition_key=record.partition_key,
+                    timestamp=now_ms,
+                )
+                part.records.append(stored)
+                part.timestamps.append(now_ms)
+                stream.total_records += 1
+                outcomes.append(PutOutcome(stored))
+            self.changed.notify_all()
+        return outcomes
+
+    def _target(self, record: NewRecord, count: int) -> int:
+        if record.partition_id is not None:
+            index = parse_partition_id(record.partition_id)
+            if index is None:
+                raise bad_request("DIS.4201", f"Invalid partition_id: {record.partition_id!r}.")
+            if index >= count:
+                raise bad_request("DIS.4302", f"Partition does not exist: {record.partition_id}.")
+            return index
+        if record.explicit_hash_key is not None:
+            text = record.explicit_hash_key.strip()
+            if not text.isdigit() or int(text) > MAX_HASH:
+                raise bad_request(
+                    "DIS.4200", "Invalid explicit_hash_key: must be a decimal in [0, 2^63-1]."
+                )
+            return partition_for_hash(int(text), count)
+        if record.partition_key is not None:
+            return partition_for_hash(key_hash(record.partition_key), count)
+        with self.lock:
+            return self._random.randrange(count)
+
+    def _check_rate(
+        self, stream: Stream, part: Partition, size: int, now: float
+    ) -> Optional[Tuple[str, str]]:
+        # A fixed one-second window per partition is enough to model DIS traffic control.
+        max_bytes, max_records = WRITE_RATE_LIMITS[stream.stream_type]
+        if now - part.window_start >= 1.0:
+            part.window_start, part.window_bytes, part.window_records = now, 0, 0
+        if part.window_records + 1 > max_records or part.window_bytes + size > max_bytes:
+            return (
+                "DIS.4303",
+                f"Exceeded traffic control limit of partition {partition_id(part.index)}.",
+            )
+        part.window_records += 1
+        part.window_bytes += size
+        return None
+
+    def read(
+        self, stream: Stream, index: int, start: int, limit: int, max_bytes: Optional[int]
+    ) -> List[StoredRecord]:
+        """Return up to ``limit`` records of one partition from sequence number ``start``.
+
+        Args:
+            stream: The stream.
+            index: Partition index.
+            start: First sequence number to return.
+            limit: Maximum number of records.
+            max_bytes: Stop before the data would exceed this many bytes; None means no cap.
+
+        Returns:
+            The records, possibly empty.
+        """
+        with self.lock:
+            chunk = stream.partitions[index].records[start : start + limit]
+        if max_bytes is None:
+            return chunk
+        taken, total = 0, 0
+        for record in chunk:
+            total += len(record.data)
+            if total > max_bytes:
+                break
+            taken += 1
+        return chunk[:taken]
+
+    def first_at_or_after(self, stream: Stream, index: int, timestamp_ms: int) -> int:
+        """Return the sequence number of the first record written at or after ``timestamp_ms``."""
+        with self.lock:
+            return bisect.bisect_left(stream.partitions[index].timestamps, timestamp_ms)
+
+    def size(self, stream: Stream, index: int) -> int:
+        """Return how many records partition ``index`` holds (the next sequence number)."""
+        with self.lock:
+            return len(stream.partitions[index].records)
+
+    def snapshot(self, name: str) -> List[StoredRecord]:
+        """Return every record of stream ``name`` by partition then sequence number.
+
+        Raises:
+            KeyError: When the stream does not exist.
+        """
+        with self.lock:
+            stream = self._streams.get(name)
+            if stream is None:
+                raise KeyError(f"no stream named {name!r} in the emulator")
+            return [r for part in stream.partitions for r in part.records]
+
+    def wait_for(self, name: str, count: int, timeout: float) -> List[StoredRecord]:
+        """Block until stream ``name`` holds at least ``count`` records, then return them.
+
+        Args:
+            name: Stream name; it may be created while waiting.
+            count: Number of records to wait for.
+            timeout: Maximum wait in seconds.
+
+        Returns:
+            Every record of the stream (at least ``count``).
+
+        Raises:
+            TimeoutError: When fewer than ``count`` records arrived within ``timeout``.
+        """
+
+        def stored() -> int:
+            stream = self._streams.get(name)
+            return stream.total_records if stream is not None else 0
+
+        with self.changed:
+            if not self.changed.wait_for(lambda: stored() >= count, timeout):
+                raise TimeoutError(
+                    f"stream {name!r} holds {stored()} records after {timeout:.1f} s, "
+                    f"expected at least {count}"
+                )
+            return self.snapshot(name)
+
+
+def stream_not_found(name: str) -> ServiceError:
+    """Return the DIS.4301 error for a stream that does not exist."""
+    return bad_request("DIS.4301", f"The stream does not exist: {name}.")

@@ -1,0 +1,734 @@
+"""The background sender: drains a :class:`~dis_logging.buffer.RecordBuffer` into DIS.
+
+One daemon thread per flusher, named ``dis-logging-flusher``, sleeps on an :class:`threading.Event`
+until a batch is ready or ``flush_interval`` passed, then cuts batches and sends each with one
+PutRecords request. The outcome of every record is settled in the buffer's ledger:
+
+* acknowledged records count as sent;
+* records that failed with a retryable per-record code (``DIS.4303``, ``DIS.5xxx``), and whole
+  requests that failed with a retryable error (no reply, 429, 5xx, stale token), go back to the
+  front of the buffer ahead of newer records, and the flusher backs off (capped, jittered,
+  ``Retry-After`` honoured) by waiting on its stop event;
+* records older than ``max_retry_time`` since their first failure, and records DIS rejects for good
+  (unknown stream, bad credentials), are counted as failed and reported once per kind.
+
+The same send path runs on the caller's thread for :meth:`Flusher.flush_on_caller`, so ``flush()``
+and ``close()`` never depend on the flusher thread being able to run: while ``logging``'s module
+lock is held (``dictConfig``, ``logging.shutdown``) the flusher may be stuck inside urllib3 waiting
+for that lock, and the caller sends the remaining batches itself.
+
+With a spool (``spool_dir``), batches that keep failing go to disk instead of memory and are
+replayed oldest first once DIS answers again; ``spool_mode="always"`` writes every batch to disk
+before sending it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from typing import (
+    Callable,
+    Final,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    Set,
+    Tuple,
+)
+
+from dis_logging._report import ReporterLike, error_key, redact
+from dis_logging.buffer import Batch, Item, RecordBuffer
+from dis_logging.client import Entry, PutResult
+from dis_logging.errors import DISError
+from dis_logging.retry import RetryPolicy
+
+__all__ = ["Flusher", "RateLimiter", "Sender", "SpoolLike"]
+
+#: Thread name of the first flusher; further lanes append ``-1``, ``-2``, ...
+THREAD_NAME: Final = "dis-logging-flusher"
+#: Smallest batch byte budget after a 413 reply halved it.
+MIN_BATCH_BYTES: Final = 1024
+#: 413 APIG.0201: the gateway refused the body as too large; split the batch (DIS-API.md §9).
+STATUS_TOO_LARGE: Final = 413
+#: Consecutive whole-request failures after which a spool takes the batch ("an outage").
+SPOOL_AFTER_FAILURES: Final = 2
+#: Shortest per-request timeout a deadline-bounded send asks the client for, in seconds.
+MIN_REQUEST_TIMEOUT: Final = 0.05
+
+# outcomes of one send
+SENT: Final = "sent"
+PARTIAL: Final = "partial"
+RETRY: Final = "retry"
+REJECTED: Final = "rejected"
+
+
+class Sender(Protocol):
+    """What the flusher needs from :class:`~dis_logging.client.DISClient`."""
+
+    def put_records(
+        self,
+        stream_name: str,
+        entries: Sequence[Entry],
+        *,
+        stream_id: Optional[str] = None,
+        partition_id: Optional[str] = None,
+    ) -> PutResult:
+        """Send the entries in one request; raise a DISError subclass if it fails as a whole."""
+        ...  # pragma: no cover - protocol
+
+    def close(self) -> None:
+        """Release connections."""
+        ...  # pragma: no cover - protocol
+
+
+class SpoolLike(Protocol):
+    """What the flusher needs from :class:`dis_logging.spool.Spool`."""
+
+    @property
+    def pending_records(self) -> int:
+        """Records stored and not yet acknowledged."""
+        ...  # pragma: no cover - protocol
+
+    def put(self, entries: Sequence[Entry]) -> int:
+        """Store entries oldest first; return how many leading entries were stored."""
+        ...  # pragma: no cover - protocol
+
+    def read(self, max_records: int, max_bytes: int) -> Tuple[List[int], List[Entry]]:
+        """Return the oldest pending ``(ids, entries)`` without removing them."""
+        ...  # pragma: no cover - protocol
+
+    def ack(self, ids: Sequence[int]) -> None:
+        """Delete acknowledged entries."""
+        ...  # pragma: no cover - protocol
+
+    def close(self) -> None:
+        """Close the spool file."""
+        ...  # pragma: no cover - protocol
+
+
+class RateLimiter:
+    """Token buckets for records and bytes per second, shared by the lanes of one handler.
+
+    Args:
+        records_per_second: sustained records per second; ``0`` means unlimited.
+        bytes_per_second: sustained payload bytes per second; ``0`` means unlimited.
+        clock: monotonic time source in seconds; default :func:`time.monotonic`.
+    """
+
+    def __init__(
+        self,
+        records_per_second: float = 0.0,
+        bytes_per_second: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.records_per_second = records_per_second
+        self.bytes_per_second = bytes_per_second
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._free_at = clock()  # the time at which the reserved capacity is used up
+
+    def __repr__(self) -> str:
+        return (
+            f"RateLimiter(records_per_second={self.records_per_second}, "
+            f"bytes_per_second={self.bytes_per_second})"
+        )
+
+    def reserve(self, records: int, data_bytes: int) -> float:
+        """Reserve capacity for one request and return how long to wait before sending it.
+
+        Args:
+            records: records in the request.
+            data_bytes: payload bytes in the request.
+
+        Returns:
+            Seconds to wait (``0.0`` when within the rate); the reservation is made either way.
+        """
+        cost = 0.0
+        if self.records_per_second > 0:
+            cost = max(cost, records / self.records_per_second)
+        if self.bytes_per_second > 0:
+            cost = max(cost, data_bytes / self.bytes_per_second)
+        if cost == 0.0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            start = max(self._free_at, now)
+            # One request's worth of burst is allowed: wait only for the backlog before this one.
+            self._free_at = start + cost
+            return max(0.0, start - now)
+
+
+class Flusher:
+    """Sends the buffer's records to DIS from a daemon thread, and from callers on flush/close.
+
+    Args:
+        buffer: the buffer to drain.
+        sender: a :class:`Sender` (the :class:`~dis_logging.client.DISClient`).
+        stream_name: target stream.
+        stream_id: stream id for streams of another account; default ``None``.
+        partition_id: send every record to this partition; default ``None`` (keys or DIS decide).
+        batch_records: records per request at most.
+        batch_bytes: payload bytes per request at most.
+        flush_interval: seconds between sends of partial batches.
+        retry: backoff and ``max_retry_time`` for failed records.
+        reporter: diagnostics channel.
+        sending_threads: thread idents whose log records the handler ignores; the flusher adds its
+            own thread and any caller thread while it sends.
+        limiter: client-side rate limit, or ``None``.
+        spool_factory: creates the spool on first use, or ``None`` for no spool.
+        spool_mode: ``"outage"`` spools only batches that keep failing; ``"always"`` spools all.
+        secrets: strings masked in :attr:`last_error`.
+        thread_name: name of the thread; default ``dis-logging-flusher``.
+        clock: monotonic time source; default :func:`time.monotonic`.
+    """
+
+    def __init__(
+        self,
+        buffer: RecordBuffer,
+        sender: Sender,
+        *,
+        stream_name: str,
+        stream_id: Optional[str] = None,
+        partition_id: Optional[str] = None,
+        batch_records: int = 500,
+        batch_bytes: int = 1_000_000,
+        flush_interval: float = 1.0,
+        retry: Optional[RetryPolicy] = None,
+        reporter: ReporterLike,
+        sending_threads: Set[int],
+        limiter: Optional[RateLimiter] = None,
+        spool_factory: Optional[Callable[[], SpoolLike]] = None,
+        spool_mode: str = "outage",
+        secrets: Sequence[str] = (),
+        thread_name: str = THREAD_NAME,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.buffer = buffer
+        self.sender = sender
+        self.stream_name = stream_name
+        self.stream_id = stream_id
+        self.partition_id = partition_id
+        self.batch_records = batch_records
+        self.batch_bytes = batch_bytes
+        self.flush_interval = flush_interval
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.reporter = reporter
+        self.limiter = limiter
+        self.thread_name = thread_name
+        self._sending_threads = sending_threads
+        self._spool_factory = spool_factory
+        self._spool_mode = spool_mode
+        self._spool: Optional[SpoolLike] = None
+        self._spool_failed = False
+        self._secrets = tuple(s for s in secrets if s)
+        self._clock = clock
+        self._event = threading.Event()
+        self._stop = threading.Event()
+        self._slot = threading.Lock()  # one batch at a time per lane keeps per-key order
+        self._state = threading.Lock()  # guards the counters and backoff state below
+        self._thread: Optional[threading.Thread] = None
+        self._force = False
+        self._pause = threading.Event()  # never set: waiting on it is a bounded pause
+        self._attempt = 0
+        self._not_before = 0.0
+        self._requests = 0
+        self._last_error: Optional[str] = None
+        self._sender_takes_timeout = _accepts_timeout(sender)
+
+    def __repr__(self) -> str:
+        alive = self._thread is not None and self._thread.is_alive()
+        return f"Flusher(stream={self.stream_name!r}, running={alive}, requests={self._requests})"
+
+    @property
+    def requests(self) -> int:
+        """PutRecords requests made so far (including failed ones)."""
+        return self._requests
+
+    @property
+    def last_error(self) -> Optional[str]:
+        """A one-line description of the most recent failure, without secrets; ``None`` if none."""
+        return self._last_error
+
+    @property
+    def event(self) -> threading.Event:
+        """The event that wakes the thread; setting it asks for a send of full batches."""
+        return self._event
+
+    @property
+    def ident(self) -> Optional[int]:
+        """The flusher thread's ident, or ``None`` before it started."""
+        return self._thread.ident if self._thread is not None else None
+
+    @property
+    def adopted(self) -> int:
+        """Records the spool took over from dead processes' spool files (0 without a spool)."""
+        spool = self._spool
+        return int(getattr(spool, "adopted", 0)) if spool is not None else 0
+
+    @property
+    def spooled(self) -> int:
+        """Records waiting in the spool (0 without one)."""
+        spool = self._spool
+        return spool.pending_records if spool is not None else 0
+
+    def start(self) -> bool:
+        """Start the thread unless it runs already or the flusher was stopped.
+
+        Returns:
+            ``True`` when the thread runs after the call. ``False`` when it cannot be started (for
+            example, during interpreter shutdown); callers then rely on flush/close to send.
+        """
+        with self._state:
+            if self._thread is not None:
+                return self._thread.is_alive()
+            if self._stop.is_set():
+                return False
+            thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as exc:  # "can't create new thread at interpreter shutdown" (3.12+)
+                self._stop.set()
+                failure: Optional[RuntimeError] = exc
+            else:
+                self._thread = thread
+                failure = None
+        if failure is not None:
+            self.reporter.report(error_key(failure), f"cannot start the flusher thread: {failure}")
+            return False
+        return True
+
+    def wake(self, *, force: bool = False) -> None:
+        """Ask the thread to send full batches now, or everything buffered when ``force``.
+
+        Args:
+            force: also send a partial batch (``flush_on_level``); default ``False``.
+        """
+        if force:
+            self._force = True
+        if not self._event.is_set():
+            self._event.set()
+
+    def stop(self) -> None:
+        """Ask the thread to finish its current request and exit; does not wait."""
+        self._stop.set()
+        self._event.set()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the thread to exit; ``True`` if it is not running."""
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(max(timeout, 0.0))
+        return not thread.is_alive()
+
+    def close_spool(self) -> None:
+        """Close the spool, if one was opened."""
+        spool = self._spool
+        if spool is not None:
+            spool.close()
+
+    def flush_on_caller(self, deadline: float, *, may_wait: bool) -> bool:
+        """Send, on the calling thread, every record queued before the call, until ``deadline``.
+
+        Args:
+            deadline: time on the flusher's clock after which the call gives up.
+            may_wait: whether the caller may wait for a batch the flusher thread has in flight.
+                ``False`` when the caller holds ``logging``'s module lock: the flusher may need
+                that lock to finish, so the caller sends what is buffered itself (concurrently
+                with the in-flight batch) and leaves the in-flight batch be.
+
+        Returns:
+            ``True`` when every record queued before the call was acknowledged by DIS.
+        """
+        buffer = self.buffer
+        target = buffer.last_seq
+        watch = buffer.watch(target)
+        ident = threading.get_ident()
+        registered = ident not in self._sending_threads
+        if registered:
+            self._sending_threads.add(ident)
+        try:
+            while True:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    break
+                spool_step = self._spool_has_work(include_buffer=True)
+                if not spool_step and not buffer.has_pending(target):
+                    break
+                if not spool_step and not buffer.has_buffered(target):
+                    # Only the flusher's in-flight batch is left; it may come back for a retry.
+                    if not may_wait:
+                        break
+                    buffer.wait_in_flight(target, remaining)
+                    continue
+                got_slot = self._slot.acquire(timeout=remaining) if may_wait else False
+                if may_wait and not got_slot:
+                    continue  # the deadline passed while the flusher was sending
+                if spool_step and not got_slot:
+                    break  # the spool is read by one thread at a time; leave it to the flusher
+                try:
+                    if spool_step:
+                        outcome = self._spool_step(timeout=remaining)
+                    else:
+                        outcome = self._cut_and_send(timeout=remaining)
+                finally:
+                    if got_slot:
+                        self._slot.release()
+                if outcome in (RETRY, PARTIAL):
+                    delay = self._not_before - self._clock()
+                    if delay >= deadline - self._clock():
+                        break
+                    if delay > 0:
+                        self._pause.wait(delay)
+            return (
+                not buffer.has_pending(target)
+                and not watch.lost
+                and not (self._spool is not None and self._spool.pending_records > 0)
+            )
+        finally:
+            buffer.unwatch(watch)
+            if registered:
+                self._sending_threads.discard(ident)
+
+    def spool_leftovers(self) -> int:
+        """Move every buffered record into the spool (at close); return how many were stored.
+
+        Returns:
+            The number of records stored; ``0`` without a spool.
+        """
+        if self._spool_factory is None or self._get_spool() is None:
+            return 0
+        stored = 0
+        while True:
+            batch = self.buffer.take(self.batch_records, self.batch_bytes)
+            if batch is None:
+                return stored
+            stored += self._spool_batch(batch)
+
+    def _run(self) -> None:
+        ident = threading.get_ident()
+        self._sending_threads.add(ident)
+        clock = self._clock
+        last_drain = clock()
+        try:
+            while not self._stop.is_set():
+                now = clock()
+                if now < self._not_before:
+                    # Backing off: sleep on the stop event, so wake-ups from busy emitters (the
+                    # event stays set) cost nothing until the backoff ends.
+                    self._stop.wait(self._not_before - now)
+                    continue
+                self._event.wait(max(last_drain + self.flush_interval - now, 0.0))
+                if self._stop.is_set():
+                    break
+                self._event.clear()
+                now = clock()
+                force = self._force or now - last_drain >= self.flush_interval
+                self._force = False
+                if force:
+                    last_drain = now
+                try:
+                    self._drain(force=force)
+                except Exception as exc:  # noqa: BLE001 - the one catch-all: the thread must survive
+                    self._note_error(exc)
+                    self.reporter.report(
+                        error_key(exc),
+                        f"unexpected error in the flusher (it keeps running): {exc!r}",
+                    )
+                    self._set_backoff(escalate=True)
+        finally:
+            self._sending_threads.discard(ident)
+
+    def _drain(self, *, force: bool) -> None:
+        """Send batches until the buffer has no full batch (or none at all when ``force``)."""
+        buffer = self.buffer
+        while not self._stop.is_set() and self._clock() >= self._not_before:
+            ready = force or buffer.is_batch_ready(self.batch_records, self.batch_bytes)
+            if self._spool_has_work(include_buffer=ready):
+                with self._slot:
+                    outcome = self._spool_step(timeout=None)
+                if outcome != SENT:
+                    return
+                continue
+            if not ready:
+                return
+            with self._slot:
+                outcome = self._cut_and_send(timeout=None, limit=True)
+            if outcome != SENT:
+                return
+
+    def _cut_and_send(self, *, timeout: Optional[float], limit: bool = False) -> Optional[str]:
+        batch = self.buffer.take(self.batch_records, self.batch_bytes)
+        if batch is None:
+            return None
+        if limit and self.limiter is not None:
+            delay = self.limiter.reserve(len(batch), batch.data_bytes)
+            if delay > 0 and self._stop.wait(delay):
+                self.buffer.settle(batch, retry=batch.items)
+                return RETRY
+        return self._send(batch, timeout)
+
+    def _send(self, batch: Batch, timeout: Optional[float]) -> str:
+        """Send one batch and settle every record of it in the buffer's ledger."""
+        settled = False
+        try:
+            try:
+                result = self._put(batch.entries, timeout)
+            except DISError as exc:
+                outcome, retry, failed = self._classify_error(batch, exc)
+                if retry and self._should_spool():
+                    stored, lost = self._spool_put(retry)
+                    self.buffer.settle(batch, failed=failed, spooled=stored, dropped=lost)
+                else:
+                    self.buffer.settle(batch, retry=retry, failed=failed)
+                settled = True
+                return outcome
+            sent, retry, failed, codes = self._classify_result(batch.items, result)
+            self.buffer.settle(batch, sent=sent, retry=retry, failed=failed)
+            settled = True
+            if failed:
+                self.reporter.report(
+                    ("RecordRejected", codes[0]),
+                    f"DIS rejected {len(failed)} record(s) of stream {self.stream_name!r} "
+                    f"({', '.join(sorted(set(codes)))}); counted as failed",
+                )
+            if retry:
+                self._set_backoff(escalate=not sent)
+                return PARTIAL
+            self._set_backoff(reset=True)
+            return SENT
+        finally:
+            if not settled:
+                # An unexpected exception escaped: keep the records rather than lose them.
+                self.buffer.settle(batch, retry=batch.items)
+
+    def _classify_error(self, batch: Batch, exc: DISError) -> Tuple[str, List[Item], List[Item]]:
+        """Decide what a whole-request failure means for the batch's records."""
+        self._note_error(exc)
+        if exc.status == STATUS_TOO_LARGE and len(batch) > 1:
+            # The gateway's body limit is below ours: send smaller batches from now on.
+            with self._state:
+                self.batch_bytes = max(batch.data_bytes // 2, MIN_BATCH_BYTES)
+                self.batch_records = max(len(batch) // 2, 1)
+            self.reporter.report(
+                error_key(exc), f"request too large; batches are now at most {self.batch_bytes} B"
+            )
+            return RETRY, list(batch.items), []
+        if exc.retryable:
+            retry, failed = self._age(batch.items)
+            self._set_backoff(escalate=True, retry_after=exc.retry_after)
+            note = f"; gave up on {len(failed)} record(s) after max_retry_time" if failed else ""
+            self.reporter.report(
+                error_key(exc),
+                f"PutRecords to stream {self.stream_name!r} failed, will retry: {exc}{note}",
+            )
+            return RETRY, retry, failed
+        self._set_backoff(escalate=True)
+        self.reporter.report(
+            error_key(exc),
+            f"PutRecords to stream {self.stream_name!r} failed permanently: {exc}; "
+            f"{len(batch)} record(s) counted as failed",
+        )
+        return REJECTED, [], list(batch.items)
+
+    def _classify_result(
+        self, items: Sequence[Item], result: PutResult
+    ) -> Tuple[List[Item], List[Item], List[Item], List[str]]:
+        """Split a batch by per-record outcome: (sent, retry, failed, codes of the failed)."""
+        if result.failed_record_count == 0 and len(result.records) == len(items):
+            return list(items), [], [], []
+        sent: List[Item] = []
+        again: List[Item] = []
+        failed: List[Item] = []
+        codes: List[str] = []
+        retry_codes: Set[str] = set()
+        now = self._clock()
+        limit = self.retry.max_retry_time
+        for item, record in zip(items, result.records):
+            if record.ok:
+                sent.append(item)
+            elif record.retryable:
+                first = item[4] or now
+                if now - first >= limit:
+                    failed.append(item)
+                    codes.append(f"{record.error_code} after max_retry_time")
+                else:
+                    again.append((item[0], item[1], item[2], item[3], first))
+                    retry_codes.add(str(record.error_code))
+            else:
+                failed.append(item)
+                codes.append(str(record.error_code))
+        # A reply with fewer results than records: resend the unanswered ones.
+        for item in items[len(result.records) :]:
+            again.append((item[0], item[1], item[2], item[3], item[4] or now))
+        if again:
+            self._last_error = (
+                f"{len(again)} record(s) not stored ({', '.join(sorted(retry_codes))}); retrying"
+            )
+        return sent, again, failed, codes
+
+    def _age(self, items: Sequence[Item]) -> Tuple[List[Item], List[Item]]:
+        """Split failed items into those still within ``max_retry_time`` (stamped) and expired."""
+        now = self._clock()
+        keep: List[Item] = []
+        expired: List[Item] = []
+        limit = self.retry.max_retry_time
+        for item in items:
+            first = item[4] or now
+            if now - first >= limit:
+                expired.append(item)
+            else:
+                keep.append((item[0], item[1], item[2], item[3], first))
+        return keep, expired
+
+    def _put(self, entries: Sequence[Entry], timeout: Optional[float]) -> PutResult:
+        with self._state:
+            self._requests += 1
+        if timeout is not None and self._sender_takes_timeout:
+            put: Callable[..., PutResult] = self.sender.put_records
+            return put(
+                self.stream_name,
+                entries,
+                stream_id=self.stream_id,
+                partition_id=self.partition_id,
+                timeout=max(timeout, MIN_REQUEST_TIMEOUT),
+            )
+        return self.sender.put_records(
+            self.stream_name, entries, stream_id=self.stream_id, partition_id=self.partition_id
+        )
+
+    def _set_backoff(
+        self, *, escalate: bool = False, reset: bool = False, retry_after: Optional[float] = None
+    ) -> None:
+        """Reset the backoff, or schedule the next attempt (``escalate``: one more failure)."""
+        with self._state:
+            if reset:
+                self._attempt = 0
+                self._not_before = 0.0
+                return
+            # A partial success restarts the ladder at its first step: DIS is answering.
+            self._attempt = self._attempt + 1 if escalate else 1
+            delay = self.retry.backoff(self._attempt, retry_after)
+            self._not_before = self._clock() + delay
+
+    def _note_error(self, exc: BaseException) -> None:
+        self._last_error = redact(f"{type(exc).__name__}: {exc}", self._secrets)
+
+    def _get_spool(self) -> Optional[SpoolLike]:
+        if self._spool is not None or self._spool_factory is None or self._spool_failed:
+            return self._spool
+        with self._state:
+            if self._spool is None and not self._spool_failed:
+                try:
+                    self._spool = self._spool_factory()
+                except (OSError, ValueError) as exc:
+                    self._spool_failed = True
+                    self.reporter.report(error_key(exc), f"cannot open the spool: {exc}")
+        return self._spool
+
+    def _spool_has_work(self, *, include_buffer: bool) -> bool:
+        """Whether to take a spool step: a backlog is on disk, or always-mode has records.
+
+        Args:
+            include_buffer: in always-mode, count buffered records as work (they go to disk first).
+        """
+        if self._spool_factory is None:
+            return False
+        # Opening the spool adopts the backlog of processes that died with one, so it is opened
+        # on the first send even when DIS is healthy.
+        spool = self._get_spool()
+        if spool is None:
+            return False
+        if spool.pending_records > 0:
+            return True
+        return self._spool_mode == "always" and include_buffer and len(self.buffer) > 0
+
+    def _should_spool(self) -> bool:
+        """Whether a failed batch goes to disk: in an outage (repeated failures) or always-mode."""
+        if self._spool_factory is None:
+            return False
+        with self._state:
+            outage = self._attempt >= SPOOL_AFTER_FAILURES
+        return (outage or self._spool_mode == "always") and self._get_spool() is not None
+
+    def _spool_put(self, items: Sequence[Item]) -> Tuple[Sequence[Item], Sequence[Item]]:
+        """Store items in the spool; return (stored, dropped because the spool is full)."""
+        spool = self._get_spool()
+        stored = spool.put([(item[1], item[2]) for item in items]) if spool is not None else 0
+        if stored < len(items):
+            self.reporter.report(
+                ("SpoolFull", None),
+                f"spool full or unavailable: dropped {len(items) - stored} record(s)",
+            )
+        return items[:stored], items[stored:]
+
+    def _spool_batch(self, batch: Batch) -> int:
+        stored, lost = self._spool_put(batch.items)
+        self.buffer.settle(batch, spooled=stored, dropped=lost)
+        return len(stored)
+
+    def _spool_step(self, *, timeout: Optional[float]) -> Optional[str]:
+        """Move buffered batches into the spool, then send its oldest batch (caller holds slot)."""
+        while True:
+            batch = self.buffer.take(self.batch_records, self.batch_bytes)
+            if batch is None:
+                break
+            self._spool_batch(batch)
+        return self._send_from_spool(timeout)
+
+    def _send_from_spool(self, timeout: Optional[float]) -> Optional[str]:
+        spool = self._spool
+        if spool is None:
+            return None
+        ids, entries = spool.read(self.batch_records, self.batch_bytes)
+        if not ids:
+            return None
+        try:
+            result = self._put(entries, timeout)
+        except DISError as exc:
+            self._note_error(exc)
+            if exc.retryable:
+                self._set_backoff(escalate=True, retry_after=exc.retry_after)
+                self.reporter.report(
+                    error_key(exc), f"replaying the spool failed, will retry: {exc}"
+                )
+                return RETRY
+            spool.ack(ids)
+            self.buffer.count_spool_outcome(failed=len(ids))
+            self._set_backoff(escalate=True)
+            self.reporter.report(
+                error_key(exc),
+                f"PutRecords of spooled records failed permanently: {exc}; "
+                f"{len(ids)} record(s) counted as failed",
+            )
+            return REJECTED
+        done: List[int] = []
+        sent = failed = 0
+        retry = False
+        for row_id, record in zip(ids, result.records):
+            if record.ok:
+                done.append(row_id)
+                sent += 1
+            elif record.retryable:
+                retry = True  # left in the spool: read again first next time
+            else:
+                done.append(row_id)
+                failed += 1
+        spool.ack(done)
+        self.buffer.count_spool_outcome(sent=sent, failed=failed)
+        if retry or len(result.records) < len(ids):
+            self._set_backoff(escalate=sent == 0)
+            return PARTIAL
+        self._set_backoff(reset=True)
+        return SENT
+
+
+def _accepts_timeout(sender: Sender) -> bool:
+    """Whether ``sender.put_records`` takes a per-call ``timeout`` keyword."""
+    try:
+        parameters = inspect.signature(sender.put_records).parameters
+    except (TypeError, ValueError):
+        return False
+    return "timeout" in parameters

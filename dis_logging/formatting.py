@@ -1,0 +1,458 @@
+"""Turn a :class:`logging.LogRecord` into the bytes of one DIS record.
+
+:class:`JSONFormatter` writes one compact JSON object per record. It runs on the application's
+thread for every record, so it does the least work that keeps the output complete: one dict, one
+C-accelerated ``json`` encode, a per-second cache for the timestamp prefix, and a set difference
+to find ``extra`` fields. :func:`encode_record` applies any formatter, encodes the text as UTF-8
+and enforces the size limit; it never raises, whatever the record holds (lone surrogates, bad
+``%`` arguments, objects whose ``str()`` raises, megabytes of text).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import time
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+__all__ = [
+    "TRUNCATION_MARKER",
+    "JSONFormatter",
+    "encode_record",
+    "encode_text",
+    "fallback_payload",
+    "safe_str",
+    "truncate_bytes",
+]
+
+#: appended to a truncated value or payload; ``{}`` receives the number of bytes cut.
+TRUNCATION_MARKER = "...[truncated {} bytes]"
+#: the smallest record budget the truncation logic is designed for (config enforces it).
+MIN_RECORD_BYTES = 256
+
+# Attributes every LogRecord has, plus those Formatter.format adds; the rest came from ``extra``.
+_PLAIN_RECORD_SIZE = len(vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None)))
+_RECORD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "taskName"}
+)
+# json.dumps escapes a character into at most 6 bytes (\uXXXX); used to size hard cuts.
+_MAX_ESCAPED_CHAR_BYTES = 6
+# Key under which fields renamed to None are written, then popped: keeps the hot path branch-free.
+_OMIT = "\x00omit"
+
+_Fields = Dict[str, Any]
+
+
+def safe_str(value: object) -> str:
+    """Return ``str(value)``, or a placeholder naming the type when ``str()`` and ``repr()`` fail.
+
+    Args:
+        value: any object.
+
+    Returns:
+        A string; never raises.
+    """
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - hostile __str__: any exception type is possible
+        try:
+            return repr(value)
+        except Exception:  # noqa: BLE001 - hostile __repr__ as well
+            return f"<unprintable {type(value).__qualname__} object>"
+
+
+def _json_default(value: object) -> object:
+    """``json`` fallback for values it cannot encode itself; never raises."""
+    try:
+        if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+            return value.isoformat()
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value).decode("utf-8", "backslashreplace")
+        if isinstance(value, (set, frozenset, tuple)):
+            return list(value)
+    except Exception:  # noqa: BLE001 - a broken isoformat or iterator; fall back to its text
+        return safe_str(value)
+    return safe_str(value)
+
+
+def encode_text(text: str) -> bytes:
+    """Encode ``text`` as UTF-8, escaping lone surrogates as ``\\udcxx`` instead of failing.
+
+    Inside a JSON string the escape is valid JSON for the same code point, so JSON output stays
+    parseable.
+
+    Args:
+        text: any string, including one with lone surrogates.
+
+    Returns:
+        UTF-8 bytes.
+    """
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace")
+
+
+def _cut_utf8(data: bytes, limit: int) -> bytes:
+    """Return at most ``limit`` bytes of ``data`` without splitting a UTF-8 sequence."""
+    if len(data) <= limit:
+        return data
+    cut = max(limit, 0)
+    # step back over continuation bytes (10xxxxxx) so the cut lands on a character boundary
+    while cut > 0 and (data[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return data[:cut]
+
+
+def truncate_bytes(data: bytes, max_bytes: int) -> bytes:
+    """Cut ``data`` to ``max_bytes`` on a UTF-8 boundary, ending with a visible marker.
+
+    Args:
+        data: the encoded payload.
+        max_bytes: the budget, at least :data:`MIN_RECORD_BYTES` (smaller budgets get a bare cut).
+
+    Returns:
+        ``data`` itself when it fits, else a prefix plus ``...[truncated N bytes]``, at most
+        ``max_bytes`` long.
+    """
+    if len(data) <= max_bytes:
+        return data
+    marker = TRUNCATION_MARKER.format(len(data)).encode("ascii")
+    if len(marker) >= max_bytes:
+        return _cut_utf8(data, max_bytes)
+    head = _cut_utf8(data, max_bytes - len(marker))
+    marker = TRUNCATION_MARKER.format(len(data) - len(head)).encode("ascii")
+    return head + marker
+
+
+def _truncate_str(value: str, max_bytes: int) -> str:
+    """Shorten ``value`` to about ``max_bytes`` UTF-8 bytes, ending with the marker."""
+    raw = encode_text(value)
+    if len(raw) <= max_bytes:
+        return value
+    marker = TRUNCATION_MARKER.format(len(raw))
+    head = _cut_utf8(raw, max(max_bytes - len(marker), 0))
+    return head.decode("utf-8", "ignore") + TRUNCATION_MARKER.format(len(raw) - len(head))
+
+
+class JSONFormatter(logging.Formatter):
+    """Format each record as one JSON object on one line.
+
+    Fields, in order: ``timestamp`` (ISO-8601 UTC with milliseconds, ``2024-01-03T03:04:05.123Z``),
+    ``level``, ``logger``, ``message``, the ``static_fields``, ``module``, ``funcName``, ``lineno``,
+    ``process``, ``processName``, ``threadName``, ``exc_info`` (formatted traceback, when present),
+    ``stack_info`` (when present), then every ``extra`` field of the record. Values JSON cannot
+    hold (datetimes, bytes, sets, arbitrary objects) are written as text; an object whose ``str()``
+    raises becomes ``<unprintable T object>``. A message whose ``%`` arguments do not match is kept
+    as the template plus the arguments, with a ``format_error`` field.
+
+    Usable from ``dictConfig``::
+
+        {"()": "dis_logging.JSONFormatter", "static_fields": {"service": "api"}}
+
+    Args:
+        rename_fields: maps a built-in field name to the name to write instead, e.g.
+            ``{"timestamp": "@timestamp", "message": "msg"}``; mapping a field to ``None`` or ``""``
+            leaves it out. Default: no renaming.
+        static_fields: constant fields added to every object (service name, environment); ``extra``
+            fields of the same name win. Default: none.
+        ensure_ascii: escape every non-ASCII character (bigger, 7-bit safe); default ``False``.
+    """
+
+    _BUILTIN_FIELDS = (
+        "timestamp",
+        "level",
+        "logger",
+        "message",
+        "module",
+        "funcName",
+        "lineno",
+        "process",
+        "processName",
+        "threadName",
+        "exc_info",
+        "stack_info",
+    )
+
+    def __init__(
+        self,
+        rename_fields: Optional[Mapping[str, Optional[str]]] = None,
+        static_fields: Optional[Mapping[str, object]] = None,
+        *,
+        ensure_ascii: bool = False,
+    ) -> None:
+        super().__init__()
+        rename = dict(rename_fields or {})
+        unknown = set(rename) - set(self._BUILTIN_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"rename_fields: unknown field(s) {sorted(unknown)}; "
+                f"known: {list(self._BUILTIN_FIELDS)}"
+            )
+        self.rename_fields: Dict[str, Optional[str]] = rename
+        self.static_fields: Dict[str, object] = dict(static_fields or {})
+        names = {name: rename.get(name, name) or _OMIT for name in self._BUILTIN_FIELDS}
+        self._names: Dict[str, str] = names
+        self._keys = tuple(names[name] for name in self._BUILTIN_FIELDS)
+        self._k_message = names["message"]
+        self._omits = _OMIT in names.values()
+        self._encoder = json.JSONEncoder(
+            ensure_ascii=ensure_ascii,
+            allow_nan=False,
+            separators=(",", ":"),
+            default=_json_default,
+        )
+        self._fast_encode = _make_fast_encoder(ensure_ascii)
+        self._ts_cache: Tuple[int, str] = (-1, "")
+
+    def __repr__(self) -> str:
+        return (
+            f"JSONFormatter(rename_fields={self.rename_fields!r}, "
+            f"static_fields={sorted(self.static_fields)!r})"
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as one line of JSON.
+
+        Args:
+            record: the record to format; only ``exc_text`` is written back (the stdlib cache).
+
+        Returns:
+            The JSON text; it may contain lone surrogates copied from the record (see
+            :func:`encode_text`).
+        """
+        return self._encode(self.fields(record))
+
+    def format_bytes(
+        self, record: logging.LogRecord, max_bytes: int, truncate: bool = True
+    ) -> Optional[bytes]:
+        """Return the record as UTF-8 JSON of at most ``max_bytes``, keeping the JSON valid.
+
+        An oversized record has its longest text fields (usually the message or the traceback)
+        cut, each ending with ``...[truncated N bytes]``; if that is not enough, only the timestamp,
+        level, logger and a cut message are kept.
+
+        Args:
+            record: the record to format.
+            max_bytes: the size budget in bytes.
+            truncate: ``False`` returns ``None`` for an oversized record instead of cutting it.
+
+        Returns:
+            The payload, or ``None`` when it is too large and ``truncate`` is false. Never raises.
+        """
+        try:
+            fields = self.fields(record)
+            data = encode_text(self._encode(fields))
+        except Exception as exc:  # noqa: BLE001 - the last line of defence must hold for any record
+            data = fallback_payload(record, exc)
+            fields = None
+        if len(data) <= max_bytes:
+            return data
+        if not truncate:
+            return None
+        if fields is not None:
+            shrunk = self._shrink(fields, max_bytes)
+            if shrunk is not None:
+                return shrunk
+        return truncate_bytes(data, max_bytes)
+
+    def fields(self, record: logging.LogRecord) -> Dict[str, Any]:
+        """Return the ordered dict that :meth:`format` encodes (subclasses may add fields).
+
+        Args:
+            record: the record to read.
+
+        Returns:
+            A new dict; values are not yet made JSON-safe.
+        """
+        second = int(record.created)
+        cache = self._ts_cache
+        if cache[0] != second:
+            cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._ts_cache = cache
+        msg = record.msg
+        format_error = None
+        if record.args or msg.__class__ is not str:
+            try:
+                msg = record.getMessage()
+            except Exception as exc:  # noqa: BLE001 - bad %-args or a msg whose __str__ raises
+                msg = f"{safe_str(record.msg)} % {safe_str(record.args)}"
+                format_error = f"{type(exc).__name__}: {safe_str(exc)}"
+        k = self._keys
+        fields: _Fields = {
+            k[0]: f"{cache[1]}.{int(record.msecs):03d}Z",
+            k[1]: record.levelname,
+            k[2]: record.name,
+            k[3]: msg,
+            k[4]: record.module,
+            k[5]: record.funcName,
+            k[6]: record.lineno,
+            k[7]: record.process,
+            k[8]: record.processName,
+            k[9]: record.threadName,
+        }
+        if self.static_fields:
+            fields.update(self.static_fields)
+        if record.exc_info:
+            if not record.exc_text:
+                record.exc_text = self._format_exception(record)
+            fields[k[10]] = record.exc_text
+        elif record.exc_text:
+            fields[k[10]] = record.exc_text
+        if record.stack_info:
+            fields[k[11]] = safe_str(record.stack_info)
+        if format_error is not None:
+            fields["format_error"] = format_error
+        if self._omits:
+            fields.pop(_OMIT, None)
+        attributes = record.__dict__
+        # A plain record has a fixed attribute count; only a longer one can carry ``extra`` fields
+        # (or ``message``/``asctime`` left by another formatter), so the set difference is rare.
+        if len(attributes) > _PLAIN_RECORD_SIZE and attributes.keys() - _RECORD_ATTRIBUTES:
+            for key, value in attributes.items():
+                if key not in _RECORD_ATTRIBUTES:
+                    fields[key] = value
+        return fields
+
+    def _format_exception(self, record: logging.LogRecord) -> str:
+        try:
+            return self.formatException(record.exc_info)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - an unrenderable traceback must not lose the record
+            return f"<exception could not be formatted: {type(exc).__name__}>"
+
+    def _encode(self, fields: _Fields) -> str:
+        try:
+            if self._fast_encode is not None:
+                return "".join(self._fast_encode(fields, 0))
+            return self._encoder.encode(fields)
+        except (TypeError, ValueError, RecursionError, OverflowError):
+            return self._encoder.encode(_sanitize(fields))
+
+    def _shrink(self, fields: _Fields, max_bytes: int) -> Optional[bytes]:
+        """Cut the longest string fields until the encoded object fits, or return ``None``."""
+        fields = _sanitize(fields) if not _is_plain(fields) else dict(fields)
+        for _ in range(8):
+            data = encode_text(self._encode(fields))
+            excess = len(data) - max_bytes
+            if excess <= 0:
+                return data
+            key, value = _longest_string(fields)
+            if key is None or len(value) < 64:
+                break
+            # Keep the value's UTF-8 size minus the excess and some room for the marker; if JSON
+            # escaping makes the value longer than its UTF-8 size, the next round cuts again.
+            keep = len(encode_text(value)) - excess - 64
+            fields[key] = _truncate_str(value, max(keep, 0))
+        budget = max((max_bytes - 200) // _MAX_ESCAPED_CHAR_BYTES, 0)
+        minimal: _Fields = {}
+        for name in ("timestamp", "level", "logger"):
+            key = self._names[name]
+            if key in fields:
+                minimal[key] = fields[key]
+        message_key = self._k_message if self._k_message != _OMIT else "message"
+        minimal[message_key] = _truncate_str(safe_str(fields.get(message_key, "")), budget)
+        data = encode_text(self._encode(minimal))
+        return data if len(data) <= max_bytes else None
+
+
+def _make_fast_encoder(ensure_ascii: bool) -> Optional[Callable[[object, int], Sequence[str]]]:
+    """Return CPython's C encoder configured like our JSONEncoder, or ``None`` where it is missing.
+
+    ``JSONEncoder.encode`` builds this object on every call; building it once saves about a third of
+    the encoding time. No circular-reference bookkeeping: a shared ``markers`` dict would make
+    concurrent threads see each other's objects, and a real cycle ends in ``RecursionError``, which
+    :meth:`JSONFormatter._encode` handles.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - PyPy and builds without _json
+        return None
+    quote = json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
+    encoder: Callable[[object, int], Sequence[str]] = make(
+        None, _json_default, quote, None, ":", ",", False, False, False
+    )
+    return encoder
+
+
+def _is_plain(fields: _Fields) -> bool:
+    return all(isinstance(v, (str, int, float, bool)) or v is None for v in fields.values())
+
+
+def _sanitize(fields: _Fields) -> _Fields:
+    """Return a copy in which every key is a string and every value encodes on its own."""
+    clean: _Fields = {}
+    for key, value in fields.items():
+        name = key if isinstance(key, str) else safe_str(key)
+        if isinstance(value, (str, int, bool)) or value is None:
+            clean[name] = value
+            continue
+        try:
+            json.dumps(value, allow_nan=False, default=_json_default)
+        except Exception:  # noqa: BLE001 - circular, NaN, non-string keys, hostile iterators...
+            clean[name] = safe_str(value)
+        else:
+            clean[name] = value
+    return clean
+
+
+def _longest_string(fields: _Fields) -> Tuple[Optional[str], str]:
+    best_key: Optional[str] = None
+    best = ""
+    for key, value in fields.items():
+        if isinstance(value, str) and len(value) > len(best):
+            best_key, best = key, value
+    return best_key, best
+
+
+def fallback_payload(record: logging.LogRecord, error: BaseException) -> bytes:
+    """Return a minimal JSON payload for a record that its formatter could not format.
+
+    Args:
+        record: the record; only attributes that cannot fail are read, through :func:`safe_str`.
+        error: what the formatter raised; its type and text go to ``format_error``.
+
+    Returns:
+        UTF-8 JSON with ``timestamp`` (epoch seconds), ``level``, ``logger``, ``message`` and
+        ``format_error``.
+    """
+    try:
+        fields = {
+            "timestamp": safe_str(getattr(record, "created", "")),
+            "level": safe_str(getattr(record, "levelname", "")),
+            "logger": safe_str(getattr(record, "name", "")),
+            "message": safe_str(getattr(record, "msg", ""))
+            + " % "
+            + safe_str(getattr(record, "args", "")),
+            "format_error": f"{type(error).__name__}: {safe_str(error)}",
+        }
+        return json.dumps(fields, separators=(",", ":")).encode("ascii")
+    except Exception:  # noqa: BLE001 - even safe_str output can be a hostile str subclass
+        return b'{"message":"<unformattable record>","format_error":"fallback failed"}'
+
+
+def encode_record(
+    formatter: logging.Formatter, record: logging.LogRecord, max_bytes: int, truncate: bool = True
+) -> Optional[bytes]:
+    """Format ``record`` with ``formatter`` and return the bytes to ship, within ``max_bytes``.
+
+    Args:
+        formatter: any :class:`logging.Formatter`; a :class:`JSONFormatter` keeps its JSON valid
+            when cut.
+        record: the record.
+        max_bytes: the size budget in bytes.
+        truncate: ``True`` cuts an oversized payload with a marker; ``False`` returns ``None``.
+
+    Returns:
+        The payload, or ``None`` when it was too large and ``truncate`` is false. Never raises: a
+        formatter that fails yields :func:`fallback_payload`.
+    """
+    if isinstance(formatter, JSONFormatter):
+        return formatter.format_bytes(record, max_bytes, truncate)
+    try:
+        data = encode_text(formatter.format(record))
+    except Exception as exc:  # noqa: BLE001 - a user's formatter may raise anything
+        data = fallback_payload(record, exc)
+    if len(data) <= max_bytes:
+        return data
+    return truncate_bytes(data, max_bytes) if truncate else None

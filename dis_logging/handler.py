@@ -1,0 +1,636 @@
+"""DISHandler: a :class:`logging.Handler` that ships records to a Huawei Cloud DIS stream.
+
+The smallest setup (credentials from ``HUAWEICLOUD_SDK_AK``/``HUAWEICLOUD_SDK_SK`` and
+``HUAWEICLOUD_SDK_PROJECT_ID``)::
+
+    import logging
+    from dis_logging import DISHandler
+
+    logging.getLogger().addHandler(DISHandler("app-logs", region="cn-north-4"))
+    logging.getLogger().setLevel(logging.INFO)
+
+The same in a Django ``settings.py`` (every value a plain string, number or boolean)::
+
+    LOGGING = {
+        "version": 1,
+        "handlers": {
+            "dis": {
+                "class": "dis_logging.DISHandler",
+                "stream_name": "app-logs",
+                "region": "cn-north-4",
+                "flush_interval": "1.0",
+                "partition_key": "ext://myapp.logging.key_by_tenant",
+            },
+        },
+        "root": {"handlers": ["dis"], "level": "INFO"},
+    }
+
+What the application's thread pays per record: formatting (a :class:`JSONFormatter` unless you set
+another formatter), one append to a bounded deque, and a wake-up of the flusher thread only when a
+full batch is ready. Everything else (batching, HTTP, retries) runs on the ``dis-logging-flusher``
+daemon thread, started with the first record. ``flush()`` and ``close()`` send what is left on the
+calling thread, bounded by their timeout, and never wait for a flusher thread that may itself be
+waiting for ``logging``'s module lock.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import (
+    Callable,
+    Dict,
+    Final,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    Union,
+)
+
+from dis_logging._report import Reporter, error_key
+from dis_logging.buffer import RecordBuffer
+from dis_logging.client import DISClient
+from dis_logging.config import HandlerConfig
+from dis_logging.flusher import THREAD_NAME, Flusher, RateLimiter, SpoolLike
+from dis_logging.formatting import JSONFormatter, encode_record, truncate_bytes
+from dis_logging.retry import RetryPolicy
+
+__all__ = ["DISHandler", "HandlerStats"]
+
+#: Records from these loggers are never shipped: they come from the handler's own HTTP stack, and
+#: shipping them would produce more of them (a feedback loop).
+IGNORED_LOGGER_PREFIXES: Final = ("dis_logging", "requests", "urllib3")
+#: Slack added to a deadline-bounded close for the final bookkeeping, in seconds.
+_CLOSE_GRACE: Final = 0.2
+
+# Objects a forked child inherited from its parent and must neither use nor close (their locks or
+# sockets may be mid-use in the parent). Parked here so garbage collection does not close them.
+_INHERITED: List[object] = []
+_HANDLERS: weakref.WeakSet[DISHandler] = weakref.WeakSet()
+_exit_hooks_installed = False
+# Bound once: the per-record path looks these up on every call.
+_getpid = os.getpid
+_get_ident = threading.get_ident
+
+
+@dataclass(frozen=True)
+class HandlerStats:
+    """A snapshot of a handler's counters.
+
+    At any instant ``emitted == sent + dropped + failed + queued``; with a spool,
+    ``emitted + adopted == sent + dropped + failed + queued + spooled``.
+
+    Attributes:
+        emitted: records the handler accepted (after its own recursion guard and filters).
+        sent: records DIS acknowledged.
+        dropped: records discarded: buffer overflow, oversize with ``oversize="drop"``, spool full,
+            or still unsent when ``close()``/exit gave up (see ``drops`` for the split).
+        failed: records DIS rejected for good, or that ran out of ``max_retry_time``.
+        retried: resends of records after a failure (one record resent twice counts twice).
+        queued: records buffered in memory or in flight.
+        requests: PutRecords requests made.
+        spooled: records waiting in the on-disk spool.
+        last_error: the most recent failure in one line, without secrets, or ``None``.
+        in_flight: the part of ``queued`` inside a request now.
+        drops: ``dropped`` by reason (``overflow``, ``oversize``, ``close``, ``exit``, ...).
+        adopted: records the spool took over from processes that died with a backlog.
+    """
+
+    emitted: int = 0
+    sent: int = 0
+    dropped: int = 0
+    failed: int = 0
+    retried: int = 0
+    queued: int = 0
+    requests: int = 0
+    spooled: int = 0
+    last_error: Optional[str] = None
+    in_flight: int = 0
+    drops: Dict[str, int] = field(default_factory=dict)
+    adopted: int = 0
+
+
+class _Lane:
+    """One buffer and the flusher draining it; ``max_in_flight`` lanes send in parallel."""
+
+    __slots__ = ("buffer", "flusher")
+
+    def __init__(self, buffer: RecordBuffer, flusher: Flusher) -> None:
+        self.buffer = buffer
+        self.flusher = flusher
+
+
+def _holds_logging_lock() -> bool:
+    """Whether the calling thread holds ``logging``'s module lock (``dictConfig``, ``shutdown``)."""
+    lock = getattr(logging, "_lock", None)
+    is_owned = getattr(lock, "_is_owned", None)
+    if is_owned is None:
+        return False
+    return bool(is_owned())
+
+
+class DISHandler(logging.Handler):
+    """Ship log records to a DIS stream, batched on a background thread.
+
+    Every keyword is a plain ``str``/``int``/``float``/``bool`` (strings such as ``"1.5"`` or
+    ``"true"`` are converted), so ``dictConfig``, ``fileConfig`` and Django's ``LOGGING`` can set
+    it; callables (``partition_key``, ``token``, ``diagnostics``) also accept ``"ext://pkg.mod.attr"``.
+    Durations are seconds, sizes bytes.
+
+    Args:
+        stream_name: the DIS stream, 1-64 characters of ``[A-Za-z0-9_-]``; default ``None`` reads
+            ``DIS_LOGGING_STREAM``.
+        level: the handler's level; default ``NOTSET``.
+        **settings: the settings of :class:`~dis_logging.config.HandlerConfig`; the main ones:
+            ``project_id``, ``region``, ``endpoint``, ``iam_endpoint``; credentials ``ak``/``sk``
+            [``security_token``], or ``username``/``password``/``domain_name``, or ``token`` (env
+            fallbacks as documented in :mod:`dis_logging.config`); ``partition_key`` (str or
+            ``callable(record) -> str | None``), ``partition_id``, ``stream_id``;
+            ``flush_interval=1.0``, ``max_batch_records=500``, ``max_batch_bytes=1_000_000``,
+            ``max_queue_records=100_000``, ``max_queue_bytes=64 MiB``, ``overflow="drop_oldest"``
+            (``"drop_newest"``, ``"block"`` with ``block_timeout=1.0``),
+            ``priority_level="WARNING"`` (records below it are shed first),
+            ``max_record_bytes=1_000_000``,
+            ``oversize="truncate"`` (or ``"drop"``), ``flush_on_level=None`` (a level that sends at
+            once), ``request_timeout=10.0``, ``max_retry_time=300.0``, ``initial_backoff=0.1``,
+            ``max_backoff=30.0``, ``close_timeout=5.0``, ``max_in_flight=1``,
+            ``max_records_per_second=0``/``max_bytes_per_second=0`` (0 = unlimited), ``spool_dir``,
+            ``spool_max_bytes``, ``spool_mode``, ``verify=True``, ``serialization="json"``,
+            ``allow_insecure_http=False``, ``diagnostics=None`` (stderr) and ``report_interval=60``.
+
+    Raises:
+        ConfigError: a setting is unknown, malformed, missing or contradicts another; the error
+            names it. Nothing touches the network here.
+    """
+
+    #: ``close()`` sends what is left, so a separate flush before it would only double the time
+    #: spent when DIS is unreachable (Python 3.12+ honours this attribute in ``logging.shutdown``).
+    flushOnClose = False
+
+    def __init__(
+        self,
+        stream_name: Optional[str] = None,
+        level: Union[int, str] = logging.NOTSET,
+        **settings: object,
+    ) -> None:
+        if stream_name is not None:
+            settings["stream_name"] = stream_name
+        config = HandlerConfig.from_kwargs(**settings)
+        self.config = config
+        # Everything that can raise ConfigError runs before logging.Handler.__init__ registers
+        # the handler for logging.shutdown: a half-built handler must never be flushed at exit.
+        self._client = self._make_client()
+        super().__init__(level)
+        self.formatter = JSONFormatter()
+        self._default_formatter = self.formatter
+        self._max_record_bytes = config.max_record_bytes
+        self._truncate = config.oversize == "truncate"
+        self._flush_on_level = config.flush_on_level
+        key = config.partition_key
+        self._static_key: Optional[str] = key if isinstance(key, str) else None
+        self._key_function: Optional[Callable[[logging.LogRecord], Optional[str]]] = (
+            key if callable(key) else None
+        )
+        self._retry = RetryPolicy(
+            initial_backoff=min(config.initial_backoff, config.max_backoff),
+            max_backoff=config.max_backoff,
+            max_retry_time=config.max_retry_time,
+        )
+        self._limiter: Optional[RateLimiter] = None
+        if config.max_records_per_second > 0 or config.max_bytes_per_second > 0:
+            self._limiter = RateLimiter(config.max_records_per_second, config.max_bytes_per_second)
+        self._lock_state = threading.Lock()
+        self._closed = False
+        self._exit_drained = False
+        self._no_threads = False
+        self._flush_budget: Tuple[float, float] = (0.0, 0.0)  # (start, deadline) of a bare flush()
+        self._setup()
+        _register(self)
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return (
+            f"<DISHandler stream={self.config.stream_name!r} endpoint={self.config.endpoint!r} "
+            f"level={level} lanes={len(self._lanes)}>"
+        )
+
+    @property
+    def stats(self) -> HandlerStats:
+        """A consistent snapshot of the counters (see :class:`HandlerStats`)."""
+        totals: Dict[str, int] = {}
+        drops: Dict[str, int] = {}
+        requests = spooled = adopted = 0
+        last_error: Optional[str] = None
+        for lane in self._lanes:
+            counts = lane.buffer.snapshot()
+            for name in ("emitted", "sent", "dropped", "failed", "retried", "queued", "in_flight"):
+                totals[name] = totals.get(name, 0) + getattr(counts, name)
+            for reason, count in counts.drops.items():
+                drops[reason] = drops.get(reason, 0) + count
+            requests += lane.flusher.requests
+            spooled += lane.flusher.spooled
+            adopted += lane.flusher.adopted
+            last_error = last_error or lane.flusher.last_error
+        return HandlerStats(
+            emitted=totals["emitted"],
+            sent=totals["sent"],
+            dropped=totals["dropped"],
+            failed=totals["failed"],
+            retried=totals["retried"],
+            queued=totals["queued"],
+            requests=requests,
+            spooled=spooled,
+            last_error=last_error,
+            in_flight=totals["in_flight"],
+            drops=drops,
+            adopted=adopted,
+        )
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filter and emit ``record`` unless it comes from the handler's own machinery.
+
+        Unlike :meth:`logging.Handler.handle`, no handler lock is taken: :meth:`emit` is
+        thread-safe by itself, and ``logging.shutdown`` holding the lock must not stall the
+        flusher thread.
+
+        Args:
+            record: the record.
+
+        Returns:
+            Whether the record passed the guard and the filters.
+        """
+        if record.name.startswith(IGNORED_LOGGER_PREFIXES) or _get_ident() in self._sending_threads:
+            return False
+        if self.filters:
+            result = self.filter(record)
+            if not result:
+                return False
+            if isinstance(result, logging.LogRecord):  # Python 3.12+: a filter may replace it
+                record = result
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format ``record`` on this thread and queue it; never raises.
+
+        This is the application's cost of a record, so it is written flat: one format, one
+        encode, one locked append, and an event set only when a full batch is ready.
+
+        Args:
+            record: the record.
+        """
+        try:
+            if self._pid != _getpid():
+                self._after_fork()
+            formatter = self.formatter or self._default_formatter
+            if isinstance(formatter, JSONFormatter):
+                data = formatter.format_bytes(record, self._max_record_bytes, self._truncate)
+            else:
+                try:
+                    data = formatter.format(record).encode("utf-8")
+                except Exception:  # noqa: BLE001 - surrogates or a failing formatter: slow path
+                    data = encode_record(formatter, record, self._max_record_bytes, self._truncate)
+                if data is not None and len(data) > self._max_record_bytes:
+                    data = truncate_bytes(data, self._max_record_bytes) if self._truncate else None
+            key = self._static_key
+            if self._key_function is not None:
+                key = self._partition_key(record)
+            lane = self._single_lane
+            if lane is None:
+                lane = self._pick_lane(key)
+            levelno = record.levelno
+            if data is None or self._closed:
+                self._refuse(lane, "oversize" if data is None else "closed")
+                return
+            if lane.buffer.put(data, key, levelno):
+                event = lane.flusher.event
+                if not event.is_set():
+                    event.set()
+            if not self._started:
+                self._start_flushers()
+            if self._flush_on_level is not None and levelno >= self._flush_on_level:
+                lane.flusher.wake(force=True)
+        except RecursionError:  # as logging.Handler does: let a real recursion problem surface
+            raise
+        except Exception:  # noqa: BLE001 - emit must never raise into the application
+            self.handleError(record)
+
+    def enqueue(
+        self, data: bytes, partition_key: Optional[str] = None, levelno: int = logging.INFO
+    ) -> None:
+        """Queue an already encoded record (the structlog processor's entry point); never raises.
+
+        Args:
+            data: the payload bytes; cut or dropped per ``oversize`` when over
+                ``max_record_bytes``.
+            partition_key: the record's partition key; default ``None`` uses the configured
+                ``partition_key`` when it is a string.
+            levelno: the record's level number; decides shedding priority and ``flush_on_level``.
+        """
+        try:
+            if threading.get_ident() in self._sending_threads:
+                return
+            if self._pid != os.getpid():
+                self._after_fork()
+            payload: Optional[bytes] = data
+            if len(data) > self._max_record_bytes:
+                payload = truncate_bytes(data, self._max_record_bytes) if self._truncate else None
+            key = partition_key if partition_key is not None else self._static_key
+            self._enqueue(payload, key, levelno)
+        except Exception as exc:  # noqa: BLE001 - enqueue must never raise into the application
+            self._reporter.report(error_key(exc), f"enqueue failed: {exc!r}")
+
+    def flush(self, timeout: Optional[float] = None) -> bool:  # type: ignore[override]  # bool: see Returns
+        """Send everything queued so far, on this thread, within ``timeout``; never raises.
+
+        Args:
+            timeout: seconds to try at most; default ``None`` uses ``close_timeout``. ``0`` only
+                reports whether anything is pending.
+
+        Returns:
+            ``True`` when every record emitted before the call was acknowledged by DIS (nothing
+            of it is queued, and none of it was dropped or failed meanwhile).
+        """
+        try:
+            if self._pid != os.getpid():
+                self._after_fork()
+            now = time.monotonic()
+            budget = self.config.close_timeout if timeout is None else max(timeout, 0.0)
+            deadline = now + budget
+            if timeout is None:
+                self._flush_budget = (now, deadline)
+            return self._flush_lanes(deadline)
+        except Exception as exc:  # noqa: BLE001 - logging calls flush at shutdown; never raise
+            self._reporter.report(error_key(exc), f"flush failed: {exc!r}")
+            return False
+
+    def close(self) -> None:
+        """Send what is left within ``close_timeout``, stop the flusher, release resources.
+
+        Idempotent. A ``flush()`` with the default timeout right before (as ``logging.shutdown``
+        and ``dictConfig`` do) shares the same ``close_timeout`` budget. Records still queued at
+        the deadline are counted as dropped and reported on the diagnostics channel; records in
+        flight are reported as such (their request may still succeed).
+        """
+        with self._lock_state:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            if self._pid != os.getpid():
+                self._after_fork()
+            now = time.monotonic()
+            deadline = now + self.config.close_timeout
+            start, flush_deadline = self._flush_budget
+            if now - start < self.config.close_timeout:
+                deadline = min(deadline, max(flush_deadline, now + _CLOSE_GRACE))
+            self._shutdown(deadline, reason="close")
+            self._client.close()
+        except Exception as exc:  # noqa: BLE001 - logging.shutdown must complete
+            self._reporter.report(error_key(exc), f"close failed: {exc!r}")
+        finally:
+            _HANDLERS.discard(self)
+            super().close()
+
+    def _make_client(self) -> DISClient:
+        config = self.config
+        return DISClient(
+            config.endpoint,
+            config.project_id,
+            timeout=config.request_timeout,
+            verify=config.verify,
+            serialization=config.serialization,
+            pool_maxsize=config.max_in_flight + 1,
+            **config.connection.client_kwargs(),
+        )
+
+    def _setup(self) -> None:
+        """Create buffers, flushers and the reporter (again in a forked child)."""
+        config = self.config
+        self._pid = os.getpid()
+        self._reporter = Reporter(
+            config.diagnostics, interval=config.report_interval, secrets=config.secrets
+        )
+        self._sending_threads: Set[int] = set()
+        self._started = False
+        lanes = config.max_in_flight
+        self._round_robin = itertools.count()
+        self._lanes: List[_Lane] = []
+        spool_factory = self._spool_factory() if config.spool_dir is not None else None
+        for index in range(lanes):
+            flusher_holder: List[Flusher] = []
+
+            def wake(holder: List[Flusher] = flusher_holder) -> None:
+                if holder:
+                    holder[0].wake()
+
+            buffer = RecordBuffer(
+                max(config.max_queue_records // lanes, 1),
+                max(config.max_queue_bytes // lanes, config.max_record_bytes),
+                overflow=config.overflow,
+                block_timeout=config.block_timeout,
+                priority_level=config.priority_level,
+                batch_records=config.max_batch_records,
+                batch_bytes=config.max_batch_bytes,
+                wake=wake,
+            )
+            flusher = Flusher(
+                buffer,
+                self._client,
+                stream_name=config.stream_name,
+                stream_id=config.stream_id,
+                partition_id=config.partition_id,
+                batch_records=config.max_batch_records,
+                batch_bytes=config.max_batch_bytes,
+                flush_interval=config.flush_interval,
+                retry=self._retry,
+                reporter=self._reporter,
+                sending_threads=self._sending_threads,
+                limiter=self._limiter,
+                spool_factory=spool_factory if index == 0 else None,
+                spool_mode=config.spool_mode,
+                secrets=config.secrets,
+                thread_name=THREAD_NAME if index == 0 else f"{THREAD_NAME}-{index}",
+            )
+            flusher_holder.append(flusher)
+            self._lanes.append(_Lane(buffer, flusher))
+        self._single_lane = self._lanes[0] if lanes == 1 else None
+
+    def _spool_factory(self) -> Callable[[], SpoolLike]:
+        config = self.config
+        directory = config.spool_dir
+        assert directory is not None
+        reporter = self._reporter
+
+        def open_spool() -> SpoolLike:
+            from dis_logging.spool import Spool  # imported only when a spool is configured
+
+            def report(message: str) -> None:
+                reporter.report(("spool", message[:40]), message)
+
+            return Spool(directory, config.spool_max_bytes, report=report)
+
+        return open_spool
+
+    def _partition_key(self, record: logging.LogRecord) -> Optional[str]:
+        function = self._key_function
+        assert function is not None
+        try:
+            key = function(record)
+        except Exception as exc:  # noqa: BLE001 - a user's key function must not lose the record
+            self._reporter.report(error_key(exc), f"partition_key callable failed: {exc!r}")
+            return None
+        return key if key is None or isinstance(key, str) else str(key)
+
+    def _enqueue(self, data: Optional[bytes], key: Optional[str], levelno: int) -> None:
+        lane = self._single_lane
+        if lane is None:
+            lane = self._pick_lane(key)
+        if data is None or self._closed:
+            self._refuse(lane, "oversize" if data is None else "closed")
+            return
+        if lane.buffer.put(data, key, levelno):
+            lane.flusher.wake()
+        if not self._started:
+            self._start_flushers()
+        if self._flush_on_level is not None and levelno >= self._flush_on_level:
+            lane.flusher.wake(force=True)
+
+    def _pick_lane(self, key: Optional[str]) -> _Lane:
+        """One lane per key (keeps its order); records without a key go round robin."""
+        lanes = self._lanes
+        index = hash(key) if key is not None else next(self._round_robin)
+        return lanes[index % len(lanes)]
+
+    def _refuse(self, lane: _Lane, reason: str) -> None:
+        lane.buffer.refuse(reason)
+        if reason == "closed":
+            self._reporter.report(("closed", None), "record emitted after close(); dropped")
+
+    def _start_flushers(self) -> None:
+        with self._lock_state:
+            if self._started or self._closed or self._no_threads:
+                return
+            self._started = True
+        for lane in self._lanes:
+            lane.flusher.start()
+
+    def _flush_lanes(self, deadline: float) -> bool:
+        may_wait = not _holds_logging_lock()
+        ok = True
+        for lane in self._lanes:
+            ok = lane.flusher.flush_on_caller(deadline, may_wait=may_wait) and ok
+        return ok
+
+    def _shutdown(self, deadline: float, *, reason: str) -> None:
+        """Stop the flushers, send the rest on this thread until ``deadline``, count leftovers."""
+        may_wait = not _holds_logging_lock()
+        for lane in self._lanes:
+            lane.flusher.stop()
+        self._flush_lanes(deadline)
+        if may_wait:
+            for lane in self._lanes:
+                lane.flusher.join(deadline - time.monotonic())
+        spooled = dropped = in_flight = 0
+        for lane in self._lanes:
+            lane.flusher.spool_leftovers()
+            dropped += lane.buffer.drain(reason)
+            lane.buffer.close()
+            in_flight += lane.buffer.snapshot().in_flight
+            spooled += lane.flusher.spooled
+            lane.flusher.close_spool()
+        if dropped or in_flight or spooled:
+            parts = []
+            if dropped:
+                parts.append(f"{dropped} record(s) could not be sent and were dropped")
+            if in_flight:
+                parts.append(f"{in_flight} record(s) were still in flight")
+            if spooled:
+                parts.append(f"{spooled} record(s) were kept in the spool for the next start")
+            self._reporter.report_now(
+                f"{reason} of the handler for stream {self.config.stream_name!r}: "
+                + "; ".join(parts)
+                + (f" (last error: {self.stats.last_error})" if self.stats.last_error else "")
+            )
+
+    def _drain_at_exit(self) -> None:
+        """Deliver what is queued at interpreter exit on this thread, without starting threads."""
+        with self._lock_state:
+            if self._closed or self._exit_drained:
+                return
+            self._exit_drained = True
+            self._no_threads = True
+        if self._pid != os.getpid():
+            self._after_fork()
+        deadline = time.monotonic() + self.config.close_timeout
+        if self._flush_lanes(deadline):
+            return
+        dropped = sum(lane.buffer.drain("exit") for lane in self._lanes)
+        in_flight = sum(lane.buffer.snapshot().in_flight for lane in self._lanes)
+        if dropped or in_flight:
+            self._reporter.report_now(
+                f"interpreter exit: {dropped} record(s) for stream {self.config.stream_name!r} "
+                f"could not be sent within {self.config.close_timeout}s and were dropped"
+                + (f"; {in_flight} still in flight" if in_flight else "")
+                + (f" (last error: {self.stats.last_error})" if self.stats.last_error else "")
+            )
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's queue, threads and connections; start afresh."""
+        if self._pid == os.getpid():
+            return
+        # The parent's client, buffers and flushers may hold locks or sockets that were in use
+        # at the moment of the fork; park them instead of using or closing them.
+        _INHERITED.append((self._client, self._lanes, self._reporter))
+        self._client = self._make_client()
+        if self._limiter is not None:
+            self._limiter = RateLimiter(
+                self.config.max_records_per_second, self.config.max_bytes_per_second
+            )
+        self._lock_state = threading.Lock()
+        self._exit_drained = False
+        self._no_threads = False
+        self._setup()
+
+
+def _register(handler: DISHandler) -> None:
+    """Track ``handler`` for the fork and exit hooks (installed once per process)."""
+    global _exit_hooks_installed
+    _HANDLERS.add(handler)
+    if _exit_hooks_installed:  # the hook lists survive os.fork, so once per interpreter is enough
+        return
+    _exit_hooks_installed = True
+    # threading's atexit hooks run in threading._shutdown(): before non-daemon threads are
+    # joined, before atexit, and also in multiprocessing children, which end with os._exit and
+    # skip atexit. The private hook exists on CPython 3.9+; atexit is the fallback.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(_drain_all_at_exit)
+        except RuntimeError:  # registering after shutdown started: atexit still runs
+            atexit.register(_drain_all_at_exit)
+    atexit.register(_drain_all_at_exit)
+
+
+def _drain_all_at_exit() -> None:
+    for handler in list(_HANDLERS):
+        try:
+            handler._drain_at_exit()
+        except Exception as exc:  # noqa: BLE001 - one handler must not stop the others at exit
+            handler._reporter.report_now(f"exit drain failed: {exc!r}")
+
+
+def _reset_all_after_fork() -> None:
+    for handler in list(_HANDLERS):
+        handler._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_all_after_fork)

@@ -1,0 +1,719 @@
+"""Durable on-disk queue of DIS entries: one SQLite file per process, written in WAL mode.
+
+The flusher puts entries here while DIS is unreachable and replays them oldest first once it is
+back. Entries stay on disk until :meth:`Spool.ack` deletes them, so a process that is killed keeps
+its backlog; the next process that opens a :class:`Spool` on the same directory adopts it::
+
+    spool = Spool("/var/spool/myapp", max_bytes=256 * 2**20)
+    stored = spool.put(entries)               # entries[stored:] did not fit: count them as dropped
+    ids, batch = spool.read(500, 1_000_000)   # oldest first; nothing is removed yet
+    ...                                       # send batch to DIS
+    spool.ack(ids)                            # now they are gone
+
+Files in the directory:
+
+- ``dis-spool-<pid>.sqlite`` (plus SQLite's ``-wal`` and ``-shm``): the records of one process. A
+  process whose own name is taken by a live owner (two containers with the same pid sharing a
+  volume) uses ``dis-spool-<pid>-<n>.sqlite``.
+- ``<file>.lock``: held with an exclusive ``flock`` for as long as the owner has the file open, so
+  there is never more than one writer. It also records the owner's pid and process start time.
+- ``<file>.corrupt-<timestamp>``: a file SQLite could not read, moved aside for inspection.
+
+A file whose lock can be taken and whose owner process is gone is an orphan: its records are moved
+into this process's file (oldest first, as far as ``max_bytes`` allows) and it is deleted once
+empty. That happens when the spool opens, and again from :meth:`Spool.read` while it is empty.
+
+Durability: ``synchronous=NORMAL`` in WAL mode, so a committed ``put`` survives the process being
+killed; a power cut may lose the last transactions. Delivery is at least once: a crash between a
+send and its ``ack`` replays those records.
+
+The spool never raises from :meth:`~Spool.put`, :meth:`~Spool.read` or :meth:`~Spool.ack`: disk and
+SQLite problems go to the ``report`` callable (never to :mod:`logging`) and the call returns what it
+managed. It is safe to use from several threads and across ``os.fork``: a child never touches its
+parent's connection or lock and opens a file of its own on first use.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import os
+import re
+import sqlite3
+import sys
+import threading
+import time
+import weakref
+from typing import Callable, Final, List, Optional, Sequence, Tuple
+
+from dis_logging.errors import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; Spool() then raises OSError, importing still works
+    fcntl = None  # type: ignore[assignment]  # checked before every use
+
+__all__ = ["Entry", "Spool"]
+
+#: One DIS record as the flusher handles it: raw data and an optional partition key (same shape as
+#: ``dis_logging.client.Entry``; repeated here so the spool does not import the HTTP stack).
+Entry = Tuple[bytes, Optional[str]]
+
+FILE_PREFIX: Final = "dis-spool-"
+FILE_SUFFIX: Final = ".sqlite"
+LOCK_SUFFIX: Final = ".lock"
+#: Bumped when the table layout changes; files with another version are left alone and reported.
+SCHEMA_VERSION: Final = 1
+#: How long ``read`` on an empty spool waits between two scans of the directory for orphans (s).
+ORPHAN_SCAN_INTERVAL: Final = 30.0
+#: ``dis-spool-<pid>-1`` ... ``-<n>``: names tried when ``dis-spool-<pid>`` is held by a live owner.
+MAX_NAME_SUFFIX: Final = 64
+#: Rows per ``IN (...)`` list; stays below SQLite's historical limit of 999 bound parameters.
+_CHUNK: Final = 500
+#: SQLite primary result codes meaning "this file is not a readable database".
+_SQLITE_CORRUPT: Final = 11
+_SQLITE_NOTADB: Final = 26
+
+_NAME_RE: Final = re.compile(r"^dis-spool-(\d+)(?:-\d+)?\.sqlite$")
+
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS records ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"  # AUTOINCREMENT: ids never come back after a delete
+    " data BLOB NOT NULL,"
+    " partition_key BLOB,"  # UTF-8 with surrogatepass, so any str round-trips
+    " size INTEGER NOT NULL)"
+)
+
+Report = Callable[[str], None]
+
+# SQLite must not close, in a forked child, a connection the parent opened: closing the last
+# connection checkpoints and may delete the WAL that the parent is still writing. A child therefore
+# parks inherited connections here for the rest of its life instead of letting them be collected.
+_INHERITED: List[object] = []
+_LIVE_SPOOLS: weakref.WeakSet[Spool] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for spool in list(_LIVE_SPOOLS):
+        spool._forget_parent()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _process_start(pid: int) -> Optional[str]:
+    """Return the start time of ``pid`` in clock ticks since boot (Linux), or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            raw = stat.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses; fields after it are plain.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    return fields[19].decode("ascii") if len(fields) > 19 else None
+
+
+def _is_owner_alive(pid: int, start: Optional[str]) -> bool:
+    """Tell whether the process that wrote a lock file still runs (and is not a reused pid)."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        # Our own pid on somebody else's file: a former incarnation (container restart, pid reuse).
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    except OSError:
+        return False
+    if start:
+        current = _process_start(pid)
+        if current is not None and current != start:
+            return False
+    return True
+
+
+class _CorruptError(sqlite3.DatabaseError):
+    """``PRAGMA quick_check`` found damage, or the file has a table layout we do not know."""
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    if isinstance(exc, _CorruptError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    # Python < 3.11 has no error codes: corruption is a bare DatabaseError, I/O trouble is not.
+    return type(exc) is sqlite3.DatabaseError
+
+
+def _encode_key(key: Optional[str]) -> Optional[bytes]:
+    return None if key is None else key.encode("utf-8", "surrogatepass")
+
+
+def _decode_key(raw: Optional[bytes]) -> Optional[str]:
+    return None if raw is None else bytes(raw).decode("utf-8", "surrogatepass")
+
+
+def _entry_size(data: bytes, key: Optional[str]) -> int:
+    return len(data) + (0 if key is None else len(key.encode("utf-8", "surrogatepass")))
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a lock file beside a spool file."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    @classmethod
+    def try_acquire(cls, path: str) -> Optional[_FileLock]:
+        """Take the lock without waiting; None when another open file holds it.
+
+        Raises:
+            OSError: the file cannot be created or opened.
+        """
+        if fcntl is None:
+            raise OSError(errno.ENOSYS, "the spool needs POSIX file locks (fcntl.flock)", path)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            raise
+        # Somebody may have deleted the path (and somebody else re-created it) between our open and
+        # our flock: a lock on an unlinked inode protects nothing.
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)
+            return None
+        return cls(path, fd)
+
+    def read_owner(self, default_pid: int) -> Tuple[int, Optional[str]]:
+        """Return the pid and start time the previous holder wrote, or ``default_pid``."""
+        try:
+            text = os.pread(self.fd, 64, 0).decode("ascii", "replace").split()
+        except OSError:
+            text = []
+        pid = int(text[0]) if text and text[0].isdigit() else default_pid
+        start = text[1] if len(text) > 1 else None
+        return pid, start
+
+    def write_owner(self) -> None:
+        pid = os.getpid()
+        line = f"{pid} {_process_start(pid) or '-'}\n".encode("ascii")
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, line, 0)
+
+    def release(self, *, unlink: bool = False) -> None:
+        if unlink:
+            # Unlink while still holding the lock, so nobody locks the old inode in between.
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        os.close(self.fd)
+
+
+class Spool:
+    """A bounded, durable, oldest-first queue of entries on disk, shared safely between threads.
+
+    Args:
+        directory: where the spool files live; created (mode 0700) when missing. Several processes
+            may share it: each writes its own file.
+        max_bytes: bound on pending payload bytes (entry data plus the partition key's UTF-8
+            bytes) held by this process's file. SQLite's page overhead is not counted, so the file
+            on disk is somewhat larger. Must be at least 1.
+        report: called with a one-line diagnostic (no secrets, no record contents) when something
+            goes wrong on disk; None writes the line to ``sys.stderr``. It is called with the
+            spool's lock held, so it must not call back into the spool.
+        scan_interval: seconds between two directory scans for orphans made by :meth:`read` while
+            the spool is empty (default 30.0); 0 scans on every such read.
+
+    Raises:
+        ConfigError: ``max_bytes`` is not a positive integer.
+        OSError: the directory cannot be created, or no spool file could be locked.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        max_bytes: int,
+        *,
+        report: Optional[Report] = None,
+        scan_interval: float = ORPHAN_SCAN_INTERVAL,
+    ) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ConfigError("max_bytes", "must be a positive whole number of bytes")
+        self.directory = os.path.abspath(os.fspath(directory))
+        self.max_bytes = max_bytes
+        self._report_to = report
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._closed = False
+        self._conn: Optional[sqlite3.Connection] = None
+        self._file_lock: Optional[_FileLock] = None
+        self._path = ""
+        self._records = 0
+        self._bytes = 0
+        self._next_scan = 0.0
+        self._scan_interval = scan_interval
+        self._adopted = 0
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        with self._lock:
+            self._open_own_file()
+            self._adopt_orphans_locked()
+        _LIVE_SPOOLS.add(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"Spool(path={self._path!r}, max_bytes={self.max_bytes}, "
+            f"pending_records={self._records}, pending_bytes={self._bytes})"
+        )
+
+    @property
+    def path(self) -> str:
+        """The file this process writes (it changes after a fork or a corrupt file was replaced)."""
+        return self._path
+
+    @property
+    def adopted(self) -> int:
+        """Records taken over from orphaned spool files since this spool opened (cumulative)."""
+        return self._adopted
+
+    @property
+    def pending_records(self) -> int:
+        """Records stored and not yet acknowledged, including adopted ones."""
+        with self._owned(reopen=False):
+            return self._records
+
+    @property
+    def pending_bytes(self) -> int:
+        """Payload bytes of the pending records (see ``max_bytes`` for what counts)."""
+        with self._owned(reopen=False):
+            return self._bytes
+
+    def put(self, entries: Sequence[Entry]) -> int:
+        """Store entries, oldest first, in one transaction, as far as ``max_bytes`` allows.
+
+        Args:
+            entries: ``(data, partition_key)`` pairs in the order they should be replayed.
+
+        Returns:
+            How many leading entries were stored: ``entries[n:]`` did not fit (or the disk failed)
+            and the caller counts them as dropped. 0 after :meth:`close`.
+        """
+        rows: List[Tuple[bytes, Optional[bytes], int]] = []
+        with self._owned():
+            if self._closed or not entries:
+                return 0
+            room = self.max_bytes - self._bytes
+            for data, key in entries:
+                size = _entry_size(data, key)
+                if size > room:
+                    break
+                room -= size
+                rows.append((bytes(data), _encode_key(key), size))
+            if not rows:
+                return 0
+            for attempt in (1, 2):
+                try:
+                    conn = self._connection()
+                    with conn:
+                        conn.executemany(
+                            "INSERT INTO records (data, partition_key, size) VALUES (?, ?, ?)", rows
+                        )
+                except (sqlite3.Error, OSError) as exc:
+                    if attempt == 1 and self._recover(exc, "put"):
+                        continue
+                    self._report(f"spool put of {len(rows)} records failed: {exc}")
+                    return 0
+                break
+            self._records += len(rows)
+            self._bytes += sum(row[2] for row in rows)
+            return len(rows)
+
+    def read(
+        self, max_records: int, max_bytes: int, *, after: int = 0
+    ) -> Tuple[List[int], List[Entry]]:
+        """Return the oldest pending entries without removing them.
+
+        Args:
+            max_records: at most this many entries (at least 1 is asked for).
+            max_bytes: stop before the payload bytes exceed this, except that the first entry is
+                always returned so a large record cannot block the queue.
+            after: only entries whose id is greater (default 0: from the oldest). Lets a caller with
+                several batches in flight read past the ones it has not acknowledged yet.
+
+        Returns:
+            ``(ids, entries)`` of equal length, oldest first; empty when nothing is pending. Pass
+            the ids to :meth:`ack` once DIS has stored the entries.
+        """
+        with self._owned():
+            if self._closed or max_records < 1:
+                return [], []
+            if self._records == 0 and time.monotonic() >= self._next_scan:
+                self._adopt_orphans_locked()
+            try:
+                cursor = self._connection().execute(
+                    "SELECT id, data, partition_key, size FROM records WHERE id > ?"
+                    " ORDER BY id LIMIT ?",
+                    (after, max_records),
+                )
+                rows = cursor.fetchall()
+            except (sqlite3.Error, OSError) as exc:
+                if not self._recover(exc, "read"):
+                    self._report(f"spool read failed: {exc}")
+                return [], []
+        ids: List[int] = []
+        entries: List[Entry] = []
+        total = 0
+        for row_id, data, key, size in rows:
+            if ids and total + size > max_bytes:
+                break
+            total += size
+            ids.append(row_id)
+            entries.append((bytes(data), _decode_key(key)))
+        return ids, entries
+
+    def ack(self, ids: Sequence[int]) -> None:
+        """Delete entries that DIS acknowledged; unknown or repeated ids are ignored.
+
+        Args:
+            ids: ids returned by :meth:`read`.
+        """
+        with self._owned():
+            if self._closed or not ids:
+                return
+            unique = sorted(set(ids))
+            try:
+                conn = self._connection()
+                removed = removed_bytes = 0
+                with conn:
+                    for start in range(0, len(unique), _CHUNK):
+                        chunk = unique[start : start + _CHUNK]
+                        marks = ",".join("?" * len(chunk))
+                        count, size = conn.execute(
+                            f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records"
+                            f" WHERE id IN ({marks})",
+                            chunk,
+                        ).fetchone()
+                        conn.execute(f"DELETE FROM records WHERE id IN ({marks})", chunk)
+                        removed += count
+                        removed_bytes += size
+            except (sqlite3.Error, OSError) as exc:
+                if not self._recover(exc, "ack"):
+                    self._report(f"spool ack of {len(unique)} records failed: {exc}")
+                return
+            self._records -= removed
+            self._bytes -= removed_bytes
+            if self._records == 0 and removed:
+                self._shrink(conn)
+
+    def adopt_orphans(self) -> int:
+        """Move the records of spool files whose owner process is gone into this spool now.
+
+        Files held by a live owner are left alone. Orphan records beyond ``max_bytes`` stay in their
+        file for a later call. Empty orphans are deleted; unreadable ones are moved aside.
+
+        Returns:
+            How many records were adopted.
+        """
+        with self._owned():
+            if self._closed:
+                return 0
+            return self._adopt_orphans_locked()
+
+    def close(self) -> None:
+        """Close the file; delete it when nothing is pending, else keep it for the next process.
+
+        Idempotent. In a forked child that never used the spool, it only forgets the parent's state.
+        """
+        with self._owned(reopen=False):
+            if self._closed:
+                return
+            self._closed = True
+            _LIVE_SPOOLS.discard(self)
+            self._close_file(delete=self._records == 0)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _owned(self, *, reopen: bool = True) -> threading.Lock:
+        """Return the lock after making sure this process owns the open file (fork check)."""
+        if os.getpid() != self._pid:
+            # uwsgi and friends may fork without running the at-fork hooks.
+            self._forget_parent()
+        if reopen and self._conn is None and not self._closed:
+            with self._lock:
+                if self._conn is None and not self._closed:
+                    try:
+                        self._open_own_file()
+                    except OSError as exc:
+                        self._report(f"spool could not open a file in {self.directory}: {exc}")
+        return self._lock
+
+    def _forget_parent(self) -> None:
+        """In a forked child: drop the parent's connection, lock and counters, closing nothing."""
+        if os.getpid() == self._pid:
+            return
+        self._pid = os.getpid()
+        self._lock = threading.Lock()  # the parent's may have been held by another thread at fork
+        if self._conn is not None:
+            _INHERITED.append(self._conn)
+        self._conn = None
+        if self._file_lock is not None:
+            # Closing our copy of the descriptor keeps the parent's flock (it is released only by
+            # LOCK_UN or when every descriptor of the open file is closed).
+            os.close(self._file_lock.fd)
+        self._file_lock = None
+        self._path = ""
+        self._records = self._bytes = self._adopted = 0
+        self._next_scan = 0.0
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._open_own_file()
+        assert self._conn is not None
+        return self._conn
+
+    def _open_own_file(self) -> None:
+        """Lock and open ``dis-spool-<pid>[-n].sqlite``; a corrupt leftover is moved aside."""
+        pid = os.getpid()
+        for suffix in range(MAX_NAME_SUFFIX + 1):
+            name = f"{FILE_PREFIX}{pid}{'' if suffix == 0 else f'-{suffix}'}{FILE_SUFFIX}"
+            path = os.path.join(self.directory, name)
+            file_lock = _FileLock.try_acquire(path + LOCK_SUFFIX)
+            if file_lock is not None:
+                break
+        else:
+            raise OSError(
+                errno.EBUSY, "every spool file name for this pid is locked", self.directory
+            )
+        file_lock.write_owner()
+        try:
+            conn = self._connect(path, check=True)
+        except sqlite3.Error as exc:
+            if not _is_corruption(exc):
+                file_lock.release()
+                raise OSError(errno.EIO, f"cannot open spool file: {exc}", path) from exc
+            self._move_aside(path, exc)
+            conn = self._connect(path, check=False)
+        self._conn = conn
+        self._file_lock = file_lock
+        self._path = path
+        self._pid = pid
+        self._records, self._bytes = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records"
+        ).fetchone()
+
+    @staticmethod
+    def _connect(path: str, *, check: bool) -> sqlite3.Connection:
+        """Open (creating with mode 0600) and prepare a spool file; ``check`` runs a quick_check."""
+        existed = os.path.exists(path) and os.path.getsize(path) > 0
+        if not existed:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite copies the mode to -wal
+        conn = sqlite3.connect(path, timeout=1.0, isolation_level=None, check_same_thread=False)
+        try:
+            # A fresh file must get auto_vacuum before its first table exists.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if existed and check:
+                verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if verdict != "ok":
+                    raise _CorruptError(f"quick_check: {verdict}")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise _CorruptError(f"unknown spool schema version {version}")
+            conn.execute(_SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # Let `with conn:` commit explicitly while each statement outside it autocommits.
+            conn.isolation_level = "DEFERRED"
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _close_file(self, *, delete: bool) -> None:
+        conn, file_lock = self._conn, self._file_lock
+        self._conn = None
+        self._file_lock = None
+        if conn is not None:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                self._report(f"spool checkpoint failed at close: {exc}")
+            conn.close()
+        if file_lock is not None:
+            if delete:
+                self._unlink_files(self._path)
+            file_lock.release(unlink=delete)
+
+    @staticmethod
+    def _unlink_files(path: str) -> None:
+        for extra in ("-wal", "-shm", ""):
+            try:
+                os.unlink(path + extra)
+            except FileNotFoundError:
+                pass
+
+    def _shrink(self, conn: sqlite3.Connection) -> None:
+        """Give disk space back once the spool is empty (free pages and the WAL)."""
+        try:
+            conn.execute("PRAGMA incremental_vacuum")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            self._report(f"spool could not shrink {self._path}: {exc}")
+
+    def _recover(self, exc: BaseException, operation: str) -> bool:
+        """Replace this process's file when ``exc`` says it is corrupt; True when replaced."""
+        if not isinstance(exc, sqlite3.Error) or not _is_corruption(exc) or self._conn is None:
+            return False
+        lost = self._records
+        path = self._path
+        conn, self._conn = self._conn, None
+        try:
+            # Close before moving: closing deletes "<path>-wal" by name, which must still be ours.
+            conn.close()
+        except sqlite3.Error as close_exc:
+            self._report(f"spool could not close corrupt file {path}: {close_exc}")
+        self._move_aside(path, exc, lost=lost)
+        try:
+            self._conn = self._connect(path, check=False)
+        except (OSError, sqlite3.Error) as again:
+            self._report(f"spool could not recreate {path} during {operation}: {again}")
+            self._records = self._bytes = 0
+            return False
+        self._records = self._bytes = 0
+        return True
+
+    def _move_aside(self, path: str, exc: BaseException, *, lost: Optional[int] = None) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
+        target = f"{path}.corrupt-{stamp}"
+        try:
+            os.replace(path, target)
+            if os.path.exists(path + "-wal"):
+                os.replace(path + "-wal", target + "-wal")
+        except OSError as move_exc:
+            self._report(f"spool could not move corrupt file {path} aside: {move_exc}")
+            self._unlink_files(path)
+            return
+        for extra in ("-wal", "-shm"):
+            try:
+                os.unlink(path + extra)
+            except FileNotFoundError:
+                pass
+        detail = "" if lost is None else f"; {lost} pending records lost"
+        self._report(f"spool file {path} is unreadable ({exc}); moved to {target}{detail}")
+
+    def _adopt_orphans_locked(self) -> int:
+        self._next_scan = time.monotonic() + self._scan_interval
+        adopted = 0
+        pattern = os.path.join(glob.escape(self.directory), f"{FILE_PREFIX}*{FILE_SUFFIX}")
+        for path in sorted(glob.glob(pattern), key=self._age):
+            if path == self._path:
+                continue
+            match = _NAME_RE.match(os.path.basename(path))
+            if match is None or self._bytes >= self.max_bytes:
+                continue
+            try:
+                adopted += self._adopt(path, int(match.group(1)))
+            except (OSError, sqlite3.Error) as exc:
+                self._report(f"spool could not adopt {path}: {exc}")
+        return adopted
+
+    @staticmethod
+    def _age(path: str) -> float:
+        try:
+            return os.path.getmtime(path)
+        except OSError:
+            return 0.0
+
+    def _adopt(self, path: str, name_pid: int) -> int:
+        """Move what fits of one orphan file into ours; 0 when it has a live owner."""
+        file_lock = _FileLock.try_acquire(path + LOCK_SUFFIX)
+        if file_lock is None:
+            return 0
+        if _is_owner_alive(*file_lock.read_owner(name_pid)):
+            # The owner closed its spool but still runs; it may open the file again.
+            file_lock.release()
+            return 0
+        if not os.path.exists(path):  # adopted and deleted by another process meanwhile
+            file_lock.release(unlink=True)
+            return 0
+        try:
+            orphan = self._connect(path, check=True)
+        except sqlite3.Error as exc:
+            if _is_corruption(exc):
+                self._move_aside(path, exc)
+                file_lock.release(unlink=True)
+                return 0
+            file_lock.release()
+            raise
+        try:
+            moved, empty = self._move_rows(orphan, path)
+        finally:
+            orphan.close()
+        if empty:
+            self._unlink_files(path)
+        file_lock.release(unlink=empty)
+        if moved:
+            self._report(f"spool adopted {moved} records from {os.path.basename(path)}")
+        return moved
+
+    def _move_rows(self, orphan: sqlite3.Connection, path: str) -> Tuple[int, bool]:
+        """Copy the oldest rows that fit from ``orphan`` into our file, then delete them there."""
+        room = self.max_bytes - self._bytes
+        cutoff = 0
+        count = size = 0
+        remaining = False
+        for row_id, row_size in orphan.execute("SELECT id, size FROM records ORDER BY id"):
+            if row_size > room:
+                remaining = True
+                break
+            room -= row_size
+            cutoff = row_id
+            count += 1
+            size += row_size
+        if count == 0:
+            return 0, not remaining
+        own = self._connection()
+        own.execute("ATTACH DATABASE ? AS orphan", (path,))
+        try:
+            with own:
+                own.execute(
+                    "INSERT INTO main.records (data, partition_key, size)"
+                    " SELECT data, partition_key, size FROM orphan.records"
+                    " WHERE id <= ? ORDER BY id",
+                    (cutoff,),
+                )
+                # Not atomic across the two files: a crash right here replays these rows twice,
+                # which at-least-once delivery allows.
+                own.execute("DELETE FROM orphan.records WHERE id <= ?", (cutoff,))
+        finally:
+            own.execute("DETACH DATABASE orphan")
+        self._records += count
+        self._bytes += size
+        self._adopted += count
+        return count, not remaining
+
+    def _report(self, message: str) -> None:
+        if self._report_to is not None:
+            try:
+                self._report_to(message)
+            except Exception as exc:  # noqa: BLE001 - a broken callback must not break the spool
+                message = f"{message} (report callable failed: {type(exc).__name__})"
+            else:
+                return
+        try:
+            sys.stderr.write(f"dis-logging: {message}\n")
+        except (OSError, ValueError, AttributeError):
+            return  # stderr closed or missing: nowhere left to say it

@@ -1,0 +1,271 @@
+"""A structlog processor that ships each event dict to DIS as one JSON record.
+
+structlog is optional: it is imported here and nowhere else in the package. Put the processor
+last in the chain to send events only to DIS, or before a renderer with ``passthrough=True``
+to keep console output as well::
+
+    import structlog
+    from dis_logging.structlog_processor import DISProcessor
+
+    dis = DISProcessor(stream_name="app-logs", region="cn-north-4", passthrough=True)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            dis,
+            structlog.dev.ConsoleRenderer(),
+        ]
+    )
+
+The processor renders on the caller's thread and hands the bytes to a
+:class:`~dis_logging.DISHandler`, whose flusher thread does the batching and the HTTP work.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import sys
+import traceback
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Union
+
+try:
+    import structlog
+except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
+    raise ImportError(
+        "dis_logging.structlog_processor needs structlog: pip install 'dis-logging[structlog]'"
+    ) from exc
+
+from dis_logging.errors import ConfigError
+from dis_logging.handler import DISHandler
+
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, WrappedLogger
+
+__all__ = ["DISProcessor", "render_json"]
+
+#: A partition key: a fixed string, or a callable that picks one from the event dict.
+PartitionKey = Union[str, Callable[[Mapping[str, Any]], Optional[str]]]
+
+#: Level names structlog uses as method names or in the ``level`` key, mapped to logging levels.
+_LEVELS: Dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+    "exception": logging.ERROR,
+    "error": logging.ERROR,
+    "err": logging.ERROR,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "info": logging.INFO,
+    "msg": logging.INFO,
+    "debug": logging.DEBUG,
+    "notset": logging.NOTSET,
+}
+
+
+def _levelno(method_name: str, event_dict: EventDict) -> int:
+    """Return the logging level of an event: its ``level`` key first, else the method name."""
+    level = event_dict.get("level")
+    if isinstance(level, int) and not isinstance(level, bool):
+        return level
+    if isinstance(level, str) and level.lower() in _LEVELS:
+        return _LEVELS[level.lower()]
+    return _LEVELS.get(method_name, logging.INFO)
+
+
+def _safe_str(value: object) -> str:
+    """Return ``str(value)``, or a placeholder naming the type when ``__str__`` raises."""
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - arbitrary user objects may raise anything from __str__
+        return f"<unprintable {type(value).__qualname__}>"
+
+
+def _json_default(value: object) -> object:
+    """Turn a value :mod:`json` cannot encode into one it can; never raises."""
+    try:
+        hook = getattr(value, "__structlog__", None)
+        if callable(hook):
+            return hook()
+        if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+            return value.isoformat()
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value).decode("utf-8", errors="backslashreplace")
+        if isinstance(value, (set, frozenset)):
+            return [_safe_str(item) for item in value]
+        return repr(value)
+    except Exception:  # noqa: BLE001 - user __repr__/__structlog__ may raise anything
+        return f"<unrepresentable {type(value).__qualname__}>"
+
+
+def _render_exception(exc_info: object) -> Optional[str]:
+    """Format an ``exc_info`` value (True, an exception or a 3-tuple) as traceback text."""
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if isinstance(exc_info, tuple) and len(exc_info) == 3 and exc_info[0] is not None:
+        return "".join(traceback.format_exception(*exc_info)).rstrip("\n")
+    return None
+
+
+def render_json(
+    event_dict: Mapping[str, Any],
+    serializer: Optional[Callable[..., Union[str, bytes]]] = None,
+) -> bytes:
+    """Render an event dict as UTF-8 JSON bytes, whatever it contains.
+
+    Values :mod:`json` cannot encode go through their ``__structlog__`` method, ``isoformat``
+    or ``repr``; an ``exc_info`` entry becomes an ``exception`` string with the traceback.
+    If that still fails (circular references, keys that are not strings, a serializer that
+    raises), every key and value is turned into a string instead. Lone surrogates are written
+    as ``\\udXXX`` escapes, so the result is always valid UTF-8.
+
+    Args:
+        event_dict: the event to render; it is not modified.
+        serializer: a :func:`json.dumps`-compatible callable (for example ``orjson.dumps``);
+            ``None`` (the default) uses :func:`json.dumps`. It is called with ``default=``.
+
+    Returns:
+        The encoded record, never empty.
+    """
+    event = dict(event_dict)
+    if event.get("exc_info"):
+        rendered = _render_exception(event.pop("exc_info"))
+        if rendered is not None and "exception" not in event:
+            event["exception"] = rendered
+    else:
+        event.pop("exc_info", None)
+    try:
+        if serializer is None:
+            text: Union[str, bytes] = json.dumps(
+                event, default=_json_default, ensure_ascii=False, separators=(",", ":")
+            )
+        else:
+            text = serializer(event, default=_json_default)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        # Circular references, non-string keys, or a third-party serializer's own errors.
+        flat = {_safe_str(key): _safe_str(value) for key, value in event.items()}
+        text = json.dumps(flat, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(text, bytes):
+        return text
+    return text.encode("utf-8", errors="backslashreplace")
+
+
+class DISProcessor:
+    """Ship structlog events to a DIS stream through a :class:`~dis_logging.DISHandler`.
+
+    Use an existing handler (shared with :mod:`logging`), or let the processor build and own
+    one from handler keyword arguments::
+
+        DISProcessor(handler=existing_handler)
+        DISProcessor(stream_name="app-logs", region="cn-north-4", flush_interval=2.0)
+
+    Events below the handler's level are not shipped. The processor never raises into the
+    application other than :class:`structlog.DropEvent` when ``passthrough`` is false.
+
+    Args:
+        handler: the handler that queues and sends the records; ``None`` (the default) builds
+            a :class:`~dis_logging.DISHandler` from ``handler_kwargs``, owned by the processor
+            and closed by :meth:`close`.
+        passthrough: ``False`` (the default) ends the chain with :class:`structlog.DropEvent`
+            after queueing the event; ``True`` returns the event dict unchanged so later
+            processors (a console renderer) still see it.
+        partition_key: a fixed partition key, or a callable taking the event dict and
+            returning a key or ``None``; ``None`` (the default) leaves the choice to DIS.
+            A callable that raises is treated as returning ``None``.
+        serializer: a :func:`json.dumps`-compatible callable; ``None`` (the default) uses
+            :func:`json.dumps`. Its errors fall back to a plain rendering, see
+            :func:`render_json`.
+        **handler_kwargs: :class:`~dis_logging.DISHandler` arguments (``stream_name``,
+            ``region``, credentials, tuning), used only when ``handler`` is ``None``.
+
+    Raises:
+        ConfigError: both ``handler`` and ``handler_kwargs`` were given, or the handler
+            arguments are invalid.
+    """
+
+    def __init__(
+        self,
+        handler: Optional[DISHandler] = None,
+        *,
+        passthrough: bool = False,
+        partition_key: Optional[PartitionKey] = None,
+        serializer: Optional[Callable[..., Union[str, bytes]]] = None,
+        **handler_kwargs: Any,
+    ) -> None:
+        if handler is not None and handler_kwargs:
+            raise ConfigError(
+                "handler",
+                "pass either a handler or handler settings, not both "
+                f"(got {', '.join(sorted(handler_kwargs))})",
+            )
+        self._owns_handler = handler is None
+        self._handler = handler if handler is not None else DISHandler(**handler_kwargs)
+        self._passthrough = passthrough
+        self._partition_key = partition_key
+        self._serializer = serializer
+
+    @property
+    def handler(self) -> DISHandler:
+        """The handler events are queued on."""
+        return self._handler
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(handler={self._handler!r}, passthrough={self._passthrough!r})"
+        )
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        """Queue the event on the handler, then drop it or pass it on.
+
+        Args:
+            logger: the wrapped logger (unused).
+            method_name: the name of the logging method called (``"info"``), used for the
+                level when the event has no ``level`` key.
+            event_dict: the event; it is not modified.
+
+        Returns:
+            ``event_dict`` itself, when ``passthrough`` is true.
+
+        Raises:
+            structlog.DropEvent: when ``passthrough`` is false, after queueing the event.
+        """
+        levelno = _levelno(method_name, event_dict)
+        if levelno >= self._handler.level:
+            data = render_json(event_dict, self._serializer)
+            self._handler.enqueue(data, partition_key=self._key_for(event_dict), levelno=levelno)
+        if self._passthrough:
+            return event_dict
+        raise structlog.DropEvent
+
+    def _key_for(self, event_dict: EventDict) -> Optional[str]:
+        key = self._partition_key
+        if key is None or isinstance(key, str):
+            return key
+        try:
+            chosen = key(event_dict)
+        except Exception:  # noqa: BLE001 - a user callable must not break logging; DIS picks instead
+            chosen = None
+        return chosen if isinstance(chosen, str) else None
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the events queued so far are acknowledged by DIS.
+
+        Args:
+            timeout: the longest wait in seconds; ``None`` (the default) uses the handler's
+                own bound.
+
+        Returns:
+            ``True`` when everything queued before the call was acknowledged.
+        """
+        return self._handler.flush(timeout)
+
+    def close(self) -> None:
+        """Close the handler if the processor built it; a shared handler is left open.
+
+        Safe to call more than once.
+        """
+        if self._owns_handler:
+            self._handler.close()

@@ -1,0 +1,456 @@
+"""Tests for dis_logging.cli: the dis-logging command line against a real emulator."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from dis_logging import cli
+from dis_logging.client import DISClient
+
+COMMANDS = ["emulator", "demo", "tail", "send", "check"]
+
+
+def connection_args(emulator, **overrides):
+    values = {
+        "--endpoint": emulator.url,
+        "--project-id": emulator.project_id,
+        "--ak": emulator.ak,
+        "--sk": emulator.sk,
+    }
+    values.update(overrides)
+    return [item for pair in values.items() for item in pair]
+
+
+@pytest.fixture
+def client(emulator):
+    client = DISClient(
+        emulator.url, emulator.project_id, region=emulator.region, ak=emulator.ak, sk=emulator.sk
+    )
+    yield client
+    client.close()
+
+
+def put(client, stream, *entries):
+    result = client.put_records(stream, list(entries))
+    assert result.ok
+    return result
+
+
+def run(capsys, *argv):
+    """Run main and return (exit code, stdout, stderr)."""
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+class TTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class TestMain:
+    @pytest.mark.parametrize("command", COMMANDS)
+    def test_every_command_has_help(self, capsys, command):
+        """--help on each command prints its usage and exits 0."""
+        code, out, _ = run(capsys, command, "--help")
+        assert (0, True) == (code, out.startswith(f"usage: dis-logging {command}"))
+
+    def test_without_a_command_prints_usage_and_exits_2(self, capsys):
+        """No command is a usage error: help on stderr, exit 2."""
+        code, out, err = run(capsys)
+        assert (2, "") == (code, out)
+        assert err.startswith("usage: dis-logging")
+
+    def test_unknown_option_exits_2(self, capsys):
+        """An unknown option is a usage error with exit 2."""
+        code, _, err = run(capsys, "tail", "s", "--bogus")
+        assert 2 == code
+        assert "unrecognized arguments: --bogus" in err
+
+    def test_version(self, capsys):
+        """--version prints the package version."""
+        from dis_logging import __version__
+
+        assert (0, f"dis-logging {__version__}\n") == run(capsys, "--version")[:2]
+
+    def test_python_m_runs_the_command_line(self):
+        """python -m dis_logging is the same command line."""
+        result = subprocess.run(
+            [sys.executable, "-m", "dis_logging", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (0, True) == (result.returncode, "tail" in result.stdout)
+
+    def test_missing_configuration_is_one_line_and_exit_2(self, capsys):
+        """Without credentials a command fails with one line naming the setting, exit 2."""
+        code, out, err = run(
+            capsys, "tail", "s", "--endpoint", "http://127.0.0.1:9", "--project-id", "p"
+        )
+        assert (2, "") == (code, out)
+        assert 1 == len(err.splitlines())
+        assert err.startswith("dis-logging: error: ")
+
+    def test_conflicting_credentials_are_a_config_error(self, capsys, emulator):
+        """AK/SK together with a user name is a configuration error, exit 2."""
+        code, _, err = run(capsys, "tail", "s", *connection_args(emulator), "--username", "u")
+        assert 2 == code
+        assert "conflicts" in err
+
+
+class TestEmulatorCommand:
+    def test_runs_for_a_duration_and_prints_the_banner(self, capsys):
+        """The emulator command serves until --duration ends and prints how to connect."""
+        code, out, _ = run(
+            capsys, "emulator", "--port", "0", "--stream", "logs:2", "--duration", "0.1"
+        )
+        assert 0 == code
+        assert "DIS emulator listening on http://127.0.0.1:" in out
+        assert "logs (2 partitions, COMMON)" in out
+
+
+class TestTail:
+    def test_prints_records_of_every_partition(self, capsys, emulator, stream, client):
+        """Records from both partitions are printed, JSON pretty-printed under a header."""
+        put(client, stream, (b'{"msg": "first"}', "k1"), (b'{"msg": "second"}', "hello"))
+        code, out, err = run(capsys, "tail", stream, *connection_args(emulator))
+        assert (0, "") == (code, err)
+        assert '  "msg": "first"' in out
+        assert '  "msg": "second"' in out
+        assert {"shardId-0000000000", "shardId-0000000001"} == {
+            line.split()[1] for line in out.splitlines() if line.startswith("--- ")
+        }
+
+    def test_json_output_has_one_object_per_record(self, capsys, emulator, stream, client):
+        """--output json prints one object per line with the partition, key and parsed data."""
+        put(client, stream, (b'{"n": 1}', "k1"))
+        code, out, _ = run(capsys, "tail", stream, "--output", "json", *connection_args(emulator))
+        [line] = out.splitlines()
+        record = json.loads(line)
+        assert (0, "shardId-0000000000", "k1", {"n": 1}, "0") == (
+            code,
+            record["partition_id"],
+            record["partition_key"],
+            record["data"],
+            record["sequence_number"],
+        )
+
+    def test_raw_output_prints_text_as_is(self, capsys, emulator, stream, client):
+        """--output raw prints the data only, also when it is not JSON."""
+        put(client, stream, (b"plain text line", "k1"))
+        assert (0, "plain text line\n") == run(
+            capsys, "tail", stream, "--output", "raw", *connection_args(emulator)
+        )[:2]
+
+    def test_limit_stops_after_n_records(self, capsys, emulator, stream, client):
+        """--limit prints at most that many records."""
+        put(client, stream, *[(f"r{i}".encode(), "k1") for i in range(5)])
+        code, out, _ = run(
+            capsys, "tail", stream, "--output", "raw", "-n", "2", *connection_args(emulator)
+        )
+        assert (0, ["r0", "r1"]) == (code, out.splitlines())
+
+    def test_reads_one_partition(self, capsys, emulator, stream, client):
+        """--partition reads only that partition."""
+        put(client, stream, (b"in zero", "k1"), (b"in one", "hello"))
+        code, out, _ = run(
+            capsys,
+            "tail",
+            stream,
+            "--partition",
+            "1",
+            "--output",
+            "raw",
+            *connection_args(emulator),
+        )
+        assert (0, "in one\n") == (code, out)
+
+    def test_latest_skips_existing_records(self, capsys, emulator, stream, client):
+        """--from latest prints nothing for records written before the call."""
+        put(client, stream, (b"old", "k1"))
+        assert (0, "") == run(
+            capsys, "tail", stream, "--from", "latest", *connection_args(emulator)
+        )[:2]
+
+    @pytest.mark.parametrize(
+        ("timestamp", "expected"), [("2000-01-01T00:00:00Z", "old\n"), ("4102444800000", "")]
+    )
+    def test_at_timestamp_starts_at_the_given_time(
+        self, capsys, emulator, stream, client, timestamp, expected
+    ):
+        """--timestamp (ISO 8601 or epoch ms) starts reading at that write time."""
+        put(client, stream, (b"old", "k1"))
+        code, out, _ = run(
+            capsys,
+            "tail",
+            stream,
+            "--timestamp",
+            timestamp,
+            "--output",
+            "raw",
+            *connection_args(emulator),
+        )
+        assert (0, expected) == (code, out)
+
+    def test_at_timestamp_needs_a_timestamp(self, capsys, emulator, stream):
+        """--from at_timestamp without --timestamp is a usage error."""
+        code, _, err = run(
+            capsys, "tail", stream, "--from", "at_timestamp", *connection_args(emulator)
+        )
+        assert (2, "dis-logging: error: --from at_timestamp needs --timestamp\n") == (code, err)
+
+    def test_rejects_a_malformed_timestamp(self, capsys, emulator, stream):
+        """An unparsable --timestamp is a usage error."""
+        assert (
+            2
+            == run(capsys, "tail", stream, "--timestamp", "yesterday", *connection_args(emulator))[
+                0
+            ]
+        )
+
+    def test_unknown_stream_fails_with_one_line(self, capsys, emulator):
+        """A stream that does not exist exits 1 with the DIS error code on one line."""
+        code, out, err = run(capsys, "tail", "nope", *connection_args(emulator))
+        assert (1, "", 1) == (code, out, len(err.splitlines()))
+        assert "DIS.4301" in err
+
+    def test_unreachable_endpoint_exits_1(self, capsys, emulator, stream):
+        """A refused connection is a runtime failure, exit 1."""
+        emulator.stop()
+        code, _, err = run(capsys, "tail", stream, *connection_args(emulator), "--timeout", "2")
+        assert 1 == code
+        assert err.startswith("dis-logging: error: ")
+
+    def test_follow_prints_new_records(self, capsys, emulator, stream, client):
+        """--follow keeps polling and prints records written later."""
+        put(client, stream, (b"before", "k1"))
+        result: dict[str, int] = {}
+        argv = ["tail", stream, "-f", "--interval", "0.02", "-n", "3", "--output", "raw"]
+        argv += connection_args(emulator)
+        follower = threading.Thread(target=lambda: result.update(code=cli.main(argv)))
+        follower.start()
+        try:
+            emulator.wait_for(stream, 1)
+            put(client, stream, (b"after-1", "k1"))
+            put(client, stream, (b"after-2", "k1"))
+        finally:
+            follower.join(timeout=10)
+        assert not follower.is_alive()
+        assert ({"code": 0}, ["before", "after-1", "after-2"]) == (
+            result,
+            capsys.readouterr().out.splitlines(),
+        )
+
+    def test_reads_credentials_from_the_environment(
+        self, capsys, emulator, stream, client, monkeypatch
+    ):
+        """Without flags the command reads the same environment variables as the handler."""
+        monkeypatch.setenv("HUAWEICLOUD_SDK_AK", emulator.ak)
+        monkeypatch.setenv("HUAWEICLOUD_SDK_SK", emulator.sk)
+        monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", emulator.project_id)
+        monkeypatch.setenv("DIS_LOGGING_ENDPOINT", emulator.url)
+        put(client, stream, (b"from env", "k1"))
+        assert (0, "from env\n") == run(capsys, "tail", stream, "--output", "raw")[:2]
+
+    def test_password_credentials_work(self, capsys, emulator, stream, client):
+        """IAM user name and password flags authenticate with a token."""
+        put(client, stream, (b"token auth", "k1"))
+        argv = [
+            "tail",
+            stream,
+            "--output",
+            "raw",
+            "--endpoint",
+            emulator.url,
+            "--iam-endpoint",
+            emulator.url,
+        ]
+        argv += ["--project-id", emulator.project_id, "--region", emulator.region]
+        argv += ["--username", emulator.username, "--password", emulator.password]
+        argv += ["--domain-name", emulator.domain_name]
+        assert (0, "token auth\n") == run(capsys, *argv)[:2]
+
+
+class TestSend:
+    def test_sends_each_nonempty_line(self, capsys, emulator, stream, tmp_path):
+        """Every non-empty line of the file becomes one record, in order."""
+        source = tmp_path / "lines.txt"
+        source.write_bytes(b'one\r\ntwo\n\n{"three": 3}\n')
+        code, out, err = run(
+            capsys, "send", stream, str(source), "--partition-key", "k", *connection_args(emulator)
+        )
+        assert (0, "") == (code, err)
+        assert out.startswith("sent 3 records to 'test-stream' in 1 requests")
+        assert [b"one", b"two", b'{"three": 3}'] == [r.data for r in emulator.records(stream)]
+
+    def test_reads_standard_input(self, capsys, emulator, stream, monkeypatch):
+        """FILE '-' (the default) reads standard input."""
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a\nb\n")))
+        assert 0 == run(capsys, "send", stream, *connection_args(emulator))[0]
+        assert [b"a", b"b"] == sorted(r.data for r in emulator.records(stream))
+
+    def test_splits_batches(self, capsys, emulator, stream, tmp_path):
+        """--batch-records bounds the records per request."""
+        source = tmp_path / "lines.txt"
+        source.write_text("".join(f"line {i}\n" for i in range(10)))
+        code, out, _ = run(
+            capsys, "send", stream, str(source), "--batch-records", "4", *connection_args(emulator)
+        )
+        assert (0, True) == (code, "in 3 requests" in out)
+
+    def test_retries_throttled_records(self, capsys, emulator, stream, tmp_path):
+        """Records failed with DIS.4303 are resent until stored."""
+        emulator.fail_records("DIS.4303", every=2, limit=2)
+        source = tmp_path / "lines.txt"
+        source.write_text("a\nb\nc\nd\n")
+        code = run(
+            capsys, "send", stream, str(source), "--partition-key", "k", *connection_args(emulator)
+        )[0]
+        assert (0, [b"a", b"c", b"b", b"d"]) == (code, [r.data for r in emulator.records(stream)])
+
+    def test_reports_rejected_records_and_exits_1(self, capsys, emulator, stream, tmp_path):
+        """A record DIS rejects for good is counted and the command exits 1."""
+        emulator.fail_records("DIS.4300", every=1, limit=1)
+        source = tmp_path / "lines.txt"
+        source.write_text("a\nb\n")
+        code, out, err = run(capsys, "send", stream, str(source), *connection_args(emulator))
+        assert (1, True) == (code, "1 failed" in out)
+        assert "dis-logging: error: 1 records were not stored: DIS.4300 x1\n" == err
+
+    def test_missing_file_is_a_usage_error(self, capsys, emulator, stream, tmp_path):
+        """A file that cannot be read exits 2 with one line."""
+        code, _, err = run(
+            capsys, "send", stream, str(tmp_path / "absent"), *connection_args(emulator)
+        )
+        assert (2, 1) == (code, len(err.splitlines()))
+        assert "cannot read" in err
+
+    def test_unknown_stream_exits_1(self, capsys, emulator, tmp_path):
+        """Sending to a stream that does not exist exits 1 naming the DIS code."""
+        source = tmp_path / "lines.txt"
+        source.write_text("a\n")
+        code, _, err = run(capsys, "send", "nope", str(source), *connection_args(emulator))
+        assert (1, True) == (code, "DIS.4301" in err)
+
+    def test_batch_records_above_the_limit_is_a_usage_error(self, capsys, emulator, stream):
+        """--batch-records above 1000 is rejected with exit 2."""
+        assert (
+            2
+            == run(capsys, "send", stream, "--batch-records", "5000", *connection_args(emulator))[0]
+        )
+
+
+class TestCheck:
+    def test_passes_and_writes_one_test_record(self, capsys, emulator, stream):
+        """A working setup passes every step and stores one test record."""
+        code, out, _ = run(capsys, "check", stream, *connection_args(emulator))
+        assert (0, ["ok"] * 5) == (code, [line.split()[0] for line in out.splitlines()])
+        [record] = emulator.records(stream)
+        assert "dis-logging check" == json.loads(record.data)["message"]
+
+    def test_no_put_writes_nothing(self, capsys, emulator, stream):
+        """--no-put skips the test record."""
+        code, out, _ = run(capsys, "check", stream, "--no-put", *connection_args(emulator))
+        assert (0, [], "skip  test put") == (
+            code,
+            emulator.records(stream),
+            out.splitlines()[-1][:14],
+        )
+
+    def test_without_a_stream_lists_streams(self, capsys, emulator, stream):
+        """Without STREAM only the connection is checked and the visible streams are listed."""
+        code, out, _ = run(capsys, "check", *connection_args(emulator))
+        assert (0, True) == (code, "1 visible: test-stream" in out)
+
+    def test_missing_stream_fails(self, capsys, emulator):
+        """A stream that does not exist fails the stream step with exit 1."""
+        code, out, _ = run(capsys, "check", "nope", *connection_args(emulator))
+        assert (1, "FAIL  stream         stream 'nope' does not exist in this project") == (
+            code,
+            out.splitlines()[-1],
+        )
+
+    def test_wrong_secret_key_fails_without_leaking_it(self, capsys, emulator, stream):
+        """A wrong SK fails the credentials step, and the SK appears nowhere in the output."""
+        secret = "WRONGsecretKEY0000000000000000000000099"
+        code, out, err = run(
+            capsys, "check", stream, *connection_args(emulator, **{"--sk": secret})
+        )
+        assert (1, True) == (code, "credentials were rejected" in out)
+        assert secret not in out + err
+
+    def test_unreachable_endpoint_fails(self, capsys, emulator, stream):
+        """An endpoint that refuses connections fails the endpoint step."""
+        emulator.stop()
+        code, out, _ = run(capsys, "check", stream, "--timeout", "2", *connection_args(emulator))
+        assert (1, True) == (code, "did not answer" in out)
+
+    def test_missing_configuration_fails_the_first_step(self, capsys):
+        """Missing settings fail the configuration step with exit 1."""
+        code, out, _ = run(
+            capsys, "check", "s", "--endpoint", "http://127.0.0.1:9", "--project-id", "p"
+        )
+        assert (1, "FAIL  configuration") == (code, out[:19])
+
+    def test_never_prints_the_password(self, capsys, emulator, stream):
+        """With password credentials the password is not printed."""
+        argv = ["check", stream, "--endpoint", emulator.url, "--iam-endpoint", emulator.url]
+        argv += ["--project-id", emulator.project_id, "--region", emulator.region]
+        argv += ["--username", emulator.username, "--password", emulator.password]
+        argv += ["--domain-name", emulator.domain_name]
+        code, out, err = run(capsys, *argv)
+        assert (0, False) == (code, emulator.password in out + err)
+
+
+class TestDemo:
+    def test_runs_with_no_arguments(self, capsys):
+        """The README quick start, 'dis-logging demo', succeeds and reads back every record."""
+        code, out, err = run(capsys, "demo")
+        assert (0, "") == (code, err)
+        assert "read back   5,000 records" in out
+        assert "sent        5,000 records" in out
+
+    def test_leaves_no_handler_behind(self, capsys):
+        """After the demo its logger has no handler left."""
+        assert 0 == run(capsys, "demo", "--records", "200", "--threads", "2")[0]
+        assert [] == logging.getLogger(cli._DEMO_LOGGER).handlers
+
+    def test_prints_sample_records(self, capsys):
+        """The demo prints decoded JSON records."""
+        out = run(capsys, "demo", "--records", "100", "--partitions", "1", "--show", "1")[1]
+        assert '"message": "order' in out
+
+
+class TestProgress:
+    def test_draws_on_a_terminal(self):
+        """On a TTY the progress line is redrawn in place and ends with a newline."""
+        stream = TTY()
+        progress = cli._Progress("sent", 10, stream)
+        progress.update(5, force=True)
+        progress.done(10)
+        assert "\rsent      [###############...............] 5/10" in stream.getvalue()
+        assert stream.getvalue().endswith("10/10\n")
+
+    def test_is_silent_elsewhere(self):
+        """Without a TTY nothing is drawn."""
+        stream = io.StringIO()
+        progress = cli._Progress("sent", 10, stream)
+        progress.update(5, force=True)
+        progress.done(10)
+        assert "" == stream.getvalue()
+
+
+def test_dis_logging_script_is_installed():
+    """The dis-logging console script runs the command line."""
+    script = os.path.join(os.path.dirname(sys.executable), "dis-logging")
+    result = subprocess.run([script, "check", "--help"], capture_output=True, text=True, timeout=60)
+    assert (0, True) == (result.returncode, result.stdout.startswith("usage: dis-logging check"))

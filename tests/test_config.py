@@ -1,0 +1,365 @@
+"""Tests for dis_logging.config: defaults, environment fallbacks, coercion and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import pytest
+
+from dis_logging.config import Connection, HandlerConfig, import_object, resolve_connection
+from dis_logging.errors import ConfigError
+
+BASE = {
+    "stream_name": "app-logs",
+    "endpoint": "https://dis.example.com",
+    "project_id": "p1",
+    "ak": "AK1",
+    "sk": "SECRET-SK",
+}
+
+
+def build(env=None, **kwargs):
+    settings = {**BASE, **kwargs}
+    for name in [k for k, v in settings.items() if v is None]:
+        del settings[name]
+    return HandlerConfig.from_kwargs(env or {}, **settings)
+
+
+def key_by_logger(record: logging.LogRecord) -> str:
+    return record.name
+
+
+def sink(line: str) -> None:
+    del line
+
+
+class TestDefaults:
+    def test_defaults(self):
+        """Tuning settings default to the documented values."""
+        config = build()
+        assert (1.0, 500, 1_000_000, 100_000, 64 * 2**20, "drop_oldest", "truncate") == (
+            config.flush_interval,
+            config.max_batch_records,
+            config.max_batch_bytes,
+            config.max_queue_records,
+            config.max_queue_bytes,
+            config.overflow,
+            config.oversize,
+        )
+        assert (10.0, 300.0, 5.0, 1, logging.WARNING) == (
+            config.request_timeout,
+            config.max_retry_time,
+            config.close_timeout,
+            config.max_in_flight,
+            config.priority_level,
+        )
+
+    def test_record_budget_follows_smaller_batch_bytes(self):
+        """Without max_record_bytes, the record budget shrinks to a smaller batch budget."""
+        assert 4096 == build(max_batch_bytes=4096).max_record_bytes
+
+    def test_endpoint_trailing_slash_is_removed(self):
+        """The endpoint is kept without a trailing slash."""
+        assert "https://dis.example.com" == build(endpoint="https://dis.example.com/").endpoint
+
+    def test_region_derives_endpoint_and_iam(self):
+        """A region alone derives the DIS URL, and the IAM URL for password credentials."""
+        config = build(
+            endpoint=None,
+            ak=None,
+            sk=None,
+            region="cn-north-4",
+            username="u",
+            password="pw",
+            domain_name="d",
+        )
+        assert (
+            "https://dis.cn-north-4.myhuaweicloud.com",
+            "https://iam.cn-north-4.myhuaweicloud.com",
+        ) == (
+            config.endpoint,
+            config.iam_endpoint,
+        )
+
+    def test_keywords_cover_every_field(self):
+        """keywords() lists every dataclass field."""
+        assert {f.name for f in dataclasses.fields(HandlerConfig)} == HandlerConfig.keywords()
+
+
+class TestCoercion:
+    @pytest.mark.parametrize(
+        ("name", "raw", "expected"),
+        [
+            ("flush_interval", "1.5", 1.5),
+            ("max_batch_records", "100", 100),
+            ("max_queue_bytes", "1_048_576", 1_048_576),
+            ("max_queue_records", 2e3, 2000),
+            ("allow_insecure_http", "true", True),
+            ("verify", "false", False),
+            ("priority_level", "error", logging.ERROR),
+            ("flush_on_level", "40", 40),
+            ("flush_on_level", "none", None),
+            ("overflow", "DROP_NEWEST", "drop_newest"),
+        ],
+    )
+    def test_strings_are_coerced(self, name, raw, expected):
+        """Values arriving as strings from fileConfig/dictConfig are converted."""
+        assert expected == getattr(build(**{name: raw}), name)
+
+    def test_partition_key_literal_string(self):
+        """A plain string partition_key is a fixed key."""
+        assert "tenant-1" == build(partition_key="tenant-1").partition_key
+
+    def test_partition_key_dotted_path(self):
+        """An ext:// partition_key is imported as a callable."""
+        assert key_by_logger is build(partition_key=f"ext://{__name__}.key_by_logger").partition_key
+
+    def test_diagnostics_dotted_path(self):
+        """diagnostics accepts a dotted path with or without ext://."""
+        assert sink is build(diagnostics=f"{__name__}.sink").diagnostics
+        assert sink is build(diagnostics=f"{__name__}:sink").diagnostics
+
+    def test_import_object_error_names_setting(self):
+        """An import failure raises ConfigError naming the setting."""
+        with pytest.raises(ConfigError) as info:
+            import_object("no_such_module_xyz.func", setting="diagnostics")
+        assert "diagnostics" == info.value.field
+
+
+class TestValidation:
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"stream_name": "bad name!"}, "stream_name"),
+            ({"stream_name": "x" * 65}, "stream_name"),
+            ({"flush_interval": 0}, "flush_interval"),
+            ({"flush_interval": "soon"}, "flush_interval"),
+            ({"max_batch_records": 0}, "max_batch_records"),
+            ({"max_batch_records": 5000}, "max_batch_records"),
+            ({"max_batch_records": "1.5"}, "max_batch_records"),
+            ({"max_batch_bytes": 6_000_000}, "max_batch_bytes"),
+            ({"max_queue_bytes": -1}, "max_queue_bytes"),
+            ({"max_record_bytes": 2_000_000}, "max_record_bytes"),
+            ({"overflow": "explode"}, "overflow"),
+            ({"oversize": "shrink"}, "oversize"),
+            ({"serialization": "xml"}, "serialization"),
+            ({"spool_mode": "sometimes"}, "spool_mode"),
+            ({"priority_level": "LOUD"}, "priority_level"),
+            ({"allow_insecure_http": "maybe"}, "allow_insecure_http"),
+            ({"max_in_flight": 0}, "max_in_flight"),
+            ({"initial_backoff": 5, "max_backoff": 1}, "initial_backoff"),
+            ({"close_timeout": float("inf")}, "close_timeout"),
+            ({"verify": "/no/such/ca.pem"}, "verify"),
+            ({"partition_key": "k", "partition_id": "0"}, "partition_key"),
+            ({"partition_key": 5}, "partition_key"),
+            ({"endpoint": "ftp://x"}, "endpoint"),
+            ({"endpoint": "https://user:pw@dis.example.com"}, "endpoint"),
+            ({"endpoint": "https://dis.example.com?x=1"}, "endpoint"),
+            ({"endpoint": "http://dis.example.com"}, "endpoint"),
+            ({"endpoint": "https://h:notaport"}, "endpoint"),
+            ({"region": "CN North"}, "region"),
+            ({"colour": "blue"}, "colour"),
+            ({"flush_intervall": 1}, "flush_intervall"),
+            ({"diagnostics": "os.sep"}, "diagnostics"),
+            ({"spool_dir": "/tmp/x", "max_in_flight": 2}, "max_in_flight"),
+        ],
+    )
+    def test_errors_name_the_field(self, kwargs, field):
+        """A bad value raises ConfigError whose field names the setting."""
+        with pytest.raises(ConfigError) as info:
+            build(**kwargs)
+        assert field == info.value.field
+        assert str(info.value).startswith(f"{field}: ")
+
+    def test_unknown_keyword_suggests_the_close_one(self):
+        """An unknown keyword's message suggests the nearest real one."""
+        with pytest.raises(ConfigError, match="did you mean 'flush_interval'"):
+            build(flush_intervall=1)
+
+    @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "127.1.2.3"])
+    def test_http_allowed_for_loopback(self, host):
+        """http:// is accepted for loopback hosts."""
+        assert build(endpoint=f"http://{host}:8080").endpoint == f"http://{host}:8080"
+
+    def test_http_allowed_with_opt_in(self):
+        """http:// to another host needs allow_insecure_http."""
+        config = build(endpoint="http://dis.internal:80", allow_insecure_http="yes")
+        assert "http://dis.internal:80" == config.endpoint
+
+    def test_stream_required(self):
+        """A missing stream name raises ConfigError for stream_name."""
+        with pytest.raises(ConfigError) as info:
+            build(stream_name=None)
+        assert "stream_name" == info.value.field
+
+    def test_project_required(self):
+        """A missing project id raises ConfigError for project_id."""
+        with pytest.raises(ConfigError) as info:
+            build(project_id=None)
+        assert "project_id" == info.value.field
+
+    def test_endpoint_or_region_required(self):
+        """Without endpoint or region the error names endpoint."""
+        with pytest.raises(ConfigError) as info:
+            build(endpoint=None)
+        assert "endpoint" == info.value.field
+
+
+class TestCredentials:
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"token": "t"}, "token"),
+            ({"username": "u", "password": "p", "domain_name": "d"}, "username"),
+        ],
+    )
+    def test_two_kinds_conflict(self, kwargs, field):
+        """Giving two credential kinds raises ConfigError naming the second."""
+        with pytest.raises(ConfigError) as info:
+            build(**kwargs)
+        assert field == info.value.field
+
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"ak": "a", "sk": None}, "sk"),
+            ({"ak": None, "sk": "s"}, "ak"),
+            ({"ak": None, "sk": None, "username": "u"}, "password"),
+            ({"ak": None, "sk": None, "username": "u", "password": "p"}, "domain_name"),
+            ({"ak": None, "sk": None, "security_token": "st"}, "security_token"),
+            ({"ak": None, "sk": None}, "credentials"),
+        ],
+    )
+    def test_incomplete_sets(self, kwargs, field):
+        """An incomplete credential set names the missing part."""
+        with pytest.raises(ConfigError) as info:
+            build(**kwargs)
+        assert field == info.value.field
+
+    def test_token_callable(self):
+        """A callable token is kept as is."""
+
+        def supply() -> str:
+            return "tok"
+
+        config = build(ak=None, sk=None, token=supply)
+        assert ("token", supply) == (config.connection.credential_kind, config.token)
+
+    def test_aksk_from_environment(self):
+        """HUAWEICLOUD_SDK_AK/SK/SECURITY_TOKEN/PROJECT_ID fill missing settings."""
+        env = {
+            "HUAWEICLOUD_SDK_AK": "EAK",
+            "HUAWEICLOUD_SDK_SK": "ESK",
+            "HUAWEICLOUD_SDK_SECURITY_TOKEN": "EST",
+            "HUAWEICLOUD_SDK_PROJECT_ID": "EPID",
+        }
+        config = build(env, ak=None, sk=None, project_id=None)
+        assert ("EAK", "ESK", "EST", "EPID") == (
+            config.ak,
+            config.sk,
+            config.security_token,
+            config.project_id,
+        )
+
+    def test_password_from_environment_takes_precedence(self):
+        """DIS_LOGGING_USERNAME/PASSWORD/DOMAIN_NAME win over the SDK's AK/SK variables."""
+        env = {
+            "DIS_LOGGING_USERNAME": "u",
+            "DIS_LOGGING_PASSWORD": "pw",
+            "DIS_LOGGING_DOMAIN_NAME": "dom",
+            "HUAWEICLOUD_SDK_AK": "EAK",
+            "HUAWEICLOUD_SDK_SK": "ESK",
+        }
+        config = build(env, ak=None, sk=None)
+        assert ("password", "u", None) == (
+            config.connection.credential_kind,
+            config.username,
+            config.ak,
+        )
+
+    def test_explicit_credentials_ignore_environment(self):
+        """Keyword credentials are used even when environment credentials exist."""
+        env = {"DIS_LOGGING_USERNAME": "u", "DIS_LOGGING_PASSWORD": "pw"}
+        assert "aksk" == build(env).connection.credential_kind
+
+    def test_stream_endpoint_region_from_environment(self):
+        """DIS_LOGGING_STREAM, DIS_LOGGING_ENDPOINT and DIS_LOGGING_REGION fill missing settings."""
+        env = {
+            "DIS_LOGGING_STREAM": "env-stream",
+            "DIS_LOGGING_ENDPOINT": "http://127.0.0.1:9",
+            "DIS_LOGGING_REGION": "cn-east-3",
+        }
+        config = build(env, stream_name=None, endpoint=None)
+        assert ("env-stream", "http://127.0.0.1:9", "cn-east-3") == (
+            config.stream_name,
+            config.endpoint,
+            config.region,
+        )
+
+    def test_region_endpoint_override_takes_first_url(self):
+        """HUAWEICLOUD_SDK_REGION_DIS_<REGION> overrides the derived URL; the first entry counts."""
+        env = {
+            "HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4": " https://a.example.com , https://b.example.com"
+        }
+        assert "https://a.example.com" == build(env, endpoint=None, region="cn-north-4").endpoint
+
+    def test_credentials_file(self, tmp_path):
+        """The [basic] section of the credentials file supplies keys, project and IAM URL."""
+        path = tmp_path / "credentials"
+        path.write_text(
+            "[basic]\nak = FAK\nsk = FSK\nproject_id = FPID\niam_endpoint = https://iam.example.com\n",
+            encoding="utf-8",
+        )
+        env = {"HUAWEICLOUD_SDK_CREDENTIALS_FILE": str(path)}
+        config = build(env, ak=None, sk=None, project_id=None)
+        assert ("FAK", "FSK", "FPID", "https://iam.example.com") == (
+            config.ak,
+            config.sk,
+            config.project_id,
+            config.iam_endpoint,
+        )
+
+    def test_missing_credentials_file_is_an_error(self, tmp_path):
+        """A credentials file named in the environment but missing raises ConfigError."""
+        env = {"HUAWEICLOUD_SDK_CREDENTIALS_FILE": str(tmp_path / "nope")}
+        with pytest.raises(ConfigError) as info:
+            build(env, ak=None, sk=None)
+        assert "HUAWEICLOUD_SDK_CREDENTIALS_FILE" == info.value.field
+
+    def test_repr_hides_secrets(self):
+        """The repr of config and connection never shows sk, password, token or security token."""
+        config = build(security_token="SEC-TOKEN")
+        other = build(ak=None, sk=None, username="u", password="PASS-WORD", domain_name="d")
+        text = repr(config) + repr(config.connection) + repr(other) + repr(other.connection)
+        for secret in ("SECRET-SK", "SEC-TOKEN", "PASS-WORD"):
+            assert secret not in text
+
+    def test_config_error_messages_hide_secrets(self):
+        """Validation messages do not echo secret values."""
+        with pytest.raises(ConfigError) as info:
+            build(sk="TOPSECRET", endpoint="ftp://x")
+        assert "TOPSECRET" not in str(info.value)
+
+
+class TestResolveConnection:
+    def test_cli_style_call(self):
+        """resolve_connection returns a Connection whose client_kwargs omit unset values."""
+        conn = resolve_connection(
+            endpoint="http://127.0.0.1:1", project_id="p", token="tok", env={}
+        )
+        assert isinstance(conn, Connection)
+        assert {"token": "tok"} == conn.client_kwargs()
+
+    def test_credentials_optional_when_not_required(self):
+        """require_credentials=False allows a connection without credentials."""
+        conn = resolve_connection(
+            endpoint="http://127.0.0.1:1", project_id="p", require_credentials=False, env={}
+        )
+        assert conn.credential_kind is None
+
+    def test_missing_credentials_when_required(self):
+        """Without any credentials the error names 'credentials'."""
+        with pytest.raises(ConfigError) as info:
+            resolve_connection(endpoint="http://127.0.0.1:1", project_id="p", env={})
+        assert "credentials" == info.value.field

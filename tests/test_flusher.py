@@ -1,0 +1,387 @@
+"""Tests for dis_logging.flusher (with fake senders and spools) and dis_logging._report."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import List, Optional, Sequence, Tuple
+
+import pytest
+
+from dis_logging._report import Reporter, error_key, redact
+from dis_logging.buffer import RecordBuffer
+from dis_logging.client import PutResult, RecordResult
+from dis_logging.errors import RequestError, ServerError, ThrottledError, TransportError
+from dis_logging.flusher import THREAD_NAME, Flusher, RateLimiter
+from dis_logging.retry import RetryPolicy
+
+OK = RecordResult("shardId-0000000000", "1")
+THROTTLED = RecordResult(None, None, "DIS.4303", "throttled")
+REJECTED = RecordResult(None, None, "DIS.4301", "no such stream")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeSender:
+    """A Sender that answers from a script: a per-record pattern or an exception per call."""
+
+    def __init__(self, script: Sequence[object] = ()) -> None:
+        self.script = list(script)
+        self.calls: List[List[bytes]] = []
+        self.stored: List[bytes] = []
+        self.closed = False
+
+    def put_records(self, stream_name, entries, *, stream_id=None, partition_id=None):
+        data = [d for d, _ in entries]
+        self.calls.append(data)
+        step = self.script.pop(0) if self.script else None
+        if isinstance(step, Exception):
+            raise step
+        pattern = step if isinstance(step, list) else [OK] * len(data)
+        results = tuple(pattern[i % len(pattern)] for i in range(len(data)))
+        self.stored.extend(d for d, r in zip(data, results) if r.ok)
+        return PutResult(sum(1 for r in results if not r.ok), results, "req-1")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeSpool:
+    def __init__(self, capacity: int = 10**9) -> None:
+        self.rows: List[Tuple[int, Tuple[bytes, Optional[str]]]] = []
+        self.next_id = 1
+        self.capacity = capacity
+        self.closed = False
+
+    @property
+    def pending_records(self) -> int:
+        return len(self.rows)
+
+    def put(self, entries):
+        room = max(self.capacity - len(self.rows), 0)
+        for entry in list(entries)[:room]:
+            self.rows.append((self.next_id, entry))
+            self.next_id += 1
+        return min(room, len(entries))
+
+    def read(self, max_records, max_bytes):
+        chosen = self.rows[:max_records]
+        return [i for i, _ in chosen], [e for _, e in chosen]
+
+    def ack(self, ids):
+        gone = set(ids)
+        self.rows = [row for row in self.rows if row[0] not in gone]
+
+    def close(self):
+        self.closed = True
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.lines: List[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def make(sender, *, records=3, clock=None, spool=None, spool_mode="outage", **kw):
+    buffer = RecordBuffer(100, 100_000, batch_records=10, batch_bytes=100_000)
+    lines = Lines()
+    flusher = Flusher(
+        buffer,
+        sender,
+        stream_name="s",
+        batch_records=kw.pop("batch_records", 10),
+        batch_bytes=kw.pop("batch_bytes", 100_000),
+        flush_interval=kw.pop("flush_interval", 0.05),
+        retry=kw.pop("retry", RetryPolicy(initial_backoff=0.0, max_backoff=0.0, jitter=0.0)),
+        reporter=Reporter(lines, interval=60.0, secrets=kw.get("secrets", ())),
+        sending_threads=set(),
+        spool_factory=(lambda: spool) if spool is not None else None,
+        spool_mode=spool_mode,
+        clock=clock or FakeClock(),
+        **kw,
+    )
+    for i in range(records):
+        buffer.put(b"r%d" % i, None, logging.INFO)
+    return flusher, buffer, lines
+
+
+def far() -> float:
+    return 10**9
+
+
+class TestSendOnCaller:
+    def test_sends_everything_and_returns_true(self):
+        """flush_on_caller sends all queued records and reports success."""
+        sender = FakeSender()
+        flusher, buffer, _ = make(sender, records=25)
+        assert flusher.flush_on_caller(far(), may_wait=True)
+        assert [10, 10, 5] == [len(c) for c in sender.calls]
+        assert (25, 0) == (buffer.snapshot().sent, buffer.snapshot().queued)
+
+    def test_partial_failure_resends_only_failed_records_in_order(self):
+        """Only per-record retryable failures are resent, in their original order, once each."""
+        sender = FakeSender([[OK, THROTTLED]])
+        flusher, buffer, _ = make(sender, records=6)
+        assert flusher.flush_on_caller(far(), may_wait=True)
+        assert [[b"r0", b"r1", b"r2", b"r3", b"r4", b"r5"], [b"r1", b"r3", b"r5"]] == sender.calls
+        assert sorted(sender.stored) == sorted(set(sender.stored))
+        counts = buffer.snapshot()
+        assert (6, 3) == (counts.sent, counts.retried)
+
+    def test_whole_request_failure_is_retried(self):
+        """A retryable whole-request failure sends the same batch again."""
+        sender = FakeSender([ServerError("boom", status=500), TransportError("refused")])
+        flusher, buffer, _ = make(sender)
+        assert flusher.flush_on_caller(far(), may_wait=True)
+        assert 3 == len(sender.calls)
+        assert (3, 6) == (buffer.snapshot().sent, buffer.snapshot().retried)
+
+    def test_permanent_error_counts_failed_and_reports_once(self):
+        """A permanent error fails the records without retrying and is reported once per window."""
+        error = RequestError("stream missing", status=400, code="DIS.4301")
+        sender = FakeSender([error, error, error])
+        flusher, buffer, lines = make(sender, records=30)
+        assert not flusher.flush_on_caller(far(), may_wait=True)
+        counts = buffer.snapshot()
+        assert (3, 30, 0) == (len(sender.calls), counts.failed, counts.sent)
+        assert 1 == len([line for line in lines.lines if "DIS.4301" in line])
+
+    def test_rejected_records_inside_a_reply_are_failed(self):
+        """Per-record non-retryable codes count as failed and are not resent."""
+        sender = FakeSender([[OK, REJECTED, OK]])
+        flusher, buffer, lines = make(sender)
+        assert not flusher.flush_on_caller(far(), may_wait=True)
+        counts = buffer.snapshot()
+        assert (2, 1, 1) == (counts.sent, counts.failed, len(sender.calls))
+        assert any("DIS.4301" in line for line in lines.lines)
+
+    def test_gives_up_after_max_retry_time(self):
+        """Records failing past max_retry_time are counted as failed instead of retried forever."""
+        clock = FakeClock()
+
+        class Aging(FakeSender):
+            def put_records(self, *args, **kwargs):
+                clock.now += 4.0
+                return super().put_records(*args, **kwargs)
+
+        sender = Aging([TransportError("down")] * 10)
+        policy = RetryPolicy(initial_backoff=0.0, max_backoff=0.0, jitter=0.0, max_retry_time=10.0)
+        flusher, buffer, _ = make(sender, clock=clock, retry=policy)
+        assert not flusher.flush_on_caller(far(), may_wait=True)
+        assert (3, 0) == (buffer.snapshot().failed, buffer.snapshot().queued)
+        assert 4 == len(sender.calls)
+
+    def test_deadline_bounds_the_retries(self):
+        """A flush returns False at its deadline and leaves the records queued."""
+        clock = FakeClock()
+
+        class Slow(FakeSender):
+            def put_records(self, *args, **kwargs):
+                clock.now += 1.0
+                raise TransportError("down")
+
+        flusher, buffer, _ = make(Slow(), clock=clock)
+        assert not flusher.flush_on_caller(clock.now + 3.5, may_wait=True)
+        assert 3 == buffer.snapshot().queued
+
+    def test_too_large_reply_halves_batches(self):
+        """A 413 reply splits the batch and later batches stay smaller."""
+        sender = FakeSender([RequestError("too large", status=413, code="APIG.0201")])
+        flusher, _, _ = make(sender, records=8)
+        assert flusher.flush_on_caller(far(), may_wait=True)
+        assert [8, 4, 4] == [len(c) for c in sender.calls]
+
+    def test_last_error_has_no_secret(self):
+        """last_error masks the configured secrets."""
+        sender = FakeSender([TransportError("failed with key SECRET-SK")])
+        flusher, _, lines = make(sender, secrets=("SECRET-SK",))
+        flusher.flush_on_caller(far(), may_wait=True)
+        assert "SECRET-SK" not in (flusher.last_error or "")
+        assert all("SECRET-SK" not in line for line in lines.lines)
+
+    def test_caller_thread_is_marked_as_sending(self):
+        """While the caller sends, its thread ident is in the sending set (recursion guard)."""
+        seen = []
+        holder: List[Flusher] = []
+
+        class Spy(FakeSender):
+            def put_records(self, *args, **kwargs):
+                seen.append(threading.get_ident() in holder[0]._sending_threads)
+                return super().put_records(*args, **kwargs)
+
+        flusher, _, _ = make(Spy())
+        holder.append(flusher)
+        flusher.flush_on_caller(far(), may_wait=True)
+        assert [True] == seen
+        assert threading.get_ident() not in flusher._sending_threads
+
+
+class TestThread:
+    def test_thread_drains_on_interval(self):
+        """The named daemon thread sends partial batches after flush_interval."""
+        sender = FakeSender()
+        buffer = RecordBuffer(100, 100_000)
+        flusher = Flusher(
+            buffer,
+            sender,
+            stream_name="s",
+            flush_interval=0.02,
+            reporter=Reporter(Lines()),
+            sending_threads=set(),
+        )
+        buffer.put(b"x", None, logging.INFO)
+        assert flusher.start()
+        try:
+            assert buffer.wait_settled(buffer.last_seq, 5.0)
+            assert [[b"x"]] == sender.calls
+            names = [t.name for t in threading.enumerate()]
+            assert THREAD_NAME in names
+        finally:
+            flusher.stop()
+            assert flusher.join(5.0)
+
+    def test_thread_survives_unexpected_errors(self):
+        """An unexpected exception is reported and the thread keeps sending."""
+
+        class Flaky(FakeSender):
+            def put_records(self, *args, **kwargs):
+                if not self.calls:
+                    self.calls.append([])
+                    raise KeyError("bug")
+                return super().put_records(*args, **kwargs)
+
+        sender = Flaky()
+        lines = Lines()
+        buffer = RecordBuffer(100, 100_000)
+        flusher = Flusher(
+            buffer,
+            sender,
+            stream_name="s",
+            flush_interval=0.01,
+            retry=RetryPolicy(initial_backoff=0.01, max_backoff=0.01),
+            reporter=Reporter(lines),
+            sending_threads=set(),
+        )
+        buffer.put(b"x", None, logging.INFO)
+        flusher.start()
+        try:
+            assert buffer.wait_settled(buffer.last_seq, 5.0)
+            assert [b"x"] == sender.stored
+            assert any("KeyError" in line for line in lines.lines)
+        finally:
+            flusher.stop()
+            flusher.join(5.0)
+
+
+class TestSpoolSeam:
+    def test_outage_moves_batches_to_spool_and_replays_them(self):
+        """After repeated failures batches go to the spool and are replayed once DIS answers."""
+        spool = FakeSpool()
+        down = [TransportError("down")] * 2
+        sender = FakeSender(down)
+        flusher, buffer, _ = make(sender, records=5, spool=spool)
+        assert flusher.flush_on_caller(far(), may_wait=True)
+        assert 5 == len(sender.stored)
+        counts = buffer.snapshot()
+        assert (5, 0, 0) == (counts.sent, counts.queued, spool.pending_records)
+
+    def test_always_mode_sends_through_the_spool(self):
+        """spool_mode='always' stores each batch before sending it and acks after."""
+        spool = FakeSpool()
+        sender = FakeSender()
+        flusher, buffer, _ = make(sender, records=4, spool=spool, spool_mode="always")
+        assert flusher.flush_on_caller(far(), may_wait=True)
+        assert (4, 0) == (buffer.snapshot().sent, spool.pending_records)
+
+    def test_spool_full_counts_drops(self):
+        """Entries the spool cannot store are counted as dropped; the stored ones are delivered."""
+        spool = FakeSpool(capacity=2)
+        sender = FakeSender([TransportError("down")] * 2)
+        flusher, buffer, _ = make(sender, records=5, spool=spool)
+        assert not flusher.flush_on_caller(far(), may_wait=True)
+        counts = buffer.snapshot()
+        assert (2, 3, {"spool_full": 3}, 0) == (
+            counts.sent,
+            counts.dropped,
+            counts.drops,
+            spool.pending_records,
+        )
+
+    def test_leftovers_go_to_the_spool(self):
+        """spool_leftovers moves buffered records to the spool instead of dropping them."""
+        spool = FakeSpool()
+        flusher, buffer, _ = make(FakeSender(), records=4, spool=spool)
+        assert 4 == flusher.spool_leftovers()
+        assert (0, 4) == (buffer.snapshot().queued, spool.pending_records)
+
+
+class TestRateLimiter:
+    def test_reservations_space_requests(self):
+        """Each reservation beyond the rate waits for the backlog before it."""
+        clock = FakeClock()
+        limiter = RateLimiter(records_per_second=100, clock=clock)
+        assert [0.0, 1.0, 2.0] == [limiter.reserve(100, 0) for _ in range(3)]
+
+    def test_unlimited(self):
+        """Zero rates never wait."""
+        assert 0.0 == RateLimiter().reserve(10**6, 10**9)
+
+
+class TestReporter:
+    def test_rate_limited_per_key_with_suppressed_count(self):
+        """Repeats within the window are counted and mentioned in the next line."""
+        clock = FakeClock()
+        lines = Lines()
+        reporter = Reporter(lines, interval=10.0, clock=clock)
+        assert [True, False, False, True] == [
+            reporter.report(("ServerError", 500), "first"),
+            reporter.report(("ServerError", 500), "again"),
+            reporter.report(("ServerError", 500), "again"),
+            reporter.report(("TransportError", None), "other"),
+        ]
+        clock.now += 11
+        reporter.report(("ServerError", 500), "later")
+        assert "later (2 similar message(s) suppressed in the last window)" in lines.lines[-1]
+        assert all(line.startswith("dis-logging: ") for line in lines.lines)
+
+    def test_writes_to_stderr_by_default(self, capsys):
+        """Without a sink, lines go to stderr, not to logging."""
+        Reporter().report("k", "hello")
+        assert "dis-logging: hello\n" == capsys.readouterr().err
+
+    def test_failing_sink_falls_back_to_stderr(self, capsys):
+        """A sink that raises does not break reporting; the line reaches stderr."""
+
+        def broken(line: str) -> None:
+            raise RuntimeError("sink down")
+
+        Reporter(broken).report("k", "hello")
+        assert "hello" in capsys.readouterr().err
+
+    def test_secrets_are_masked(self):
+        """Configured secrets are replaced by *** in every line."""
+        lines = Lines()
+        Reporter(lines, secrets=["hunter2"]).report_now("password hunter2 leaked")
+        assert ["dis-logging: password *** leaked"] == lines.lines
+
+    def test_error_key_uses_code_or_status(self):
+        """error_key combines the type name with the code, else the status."""
+        assert ("ThrottledError", "DIS.4303") == error_key(
+            ThrottledError("x", status=400, code="DIS.4303")
+        )
+        assert ("ServerError", 503) == error_key(ServerError("x", status=503))
+
+    @pytest.mark.parametrize(
+        ("text", "expected"), [("a s1 b s2", "a *** b ***"), ("clean", "clean")]
+    )
+    def test_redact(self, text, expected):
+        """redact replaces every secret occurrence."""
+        assert expected == redact(text, ["s1", "s2", ""])

@@ -1,0 +1,527 @@
+"""Tests for dis_logging.handler against a real DISEmulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import logging.config
+import threading
+import time
+from typing import Any, Dict, List
+
+import pytest
+
+from dis_logging.emulator import DISEmulator
+from dis_logging.errors import ConfigError
+from dis_logging.handler import DISHandler, HandlerStats
+
+FAST = {"flush_interval": 0.05, "initial_backoff": 0.01, "max_backoff": 0.2, "close_timeout": 5.0}
+
+
+@pytest.fixture
+def handlers():
+    made: List[DISHandler] = []
+    yield made
+    for handler in made:
+        handler.close()
+
+
+@pytest.fixture
+def make_handler(emulator: DISEmulator, stream: str, handlers):
+    """Build a DISHandler wired to the emulator with AK/SK; closed after the test."""
+
+    def build(**kwargs):
+        settings: Dict[str, Any] = {
+            "stream_name": stream,
+            "endpoint": emulator.url,
+            "project_id": emulator.project_id,
+            **FAST,
+        }
+        if not {"ak", "token", "username"} & set(kwargs):
+            settings.update(ak=emulator.ak, sk=emulator.sk)
+        settings.update(kwargs)
+        handler = DISHandler(**settings)
+        handlers.append(handler)
+        return handler
+
+    return build
+
+
+def plain(handler: DISHandler) -> DISHandler:
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+
+
+def logger_for(handler: DISHandler, name: str = "app") -> logging.Logger:
+    log = logging.getLogger(f"{name}.{id(handler)}")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    return log
+
+
+def quiescent(stats: HandlerStats) -> bool:
+    return stats.emitted == stats.sent + stats.dropped + stats.failed + stats.queued
+
+
+class TestDelivery:
+    def test_ten_thousand_records_from_eight_threads(self, emulator, stream, make_handler):
+        """10,000 records from 8 threads arrive complete, byte-exact and without duplicates."""
+        handler = plain(make_handler())
+        log = logger_for(handler)
+        expected: collections.Counter[bytes] = collections.Counter()
+        lock = threading.Lock()
+
+        def work(worker: int) -> None:
+            mine = []
+            for i in range(1250):
+                text = f"w{worker}-{i:05d}-" + "x" * (i % 50) + "é"
+                log.info(text)
+                mine.append(text.encode())
+            with lock:
+                expected.update(mine)
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert handler.flush(timeout=30)
+        elapsed = time.perf_counter() - start
+        stored = collections.Counter(r.data for r in emulator.records(stream))
+        assert expected == stored
+        stats = handler.stats
+        assert (10_000, 10_000, 0, 0) == (stats.emitted, stats.sent, stats.queued, stats.dropped)
+        puts = [r for r in emulator.requests if r.operation == "PutRecords"]
+        print(
+            f"\n10k/8 threads: {len(puts)} requests, {stats.retried} retries, {elapsed:.3f} s wall"
+        )
+
+    def test_batches_respect_record_and_byte_limits(self, emulator, stream, make_handler):
+        """No request carries more than max_batch_records records or max_batch_bytes bytes."""
+        handler = plain(make_handler(max_batch_records=40, max_batch_bytes=3000))
+        log = logger_for(handler)
+        for i in range(600):
+            log.info("%04d %s", i, "y" * (i % 150))
+        assert handler.flush(timeout=10)
+        puts = [r for r in emulator.requests if r.operation == "PutRecords"]
+        assert 600 == sum(r.record_count for r in puts)
+        assert max(r.record_count for r in puts) <= 40
+        assert max(r.data_bytes for r in puts) <= 3000
+
+    def test_partial_failures_are_resent_without_duplicates(self, emulator, stream, make_handler):
+        """Per-record throttling is retried for the failed records only; each is stored once."""
+        emulator.fail_records("DIS.4303", every=3)
+        handler = plain(make_handler())
+        log = logger_for(handler)
+        for i in range(300):
+            log.info("rec-%03d", i)
+        assert handler.flush(timeout=20)
+        emulator.clear_faults()
+        stored = [r.data for r in emulator.records(stream)]
+        assert sorted(f"rec-{i:03d}".encode() for i in range(300)) == sorted(stored)
+        assert handler.stats.retried >= 100
+
+    def test_survives_errors_throttling_drops_and_delays(self, emulator, stream, make_handler):
+        """5xx, 429 with Retry-After, dropped connections and slow replies lose nothing."""
+        emulator.fail_next(2, status=500, error_code="DIS.5000")
+        emulator.fail_next(1, status=429, error_code="APIG.0308", retry_after=0.05)
+        emulator.fail_next(1, status=503, error_code="DIS.5001")
+        emulator.drop_connections(2)
+        emulator.set_delay(0.05, "PutRecords")
+        handler = plain(make_handler(partition_key="k1", max_batch_records=50))
+        log = logger_for(handler)
+        for i in range(400):
+            log.info("m%04d", i)
+        assert handler.flush(timeout=30)
+        stored = [r.data for r in emulator.records(stream)]
+        # at-least-once: a dropped connection may have stored nothing, never a partial batch twice
+        assert {f"m{i:04d}".encode() for i in range(400)} == set(stored)
+        in_order = [d for i, d in enumerate(stored) if d not in stored[:i]]
+        assert sorted(in_order) == in_order  # one key, one partition: emission order kept
+
+    def test_token_expiry_mid_run(self, emulator, stream, make_handler):
+        """Password tokens are refreshed after expiry and every record is delivered."""
+        handler = plain(
+            make_handler(
+                username=emulator.username,
+                password=emulator.password,
+                domain_name=emulator.domain_name,
+                iam_endpoint=emulator.url,
+            )
+        )
+        log = logger_for(handler)
+        for i in range(50):
+            log.info("before-%d", i)
+        assert handler.flush(timeout=10)
+        emulator.expire_tokens()
+        for i in range(50):
+            log.info("after-%d", i)
+        assert handler.flush(timeout=10)
+        assert 100 == len(emulator.records(stream))
+        assert {"token"} == {r.auth for r in emulator.requests if r.operation == "PutRecords"}
+
+    @pytest.mark.parametrize("kind", ["aksk", "token", "password"])
+    def test_credential_kinds(self, emulator, stream, make_handler, kind):
+        """AK/SK signing, a ready token and password tokens all deliver."""
+        if kind == "aksk":
+            handler = make_handler()
+        elif kind == "token":
+            handler = make_handler(token=emulator.issue_token())
+        else:
+            handler = make_handler(
+                username=emulator.username,
+                password=emulator.password,
+                domain_name=emulator.domain_name,
+            )
+        logger_for(handler).warning("hello")
+        assert handler.flush(timeout=10)
+        auth = {r.auth for r in emulator.requests if r.operation == "PutRecords"}
+        assert {"aksk" if kind == "aksk" else "token"} == auth
+
+    def test_flush_on_level_sends_promptly(self, emulator, stream, make_handler):
+        """A record at flush_on_level is shipped without waiting for flush_interval."""
+        handler = make_handler(flush_interval=60, flush_on_level="ERROR")
+        log = logger_for(handler)
+        log.info("queued")
+        log.error("urgent")
+        assert 2 == len(emulator.wait_for(stream, 2, timeout=5))
+
+    def test_enqueue_bytes(self, emulator, stream, make_handler):
+        """enqueue ships pre-encoded bytes with their partition key."""
+        handler = make_handler()
+        handler.enqueue(b'{"event":"x"}', "key-1", logging.INFO)
+        assert handler.flush(timeout=10)
+        record = emulator.records(stream)[0]
+        assert (b'{"event":"x"}', "key-1") == (record.data, record.partition_key)
+
+    def test_partition_key_callable(self, emulator, stream, make_handler):
+        """A callable partition_key decides each record's key."""
+        handler = make_handler(partition_key=lambda record: record.name.rsplit(".", 1)[0])
+        logger_for(handler, "tenant").info("x")
+        assert handler.flush(timeout=10)
+        assert "tenant" == emulator.records(stream)[0].partition_key
+
+    def test_default_output_is_json(self, emulator, stream, make_handler):
+        """Without a formatter the payload is the JSONFormatter object with extras."""
+        handler = make_handler()
+        logger_for(handler).info("hi %s", "there", extra={"user": "bob"})
+        assert handler.flush(timeout=10)
+        payload = json.loads(emulator.records(stream)[0].data)
+        assert ("hi there", "bob", "INFO") == (
+            payload["message"],
+            payload["user"],
+            payload["level"],
+        )
+
+    def test_pipelined_lanes_keep_per_key_order(self, emulator, stream, make_handler):
+        """With max_in_flight=4 every record arrives and each key keeps its order."""
+        emulator.set_delay(0.02, "PutRecords")
+        handler = make_handler(
+            max_in_flight=4, max_batch_records=20, partition_key=lambda record: record.key
+        )
+        handler.setFormatter(logging.Formatter("%(key)s %(message)s"))
+        log = logger_for(handler)
+        keys = [f"k{n}" for n in range(8)]
+        for i in range(400):
+            log.info("%04d", i, extra={"key": keys[i % 8]})
+        assert handler.flush(timeout=20)
+        stored = [r.data.decode() for r in emulator.records(stream)]
+        assert 400 == len(stored)
+        for key in keys:
+            mine = [s for s in stored if s.startswith(key + " ")]
+            assert 50 == len(mine)
+            assert sorted(mine) == mine
+
+    def test_client_side_rate_limit_spaces_requests(self, emulator, stream, make_handler):
+        """max_records_per_second spreads the flusher's requests over time."""
+        handler = make_handler(
+            max_records_per_second=400, max_batch_records=50, flush_interval=0.01
+        )
+        log = logger_for(handler)
+        start = time.monotonic()
+        for i in range(200):
+            log.info("rl%d", i)
+        emulator.wait_for(stream, 200, timeout=10)
+        assert time.monotonic() - start >= 0.3  # 4 requests of 50 at 400/s: 3 waits of 0.125 s
+
+    def test_dict_config_with_string_values(self, emulator, stream, handlers):
+        """dictConfig builds the handler from string values and it delivers."""
+        logging.config.dictConfig(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "handlers": {
+                    "dis": {
+                        "class": "dis_logging.handler.DISHandler",
+                        "stream_name": stream,
+                        "endpoint": emulator.url,
+                        "project_id": emulator.project_id,
+                        "ak": emulator.ak,
+                        "sk": emulator.sk,
+                        "flush_interval": "0.05",
+                        "max_batch_records": "100",
+                        "allow_insecure_http": "false",
+                    }
+                },
+                "loggers": {"dictcfg": {"handlers": ["dis"], "level": "INFO", "propagate": False}},
+            }
+        )
+        log = logging.getLogger("dictcfg")
+        handler = log.handlers[0]
+        assert isinstance(handler, DISHandler)
+        handlers.append(handler)
+        log.info("from dictConfig")
+        assert handler.flush(timeout=10)
+        assert 1 == len(emulator.records(stream))
+        log.handlers.clear()
+
+
+class TestFailures:
+    def test_unknown_stream_reported_once_without_spinning(self, emulator, make_handler, capfd):
+        """An unknown stream fails the records, is reported once, and does not spin."""
+        handler = make_handler(stream_name="no-such-stream", max_batch_records=10)
+        log = logger_for(handler)
+        for i in range(100):
+            log.info("lost %d", i)
+        assert not handler.flush(timeout=5)
+        time.sleep(0.3)  # let the flusher show whether it spins (it must stay idle)
+        stats = handler.stats
+        assert (100, 0, 0) == (stats.failed, stats.sent, stats.queued)
+        puts = [r for r in emulator.requests if r.operation == "PutRecords"]
+        assert len(puts) <= 10
+        err = capfd.readouterr().err
+        assert 1 == err.count("DIS.4301")
+        assert "DIS.4301" in (stats.last_error or "")
+
+    def test_overflow_drop_oldest_exact(self, emulator, stream, make_handler):
+        """With a full buffer, drop_oldest keeps the newest records and counts the rest exactly."""
+        handler = plain(make_handler(max_queue_records=10, flush_interval=60))
+        log = logger_for(handler)
+        for i in range(25):
+            log.info("o%02d", i)
+        stats = handler.stats
+        assert (25, 15, 10) == (stats.emitted, stats.dropped, stats.queued)
+        assert handler.flush(timeout=10)
+        assert [f"o{i:02d}".encode() for i in range(15, 25)] == sorted(
+            r.data for r in emulator.records(stream)
+        )
+
+    def test_overflow_drop_newest_exact(self, emulator, stream, make_handler):
+        """drop_newest keeps the oldest records and counts the refused ones exactly."""
+        handler = plain(
+            make_handler(max_queue_records=10, flush_interval=60, overflow="drop_newest")
+        )
+        log = logger_for(handler)
+        for i in range(25):
+            log.info("n%02d", i)
+        assert {"overflow": 15} == handler.stats.drops
+        assert handler.flush(timeout=10)
+        assert [f"n{i:02d}".encode() for i in range(10)] == sorted(
+            r.data for r in emulator.records(stream)
+        )
+
+    def test_warnings_survive_shedding(self, emulator, stream, make_handler):
+        """When the buffer overflows, INFO records are shed and WARNING records are kept."""
+        handler = plain(make_handler(max_queue_records=10, flush_interval=60))
+        log = logger_for(handler)
+        for i in range(5):
+            log.warning("w%d", i)
+        for i in range(30):
+            log.info("i%d", i)
+        assert handler.flush(timeout=10)
+        stored = {r.data for r in emulator.records(stream)}
+        assert {f"w{i}".encode() for i in range(5)} <= stored
+        assert 10 == len(stored)
+
+    def test_flush_returns_false_when_unreachable(self, emulator, stream, make_handler):
+        """flush returns False within its timeout when DIS cannot be reached."""
+        handler = make_handler(flush_interval=60, close_timeout=0.2)
+        emulator.stop()
+        logger_for(handler).info("x")
+        start = time.monotonic()
+        assert not handler.flush(timeout=0.5)
+        assert time.monotonic() - start < 1.5
+        assert 1 == handler.stats.queued
+
+    def test_close_with_emulator_stopped_is_bounded(self, emulator, stream, make_handler, capfd):
+        """close() with DIS gone returns within close_timeout and reports what it dropped."""
+        handler = make_handler(close_timeout=0.5)
+        log = logger_for(handler)
+        emulator.stop()
+        for i in range(20):
+            log.info("x%d", i)
+        start = time.monotonic()
+        handler.close()
+        assert time.monotonic() - start < 0.5 + 0.5
+        stats = handler.stats
+        assert (20, 0, 0) == (stats.dropped, stats.sent, stats.queued)
+        assert "20 record(s) could not be sent" in capfd.readouterr().err
+
+    def test_close_is_idempotent_and_delivers(self, emulator, stream, make_handler):
+        """close() sends what is queued; a second close() does nothing."""
+        handler = make_handler(flush_interval=60)
+        logger_for(handler).info("last words")
+        handler.close()
+        handler.close()
+        assert 1 == len(emulator.records(stream))
+
+    def test_emit_after_close_is_counted(self, emulator, stream, make_handler):
+        """A record emitted after close() is dropped and counted, without raising."""
+        handler = make_handler()
+        handler.close()
+        logger_for(handler).info("too late")
+        assert {"closed": 1} == handler.stats.drops
+
+    def test_stats_invariant_at_quiescence(self, emulator, stream, make_handler):
+        """emitted == sent + dropped + failed + queued once everything settled."""
+        emulator.fail_records("DIS.4301", every=7)
+        handler = make_handler(max_queue_records=50)
+        log = logger_for(handler)
+        for i in range(200):
+            log.info("s%d", i)
+        handler.flush(timeout=10)
+        stats = handler.stats
+        assert quiescent(stats)
+        assert stats.failed > 0
+
+
+class TestSpool:
+    def test_outage_goes_to_spool_and_is_replayed(self, emulator, stream, make_handler, tmp_path):
+        """During an outage batches move to the spool; they are delivered when DIS returns."""
+        handler = plain(make_handler(spool_dir=str(tmp_path), flush_interval=60, close_timeout=1))
+        log = logger_for(handler)
+        emulator.stop()
+        for i in range(50):
+            log.info("sp%02d", i)
+        assert not handler.flush(timeout=0.5)
+        stats = handler.stats
+        assert (50, 0, 0) == (stats.spooled, stats.queued, stats.dropped)
+        emulator.start()
+        assert handler.flush(timeout=10)
+        assert sorted(f"sp{i:02d}".encode() for i in range(50)) == sorted(
+            r.data for r in emulator.records(stream)
+        )
+        assert (50, 0) == (handler.stats.sent, handler.stats.spooled)
+
+    def test_close_keeps_leftovers_in_spool(self, emulator, stream, make_handler, tmp_path, capfd):
+        """Records left at close() go to the spool instead of being dropped."""
+        handler = make_handler(spool_dir=str(tmp_path), flush_interval=60, close_timeout=0.3)
+        emulator.stop()
+        for i in range(10):
+            logger_for(handler).info("left %d", i)
+        handler.close()
+        stats = handler.stats
+        assert (0, 0, 10) == (stats.dropped, stats.queued, stats.spooled)
+        assert "10 record(s) were kept in the spool" in capfd.readouterr().err
+
+
+class TestGuards:
+    def test_no_feedback_loop_on_root_at_debug(self, emulator, stream, make_handler):
+        """On the root logger at DEBUG with urllib3 debug logging, only app records are shipped."""
+        handler = make_handler()
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)
+        logging.getLogger("urllib3").setLevel(logging.DEBUG)
+        try:
+            for i in range(20):
+                logging.getLogger("app.loop").info("app %d", i)
+            assert handler.flush(timeout=10)
+            time.sleep(0.3)  # give a feedback loop time to show itself
+            handler.flush(timeout=5)
+        finally:
+            root.removeHandler(handler)
+            logging.getLogger("urllib3").setLevel(logging.NOTSET)
+        loggers = collections.Counter(
+            json.loads(r.data)["logger"] for r in emulator.records(stream)
+        )
+        assert {"app.loop": 20} == dict(loggers)
+
+    def test_records_from_library_loggers_are_ignored(self, emulator, stream, make_handler):
+        """Records of dis_logging, requests and urllib3 loggers are never emitted."""
+        handler = make_handler()
+        for name in ("dis_logging.client", "requests.adapters", "urllib3.connectionpool"):
+            record = logging.LogRecord(name, logging.ERROR, "p", 1, "internal", (), None)
+            assert not handler.handle(record)
+        assert 0 == handler.stats.emitted
+
+    def test_secrets_never_leak(self, emulator, stream, make_handler, capfd):
+        """No password, token or SK shows in output, stats, errors or reprs, even on failures."""
+        token = emulator.issue_token()
+        by_token = make_handler(token=token, close_timeout=0.2)
+        by_password = make_handler(
+            username=emulator.username,
+            password=emulator.password,
+            domain_name=emulator.domain_name,
+            close_timeout=0.2,
+        )
+        by_key = make_handler(close_timeout=0.2)
+        emulator.fail_next(3, status=500)
+        for handler in (by_token, by_password, by_key):
+            logger_for(handler).info("x")
+            handler.flush(timeout=5)
+        emulator.stop()
+        for handler in (by_token, by_password, by_key):
+            logger_for(handler).info("y")
+            handler.flush(timeout=0.2)
+        text = capfd.readouterr()
+        blob = "".join(
+            [text.out, text.err]
+            + [
+                repr(h) + repr(h.config) + repr(h.stats) + repr(h._client)
+                for h in (by_token, by_password, by_key)
+            ]
+        )
+        for secret in (token, emulator.password, emulator.sk):
+            assert secret not in blob
+
+    def test_hostile_records_never_raise(self, emulator, stream, make_handler, capfd):
+        """Non-UTF-8 bytes, surrogates, bad %-args, raising __str__ and 5 MB messages all ship."""
+
+        class Hostile:
+            def __str__(self) -> str:
+                raise RuntimeError("no str")
+
+            def __repr__(self) -> str:
+                raise RuntimeError("no repr")
+
+        handler = make_handler(max_record_bytes=100_000)
+        log = logger_for(handler)
+        log.info(b"\xff\xfe raw bytes")
+        log.info("surrogate \udcff here")
+        log.info("bad %d %d", "x")
+        log.info(Hostile())
+        log.info("arg %s", Hostile())
+        log.info("big %s", "z" * 5_000_000)
+        log.info("extra", extra={"obj": Hostile(), "raw": b"\x80"})
+        assert handler.flush(timeout=10)
+        records = emulator.records(stream)
+        assert 7 == len(records)
+        assert all(len(r.data) <= 100_000 for r in records)
+        for record in records:
+            json.loads(record.data)
+        assert "Logging error" not in capfd.readouterr().err
+
+    def test_config_error_names_field(self, emulator):
+        """A bad keyword raises ConfigError naming it, before any network use."""
+        with pytest.raises(ConfigError) as info:
+            DISHandler(
+                "ok-stream",
+                endpoint=emulator.url,
+                project_id="p",
+                ak="a",
+                sk="s",
+                flush_interval="-1",
+            )
+        assert "flush_interval" == info.value.field
+        assert [] == emulator.requests
+
+    def test_constructor_does_no_network_io(self, emulator, stream, make_handler):
+        """Constructing a handler sends nothing and starts no thread."""
+        before = {t.name for t in threading.enumerate()}
+        make_handler()
+        assert [] == emulator.requests
+        assert before == {t.name for t in threading.enumerate()}

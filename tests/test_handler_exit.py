@@ -1,0 +1,82 @@
+"""Records still queued at interpreter exit (DESIGN R10), checked in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.timeout(90)
+
+SCRIPT = """
+import atexit, logging, os
+from dis_logging.handler import DISHandler
+
+handler = DISHandler(
+    os.environ["T_STREAM"],
+    endpoint=os.environ["T_URL"],
+    project_id=os.environ["T_PROJECT"],
+    ak=os.environ["T_AK"],
+    sk=os.environ["T_SK"],
+    flush_interval=60,
+    close_timeout=float(os.environ["T_CLOSE_TIMEOUT"]),
+)
+handler.setFormatter(logging.Formatter("%(message)s"))
+log = logging.getLogger("exiting")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+for i in range(int(os.environ["T_COUNT"])):
+    log.info("exit-%d", i)
+if os.environ.get("T_ATEXIT"):
+    atexit.register(lambda: log.info("from-atexit"))
+# no flush, no close: interpreter exit must deliver
+"""
+
+
+def run_script(emulator, stream, *, count=300, close_timeout=5.0, url=None, atexit_log=False):
+    env = dict(os.environ)
+    env.update(
+        T_STREAM=stream,
+        T_URL=url or emulator.url,
+        T_PROJECT=emulator.project_id,
+        T_AK=emulator.ak,
+        T_SK=emulator.sk,
+        T_CLOSE_TIMEOUT=str(close_timeout),
+        T_COUNT=str(count),
+    )
+    if atexit_log:
+        env["T_ATEXIT"] = "1"
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60
+    )
+    return done, time.monotonic() - start
+
+
+class TestExit:
+    def test_queued_records_are_delivered_at_exit(self, emulator, stream):
+        """Records queued when the interpreter exits are sent on the exiting thread."""
+        done, _ = run_script(emulator, stream)
+        assert (0, "") == (done.returncode, done.stderr)
+        data = {r.data for r in emulator.records(stream)}
+        assert {f"exit-{i}".encode() for i in range(300)} == data
+
+    def test_records_logged_from_atexit_are_delivered(self, emulator, stream):
+        """A record logged by an atexit function, after the exit drain, still arrives."""
+        done, _ = run_script(emulator, stream, count=5, atexit_log=True)
+        assert 0 == done.returncode
+        assert b"from-atexit" in {r.data for r in emulator.records(stream)}
+
+    def test_unreachable_at_exit_is_bounded_and_reported(self, emulator, stream):
+        """With DIS unreachable, exit waits about close_timeout and reports what it dropped."""
+        url = emulator.url
+        emulator.stop()
+        done, elapsed = run_script(emulator, stream, close_timeout=0.5, url=url)
+        assert 0 == done.returncode
+        assert elapsed < 10
+        assert "300 record(s)" in done.stderr
+        assert "dropped" in done.stderr
+        assert emulator.sk not in done.stderr
