@@ -122,7 +122,8 @@ class Connection:
         endpoint: DIS base URL without a trailing slash.
         project_id: the project id used in every DIS path, or ``None`` when not required.
         region: region id, or ``None``.
-        iam_endpoint: IAM base URL (set for password credentials), or ``None``.
+        iam_endpoint: IAM base URL, or ``None`` for the client's default (the DIS endpoint itself
+            unless it is a Huawei Cloud one).
         ak, sk, security_token: AK/SK credentials, or ``None``.
         username, password, domain_name: IAM password credentials, or ``None``.
         token: a ready ``X-Auth-Token`` or a callable returning one, or ``None``.

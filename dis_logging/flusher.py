@@ -24,7 +24,6 @@ before sending it.
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from typing import (
@@ -74,8 +73,12 @@ class Sender(Protocol):
         *,
         stream_id: Optional[str] = None,
         partition_id: Optional[str] = None,
+        timeout: Optional[float] = None,
     ) -> PutResult:
-        """Send the entries in one request; raise a DISError subclass if it fails as a whole."""
+        """Send the entries in one request; raise a DISError subclass if it fails as a whole.
+
+        ``timeout`` (seconds) overrides the sender's own per-request timeout; ``None`` keeps it.
+        """
         ...  # pragma: no cover - protocol
 
     def close(self) -> None:
@@ -235,7 +238,6 @@ class Flusher:
         self._not_before = 0.0
         self._requests = 0
         self._last_error: Optional[str] = None
-        self._sender_takes_timeout = _accepts_timeout(sender)
 
     def __repr__(self) -> str:
         alive = self._thread is not None and self._thread.is_alive()
@@ -376,6 +378,8 @@ class Flusher:
                 finally:
                     if got_slot:
                         self._slot.release()
+                if spool_step and outcome is None:
+                    break  # the spool reports a backlog it cannot read now; do not spin on it
                 if outcome in (RETRY, PARTIAL):
                     delay = self._not_before - self._clock()
                     if delay >= deadline - self._clock():
@@ -586,17 +590,12 @@ class Flusher:
     def _put(self, entries: Sequence[Entry], timeout: Optional[float]) -> PutResult:
         with self._state:
             self._requests += 1
-        if timeout is not None and self._sender_takes_timeout:
-            put: Callable[..., PutResult] = self.sender.put_records
-            return put(
-                self.stream_name,
-                entries,
-                stream_id=self.stream_id,
-                partition_id=self.partition_id,
-                timeout=max(timeout, MIN_REQUEST_TIMEOUT),
-            )
         return self.sender.put_records(
-            self.stream_name, entries, stream_id=self.stream_id, partition_id=self.partition_id
+            self.stream_name,
+            entries,
+            stream_id=self.stream_id,
+            partition_id=self.partition_id,
+            timeout=None if timeout is None else max(timeout, MIN_REQUEST_TIMEOUT),
         )
 
     def _set_backoff(
@@ -723,12 +722,3 @@ class Flusher:
             return PARTIAL
         self._set_backoff(reset=True)
         return SENT
-
-
-def _accepts_timeout(sender: Sender) -> bool:
-    """Whether ``sender.put_records`` takes a per-call ``timeout`` keyword."""
-    try:
-        parameters = inspect.signature(sender.put_records).parameters
-    except (TypeError, ValueError):
-        return False
-    return "timeout" in parameters

@@ -153,6 +153,12 @@ class JSONFormatter(logging.Formatter):
         {"()": "dis_logging.JSONFormatter", "static_fields": {"service": "api"}}
 
     Args:
+        fmt: accepted for ``fileConfig`` compatibility and ignored (the layout is JSON).
+        datefmt: accepted for compatibility; the timestamp is always ISO-8601 UTC.
+        style: accepted for compatibility and ignored.
+        validate: accepted for compatibility and ignored.
+        defaults: like ``logging.Formatter``'s: extra constant fields (merged into
+            ``static_fields``). Default: none.
         rename_fields: maps a built-in field name to the name to write instead, e.g.
             ``{"timestamp": "@timestamp", "message": "msg"}``; mapping a field to ``None`` or ``""``
             leaves it out. Default: no renaming.
@@ -178,12 +184,22 @@ class JSONFormatter(logging.Formatter):
 
     def __init__(
         self,
+        fmt: Optional[str] = None,
+        datefmt: Optional[str] = None,
+        style: str = "%",
+        validate: bool = True,
+        *,
+        defaults: Optional[Mapping[str, object]] = None,
         rename_fields: Optional[Mapping[str, Optional[str]]] = None,
         static_fields: Optional[Mapping[str, object]] = None,
-        *,
         ensure_ascii: bool = False,
     ) -> None:
-        super().__init__()
+        # fileConfig and dictConfig's "class" form call Formatter(fmt, datefmt, style[, validate],
+        # defaults=...); accept that shape. The layout is JSON, so fmt/style are not used.
+        del fmt, style, validate
+        super().__init__(datefmt=datefmt)
+        if defaults:
+            static_fields = {**defaults, **(static_fields or {})}
         rename = dict(rename_fields or {})
         unknown = set(rename) - set(self._BUILTIN_FIELDS)
         if unknown:

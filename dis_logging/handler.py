@@ -171,7 +171,8 @@ class DISHandler(logging.Handler):
     """
 
     #: ``close()`` sends what is left, so a separate flush before it would only double the time
-    #: spent when DIS is unreachable (Python 3.12+ honours this attribute in ``logging.shutdown``).
+    #: spent when DIS is unreachable. Recent ``logging.shutdown`` versions honour this attribute;
+    #: with older ones, the bare ``flush()`` and the ``close()`` share one ``close_timeout``.
     flushOnClose = False
 
     def __init__(
@@ -391,7 +392,7 @@ class DISHandler(logging.Handler):
             start, flush_deadline = self._flush_budget
             if now - start < self.config.close_timeout:
                 deadline = min(deadline, max(flush_deadline, now + _CLOSE_GRACE))
-            self._shutdown(deadline, reason="close")
+            self._shutdown(deadline)
             self._client.close()
         except Exception as exc:  # noqa: BLE001 - logging.shutdown must complete
             self._reporter.report(error_key(exc), f"close failed: {exc!r}")
@@ -524,41 +525,27 @@ class DISHandler(logging.Handler):
 
     def _flush_lanes(self, deadline: float) -> bool:
         may_wait = not _holds_logging_lock()
+        if may_wait and len(self._lanes) > 1 and self._started:
+            # Let every lane's own thread send its tail now, in parallel; this thread then helps
+            # lane by lane and waits for the rest, instead of paying one round trip per lane.
+            for lane in self._lanes:
+                lane.flusher.wake(force=True)
         ok = True
         for lane in self._lanes:
             ok = lane.flusher.flush_on_caller(deadline, may_wait=may_wait) and ok
         return ok
 
-    def _shutdown(self, deadline: float, *, reason: str) -> None:
+    def _shutdown(self, deadline: float) -> None:
         """Stop the flushers, send the rest on this thread until ``deadline``, count leftovers."""
         may_wait = not _holds_logging_lock()
+        self._flush_lanes(deadline)
         for lane in self._lanes:
             lane.flusher.stop()
-        self._flush_lanes(deadline)
+        self._flush_lanes(deadline)  # whatever was emitted meanwhile; returns at once if nothing
         if may_wait:
             for lane in self._lanes:
                 lane.flusher.join(deadline - time.monotonic())
-        spooled = dropped = in_flight = 0
-        for lane in self._lanes:
-            lane.flusher.spool_leftovers()
-            dropped += lane.buffer.drain(reason)
-            lane.buffer.close()
-            in_flight += lane.buffer.snapshot().in_flight
-            spooled += lane.flusher.spooled
-            lane.flusher.close_spool()
-        if dropped or in_flight or spooled:
-            parts = []
-            if dropped:
-                parts.append(f"{dropped} record(s) could not be sent and were dropped")
-            if in_flight:
-                parts.append(f"{in_flight} record(s) were still in flight")
-            if spooled:
-                parts.append(f"{spooled} record(s) were kept in the spool for the next start")
-            self._reporter.report_now(
-                f"{reason} of the handler for stream {self.config.stream_name!r}: "
-                + "; ".join(parts)
-                + (f" (last error: {self.stats.last_error})" if self.stats.last_error else "")
-            )
+        self._settle_leftovers("close", close_spool=True)
 
     def _drain_at_exit(self) -> None:
         """Deliver what is queued at interpreter exit on this thread, without starting threads."""
@@ -570,17 +557,39 @@ class DISHandler(logging.Handler):
         if self._pid != os.getpid():
             self._after_fork()
         deadline = time.monotonic() + self.config.close_timeout
-        if self._flush_lanes(deadline):
+        if not self._flush_lanes(deadline):
+            self._settle_leftovers("interpreter exit", close_spool=False)
+
+    def _settle_leftovers(self, event: str, *, close_spool: bool) -> None:
+        """Spool or drop what is still buffered after a deadline, and say so on the diagnostics."""
+        spooled = dropped = in_flight = 0
+        reason = "exit" if event == "interpreter exit" else event
+        for lane in self._lanes:
+            lane.flusher.spool_leftovers()
+            dropped += lane.buffer.drain(reason)
+            in_flight += lane.buffer.snapshot().in_flight
+            spooled += lane.flusher.spooled
+            if close_spool:
+                lane.buffer.close()
+                lane.flusher.close_spool()
+        if not (dropped or in_flight or spooled):
             return
-        dropped = sum(lane.buffer.drain("exit") for lane in self._lanes)
-        in_flight = sum(lane.buffer.snapshot().in_flight for lane in self._lanes)
-        if dropped or in_flight:
-            self._reporter.report_now(
-                f"interpreter exit: {dropped} record(s) for stream {self.config.stream_name!r} "
-                f"could not be sent within {self.config.close_timeout}s and were dropped"
-                + (f"; {in_flight} still in flight" if in_flight else "")
-                + (f" (last error: {self.stats.last_error})" if self.stats.last_error else "")
+        parts = []
+        if dropped:
+            parts.append(
+                f"{dropped} record(s) could not be sent within "
+                f"{self.config.close_timeout}s and were dropped"
             )
+        if in_flight:
+            parts.append(f"{in_flight} record(s) were still in flight")
+        if spooled:
+            parts.append(f"{spooled} record(s) were kept in the spool for the next start")
+        last_error = self.stats.last_error
+        self._reporter.report_now(
+            f"{event} of the handler for stream {self.config.stream_name!r}: "
+            + "; ".join(parts)
+            + (f" (last error: {last_error})" if last_error else "")
+        )
 
     def _after_fork(self) -> None:
         """In a forked child: forget the parent's queue, threads and connections; start afresh."""

@@ -35,6 +35,7 @@ parent's connection or lock and opens a file of its own on first use.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import os
@@ -62,7 +63,7 @@ Entry = Tuple[bytes, Optional[str]]
 FILE_PREFIX: Final = "dis-spool-"
 FILE_SUFFIX: Final = ".sqlite"
 LOCK_SUFFIX: Final = ".lock"
-#: Bumped when the table layout changes; files with another version are left alone and reported.
+#: Bumped when the table layout changes; a file with another version is moved aside and reported.
 SCHEMA_VERSION: Final = 1
 #: How long ``read`` on an empty spool waits between two scans of the directory for orphans (s).
 ORPHAN_SCAN_INTERVAL: Final = 30.0
@@ -123,12 +124,9 @@ def _is_owner_alive(pid: int, start: Optional[str]) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    except OSError:
-        return False
+    except OSError as exc:
+        if exc.errno != errno.EPERM:  # EPERM: it exists but belongs to another user
+            return False
     if start:
         current = _process_start(pid)
         if current is not None and current != start:
@@ -216,10 +214,8 @@ class _FileLock:
     def release(self, *, unlink: bool = False) -> None:
         if unlink:
             # Unlink while still holding the lock, so nobody locks the old inode in between.
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-            except FileNotFoundError:
-                pass
         os.close(self.fd)
 
 
@@ -560,10 +556,8 @@ class Spool:
     @staticmethod
     def _unlink_files(path: str) -> None:
         for extra in ("-wal", "-shm", ""):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path + extra)
-            except FileNotFoundError:
-                pass
 
     def _shrink(self, conn: sqlite3.Connection) -> None:
         """Give disk space back once the spool is empty (free pages and the WAL)."""
@@ -607,10 +601,8 @@ class Spool:
             self._unlink_files(path)
             return
         for extra in ("-wal", "-shm"):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path + extra)
-            except FileNotFoundError:
-                pass
         detail = "" if lost is None else f"; {lost} pending records lost"
         self._report(f"spool file {path} is unreadable ({exc}); moved to {target}{detail}")
 

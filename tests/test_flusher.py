@@ -37,7 +37,7 @@ class FakeSender:
         self.stored: List[bytes] = []
         self.closed = False
 
-    def put_records(self, stream_name, entries, *, stream_id=None, partition_id=None):
+    def put_records(self, stream_name, entries, *, stream_id=None, partition_id=None, timeout=None):
         data = [d for d, _ in entries]
         self.calls.append(data)
         step = self.script.pop(0) if self.script else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import logging.config
 import re
 import sys
 import time
@@ -118,6 +119,31 @@ class TestJSONFormatter:
         formatter = JSONFormatter(static_fields={"service": "api", "env": "prod"})
         out = json.loads(formatter.format(make_record(env="staging")))
         assert ("api", "staging") == (out["service"], out["env"])
+
+    def test_file_config_signature(self, tmp_path):
+        """fileConfig can build it: the Formatter(fmt, datefmt, style) call shape is accepted."""
+        ini = tmp_path / "logging.ini"
+        ini.write_text(
+            "[loggers]\nkeys=root\n[handlers]\nkeys=h\n[formatters]\nkeys=json\n"
+            "[logger_root]\nlevel=INFO\nhandlers=h\n"
+            "[handler_h]\nclass=NullHandler\nformatter=json\nargs=()\n"
+            "[formatter_json]\nclass=dis_logging.formatting.JSONFormatter\nformat=%(message)s\n",
+            encoding="utf-8",
+        )
+        root = logging.getLogger()
+        saved = root.handlers[:]
+        try:
+            logging.config.fileConfig(ini, disable_existing_loggers=False)
+            assert isinstance(root.handlers[0].formatter, JSONFormatter)
+        finally:
+            for handler in root.handlers:
+                handler.close()
+            root.handlers[:] = saved
+
+    def test_defaults_become_fields(self):
+        """Formatter-style defaults are added like static fields."""
+        formatter = JSONFormatter("%(message)s", None, "%", True, defaults={"region": "cn-north-4"})
+        assert "cn-north-4" == json.loads(formatter.format(make_record()))["region"]
 
     @pytest.mark.parametrize(
         ("value", "expected"),

@@ -6,6 +6,7 @@ import collections
 import json
 import logging
 import logging.config
+import socket
 import threading
 import time
 from typing import Any, Dict, List
@@ -141,6 +142,40 @@ class TestDelivery:
         assert {f"m{i:04d}".encode() for i in range(400)} == set(stored)
         in_order = [d for i, d in enumerate(stored) if d not in stored[:i]]
         assert sorted(in_order) == in_order  # one key, one partition: emission order kept
+
+    def test_mixed_faults_lose_nothing(self, emulator, stream, make_handler):
+        """20% 5xx, 10% per-record throttling, drops and token expiry: every record is stored."""
+        emulator.fail_rate(0.2, status=500, error_code="DIS.5000", seed=7)
+        emulator.fail_records("DIS.4303", fraction=0.1, seed=7)
+        emulator.drop_connections(3)
+        handler = plain(
+            make_handler(
+                username=emulator.username,
+                password=emulator.password,
+                domain_name=emulator.domain_name,
+                max_batch_records=100,
+            )
+        )
+        log = logger_for(handler)
+
+        def work(worker: int) -> None:
+            for i in range(1000):
+                log.info("f%d-%04d", worker, i)
+                if worker == 0 and i == 500:
+                    emulator.expire_tokens()
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert handler.flush(timeout=60)
+        emulator.clear_faults()
+        expected = {f"f{w}-{i:04d}".encode() for w in range(4) for i in range(1000)}
+        assert expected == {r.data for r in emulator.records(stream)}
+        stats = handler.stats
+        assert (4000, 4000, 0, 0) == (stats.emitted, stats.sent, stats.dropped, stats.failed)
+        assert stats.retried > 0
 
     def test_token_expiry_mid_run(self, emulator, stream, make_handler):
         """Password tokens are refreshed after expiry and every record is delivered."""
@@ -359,6 +394,38 @@ class TestFailures:
         stats = handler.stats
         assert (20, 0, 0) == (stats.dropped, stats.sent, stats.queued)
         assert "20 record(s) could not be sent" in capfd.readouterr().err
+
+    @pytest.mark.parametrize("flusher_in_flight", [True, False])
+    def test_close_with_a_blackholed_endpoint_is_bounded(self, emulator, flusher_in_flight):
+        """close() returns within close_timeout + 0.5 s when requests get no reply at all."""
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)  # connections queue in the backlog; nothing ever answers
+        try:
+            handler = DISHandler(
+                "s",
+                endpoint=f"http://127.0.0.1:{hole.getsockname()[1]}",
+                project_id=emulator.project_id,
+                ak=emulator.ak,
+                sk=emulator.sk,
+                request_timeout=30,
+                close_timeout=0.5,
+                flush_interval=0.01 if flusher_in_flight else 60,
+                diagnostics=lambda line: None,
+            )
+            log = logger_for(handler)
+            for i in range(10):
+                log.info("void %d", i)
+            if flusher_in_flight:
+                deadline = time.monotonic() + 5
+                while handler.stats.in_flight == 0 and time.monotonic() < deadline:
+                    time.sleep(0.005)
+            start = time.monotonic()
+            handler.close()
+            assert time.monotonic() - start < 0.5 + 0.5
+            assert 0 == handler.stats.sent
+        finally:
+            hole.close()
 
     def test_close_is_idempotent_and_delivers(self, emulator, stream, make_handler):
         """close() sends what is queued; a second close() does nothing."""

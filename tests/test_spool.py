@@ -332,6 +332,7 @@ class TestCrash:
             assert make_entries(10, size=100)[4:] == second + s.read(100, 10**9)[1]
             assert [Path(s.path).name] == spool_files(tmp_path)
             assert any("adopted 4 records" in r for r in reports)
+            assert 10 == s.adopted
         finally:
             s.close()
 
@@ -432,6 +433,26 @@ class TestCorruption:
         finally:
             s.close()
 
+    def test_file_corrupted_while_open_is_replaced(self, tmp_path, reports):
+        """Damage found at run time moves the file aside, reports the loss; the spool goes on."""
+        s = Spool(str(tmp_path), 10**8, report=reports.append)
+        try:
+            s.put(make_entries(2000, size=300))
+            assert s._conn is not None
+            s._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            s._conn.execute("PRAGMA cache_size = 1")  # make SQLite read the damaged pages again
+            size = os.path.getsize(s.path)
+            with open(s.path, "r+b") as f:
+                f.seek(4096)
+                f.write(b"\xa5" * (size - 4096))
+            assert ([], []) == s.read(5000, 10**9)
+            assert 1 == s.put(make_entries(1))
+            assert (1, 100) == (s.pending_records, s.pending_bytes)
+            assert 1 == len(list(tmp_path.glob("*.corrupt-*")))
+            assert ["2000 pending records lost"] == [r[-25:] for r in reports]
+        finally:
+            s.close()
+
     def test_failing_report_callable_does_not_break_the_spool(self, tmp_path, capfd):
         """A report callable that raises falls back to stderr and the spool still opens."""
 
@@ -515,6 +536,7 @@ class TestThreads:
 
 
 @pytest.mark.usefixtures("no_faulthandler_timer")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 class TestFork:
     def test_child_writes_its_own_file(self, tmp_path, spool):
         """A forked child writes a file of its own; the parent adopts it after the child exits."""
