@@ -42,6 +42,7 @@ from typing import (
     Tuple,
 )
 
+from dis_logging._argtypes import non_negative_int, positive_float, positive_int
 from dis_logging.errors import ConfigError, DISError
 
 if TYPE_CHECKING:
@@ -164,26 +165,6 @@ def _parse_timestamp(value: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
-    return number
-
-
 _CONNECTION_FLAGS: Final = (
     (
         "--endpoint",
@@ -226,7 +207,7 @@ def _connection_parser() -> argparse.ArgumentParser:
         group.add_argument(flag, dest=dest, metavar=dest.upper(), help=help_text)
     group.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         help="seconds to wait for each HTTP reply (default: %(default)s)",
     )
@@ -798,26 +779,29 @@ def build_parser() -> argparse.ArgumentParser:
         "records from several threads, flush, and read them back with GetCursor/GetRecords.",
     )
     demo.add_argument(
-        "--records", type=_positive_int, default=5000, help="records to log (default: %(default)s)"
+        "--records", type=positive_int, default=5000, help="records to log (default: %(default)s)"
     )
     demo.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=4,
         help="threads logging at once (default: %(default)s)",
     )
     demo.add_argument(
         "--partitions",
-        type=_positive_int,
+        type=positive_int,
         default=4,
         help="partitions of the demo stream (default: %(default)s)",
     )
     demo.add_argument(
-        "--show", type=int, default=2, help="decoded records to print (default: %(default)s)"
+        "--show",
+        type=non_negative_int,
+        default=2,
+        help="decoded records to print (default: %(default)s)",
     )
     demo.add_argument(
         "--flush-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=30.0,
         help="seconds to wait for delivery (default: %(default)s)",
     )
@@ -847,7 +831,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument(
         "--partition", metavar="ID", help="read only this partition (shardId-0000000000 or 0)"
     )
-    tail.add_argument("-n", "--limit", type=_positive_int, help="stop after this many records")
+    tail.add_argument("-n", "--limit", type=positive_int, help="stop after this many records")
     tail.add_argument(
         "--output",
         choices=("pretty", "json", "raw"),
@@ -857,7 +841,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument(
         "--interval",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         help="seconds between polls with --follow (default: %(default)s)",
     )
@@ -880,7 +864,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--partition-key", help="partition key for every record")
     send.add_argument(
         "--batch-records",
-        type=_positive_int,
+        type=positive_int,
         default=500,
         help=f"records per request, at most {MAX_REQUEST_RECORDS} (default: %(default)s)",
     )

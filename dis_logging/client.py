@@ -45,6 +45,15 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
+from dis_logging._protobuf_wire import (
+    LENGTH_DELIMITED,
+    FieldValue,
+    encode_varint,
+    field_key,
+    field_string,
+    split_fields,
+    to_int64,
+)
 from dis_logging.auth import (
     AKSKAuth,
     AKSKSigner,
@@ -163,11 +172,19 @@ class PutResult:
         return self.failed_record_count == 0
 
     def retryable_indexes(self) -> List[int]:
-        """Return the positions of the failed records worth resending, in order."""
+        """Return the positions of the failed records worth resending.
+
+        Returns:
+            Indexes into :attr:`records` (and the entries sent), ascending; empty when none.
+        """
         return [i for i, record in enumerate(self.records) if record.retryable]
 
     def rejected_indexes(self) -> List[int]:
-        """Return the positions of the records that failed for good (resending cannot help)."""
+        """Return the positions of the records that failed for good (resending cannot help).
+
+        Returns:
+            Indexes into :attr:`records` (and the entries sent), ascending; empty when none.
+        """
         return [i for i, r in enumerate(self.records) if not r.ok and not r.retryable]
 
 
@@ -221,34 +238,10 @@ def _json_str(text: str) -> bytes:
     return encode_basestring_ascii(text).encode("ascii")
 
 
-def _varint(value: int) -> bytes:
-    if value < 0x80:
-        return _SMALL_VARINTS[value]
-    if value < 0x4000:
-        return bytes((value & 0x7F | 0x80, value >> 7))
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-_SMALL_VARINTS: Final = [bytes((i,)) for i in range(0x80)]
-
-
-def _proto_string(tag: bytes, text: str) -> bytes:
-    data = text.encode("utf-8")
-    return tag + _varint(len(data)) + data
-
-
-# Field tags of the proto2 messages in DIS-API.md 6, as (number << 3 | wire type) varints.
-_TAG_STREAM_NAME: Final = b"\x0a"  # PutRecordsRequest.streamName = 1, length-delimited
-_TAG_RECORDS: Final = b"\x12"  # PutRecordsRequest.records = 2
-_TAG_STREAM_ID: Final = b"\xf2\x01"  # PutRecordsRequest.streamId = 30
-_TAG_DATA: Final = b"\x1a"  # PutRecordsRequestEntry.data = 3
-_TAG_PARTITION_KEY: Final = b"\x2a"  # PutRecordsRequestEntry.partitionKey = 5
-_TAG_PARTITION_ID: Final = b"\x32"  # PutRecordsRequestEntry.partitionId = 6
+# Keys of the fields written once per record (DIS-API.md 6): PutRecordsRequest.records = 2 and
+# PutRecordsRequestEntry.data = 3, both length-delimited.
+_TAG_RECORDS: Final = field_key(2, LENGTH_DELIMITED)
+_TAG_DATA: Final = field_key(3, LENGTH_DELIMITED)
 
 
 def encode_put_records(
@@ -289,92 +282,38 @@ def encode_put_records(
         return head + b',"records":[' + b",".join(parts) + b"]}"
     if serialization == "protobuf":
         # Parts are appended flat and joined once; an entry's length is computed, not built.
-        tail = b"" if partition_id is None else _proto_string(_TAG_PARTITION_ID, partition_id)
+        # Field numbers: request streamName = 1, streamId = 30; entry partitionKey = 5,
+        # partitionId = 6.
+        tail = b"" if partition_id is None else field_string(6, partition_id)
         key_parts: Dict[Optional[str], bytes] = {None: tail}
-        out = [_proto_string(_TAG_STREAM_NAME, stream_name)]
+        out = [field_string(1, stream_name)]
         extend = out.extend
         for data, key in entries:
             key_part = key_parts.get(key)
             if key_part is None:
                 assert key is not None  # the None key is always in key_parts
-                key_part = key_parts[key] = _proto_string(_TAG_PARTITION_KEY, key) + tail
+                key_part = key_parts[key] = field_string(5, key) + tail
             size = len(data)
-            size_prefix = _varint(size)
+            size_prefix = encode_varint(size)
             entry_size = 1 + len(size_prefix) + size + len(key_part)
-            extend((_TAG_RECORDS, _varint(entry_size), _TAG_DATA, size_prefix, data, key_part))
-        out.append(_proto_string(_TAG_STREAM_ID, stream_id or ""))
+            extend(
+                (_TAG_RECORDS, encode_varint(entry_size), _TAG_DATA, size_prefix, data, key_part)
+            )
+        out.append(field_string(30, stream_id or ""))
         return b"".join(out)
     raise ValueError(f"serialization must be one of {SERIALIZATIONS}, got {serialization!r}")
 
 
-def _proto_fields(data: bytes) -> List[Tuple[int, Union[int, bytes]]]:
-    """Return ``(field number, value)`` of a proto2 message: ints for varints, bytes for the rest.
-
-    One- and two-byte keys and one-byte lengths, the common cases, skip the general varint reader.
-    """
-    fields: List[Tuple[int, Union[int, bytes]]] = []
-    append = fields.append
-    pos, end = 0, len(data)
-    while pos < end:
-        key = data[pos]
-        pos += 1
-        if key >= 0x80:
-            # Field numbers 16-2047 (most of section 6) have two-byte keys.
-            if pos < end and data[pos] < 0x80:
-                key = (key & 0x7F) | data[pos] << 7
-                pos += 1
-            else:
-                key, pos = _read_varint(data, pos - 1)
-        wire_type = key & 7
-        if wire_type == 2:
-            if pos >= end:
-                raise ValueError("truncated protobuf field")
-            length = data[pos]
-            pos += 1
-            if length >= 0x80:
-                length, pos = _read_varint(data, pos - 1)
-            stop = pos + length
-            if stop > end:
-                raise ValueError("truncated protobuf field")
-            append((key >> 3, data[pos:stop]))
-            pos = stop
-        elif wire_type == 0:
-            value, pos = _read_varint(data, pos)
-            append((key >> 3, value))
-        elif wire_type == 1 or wire_type == 5:
-            stop = pos + (8 if wire_type == 1 else 4)
-            if stop > end:
-                raise ValueError("truncated protobuf field")
-            append((key >> 3, data[pos:stop]))
-            pos = stop
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire_type}")
-    return fields
-
-
-def _read_varint(data: bytes, pos: int) -> Tuple[int, int]:
-    result = shift = 0
-    end = len(data)
-    while pos < end and shift < 70:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-    raise ValueError("truncated or overlong protobuf varint")
-
-
-def _text(value: Union[int, bytes]) -> str:
+def _text(value: FieldValue) -> str:
     if not isinstance(value, bytes):
         raise ValueError("expected a length-delimited protobuf field")
     return value.decode("utf-8")
 
 
-def _int64(value: Union[int, bytes]) -> int:
+def _int64(value: FieldValue) -> int:
     if not isinstance(value, int):
         raise ValueError("expected a varint protobuf field")
-    return value - (1 << 64) if value >= 1 << 63 else value
+    return to_int64(value)
 
 
 def _result_entry(data: bytes) -> List[Optional[str]]:
@@ -398,7 +337,7 @@ def _result_entry(data: bytes) -> List[Optional[str]]:
     else:
         return entry
     entry = [None, None, None, None]
-    for number, value in _proto_fields(data):
+    for number, value in split_fields(data):
         if 23 <= number <= 26:
             entry[number - 23] = _text(value)
     return entry
@@ -422,7 +361,7 @@ def decode_put_records_result(
     if serialization == "protobuf":
         failed = 0
         results: List[RecordResult] = []
-        for number, value in _proto_fields(body):
+        for number, value in split_fields(body):
             if number == 21:
                 failed = _int64(value)
             elif number == 22:
@@ -444,7 +383,7 @@ def decode_put_records_result(
     return failed_count if isinstance(failed_count, int) else 0, records
 
 
-def _bytes(value: Union[int, bytes]) -> bytes:
+def _bytes(value: FieldValue) -> bytes:
     if not isinstance(value, bytes):
         raise ValueError("expected a length-delimited protobuf field")
     return value
@@ -454,7 +393,7 @@ def _decode_get_records(body: bytes, serialization: str) -> GetRecordsResult:
     if serialization == "protobuf":
         cursor = ""
         records: List[FetchedRecord] = []
-        for number, value in _proto_fields(body):
+        for number, value in split_fields(body):
             if number == 14:
                 cursor = _text(value)
             elif number == 16:
@@ -462,7 +401,7 @@ def _decode_get_records(body: bytes, serialization: str) -> GetRecordsResult:
                 seq = ""
                 data = b""
                 timestamp: Optional[int] = None
-                for sub_number, sub_value in _proto_fields(_bytes(value)):
+                for sub_number, sub_value in split_fields(_bytes(value)):
                     if sub_number == 17:
                         key = _text(sub_value)
                     elif sub_number == 18:
@@ -570,13 +509,15 @@ def classify_error(
 def _validate_base_url(value: object, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(field, "must be a URL such as https://dis.cn-north-4.myhuaweicloud.com")
+    # A URL with "@" may carry a password (user:pw@host): such a value is never echoed.
+    shown = "the given value" if "@" in value else repr(value)
     try:
         parts = urlsplit(value.strip())
         port = parts.port
     except ValueError:
-        raise ConfigError(field, f"is not a valid URL: {value!r}") from None
+        raise ConfigError(field, f"is not a valid URL: {shown}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(field, f"must be an http:// or https:// URL with a host, got {value!r}")
+        raise ConfigError(field, f"must be an http:// or https:// URL with a host, got {shown}")
     if parts.query or parts.fragment or "@" in parts.netloc:
         raise ConfigError(field, "must not contain a query, a fragment or user info")
     if port == 0:
@@ -960,6 +901,9 @@ class DISClient:
     def list_streams(self) -> List[str]:
         """Return the names of every stream in the project, following ``has_more_streams`` pages.
 
+        Returns:
+            The stream names in the order DIS lists them; empty when the project has none.
+
         Raises:
             TransportError, DISHTTPError: as for :meth:`put_records`.
         """
@@ -976,6 +920,9 @@ class DISClient:
 
     def delete_stream(self, name: str) -> None:
         """Delete a stream and its data.
+
+        Args:
+            name: the stream name.
 
         Raises:
             TransportError, DISHTTPError: as for :meth:`put_records`; ``DIS.4301`` if it does not

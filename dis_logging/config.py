@@ -403,17 +403,19 @@ def _check_credential_set(values: Dict[str, Any], required: bool) -> Dict[str, A
 
 
 def _check_url(name: str, value: str, allow_http: bool) -> str:
+    # A URL with "@" may carry a password (user:pw@host): such a value is never echoed.
+    shown = "the given value" if "@" in value else repr(value)
     try:
         parts = urlsplit(value)
         port = parts.port  # raises ValueError on a malformed port
     except ValueError as exc:
         raise ConfigError(name, f"not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(name, f"must be an http(s) URL with a host, got {value!r}")
+        raise ConfigError(name, f"must be an http(s) URL with a host, got {shown}")
     if parts.username is not None or parts.password is not None:
         raise ConfigError(name, "must not contain user information (credentials go elsewhere)")
     if parts.query or parts.fragment:
-        raise ConfigError(name, f"must not have a query or fragment, got {value!r}")
+        raise ConfigError(name, f"must not have a query or fragment, got {shown}")
     if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
         raise ConfigError(
             name,
@@ -595,6 +597,10 @@ def _token_setting(value: object) -> TokenSetting:
     return result  # type: ignore[return-value]  # checked: None, str or a callable
 
 
+# HandlerConfig carries every Connection field under the same name.
+_CONNECTION_FIELDS: Final = dataclasses.fields(Connection)
+
+
 @dataclass(frozen=True)
 class HandlerConfig:
     """Every setting of a :class:`~dis_logging.handler.DISHandler`, validated.
@@ -650,19 +656,7 @@ class HandlerConfig:
     @property
     def connection(self) -> Connection:
         """The endpoint and credentials as a :class:`Connection`."""
-        return Connection(
-            endpoint=self.endpoint,
-            project_id=self.project_id,
-            region=self.region,
-            iam_endpoint=self.iam_endpoint,
-            ak=self.ak,
-            sk=self.sk,
-            security_token=self.security_token,
-            username=self.username,
-            password=self.password,
-            domain_name=self.domain_name,
-            token=self.token,
-        )
+        return Connection(**{f.name: getattr(self, f.name) for f in _CONNECTION_FIELDS})
 
     @property
     def secrets(self) -> Tuple[str, ...]:
@@ -671,7 +665,11 @@ class HandlerConfig:
 
     @classmethod
     def keywords(cls) -> FrozenSet[str]:
-        """The names :meth:`from_kwargs` accepts."""
+        """Return the names :meth:`from_kwargs` accepts.
+
+        Returns:
+            Every field name of the dataclass.
+        """
         return frozenset(f.name for f in dataclasses.fields(cls))
 
     @classmethod

@@ -66,7 +66,9 @@ __all__ = ["DISHandler", "HandlerStats"]
 
 #: Records from these loggers are never shipped: they come from the handler's own HTTP stack, and
 #: shipping them would produce more of them (a feedback loop).
-IGNORED_LOGGER_PREFIXES: Final = ("dis_logging", "requests", "urllib3")
+IGNORED_LOGGERS: Final = frozenset({"dis_logging", "requests", "urllib3"})
+#: Their descendants, matched by prefix ("requests_app" is somebody else's logger and is shipped).
+IGNORED_LOGGER_PREFIXES: Final = tuple(name + "." for name in sorted(IGNORED_LOGGERS))
 #: Slack added to a deadline-bounded close for the final bookkeeping, in seconds.
 _CLOSE_GRACE: Final = 0.2
 
@@ -267,7 +269,12 @@ class DISHandler(logging.Handler):
         Returns:
             Whether the record passed the guard and the filters.
         """
-        if record.name.startswith(IGNORED_LOGGER_PREFIXES) or _get_ident() in self._sending_threads:
+        name = record.name
+        if (
+            name in IGNORED_LOGGERS
+            or name.startswith(IGNORED_LOGGER_PREFIXES)
+            or _get_ident() in self._sending_threads
+        ):
             return False
         if self.filters:
             result = self.filter(record)
@@ -288,6 +295,9 @@ class DISHandler(logging.Handler):
             record: the record.
         """
         try:
+            if self._closed:  # checked again below, after formatting, for a close() racing this
+                self._refuse(self._lanes[0], "closed")
+                return
             if self._pid != _getpid():
                 self._after_fork()
             formatter = self.formatter or self._default_formatter

@@ -1,16 +1,80 @@
-"""Shared fixtures: a running DIS emulator, a ready stream, clean logging and environment."""
+"""Shared fixtures: a running DIS emulator, a ready stream, clean logging and environment, and the
+DIS protobuf messages built by the protobuf runtime."""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Iterator
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
 from dis_logging.emulator import DISEmulator
 
 ENV_PREFIXES = ("HUAWEICLOUD_SDK_", "DIS_LOGGING_")
+
+# (field number, field name, type, label, message type) of the proto2 messages in DIS-API.md
+# section 6; types and labels are FieldDescriptorProto's numbers (9 string, 12 bytes, 3 int64,
+# 5 int32, 11 message; 1 optional, 2 required, 3 repeated).
+_STRING, _BYTES, _INT64, _INT32, _MESSAGE = 9, 12, 3, 5, 11
+_OPTIONAL, _REQUIRED, _REPEATED = 1, 2, 3
+DIS_PROTO_MESSAGES: Dict[str, List[Tuple[int, str, int, int, str]]] = {
+    "PutRecordsRequest": [
+        (1, "streamName", _STRING, _REQUIRED, ""),
+        (30, "streamId", _STRING, _REQUIRED, ""),
+        (2, "records", _MESSAGE, _REPEATED, "PutRecordsRequestEntry"),
+    ],
+    "PutRecordsRequestEntry": [
+        (3, "data", _BYTES, _OPTIONAL, ""),
+        (4, "explicitHashKey", _STRING, _OPTIONAL, ""),
+        (5, "partitionKey", _STRING, _OPTIONAL, ""),
+        (6, "partitionId", _STRING, _OPTIONAL, ""),
+        (29, "timestamp", _INT64, _OPTIONAL, ""),
+    ],
+    "PutRecordsResult": [
+        (21, "failedRecordCount", _INT32, _REQUIRED, ""),
+        (22, "records", _MESSAGE, _REPEATED, "PutRecordsResultEntry"),
+    ],
+    "PutRecordsResultEntry": [
+        (23, "shardId", _STRING, _OPTIONAL, ""),
+        (24, "sequenceNumber", _STRING, _OPTIONAL, ""),
+        (25, "errorCode", _STRING, _OPTIONAL, ""),
+        (26, "errorMessage", _STRING, _OPTIONAL, ""),
+    ],
+    "GetRecordsResult": [
+        (14, "nextShardIterator", _STRING, _REQUIRED, ""),
+        (16, "records", _MESSAGE, _REPEATED, "Record"),
+    ],
+    "Record": [
+        (17, "partitionKey", _STRING, _OPTIONAL, ""),
+        (18, "sequenceNumber", _STRING, _REQUIRED, ""),
+        (19, "data", _BYTES, _OPTIONAL, ""),
+        (27, "timestamp", _INT64, _OPTIONAL, ""),
+        (28, "timestampType", _STRING, _OPTIONAL, ""),
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def proto_classes() -> Dict[str, Any]:
+    """Message classes of DIS-API.md section 6, built at run time by the protobuf runtime."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    file_proto = descriptor_pb2.FileDescriptorProto(
+        name="dis_test.proto", package="dis", syntax="proto2"
+    )
+    for name, fields in DIS_PROTO_MESSAGES.items():
+        message = file_proto.message_type.add(name=name)
+        for number, field_name, kind, label, type_name in fields:
+            field = message.field.add(name=field_name, number=number, type=kind, label=label)
+            if type_name:
+                field.type_name = f".dis.{type_name}"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file_proto)
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"dis.{name}"))
+        for name in DIS_PROTO_MESSAGES
+    }
 
 
 @pytest.fixture

@@ -454,3 +454,9 @@ def test_dis_logging_script_is_installed():
     script = os.path.join(os.path.dirname(sys.executable), "dis-logging")
     result = subprocess.run([script, "check", "--help"], capture_output=True, text=True, timeout=60)
     assert (0, True) == (result.returncode, result.stdout.startswith("usage: dis-logging check"))
+
+
+def test_demo_rejects_a_negative_show_count(capsys):
+    """`demo --show -1` is a usage error (exit 2) naming the bad value."""
+    code, _, err = run(capsys, "demo", "--show", "-1")
+    assert (2, True) == (code, "'-1'" in err)

@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from dis_logging import __version__
 from dis_logging.client import (
@@ -35,54 +34,6 @@ from dis_logging.errors import (
 )
 
 PROTOBUF_TYPE = "application/x-protobuf;charset=utf-8"
-
-
-def build_proto_classes() -> Dict[str, Any]:
-    """Message classes of DIS-API.md section 6, built from descriptors by the protobuf package."""
-    string, bytes_, int64, int32, message = 9, 12, 3, 5, 11
-    optional, required, repeated = 1, 2, 3
-    layout: Dict[str, List[Tuple[int, str, int, int, Optional[str]]]] = {
-        "PutRecordsRequest": [
-            (1, "streamName", string, required, None),
-            (30, "streamId", string, required, None),
-            (2, "records", message, repeated, ".dis.PutRecordsRequestEntry"),
-        ],
-        "PutRecordsRequestEntry": [
-            (3, "data", bytes_, optional, None),
-            (4, "explicitHashKey", string, optional, None),
-            (5, "partitionKey", string, optional, None),
-            (6, "partitionId", string, optional, None),
-            (29, "timestamp", int64, optional, None),
-        ],
-        "PutRecordsResult": [
-            (21, "failedRecordCount", int32, required, None),
-            (22, "records", message, repeated, ".dis.PutRecordsResultEntry"),
-        ],
-        "PutRecordsResultEntry": [
-            (23, "shardId", string, optional, None),
-            (24, "sequenceNumber", string, optional, None),
-            (25, "errorCode", string, optional, None),
-            (26, "errorMessage", string, optional, None),
-        ],
-    }
-    proto = descriptor_pb2.FileDescriptorProto(
-        name="dis_test.proto", package="dis", syntax="proto2"
-    )
-    for name, fields in layout.items():
-        message_type = proto.message_type.add(name=name)
-        for number, field_name, kind, label, type_name in fields:
-            field = message_type.field.add(name=field_name, number=number, type=kind, label=label)
-            if type_name:
-                field.type_name = type_name
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"dis.{name}"))
-        for name in layout
-    }
-
-
-PROTO = build_proto_classes()
 
 
 class ScriptedServer:
@@ -209,9 +160,9 @@ class TestEncoding:
             ],
         } == body
 
-    def test_protobuf_body_parses_with_the_protobuf_library(self):
+    def test_protobuf_body_parses_with_the_protobuf_library(self, proto_classes):
         """The hand-encoded PutRecordsRequest is what the protobuf library reads."""
-        message = PROTO["PutRecordsRequest"]()
+        message = proto_classes["PutRecordsRequest"]()
         message.ParseFromString(
             encode_put_records("s", ENTRIES, serialization="protobuf", partition_id="shardId-1")
         )
@@ -221,18 +172,18 @@ class TestEncoding:
             [(r.data, r.partitionKey, r.partitionId) for r in message.records],
         )
 
-    def test_protobuf_body_of_large_records_uses_multibyte_lengths(self):
+    def test_protobuf_body_of_large_records_uses_multibyte_lengths(self, proto_classes):
         """Records above 127 and 16383 bytes round-trip through the protobuf library."""
         entries = [(b"x" * 200, None), (b"y" * 20000, "k")]
-        message = PROTO["PutRecordsRequest"]()
+        message = proto_classes["PutRecordsRequest"]()
         message.ParseFromString(encode_put_records("s", entries, serialization="protobuf"))
         assert [(d, k or "") for d, k in entries] == [
             (r.data, r.partitionKey) for r in message.records
         ]
 
-    def test_protobuf_result_from_the_library_is_decoded(self):
+    def test_protobuf_result_from_the_library_is_decoded(self, proto_classes):
         """A PutRecordsResult serialized by the protobuf library decodes entry by entry."""
-        message = PROTO["PutRecordsResult"](failedRecordCount=1)
+        message = proto_classes["PutRecordsResult"](failedRecordCount=1)
         message.records.add(shardId="shardId-0000000001", sequenceNumber="7")
         message.records.add(errorCode="DIS.4303", errorMessage="slow down \u2603")
         assert (
@@ -243,9 +194,9 @@ class TestEncoding:
             ),
         ) == decode_put_records_result(message.SerializeToString(), "protobuf")
 
-    def test_protobuf_result_entries_of_any_shape_are_decoded(self):
+    def test_protobuf_result_entries_of_any_shape_are_decoded(self, proto_classes):
         """Long messages, reordered and unknown fields in a result entry still decode."""
-        message = PROTO["PutRecordsResult"](failedRecordCount=1)
+        message = proto_classes["PutRecordsResult"](failedRecordCount=1)
         message.records.add(errorMessage="m" * 300, errorCode="DIS.5250")
         entry = message.records.add(sequenceNumber="9", shardId="shardId-0000000000")
         body = message.SerializeToString()
@@ -322,6 +273,16 @@ class TestConstruction:
         with pytest.raises(ConfigError) as info:
             DISClient(endpoint, "pid", token="t")
         assert "endpoint" == info.value.field
+
+    @pytest.mark.parametrize(
+        "endpoint",
+        ["ftp://user:HIDDEN-PW@host", "https://user:HIDDEN-PW@host:notaport", "u:HIDDEN-PW@host"],
+    )
+    def test_endpoint_errors_do_not_echo_a_password(self, endpoint):
+        """A malformed endpoint carrying user:password is rejected without showing the password."""
+        with pytest.raises(ConfigError) as info:
+            DISClient(endpoint, "pid", token="t")
+        assert ("endpoint", False) == (info.value.field, "HIDDEN-PW" in str(info.value))
 
     @pytest.mark.parametrize(
         ("kwargs", "field"),
@@ -778,9 +739,9 @@ class TestScriptedReplies:
             headers["Content-Type"],
         )
 
-    def test_protobuf_requests_say_so_in_content_type(self, scripted):
+    def test_protobuf_requests_say_so_in_content_type(self, scripted, proto_classes):
         """The protobuf variant is selected by its Content-Type."""
-        reply = PROTO["PutRecordsResult"](failedRecordCount=0)
+        reply = proto_classes["PutRecordsResult"](failedRecordCount=0)
         reply.records.add(shardId="shardId-0000000000", sequenceNumber="0")
         scripted.reply(200, reply.SerializeToString(), {"Content-Type": PROTOBUF_TYPE})
         with self.client(scripted, serialization="protobuf") as client:

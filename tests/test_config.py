@@ -341,6 +341,16 @@ class TestCredentials:
             build(sk="TOPSECRET", endpoint="ftp://x")
         assert "TOPSECRET" not in str(info.value)
 
+    @pytest.mark.parametrize(
+        "endpoint",
+        ["ftp://user:HIDDEN-PW@host", "https://user:HIDDEN-PW@host?x=1", "u:HIDDEN-PW@host"],
+    )
+    def test_endpoint_errors_do_not_echo_a_password(self, endpoint):
+        """A malformed endpoint carrying user:password is rejected without showing the password."""
+        with pytest.raises(ConfigError) as info:
+            build(endpoint=endpoint)
+        assert ("endpoint", False) == (info.value.field, "HIDDEN-PW" in str(info.value))
+
 
 class TestResolveConnection:
     def test_cli_style_call(self):

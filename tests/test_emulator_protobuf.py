@@ -2,73 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
-
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from dis_logging.emulator import protobuf as pb
 
-F = descriptor_pb2.FieldDescriptorProto
-MESSAGES: Dict[str, List[Tuple[int, str, int, int, str]]] = {
-    # name: [(number, field name, type, label, message type name)]
-    "PutRecordsRequest": [
-        (1, "streamName", F.TYPE_STRING, F.LABEL_REQUIRED, ""),
-        (30, "streamId", F.TYPE_STRING, F.LABEL_REQUIRED, ""),
-        (2, "records", F.TYPE_MESSAGE, F.LABEL_REPEATED, "PutRecordsRequestEntry"),
-    ],
-    "PutRecordsRequestEntry": [
-        (3, "data", F.TYPE_BYTES, F.LABEL_OPTIONAL, ""),
-        (4, "explicitHashKey", F.TYPE_STRING, F.LABEL_OPTIONAL, ""),
-        (5, "partitionKey", F.TYPE_STRING, F.LABEL_OPTIONAL, ""),
-        (6, "partitionId", F.TYPE_STRING, F.LABEL_OPTIONAL, ""),
-        (29, "timestamp", F.TYPE_INT64, F.LABEL_OPTIONAL, ""),
-    ],
-    "PutRecordsResult": [
-        (21, "failedRecordCount", F.TYPE_INT32, F.LABEL_REQUIRED, ""),
-        (22, "records", F.TYPE_MESSAGE, F.LABEL_REPEATED, "PutRecordsResultEntry"),
-    ],
-    "PutRecordsResultEntry": [
-        (23, "shardId", F.TYPE_STRING, F.LABEL_OPTIONAL, ""),
-        (24, "sequenceNumber", F.TYPE_STRING, F.LABEL_OPTIONAL, ""),
-        (25, "errorCode", F.TYPE_STRING, F.LABEL_OPTIONAL, ""),
-        (26, "errorMessage", F.TYPE_STRING, F.LABEL_OPTIONAL, ""),
-    ],
-    "GetRecordsResult": [
-        (14, "nextShardIterator", F.TYPE_STRING, F.LABEL_REQUIRED, ""),
-        (16, "records", F.TYPE_MESSAGE, F.LABEL_REPEATED, "Record"),
-    ],
-    "Record": [
-        (17, "partitionKey", F.TYPE_STRING, F.LABEL_OPTIONAL, ""),
-        (18, "sequenceNumber", F.TYPE_STRING, F.LABEL_REQUIRED, ""),
-        (19, "data", F.TYPE_BYTES, F.LABEL_OPTIONAL, ""),
-        (27, "timestamp", F.TYPE_INT64, F.LABEL_OPTIONAL, ""),
-        (28, "timestampType", F.TYPE_STRING, F.LABEL_OPTIONAL, ""),
-    ],
-}
-
-
-@pytest.fixture(scope="module")
-def classes() -> Dict[str, Any]:
-    """Message classes built at run time from the section 6 field table."""
-    file_proto = descriptor_pb2.FileDescriptorProto(name="dis_emulator_test.proto", syntax="proto2")
-    for name, fields in MESSAGES.items():
-        message = file_proto.message_type.add(name=name)
-        for number, field_name, kind, label, type_name in fields:
-            field = message.field.add(name=field_name, number=number, type=kind, label=label)
-            if type_name:
-                field.type_name = "." + type_name
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file_proto)
-    return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(name)) for name in MESSAGES
-    }
-
 
 class TestCodec:
-    def test_put_request_decodes_runtime_encoding(self, classes):
+    def test_put_request_decodes_runtime_encoding(self, proto_classes):
         """A PutRecordsRequest encoded by the protobuf runtime decodes to the same entries."""
-        request = classes["PutRecordsRequest"](streamName="s", streamId="id-1")
+        request = proto_classes["PutRecordsRequest"](streamName="s", streamId="id-1")
         request.records.add(data=b"\x00\xff", partitionKey="k1", timestamp=-5)
         request.records.add(data=b"", partitionId="shardId-0000000001", explicitHashKey="42")
         assert (
@@ -80,12 +22,12 @@ class TestCodec:
             ],
         ) == pb.decode_put_records_request(request.SerializeToString())
 
-    def test_put_request_encoding_parses_in_runtime(self, classes):
+    def test_put_request_encoding_parses_in_runtime(self, proto_classes):
         """The codec's PutRecordsRequest parses in the protobuf runtime."""
         data = pb.encode_put_records_request(
             "s", [pb.PutEntry(b"abc", partition_key="ключ", timestamp=2**40)], stream_id=""
         )
-        parsed = classes["PutRecordsRequest"].FromString(data)
+        parsed = proto_classes["PutRecordsRequest"].FromString(data)
         assert ("s", b"abc", "ключ", 2**40) == (
             parsed.streamName,
             parsed.records[0].data,
@@ -93,9 +35,9 @@ class TestCodec:
             parsed.records[0].timestamp,
         )
 
-    def test_put_result_matches_runtime_bytes(self, classes):
+    def test_put_result_matches_runtime_bytes(self, proto_classes):
         """A PutRecordsResult encodes to the same bytes as the protobuf runtime's."""
-        expected = classes["PutRecordsResult"](failedRecordCount=1)
+        expected = proto_classes["PutRecordsResult"](failedRecordCount=1)
         expected.records.add(shardId="shardId-0000000000", sequenceNumber="7")
         expected.records.add(errorCode="DIS.4303", errorMessage="throttled")
         ours = pb.encode_put_records_result(
@@ -107,9 +49,9 @@ class TestCodec:
         )
         assert expected.SerializeToString() == ours
 
-    def test_get_result_matches_runtime_bytes(self, classes):
+    def test_get_result_matches_runtime_bytes(self, proto_classes):
         """A GetRecordsResult encodes to the same bytes as the protobuf runtime's."""
-        expected = classes["GetRecordsResult"](nextShardIterator="cursor==")
+        expected = proto_classes["GetRecordsResult"](nextShardIterator="cursor==")
         expected.records.add(
             partitionKey="k",
             sequenceNumber="0",
@@ -134,7 +76,7 @@ class TestCodec:
             pb.encode_get_records_result("c", records)
         )
 
-    def test_unknown_fields_are_skipped(self, classes):
+    def test_unknown_fields_are_skipped(self, proto_classes):
         """Fields the codec does not know (any wire type) are skipped."""
         data = (
             pb.field_string(1, "s")

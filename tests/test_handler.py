@@ -497,7 +497,7 @@ class TestGuards:
             for i in range(20):
                 logging.getLogger("app.loop").info("app %d", i)
             assert handler.flush(timeout=10)
-            time.sleep(0.3)  # give a feedback loop time to show itself
+            # Anything the first flush's own HTTP traffic logged would be queued now; send it.
             handler.flush(timeout=5)
         finally:
             root.removeHandler(handler)
@@ -507,13 +507,29 @@ class TestGuards:
         )
         assert {"app.loop": 20} == dict(loggers)
 
-    def test_records_from_library_loggers_are_ignored(self, emulator, stream, make_handler):
-        """Records of dis_logging, requests and urllib3 loggers are never emitted."""
+    @pytest.mark.parametrize(
+        "name", ["dis_logging", "dis_logging.client", "requests.adapters", "urllib3.connectionpool"]
+    )
+    def test_records_from_library_loggers_are_ignored(self, make_handler, name):
+        """Records of the dis_logging, requests and urllib3 loggers are never emitted."""
         handler = make_handler()
-        for name in ("dis_logging.client", "requests.adapters", "urllib3.connectionpool"):
-            record = logging.LogRecord(name, logging.ERROR, "p", 1, "internal", (), None)
-            assert not handler.handle(record)
-        assert 0 == handler.stats.emitted
+        record = logging.LogRecord(name, logging.ERROR, "p", 1, "internal", (), None)
+        assert (False, 0) == (handler.handle(record), handler.stats.emitted)
+
+    @pytest.mark.parametrize("name", ["requests_app", "urllib3x.worker", "dis_logging_demo"])
+    def test_lookalike_logger_names_are_shipped(self, make_handler, name):
+        """A logger whose name merely starts with a library's name is the application's own."""
+        handler = make_handler()
+        record = logging.LogRecord(name, logging.ERROR, "p", 1, "mine", (), None)
+        assert (True, 1) == (handler.handle(record), handler.stats.emitted)
+
+    def test_emit_after_close_counts_a_drop(self, make_handler):
+        """A record emitted after close() is dropped, counted, and never raises."""
+        handler = plain(make_handler())
+        handler.close()
+        logger_for(handler).info("late")
+        stats = handler.stats
+        assert (1, 1, 0) == (stats.emitted, stats.dropped, stats.queued)
 
     def test_secrets_never_leak(self, emulator, stream, make_handler, capfd):
         """No password, token or SK shows in output, stats, errors or reprs, even on failures."""

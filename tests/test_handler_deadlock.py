@@ -59,6 +59,17 @@ def wait_in_flight(handler: DISHandler, timeout: float = 5.0) -> None:
         time.sleep(0.005)
 
 
+def start_slow_sends(emulator, stream, count, message="r%d") -> DISHandler:
+    """Configure logging with slow PutRecords replies, log ``count`` records, wait for a send."""
+    emulator.set_delay(DELAY, "PutRecords")
+    logging.config.dictConfig(full_config(emulator, stream))
+    handler = dis_handler()
+    for i in range(count):
+        logging.getLogger("app").info(message, i)
+    wait_in_flight(handler)
+    return handler
+
+
 @pytest.fixture
 def reset_logging():
     yield
@@ -73,12 +84,7 @@ def reset_logging():
 class TestReconfiguration:
     def test_dict_config_while_a_send_is_in_flight(self, emulator, stream, reset_logging):
         """dictConfig replacing the handler mid-send returns promptly and every record arrives."""
-        emulator.set_delay(DELAY, "PutRecords")
-        logging.config.dictConfig(full_config(emulator, stream))
-        handler = dis_handler()
-        for i in range(100):
-            logging.getLogger("app").info("r%d", i)
-        wait_in_flight(handler)
+        start_slow_sends(emulator, stream, 100)
         start = time.monotonic()
         logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
         assert time.monotonic() - start < CLOSE_TIMEOUT
@@ -86,12 +92,7 @@ class TestReconfiguration:
 
     def test_django_style_double_configuration(self, emulator, stream, reset_logging):
         """Configuring twice (as Django does) with a send in flight loses nothing and ends."""
-        emulator.set_delay(DELAY, "PutRecords")
-        logging.config.dictConfig(full_config(emulator, stream))
-        first = dis_handler()
-        for i in range(50):
-            logging.getLogger("app").info("first %d", i)
-        wait_in_flight(first)
+        first = start_slow_sends(emulator, stream, 50, "first %d")
         start = time.monotonic()
         logging.config.dictConfig(full_config(emulator, stream))
         assert time.monotonic() - start < CLOSE_TIMEOUT
@@ -105,12 +106,7 @@ class TestReconfiguration:
 
     def test_flush_while_holding_the_logging_lock(self, emulator, stream, reset_logging):
         """flush() under logging's module lock does not wait for the in-flight send."""
-        emulator.set_delay(DELAY, "PutRecords")
-        logging.config.dictConfig(full_config(emulator, stream))
-        handler = dis_handler()
-        for i in range(30):
-            logging.getLogger("app").info("r%d", i)
-        wait_in_flight(handler)
+        handler = start_slow_sends(emulator, stream, 30)
         start = time.monotonic()
         with logging._lock:  # type: ignore[attr-defined]  # what dictConfig holds
             # urllib3's isEnabledFor now needs the lock
@@ -122,12 +118,7 @@ class TestReconfiguration:
 
     def test_logging_shutdown_with_a_send_in_flight(self, emulator, stream, reset_logging):
         """logging.shutdown flushes and closes within close_timeout and delivers everything."""
-        emulator.set_delay(DELAY, "PutRecords")
-        logging.config.dictConfig(full_config(emulator, stream))
-        handler = dis_handler()
-        for i in range(60):
-            logging.getLogger("app").info("r%d", i)
-        wait_in_flight(handler)
+        handler = start_slow_sends(emulator, stream, 60)
         start = time.monotonic()
         logging.shutdown([weakref.ref(handler)])
         assert time.monotonic() - start < CLOSE_TIMEOUT + 0.5

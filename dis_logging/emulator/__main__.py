@@ -9,7 +9,11 @@ from dis_logging.emulator.cli import add_arguments, run
 
 
 def main() -> int:
-    """Parse the command line and run the emulator; returns the exit code."""
+    """Parse the command line and run the emulator until it is stopped.
+
+    Returns:
+        The exit code of :func:`dis_logging.emulator.cli.run`: 0 after a stop, 1 on a start error.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m dis_logging.emulator",
         description="Run a local Huawei Cloud DIS + IAM emulator for development and tests.",

@@ -14,6 +14,7 @@ import threading
 from types import FrameType
 from typing import Any, Callable, Final, Iterator, List, Optional, TextIO, Tuple, Union
 
+from dis_logging._argtypes import fraction, non_negative_float
 from dis_logging.emulator.server import (
     DEFAULT_AK,
     DEFAULT_DOMAIN_NAME,
@@ -36,7 +37,13 @@ _SignalHandler = Union[Callable[[int, Optional[FrameType]], Any], int, None]
 
 
 def parse_stream(text: str) -> StreamSpec:
-    """Parse ``NAME[:PARTITIONS[:TYPE]]`` into (name, partitions, stream type).
+    """Parse a ``--stream`` value, ``NAME[:PARTITIONS[:TYPE]]``.
+
+    Args:
+        text: The value; PARTITIONS defaults to 1 and TYPE to ``COMMON`` (case-insensitive).
+
+    Returns:
+        (name, partitions, stream type), the type upper-case.
 
     Raises:
         argparse.ArgumentTypeError: When the partition count or type is invalid.
@@ -53,26 +60,6 @@ def parse_stream(text: str) -> StreamSpec:
             f"expected NAME[:PARTITIONS[:COMMON|ADVANCED]] with PARTITIONS >= 1, got {text!r}"
         )
     return name, count, stream_type
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within [0, 1]: {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,24 +89,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--token-ttl",
-        type=_seconds,
+        type=non_negative_float,
         default=DEFAULT_TOKEN_TTL,
         help="lifetime of issued tokens in seconds (default 86400)",
     )
     parser.add_argument(
         "--fail-rate",
-        type=_fraction,
+        type=fraction,
         default=0.0,
         help="fraction of PutRecords requests answered 500 DIS.5000 (default 0)",
     )
     parser.add_argument(
         "--record-fail-fraction",
-        type=_fraction,
+        type=fraction,
         default=0.0,
         help="fraction of records failed with per-record DIS.4303 (default 0)",
     )
     parser.add_argument(
-        "--delay", type=_seconds, default=0.0, help="seconds to delay every reply (default 0)"
+        "--delay",
+        type=non_negative_float,
+        default=0.0,
+        help="seconds to delay every reply (default 0)",
     )
     parser.add_argument(
         "--rate-limits",
@@ -128,13 +118,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault generators")
     parser.add_argument(
-        "--duration", type=_seconds, default=None, help="stop after this many seconds"
+        "--duration", type=non_negative_float, default=None, help="stop after this many seconds"
     )
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
 
 
 def build(args: argparse.Namespace) -> DISEmulator:
-    """Return a configured, not yet started emulator for parsed ``args``."""
+    """Return a configured, not yet started emulator.
+
+    Args:
+        args: Options from a parser that :func:`add_arguments` prepared.
+
+    Returns:
+        The emulator, with the host, port, credentials, token lifetime, seed and verbosity given.
+    """
     return DISEmulator(
         args.host,
         args.port,
@@ -152,7 +149,18 @@ def build(args: argparse.Namespace) -> DISEmulator:
 
 
 def describe(emu: DISEmulator, streams: List[StreamSpec]) -> str:
-    """Return the start-up banner: URL, dev credentials, streams and matching environment."""
+    """Return the start-up banner: URL, dev credentials, streams and matching environment.
+
+    The banner shows the emulator's fixed development credentials on purpose: they are what
+    local clients must be configured with, and they grant nothing outside the emulator.
+
+    Args:
+        emu: The started emulator.
+        streams: The streams created at start, as :func:`parse_stream` returns them.
+
+    Returns:
+        The banner lines joined by newlines, without a trailing one.
+    """
     lines = [
         f"DIS emulator listening on {emu.url} (IAM and DIS)",
         f"  project id   {emu.project_id}",
@@ -174,7 +182,13 @@ def describe(emu: DISEmulator, streams: List[StreamSpec]) -> str:
 
 
 def start(args: argparse.Namespace) -> DISEmulator:
-    """Build, start and script an emulator from parsed ``args`` (streams and fault flags applied).
+    """Build, start and script an emulator (streams and fault flags applied).
+
+    Args:
+        args: Options from a parser that :func:`add_arguments` prepared.
+
+    Returns:
+        The running emulator; the caller stops it.
 
     Raises:
         OSError: When the port cannot be bound.

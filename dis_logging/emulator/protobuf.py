@@ -2,76 +2,45 @@
 
 Only what the emulator needs: decode ``PutRecordsRequest``, encode ``PutRecordsResult`` and
 ``GetRecordsResult``, plus the inverse directions so tests can build requests and read replies
-without generated code. Unknown fields are skipped, as proto2 requires.
+without generated code. Unknown fields are skipped, as proto2 requires. The wire primitives
+(varints, keys, the field splitter) come from ``dis_logging._protobuf_wire``, which holds no DIS
+message layout: the field numbers here are the emulator's own reading of section 6.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Final, Iterable, List, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple
 
-VARINT: Final = 0
-FIXED64: Final = 1
-LENGTH_DELIMITED: Final = 2
-FIXED32: Final = 5
+from dis_logging._protobuf_wire import (
+    DecodeError,
+    FieldValue,
+    encode_varint,
+    field_bytes,
+    field_int,
+    field_string,
+    split_fields,
+    to_int64,
+)
 
-_UINT64: Final = 1 << 64
-_INT64_SIGN: Final = 1 << 63
-
-FieldValue = Union[int, bytes]
-
-
-class DecodeError(ValueError):
-    """The bytes are not a valid encoding of the expected message."""
-
-
-def encode_varint(value: int) -> bytes:
-    """Encode an integer as a base-128 varint; negative values use 64-bit two's complement."""
-    value &= _UINT64 - 1
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> Tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= len(data):
-            raise DecodeError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 70:
-            raise DecodeError("varint longer than 10 bytes")
-
-
-def _key(number: int, wire_type: int) -> bytes:
-    return encode_varint(number << 3 | wire_type)
-
-
-def field_bytes(number: int, value: bytes) -> bytes:
-    """Encode a length-delimited field (bytes, string or embedded message)."""
-    return _key(number, LENGTH_DELIMITED) + encode_varint(len(value)) + value
-
-
-def field_string(number: int, value: str) -> bytes:
-    """Encode a string field as UTF-8."""
-    return field_bytes(number, value.encode("utf-8"))
-
-
-def field_int(number: int, value: int) -> bytes:
-    """Encode an int32/int64/bool varint field."""
-    return _key(number, VARINT) + encode_varint(value)
+__all__ = [
+    "DecodeError",
+    "FieldValue",
+    "ProtoRecord",
+    "PutEntry",
+    "ResultEntry",
+    "decode_get_records_result",
+    "decode_put_records_request",
+    "decode_put_records_result",
+    "encode_get_records_result",
+    "encode_put_records_request",
+    "encode_put_records_result",
+    "encode_varint",
+    "field_bytes",
+    "field_int",
+    "field_string",
+    "parse_fields",
+]
 
 
 def parse_fields(data: bytes) -> Dict[int, List[FieldValue]]:
@@ -88,34 +57,7 @@ def parse_fields(data: bytes) -> Dict[int, List[FieldValue]]:
         DecodeError: On truncated or malformed input.
     """
     fields: Dict[int, List[FieldValue]] = {}
-    pos = 0
-    size = len(data)
-    while pos < size:
-        key, pos = _read_varint(data, pos)
-        number, wire_type = key >> 3, key & 7
-        if number == 0:
-            raise DecodeError("field number 0")
-        value: FieldValue
-        if wire_type == VARINT:
-            value, pos = _read_varint(data, pos)
-        elif wire_type == LENGTH_DELIMITED:
-            length, pos = _read_varint(data, pos)
-            if pos + length > size:
-                raise DecodeError("truncated length-delimited field")
-            value = data[pos : pos + length]
-            pos += length
-        elif wire_type == FIXED64:
-            if pos + 8 > size:
-                raise DecodeError("truncated fixed64 field")
-            value = int.from_bytes(data[pos : pos + 8], "little")
-            pos += 8
-        elif wire_type == FIXED32:
-            if pos + 4 > size:
-                raise DecodeError("truncated fixed32 field")
-            value = int.from_bytes(data[pos : pos + 4], "little")
-            pos += 4
-        else:
-            raise DecodeError(f"unsupported wire type {wire_type}")
+    for number, value in split_fields(data):
         fields.setdefault(number, []).append(value)
     return fields
 
@@ -130,7 +72,7 @@ def _get_bytes(fields: Dict[int, List[FieldValue]], number: int) -> Optional[byt
     if value is None:
         return None
     if not isinstance(value, bytes):
-        raise DecodeError(f"field {number} must be length-delimited")
+        raise DecodeError(f"protobuf field {number} must be length-delimited")
     return value
 
 
@@ -141,7 +83,7 @@ def _get_string(fields: Dict[int, List[FieldValue]], number: int) -> Optional[st
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
-        raise DecodeError(f"field {number} is not valid UTF-8") from None
+        raise DecodeError(f"protobuf field {number} is not valid UTF-8") from None
 
 
 def _get_int64(fields: Dict[int, List[FieldValue]], number: int) -> Optional[int]:
@@ -149,16 +91,19 @@ def _get_int64(fields: Dict[int, List[FieldValue]], number: int) -> Optional[int
     if value is None:
         return None
     if not isinstance(value, int):
-        raise DecodeError(f"field {number} must be a varint")
-    return value - _UINT64 if value & _INT64_SIGN else value
+        raise DecodeError(f"protobuf field {number} must be a varint")
+    return to_int64(value)
 
 
-def _messages(fields: Dict[int, List[FieldValue]], number: int) -> List[bytes]:
-    out: List[bytes] = []
+def _messages(
+    fields: Dict[int, List[FieldValue]], number: int
+) -> List[Dict[int, List[FieldValue]]]:
+    """Return the embedded messages of repeated field ``number``, each split into its fields."""
+    out: List[Dict[int, List[FieldValue]]] = []
     for value in fields.get(number, []):
         if not isinstance(value, bytes):
-            raise DecodeError(f"field {number} must be length-delimited")
-        out.append(value)
+            raise DecodeError(f"protobuf field {number} must be length-delimited")
+        out.append(parse_fields(value))
     return out
 
 
@@ -197,7 +142,16 @@ class ProtoRecord:
 def encode_put_records_request(
     stream_name: str, entries: Iterable[PutEntry], stream_id: str = ""
 ) -> bytes:
-    """Encode a ``PutRecordsRequest`` (what a producer sends)."""
+    """Encode a ``PutRecordsRequest`` (what a producer sends).
+
+    Args:
+        stream_name: The stream to write to.
+        entries: The records, in order.
+        stream_id: The stream id; default ``""`` (the field is required, so it is always sent).
+
+    Returns:
+        The message bytes.
+    """
     out = bytearray(field_string(1, stream_name))
     out += field_string(30, stream_id)
     for entry in entries:
@@ -217,6 +171,9 @@ def encode_put_records_request(
 def decode_put_records_request(data: bytes) -> Tuple[str, str, List[PutEntry]]:
     """Decode a ``PutRecordsRequest``.
 
+    Args:
+        data: The message bytes.
+
     Returns:
         (stream name, stream id, entries); missing strings come back as ``""``.
 
@@ -224,23 +181,29 @@ def decode_put_records_request(data: bytes) -> Tuple[str, str, List[PutEntry]]:
         DecodeError: On malformed input.
     """
     fields = parse_fields(data)
-    entries = []
-    for raw in _messages(fields, 2):
-        sub = parse_fields(raw)
-        entries.append(
-            PutEntry(
-                data=_get_bytes(sub, 3) or b"",
-                explicit_hash_key=_get_string(sub, 4),
-                partition_key=_get_string(sub, 5),
-                partition_id=_get_string(sub, 6),
-                timestamp=_get_int64(sub, 29),
-            )
+    entries = [
+        PutEntry(
+            data=_get_bytes(sub, 3) or b"",
+            explicit_hash_key=_get_string(sub, 4),
+            partition_key=_get_string(sub, 5),
+            partition_id=_get_string(sub, 6),
+            timestamp=_get_int64(sub, 29),
         )
+        for sub in _messages(fields, 2)
+    ]
     return _get_string(fields, 1) or "", _get_string(fields, 30) or "", entries
 
 
 def encode_put_records_result(failed_record_count: int, entries: Iterable[ResultEntry]) -> bytes:
-    """Encode a ``PutRecordsResult``."""
+    """Encode a ``PutRecordsResult``.
+
+    Args:
+        failed_record_count: How many entries carry an error code.
+        entries: One result per record of the request, in order.
+
+    Returns:
+        The message bytes.
+    """
     out = bytearray(field_int(21, failed_record_count))
     for entry in entries:
         body = bytearray()
@@ -257,24 +220,40 @@ def encode_put_records_result(failed_record_count: int, entries: Iterable[Result
 
 
 def decode_put_records_result(data: bytes) -> Tuple[int, List[ResultEntry]]:
-    """Decode a ``PutRecordsResult`` into (failed record count, entries)."""
+    """Decode a ``PutRecordsResult``.
+
+    Args:
+        data: The message bytes.
+
+    Returns:
+        (failed record count, entries); a missing count comes back as 0.
+
+    Raises:
+        DecodeError: On malformed input.
+    """
     fields = parse_fields(data)
-    entries = []
-    for raw in _messages(fields, 22):
-        sub = parse_fields(raw)
-        entries.append(
-            ResultEntry(
-                partition_id=_get_string(sub, 23),
-                sequence_number=_get_string(sub, 24),
-                error_code=_get_string(sub, 25),
-                error_message=_get_string(sub, 26),
-            )
+    entries = [
+        ResultEntry(
+            partition_id=_get_string(sub, 23),
+            sequence_number=_get_string(sub, 24),
+            error_code=_get_string(sub, 25),
+            error_message=_get_string(sub, 26),
         )
+        for sub in _messages(fields, 22)
+    ]
     return _get_int64(fields, 21) or 0, entries
 
 
 def encode_get_records_result(next_cursor: str, records: Iterable[ProtoRecord]) -> bytes:
-    """Encode a ``GetRecordsResult``."""
+    """Encode a ``GetRecordsResult``.
+
+    Args:
+        next_cursor: The cursor for the next GetRecords call.
+        records: The records read, oldest first.
+
+    Returns:
+        The message bytes.
+    """
     out = bytearray(field_string(14, next_cursor))
     for record in records:
         body = bytearray()
@@ -291,18 +270,26 @@ def encode_get_records_result(next_cursor: str, records: Iterable[ProtoRecord]) 
 
 
 def decode_get_records_result(data: bytes) -> Tuple[str, List[ProtoRecord]]:
-    """Decode a ``GetRecordsResult`` into (next cursor, records)."""
+    """Decode a ``GetRecordsResult``.
+
+    Args:
+        data: The message bytes.
+
+    Returns:
+        (next cursor, records); a missing cursor comes back as ``""``.
+
+    Raises:
+        DecodeError: On malformed input.
+    """
     fields = parse_fields(data)
-    records = []
-    for raw in _messages(fields, 16):
-        sub = parse_fields(raw)
-        records.append(
-            ProtoRecord(
-                sequence_number=_get_string(sub, 18) or "",
-                data=_get_bytes(sub, 19) or b"",
-                partition_key=_get_string(sub, 17),
-                timestamp=_get_int64(sub, 27),
-                timestamp_type=_get_string(sub, 28),
-            )
+    records = [
+        ProtoRecord(
+            sequence_number=_get_string(sub, 18) or "",
+            data=_get_bytes(sub, 19) or b"",
+            partition_key=_get_string(sub, 17),
+            timestamp=_get_int64(sub, 27),
+            timestamp_type=_get_string(sub, 28),
         )
+        for sub in _messages(fields, 16)
+    ]
     return _get_string(fields, 14) or "", records

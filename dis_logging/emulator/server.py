@@ -251,6 +251,9 @@ class DISEmulator:
     def delete_stream(self, name: str) -> None:
         """Delete a stream and its records.
 
+        Args:
+            name: The stream name.
+
         Raises:
             KeyError: When no stream has that name.
         """
@@ -260,11 +263,21 @@ class DISEmulator:
             raise KeyError(f"no stream named {name!r} in the emulator") from None
 
     def stream_names(self) -> List[str]:
-        """Return the names of every stream, sorted."""
+        """Return the names of every stream.
+
+        Returns:
+            The names, sorted.
+        """
         return self._service.store.names()
 
     def records(self, stream: str) -> List[StoredRecord]:
         """Return every stored record of ``stream``, by partition index then sequence number.
+
+        Args:
+            stream: The stream name.
+
+        Returns:
+            A snapshot list; records stored later do not appear in it.
 
         Raises:
             KeyError: When no stream has that name.
@@ -292,6 +305,9 @@ class DISEmulator:
 
         Args:
             ttl: Lifetime in seconds; None uses :attr:`token_ttl`.
+
+        Returns:
+            The token, accepted as ``X-Auth-Token`` for :attr:`project_id` until it expires.
         """
         token, _ = self._service.tokens.issue(
             self.token_ttl if ttl is None else ttl, self.project_id

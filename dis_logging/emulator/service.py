@@ -673,6 +673,7 @@ class Service:
         """
         operation = "Unknown"
         reply: Optional[Reply]
+        dropping = False
         try:
             operation, handler, project = self.route(request.method, request.path)
             if operation != "CreateToken":
@@ -687,7 +688,7 @@ class Service:
             if delay:
                 self.stopping.wait(delay)
             if self.faults.take_drop(operation):
-                drop()
+                dropping = True
                 reply = None
             else:
                 failure = self.faults.take_failure(operation)
@@ -716,6 +717,10 @@ class Service:
                 time=time.time(),
             )
         )
+        if dropping:
+            # Log first, then drop: the client sees the reset only once the entry is recorded,
+            # so a test reading the log after its retry finds the dropped request in order.
+            drop()
         return reply
 
 
