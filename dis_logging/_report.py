@@ -12,14 +12,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Callable, Dict, Hashable, Iterable, Optional, Protocol, Tuple
+from typing import Callable, Dict, Final, Hashable, Iterable, Optional, Protocol, Tuple
 
 __all__ = ["DiagnosticSink", "Reporter", "ReporterLike", "error_key", "redact"]
 
 #: seconds during which repeats of one kind of problem are counted instead of written.
-DEFAULT_INTERVAL: float = 60.0
+DEFAULT_INTERVAL: Final[float] = 60.0
 #: every line starts with this, so it can be grepped for in a service's stderr.
-PREFIX = "dis-logging: "
+PREFIX: Final = "dis-logging: "
 
 DiagnosticSink = Callable[[str], None]
 
@@ -28,7 +28,15 @@ class ReporterLike(Protocol):
     """What the flusher and the handler need from a diagnostics channel."""
 
     def report(self, key: Hashable, message: str) -> bool:
-        """Write ``message`` unless a message with the same key was written within the window."""
+        """Write ``message`` unless a message with the same key was written within the window.
+
+        Args:
+            key: identifies the kind of problem; messages with equal keys are rate-limited together.
+            message: one line of text.
+
+        Returns:
+            ``True`` when the line was written, ``False`` when it was held back as a repeat.
+        """
         ...  # pragma: no cover - protocol
 
 
@@ -70,9 +78,13 @@ class Reporter:
             ``None`` (the default) to write to :data:`sys.stderr` as it is at the time of writing.
             A sink that raises is bypassed for that line, which then goes to stderr.
         interval: seconds during which further messages with the same key are only counted;
-            default 60. ``0`` writes every message.
-        secrets: strings to mask as ``***`` in every line, in case one slipped into an error text.
+            default :data:`DEFAULT_INTERVAL` (60.0). ``0`` writes every message.
+        secrets: strings to mask as ``***`` in every line, in case one slipped into an error text;
+            default none. Empty strings are ignored.
         clock: monotonic time source in seconds; default :func:`time.monotonic`.
+
+    Attributes:
+        lost_lines: how many lines could be written neither to the sink nor to stderr.
     """
 
     def __init__(
@@ -102,7 +114,8 @@ class Reporter:
 
         Args:
             key: what makes two messages "the same problem", usually :func:`error_key`.
-            message: one line of text, without secrets (they are masked anyway).
+            message: one line of text, without secrets (they are masked anyway). When earlier
+                repeats were held back, their count is appended.
 
         Returns:
             ``True`` when the line was written, ``False`` when it was counted as a repeat.
@@ -129,6 +142,7 @@ class Reporter:
         self._write(redact(PREFIX + message, self._secrets))
 
     def _write(self, line: str) -> None:
+        """Send ``line`` to the sink, falling back to stderr, and count it as lost if both fail."""
         if self._sink is not None:
             try:
                 self._sink(line)

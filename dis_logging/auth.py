@@ -48,15 +48,17 @@ __all__ = [
     "parse_iam_token_reply",
 ]
 
-#: Signature algorithm of the v3 SDKs and of the dedicated DIS SDK's plain form (DIS-API.md 10, 11).
+#: Signature algorithm of the v3 SDKs and of the dedicated DIS SDK's plain form
+#: (DIS-API.md §10, §11).
 ALGORITHM: Final = "SDK-HMAC-SHA256"
-#: Algorithm name of the dedicated DIS SDK's derived-key form (DIS-API.md 11).
+#: Algorithm name of the dedicated DIS SDK's derived-key form (DIS-API.md §11).
 DERIVED_ALGORITHM: Final = "V11-HMAC-SHA256"
-#: Format of ``X-Sdk-Date``; the server rejects values more than 15 minutes off (DIS-API.md 3).
+#: Format of ``X-Sdk-Date``; the server rejects values more than 15 minutes off (DIS-API.md §3).
 SDK_DATE_FORMAT: Final = "%Y%m%dT%H%M%SZ"
-#: Hex SHA-256 of the empty string: the payload hash of a bodiless request (DIS-API.md 10.6).
+#: Hex SHA-256 of the empty string: the payload hash of a bodiless request (DIS-API.md §10.6).
 EMPTY_SHA256: Final = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-#: Refresh an IAM token this many seconds before it expires; tokens live 24 h (DIS-API.md 4).
+#: Refresh an IAM token this many seconds before it expires: tokens live 24 h, and about an hour
+#: ahead is the suggested margin (DIS-API.md §4).
 TOKEN_REFRESH_MARGIN: Final = 3600.0
 #: ... or this fraction of its lifetime, whichever is smaller, so that short test TTLs still cache.
 TOKEN_REFRESH_FRACTION: Final = 0.1
@@ -77,15 +79,27 @@ class TokenSource(Protocol):
     """Something that hands out the current ``X-Auth-Token`` and can be told it was rejected."""
 
     def get_token(self) -> str:
-        """Return a token to send now."""
+        """Return a token to send now.
+
+        Returns:
+            The ``X-Auth-Token`` value.
+
+        Raises:
+            Exception: whatever obtaining the token raised (for example a ``DISError`` from IAM).
+        """
         ...  # pragma: no cover - protocol
 
     def invalidate(self, token: Optional[str] = None) -> None:
-        """Forget ``token`` (anything held, when ``None``) so that the next call gets a new one."""
+        """Forget ``token`` so that the next :meth:`get_token` call gets a new one.
+
+        Args:
+            token: the token the server rejected; default ``None``, which forgets anything held.
+        """
         ...  # pragma: no cover - protocol
 
 
 def _redact(value: object) -> str:
+    """Return what a repr shows for a secret: ``None`` when unset, a placeholder otherwise."""
     return "None" if value is None else _REDACTED
 
 
@@ -96,19 +110,25 @@ class Credentials:
     Exactly one way is used, in this order: ``token``, then ``ak``/``sk``, then
     ``username``/``password``/``domain_name``.
 
+    Every field defaults to ``None``, which means "not set"; with nothing set, :attr:`kind` is
+    ``"none"``.
+
     Args:
         ak: access key id; needs ``sk``.
         sk: secret access key.
-        security_token: token of temporary AK/SK credentials, sent as ``X-Security-Token``.
+        security_token: token of temporary AK/SK credentials, sent as ``X-Security-Token``; only
+            valid together with ``ak``/``sk``.
         username: IAM user name for password authentication; needs ``password`` and ``domain_name``.
         password: IAM user password.
         domain_name: the account (domain) name the IAM user belongs to; the same as ``username`` for
             the account's own user.
         token: a ready ``X-Auth-Token``, or a callable returning one (called for every request).
+            When set, the other fields are not checked.
 
     Raises:
         ConfigError: one half of a pair is missing (``ak`` without ``sk``, ``username`` without
-            ``password`` or ``domain_name``, and so on), or a value is an empty string.
+            ``password`` or ``domain_name``, and so on), ``security_token`` is set without
+            ``ak``/``sk``, or a value is an empty string.
     """
 
     ak: Optional[str] = None
@@ -149,7 +169,12 @@ class Credentials:
         return "none"
 
     def secrets(self) -> Tuple[str, ...]:
-        """Return the secrets held (SK, security token, password, a str token), for redaction."""
+        """Return the secrets held, for redaction.
+
+        Returns:
+            The SK, security token, password and token that are set, in that order; a token
+            callable is left out.
+        """
         values = (self.sk, self.security_token, self.password, self.token)
         return tuple(value for value in values if isinstance(value, str) and value)
 
@@ -189,8 +214,10 @@ def iam_token_request(
         username: IAM user name.
         password: its password.
         domain_name: the account name the user belongs to.
-        project_id: scope the token to this project id (preferred: unambiguous).
-        project_name: scope by project name instead, which is the region id (``cn-north-4``).
+        project_id: scope the token to this project id (preferred: unambiguous); default
+            ``None``, use ``project_name``.
+        project_name: scope by project name instead, which is the region id (``cn-north-4``);
+            default ``None``, use ``project_id``.
 
     Returns:
         The UTF-8 JSON body (DIS-API.md section 4).
@@ -220,6 +247,11 @@ def iam_token_request(
 
 
 def _parse_iam_time(text: str) -> datetime:
+    """Parse an IAM timestamp (``...Z`` with or without fraction, or ISO 8601) as aware UTC.
+
+    Raises:
+        ValueError: the text is in none of these forms.
+    """
     for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
@@ -243,7 +275,8 @@ def parse_iam_token_reply(
     Args:
         subject_token: the ``X-Subject-Token`` response header.
         body: the decoded JSON body, with ``token.expires_at`` and usually ``token.issued_at``.
-        now: the current UTC time; default the system clock.
+        now: the current UTC time, used only when ``issued_at`` is missing; default ``None``,
+            which reads the system clock.
 
     Returns:
         The token and its lifetime in seconds.
@@ -278,6 +311,7 @@ class _Flight:
         self.error: Optional[BaseException] = None
 
     def wait(self) -> str:
+        """Block until the fetch ends; return its token or raise its exception."""
         self.done.wait()
         if self.error is not None:
             raise self.error
@@ -298,8 +332,10 @@ class TokenCache:
         fetch: performs the IAM request and returns the token; may raise (the client raises
             :class:`~dis_logging.errors.DISError` subclasses). Never called with the lock held.
         clock: monotonic seconds for the TTL; default :func:`time.monotonic`. Tests pass a fake.
-        refresh_margin: at most this many seconds before expiry the token is replaced; default 3600.
-        refresh_fraction: at most this fraction of the lifetime before expiry; default 0.1.
+        refresh_margin: at most this many seconds before expiry the token is replaced; default
+            :data:`TOKEN_REFRESH_MARGIN` (3600.0). ``0`` keeps a token until it expires.
+        refresh_fraction: at most this fraction of the lifetime before expiry; default
+            :data:`TOKEN_REFRESH_FRACTION` (0.1). ``0`` keeps a token until it expires.
     """
 
     def __init__(
@@ -325,7 +361,15 @@ class TokenCache:
         return self._fetches
 
     def ttl_for(self, lifetime: float) -> float:
-        """Return how long (seconds) a token of this lifetime (seconds) stays cached, at least 0."""
+        """Return how long a token stays cached before it is refreshed.
+
+        Args:
+            lifetime: the token's lifetime in seconds, as IAM reported it.
+
+        Returns:
+            ``lifetime`` minus the refresh margin, in seconds; 0 (not cached at all) when the
+            lifetime is 0 or negative.
+        """
         margin = min(self._refresh_margin, lifetime * self._refresh_fraction)
         return max(lifetime - margin, 0.0)
 
@@ -390,7 +434,7 @@ class StaticToken:
     """A token given by the user: a fixed string, or a callable asked for every request.
 
     Args:
-        token: the ``X-Auth-Token`` value, or a zero-argument callable returning it.
+        token: the ``X-Auth-Token`` value, or a zero-argument callable returning it; no default.
     """
 
     def __init__(self, token: TokenValue) -> None:
@@ -402,11 +446,22 @@ class StaticToken:
         return callable(self._token)
 
     def get_token(self) -> str:
-        """Return the token (calling the callable, if one was given)."""
+        """Return the token (calling the callable, if one was given).
+
+        Returns:
+            The ``X-Auth-Token`` value.
+
+        Raises:
+            Exception: whatever the callable raised.
+        """
         return self._token() if callable(self._token) else self._token
 
     def invalidate(self, token: Optional[str] = None) -> None:
-        """Do nothing: a fixed token cannot be renewed, and a callable is asked again anyway."""
+        """Do nothing: a fixed token cannot be renewed, and a callable is asked again anyway.
+
+        Args:
+            token: ignored; default ``None``.
+        """
 
     def __repr__(self) -> str:
         kind = "callable" if callable(self._token) else "str"
@@ -433,6 +488,7 @@ def _as_bytes(body: Union[bytes, str, None]) -> bytes:
 
 
 def _host_of(url: str) -> str:
+    """Return ``host[:port]`` of ``url``, without any ``user:password@`` part."""
     netloc = urlsplit(url).netloc
     return netloc.rpartition("@")[2]
 
@@ -454,7 +510,8 @@ class AKSKSigner:
     Args:
         ak: access key id.
         sk: secret access key; used only as the HMAC key.
-        security_token: token of temporary credentials, sent and signed as ``X-Security-Token``.
+        security_token: token of temporary credentials, sent and signed as ``X-Security-Token``;
+            default ``None``, no such header.
         now: returns the current UTC time for ``X-Sdk-Date``; default the system clock.
     """
 
@@ -477,13 +534,27 @@ class AKSKSigner:
 
     @staticmethod
     def canonical_uri(path: str) -> str:
-        """Return the canonical form of a URL path: each segment re-encoded, ending with ``/``."""
+        """Return the canonical form of a URL path: each segment re-encoded, ending with ``/``.
+
+        Args:
+            path: the path as sent, percent-encoded or not.
+
+        Returns:
+            The path with every segment decoded and encoded again (DIS-API.md §10.3).
+        """
         uri = "/".join(_encode(segment) for segment in unquote(path).split("/"))
         return uri if uri.endswith("/") else uri + "/"
 
     @staticmethod
     def canonical_query(pairs: List[Tuple[str, str]]) -> str:
-        """Return the canonical query of decoded ``(name, value)`` pairs (DIS-API.md 10.4)."""
+        """Return the canonical query of decoded ``(name, value)`` pairs (DIS-API.md §10.4).
+
+        Args:
+            pairs: the decoded query parameters, in any order.
+
+        Returns:
+            ``name=value`` pairs, encoded, sorted and joined by ``&``; ``""`` for no pairs.
+        """
         return "&".join(f"{_encode(name)}={_encode(value)}" for name, value in sorted(pairs))
 
     def canonical_request(
@@ -500,7 +571,9 @@ class AKSKSigner:
             url: full URL with the percent-encoded query as sent.
             headers: every header to sign, ``X-Sdk-Date`` and ``Host`` included; names containing
                 ``_`` are skipped.
-            body: the body bytes as sent; ``None`` or empty for none.
+            body: the body bytes (or text, encoded as UTF-8) as sent; default ``b""``. ``None``
+                or empty hashes as an empty body. An ``X-Sdk-Content-Sha256`` header replaces the
+                hash of a non-empty body.
 
         Returns:
             ``(canonical_request, signed_headers)``.
@@ -535,12 +608,27 @@ class AKSKSigner:
 
     @staticmethod
     def string_to_sign(canonical_request: str, sdk_date: str) -> str:
-        """Return the string to sign for a canonical request and its ``X-Sdk-Date`` value."""
+        """Return the string to sign for a canonical request and its ``X-Sdk-Date`` value.
+
+        Args:
+            canonical_request: the first value :meth:`canonical_request` returns.
+            sdk_date: the ``X-Sdk-Date`` header value (``YYYYMMDDTHHMMSSZ``).
+
+        Returns:
+            The algorithm, the date and the hex SHA-256 of the canonical request, one per line.
+        """
         digest = _sha256_hex(canonical_request.encode("utf-8"))
         return f"{ALGORITHM}\n{sdk_date}\n{digest}"
 
     def signature(self, string_to_sign: str) -> str:
-        """Return the lowercase hex HMAC-SHA256 of ``string_to_sign`` keyed with the SK."""
+        """Return the lowercase hex HMAC-SHA256 of ``string_to_sign`` keyed with the SK.
+
+        Args:
+            string_to_sign: the value :meth:`string_to_sign` returns.
+
+        Returns:
+            64 lowercase hex digits.
+        """
         return hmac.new(self._sk, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def sign(
@@ -558,7 +646,8 @@ class AKSKSigner:
             headers: the headers to sign (for example ``Content-Type`` and ``X-Project-Id``).
                 ``X-Sdk-Date`` is added when missing, so is ``Host``; ``X-Sdk-Content-Sha256:
                 UNSIGNED-PAYLOAD`` is added for a content type other than JSON or BSON.
-            body: the body bytes as sent.
+            body: the body bytes (or text, encoded as UTF-8) as sent; default ``b""``. ``None``
+                means no body.
 
         Returns:
             The headers to set on the request: ``Authorization``, plus those of ``X-Sdk-Date``,
@@ -598,8 +687,8 @@ class LegacySigner:
         ak: access key id.
         sk: secret access key.
         region: region id used in the credential scope (``cn-north-4``).
-        derived: ``True`` (the DIS SDK's default) for ``V11-HMAC-SHA256`` with a derived secret,
-            ``False`` for the plain ``SDK-HMAC-SHA256`` form.
+        derived: ``True`` (the default, as in the DIS SDK) for ``V11-HMAC-SHA256`` with a derived
+            secret, ``False`` for the plain ``SDK-HMAC-SHA256`` form.
         now: returns the current UTC time; default the system clock.
     """
 
@@ -628,7 +717,14 @@ class LegacySigner:
 
     @staticmethod
     def canonical_uri(path: str) -> str:
-        """Return the legacy canonical path: empty and ``.`` segments dropped, ``..`` applied."""
+        """Return the legacy canonical path: empty and ``.`` segments dropped, ``..`` applied.
+
+        Args:
+            path: the URL path as sent.
+
+        Returns:
+            The remaining segments, each encoded, between slashes; ``"/"`` for the root.
+        """
         segments: List[str] = []
         for segment in path.split("/"):
             if segment in ("", "."):
@@ -642,7 +738,14 @@ class LegacySigner:
 
     @staticmethod
     def canonical_query(pairs: List[Tuple[str, str]]) -> str:
-        """Return the legacy canonical query: an empty value is written as the bare name."""
+        """Return the legacy canonical query: an empty value is written as the bare name.
+
+        Args:
+            pairs: the decoded query parameters, in any order.
+
+        Returns:
+            The encoded parameters, sorted and joined by ``&``; ``""`` for no pairs.
+        """
         items = sorted(
             _encode(name) if value == "" else f"{_encode(name)}={_encode(value)}"
             for name, value in pairs
@@ -650,7 +753,14 @@ class LegacySigner:
         return "&".join(items)
 
     def derived_secret(self, day: str) -> str:
-        """Return the secret of the derived form for a day (``yyyymmdd``) as lowercase hex."""
+        """Return the secret of the derived form for a day, as lowercase hex.
+
+        Args:
+            day: the UTC date of ``X-Sdk-Date``, as ``yyyymmdd``.
+
+        Returns:
+            64 lowercase hex digits, derived from the AK, the SK, the day and the region.
+        """
         key = hmac.new(self.ak.encode("utf-8"), self._sk.encode("utf-8"), hashlib.sha256).digest()
         info = f"{day}/{self.region}/{self.service}".encode() + b"\x01"
         return hmac.new(key, info, hashlib.sha256).hexdigest()
@@ -668,8 +778,10 @@ class LegacySigner:
         Args:
             method: HTTP method.
             url: full URL; the host is signed without its port.
-            body: the body bytes as sent.
-            sdk_date: the ``X-Sdk-Date`` value to use; default now.
+            body: the body bytes (or text, encoded as UTF-8) as sent; default ``b""``. ``None``
+                means no body.
+            sdk_date: the ``X-Sdk-Date`` value to use (``YYYYMMDDTHHMMSSZ``); default ``None``,
+                which uses the current time.
 
         Returns:
             ``{"X-Sdk-Date": ..., "Authorization": ...}``.
@@ -719,6 +831,11 @@ class TokenAuth(AuthBase):
         self.source = source
 
     def __call__(self, r: PreparedRequest) -> PreparedRequest:
+        """Set ``X-Auth-Token`` on ``r`` and return it.
+
+        Raises:
+            Exception: whatever the token source raised.
+        """
         r.headers["X-Auth-Token"] = self.source.get_token()
         return r
 
@@ -741,6 +858,7 @@ class AKSKAuth(AuthBase):
         self.signer = signer
 
     def __call__(self, r: PreparedRequest) -> PreparedRequest:
+        """Add the signature headers to ``r`` and return it."""
         to_sign = {name: r.headers[name] for name in SIGNED_HEADERS if name in r.headers}
         body = r.body if isinstance(r.body, (bytes, str)) else None
         r.headers.update(self.signer.sign(r.method or "GET", r.url or "", to_sign, body))

@@ -18,7 +18,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, Final, Iterable, List, Optional, Sequence, Tuple
+
+from dis_logging.config import DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_RECORDS
 
 __all__ = ["Batch", "BufferCounts", "FlushWatch", "Item", "RecordBuffer"]
 
@@ -26,9 +28,9 @@ __all__ = ["Batch", "BufferCounts", "FlushWatch", "Item", "RecordBuffer"]
 #: on the flusher's clock or 0.0 before any failure).
 Item = Tuple[int, bytes, Optional[str], int, float]
 
-OVERFLOW_DROP_OLDEST = "drop_oldest"
-OVERFLOW_DROP_NEWEST = "drop_newest"
-OVERFLOW_BLOCK = "block"
+OVERFLOW_DROP_OLDEST: Final = "drop_oldest"
+OVERFLOW_DROP_NEWEST: Final = "drop_newest"
+OVERFLOW_BLOCK: Final = "block"
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,17 @@ class BufferCounts:
 
 
 class FlushWatch:
-    """Tracks whether any record up to ``target`` was lost while a flush waits for it."""
+    """Tracks whether any record up to ``target`` was lost while a flush waits for it.
+
+    Made by :meth:`RecordBuffer.watch`; the buffer sets ``lost`` under its lock.
+
+    Args:
+        target: the highest sequence number the flush covers.
+
+    Attributes:
+        target: as passed.
+        lost: ``True`` once a record with sequence number ``<= target`` was dropped or failed.
+    """
 
     __slots__ = ("lost", "target")
 
@@ -95,20 +107,28 @@ class RecordBuffer:
     """Bounded FIFO of encoded records with level-aware shedding and exact loss counters.
 
     Args:
-        max_records: records the buffer holds at most (in-flight batches not included), >= 1.
-        max_bytes: payload and key bytes the buffer holds at most, >= 1.
+        max_records: records the buffer holds at most (in-flight batches not included), >= 1;
+            no default.
+        max_bytes: payload and key bytes the buffer holds at most, >= 1; no default. A single
+            record larger than this is always refused.
         overflow: what a full buffer does with a new record: ``"drop_oldest"`` (default) evicts
             the oldest record, ``"drop_newest"`` refuses the new one, ``"block"`` waits up to
             ``block_timeout`` seconds for room and then refuses it. Whatever the policy, a record
             below ``priority_level`` is shed before any record at or above it.
-        block_timeout: seconds a ``"block"`` put waits; default 1.0; ``0`` does not wait.
-        priority_level: records at this level or above are kept in preference; default WARNING.
-            ``0`` treats all records alike.
+        block_timeout: seconds a ``"block"`` put waits; default 1.0; ``0`` does not wait, so
+            ``"block"`` then behaves like ``"drop_newest"``.
+        priority_level: records at this level number or above are kept in preference; default
+            ``logging.WARNING``. ``0`` treats all records alike (all are priority records).
         batch_records: a put that brings the buffer to this many records reports "batch ready";
-            default 500.
-        batch_bytes: likewise for bytes; default 1,000,000.
+            default :data:`~dis_logging.config.DEFAULT_MAX_BATCH_RECORDS` (500). ``0`` makes
+            every put report it.
+        batch_bytes: likewise in payload and key bytes; default
+            :data:`~dis_logging.config.DEFAULT_MAX_BATCH_BYTES` (1,000,000).
         wake: called (without the lock) when a ``"block"`` put starts waiting, so the consumer
-            drains; default ``None``.
+            drains; default ``None``, no call.
+
+    Raises:
+        ValueError: ``overflow`` is not one of the three policies.
     """
 
     def __init__(
@@ -119,8 +139,8 @@ class RecordBuffer:
         overflow: str = OVERFLOW_DROP_OLDEST,
         block_timeout: float = 1.0,
         priority_level: int = logging.WARNING,
-        batch_records: int = 500,
-        batch_bytes: int = 1_000_000,
+        batch_records: int = DEFAULT_MAX_BATCH_RECORDS,
+        batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         wake: Optional[Callable[[], None]] = None,
     ) -> None:
         if overflow not in (OVERFLOW_DROP_OLDEST, OVERFLOW_DROP_NEWEST, OVERFLOW_BLOCK):
@@ -162,19 +182,26 @@ class RecordBuffer:
 
     @property
     def last_seq(self) -> int:
-        """The sequence number of the newest record offered so far (0 before the first)."""
+        """The sequence number of the newest record offered so far, refused ones included.
+
+        0 before the first record.
+        """
         return self._seq
 
     def put(self, data: bytes, key: Optional[str], levelno: int) -> bool:
         """Queue one record, shedding per the overflow policy when full.
 
+        Under the ``"block"`` policy this may wait up to ``block_timeout`` seconds for room.
+
         Args:
             data: the encoded payload.
-            key: the partition key, or ``None``.
+            key: the partition key, or ``None`` for none; its length counts towards ``max_bytes``.
             levelno: the record's level number; decides which deque it joins.
 
         Returns:
-            ``True`` when the buffer now holds at least one full batch (time to wake the consumer).
+            ``True`` when the buffer now holds at least one full batch (time to wake the consumer);
+            ``False`` otherwise, including when the record was refused (counted as an
+            ``"overflow"`` drop).
         """
         size = len(data) if key is None else len(data) + len(key)
         high = levelno >= self.priority_level
@@ -208,7 +235,8 @@ class RecordBuffer:
 
         Args:
             max_records: records per batch at most, >= 1.
-            max_bytes: payload bytes per batch at most; a single larger record still forms a batch.
+            max_bytes: payload bytes per batch at most (partition keys excluded); a single larger
+                record still forms a batch on its own.
 
         Returns:
             The batch, or ``None`` when the buffer is empty.
@@ -258,14 +286,19 @@ class RecordBuffer:
 
         Args:
             batch: the batch returned by :meth:`take`.
-            sent: records DIS acknowledged.
-            retry: records to send again; they keep their sequence numbers and are placed ahead
-                of newer records. If the buffer is over its bounds afterwards, the overflow
-                policy sheds.
-            failed: records given up on.
-            spooled: records handed to the on-disk spool; from now on the spool accounts for them.
-            dropped: records discarded, counted under ``drop_reason``.
+            sent: records DIS acknowledged; default none.
+            retry: records to send again; default none. They keep their sequence numbers and
+                are placed ahead of newer records. If the buffer is over its bounds afterwards,
+                the oldest (``"drop_oldest"``) or newest (other policies) records are shed,
+                without blocking.
+            failed: records given up on; default none.
+            spooled: records handed to the on-disk spool; default none. From now on the spool
+                accounts for them.
+            dropped: records discarded, counted under ``drop_reason``; default none.
             drop_reason: the reason for ``dropped``; default ``"spool_full"``.
+
+        A batch that is no longer in flight (settled already, or forgotten by a fork reset) is
+        ignored.
         """
         with self._lock:
             if self._in_flight.pop(batch.token, None) is None:
@@ -287,8 +320,8 @@ class RecordBuffer:
         """Count records that were delivered from, or rejected out of, the spool.
 
         Args:
-            sent: spooled records DIS acknowledged.
-            failed: spooled records DIS rejected for good.
+            sent: spooled records DIS acknowledged; default 0.
+            failed: spooled records DIS rejected for good; default 0.
         """
         with self._lock:
             self._sent += sent
@@ -299,7 +332,7 @@ class RecordBuffer:
 
         Args:
             records: the batch size in records.
-            data_bytes: the batch size in bytes.
+            data_bytes: the batch size in payload and key bytes.
 
         Returns:
             ``True`` when a full batch can be cut.
@@ -310,7 +343,8 @@ class RecordBuffer:
         """Drop everything buffered (not in flight) and count it under ``reason``.
 
         Args:
-            reason: the drop reason, default ``"close"``.
+            reason: the drop reason reported in :attr:`BufferCounts.drops`; default
+                ``"close"``.
 
         Returns:
             How many records were dropped.
@@ -336,25 +370,50 @@ class RecordBuffer:
             self._space.notify_all()
 
     def has_pending(self, upto: int) -> bool:
-        """Whether any record with sequence number ``<= upto`` is buffered or in flight."""
+        """Whether any record with sequence number ``<= upto`` is buffered or in flight.
+
+        Args:
+            upto: the highest sequence number of interest, usually a :attr:`last_seq` reading.
+
+        Returns:
+            ``True`` when such a record has not been settled yet.
+        """
         with self._lock:
             return self._pending_locked(upto)
 
     def has_buffered(self, upto: Optional[int] = None) -> bool:
-        """Whether a buffered (not in-flight) record exists, optionally with seq ``<= upto``."""
+        """Whether a buffered (not in-flight) record exists, optionally with seq ``<= upto``.
+
+        Args:
+            upto: the highest sequence number of interest; default ``None``, any record.
+
+        Returns:
+            ``True`` when the oldest buffered record qualifies.
+        """
         with self._lock:
             head = self._head_seq()
         return head is not None and (upto is None or head <= upto)
 
     def watch(self, target: int) -> FlushWatch:
-        """Start watching for losses of records with sequence number ``<= target``."""
+        """Start watching for losses of records with sequence number ``<= target``.
+
+        Args:
+            target: the highest sequence number the caller waits for.
+
+        Returns:
+            The watch; pass it to :meth:`unwatch` when done.
+        """
         watch = FlushWatch(target)
         with self._lock:
             self._watches.append(watch)
         return watch
 
     def unwatch(self, watch: FlushWatch) -> None:
-        """Stop watching (call in a ``finally``)."""
+        """Stop watching (call in a ``finally``).
+
+        Args:
+            watch: a watch from :meth:`watch`; one already removed is ignored.
+        """
         with self._lock:
             if watch in self._watches:
                 self._watches.remove(watch)
@@ -383,7 +442,7 @@ class RecordBuffer:
 
         Args:
             upto: the sequence number to wait for.
-            timeout: seconds to wait at most.
+            timeout: seconds to wait at most; ``0`` only checks.
 
         Returns:
             ``True`` when no such batch is in flight any more.
@@ -398,7 +457,12 @@ class RecordBuffer:
             return True
 
     def snapshot(self) -> BufferCounts:
-        """Return all counters, read atomically."""
+        """Return all counters, read atomically.
+
+        Returns:
+            A frozen :class:`BufferCounts`, consistent with itself because every counter is read
+            under one lock.
+        """
         with self._lock:
             buffered = len(self._low) + len(self._high)
             return BufferCounts(
@@ -424,6 +488,7 @@ class RecordBuffer:
         return None
 
     def _pending_locked(self, upto: int) -> bool:
+        """:meth:`has_pending` for a caller that already holds the lock."""
         head = self._head_seq()
         if head is not None and head <= upto:
             return True
@@ -472,6 +537,7 @@ class RecordBuffer:
         return not self._is_full(size)
 
     def _block(self, size: int) -> None:
+        """Wake the consumer, then wait up to ``block_timeout`` until ``size`` more bytes fit."""
         wake = self._wake
         if wake is not None:
             # Waking runs user-invisible code (an Event.set); do it without holding our lock.

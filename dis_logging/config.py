@@ -644,6 +644,7 @@ class HandlerConfig:
     max_in_flight: int = 1
     max_records_per_second: float = 0.0
     max_bytes_per_second: float = 0.0
+    auto_rate_limit: bool = False
     spool_dir: Optional[str] = None
     spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     spool_mode: str = "outage"
@@ -803,6 +804,7 @@ def _tuning(given: Dict[str, Any], environ: Mapping[str, str]) -> Dict[str, Any]
         "max_records_per_second", get("max_records_per_second")
     )
     out["max_bytes_per_second"] = _to_float("max_bytes_per_second", get("max_bytes_per_second"))
+    out["auto_rate_limit"] = _to_bool("auto_rate_limit", get("auto_rate_limit"))
     if 0 < out["max_bytes_per_second"] < record_bytes:
         raise ConfigError(
             "max_bytes_per_second",

@@ -61,6 +61,7 @@ SENT: Final = "sent"
 PARTIAL: Final = "partial"
 RETRY: Final = "retry"
 REJECTED: Final = "rejected"
+DEFERRED: Final = "deferred"  # the rate limit's wait would pass the caller's deadline
 
 
 class Sender(Protocol):
@@ -111,13 +112,38 @@ class SpoolLike(Protocol):
         ...  # pragma: no cover - protocol
 
 
+#: How long a rate limiter waits before asking its ``sizer`` again after it could not answer.
+SIZER_RETRY_INTERVAL: Final = 60.0
+#: Length of a rate-limit window in seconds: DIS's one second plus a margin for network jitter.
+RATE_WINDOW: Final = 1.1
+
+
+def _tighter(configured: float, measured: float) -> float:
+    """The stricter of two rates where ``0`` means unlimited."""
+    if configured <= 0:
+        return measured
+    if measured <= 0:
+        return configured
+    return min(configured, measured)
+
+
 class RateLimiter:
-    """Token buckets for records and bytes per second, shared by the lanes of one handler.
+    """Per-second budgets for records and bytes, shared by the lanes of one handler.
+
+    DIS counts writes in one-second windows (DIS-API.md section 8), so the limiter does too: a
+    request goes in the current window while the window's budget holds it, otherwise it waits for
+    the next window. No window ever carries more than the budget (a single request larger than
+    the whole budget travels alone in a fresh window). Windows last :data:`RATE_WINDOW` seconds,
+    slightly over one, so that network jitter cannot make the server count two of ours as one.
 
     Args:
-        records_per_second: sustained records per second; ``0`` means unlimited.
-        bytes_per_second: sustained payload bytes per second; ``0`` means unlimited.
+        records_per_second: records per window; ``0`` means unlimited.
+        bytes_per_second: payload bytes per window; ``0`` means unlimited.
         clock: monotonic time source in seconds; default :func:`time.monotonic`.
+        sizer: called (on a sending thread, before the first reservation) for the stream's own
+            rates as ``(records_per_second, bytes_per_second)``; the stricter of those and the
+            configured rates applies. It returns ``None`` when it cannot tell yet and is asked
+            again after :data:`SIZER_RETRY_INTERVAL`. Default ``None``: only the configured rates.
     """
 
     def __init__(
@@ -125,12 +151,19 @@ class RateLimiter:
         records_per_second: float = 0.0,
         bytes_per_second: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        sizer: Optional[Callable[[], Optional[Tuple[float, float]]]] = None,
     ) -> None:
         self.records_per_second = records_per_second
         self.bytes_per_second = bytes_per_second
+        self._configured = (records_per_second, bytes_per_second)
         self._clock = clock
         self._lock = threading.Lock()
-        self._free_at = clock()  # the time at which the reserved capacity is used up
+        self._window_start: Optional[float] = None  # may lie ahead: reserved for waiting sends
+        self._used_records = 0
+        self._used_bytes = 0
+        self._sizer = sizer
+        self._size_at = clock()  # when to ask the sizer (next)
+        self._sizing = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -138,28 +171,59 @@ class RateLimiter:
             f"bytes_per_second={self.bytes_per_second})"
         )
 
+    def _apply_sizer(self) -> None:
+        # One thread asks (a DescribeStream round trip); the others go on with the rates they have.
+        if not self._sizing.acquire(blocking=False):
+            return
+        try:
+            sizer = self._sizer
+            now = self._clock()
+            if sizer is None or now < self._size_at:
+                return
+            self._size_at = now + SIZER_RETRY_INTERVAL
+            rates = sizer()
+            if rates is None:
+                return
+            self._sizer = None
+            self.records_per_second = _tighter(self._configured[0], rates[0])
+            self.bytes_per_second = _tighter(self._configured[1], rates[1])
+        finally:
+            self._sizing.release()
+
+    def _fits(self, records: int, data_bytes: int) -> bool:
+        if self._used_records == 0 and self._used_bytes == 0:
+            return True
+        if self.records_per_second > 0 and self._used_records + records > self.records_per_second:
+            return False
+        return not (
+            self.bytes_per_second > 0 and self._used_bytes + data_bytes > self.bytes_per_second
+        )
+
     def reserve(self, records: int, data_bytes: int) -> float:
-        """Reserve capacity for one request and return how long to wait before sending it.
+        """Reserve room for one request and return how long to wait before sending it.
 
         Args:
             records: records in the request.
             data_bytes: payload bytes in the request.
 
         Returns:
-            Seconds to wait (``0.0`` when within the rate); the reservation is made either way.
+            Seconds to wait (``0.0`` when the current window has room); the reservation is made
+            either way.
         """
-        cost = 0.0
-        if self.records_per_second > 0:
-            cost = max(cost, records / self.records_per_second)
-        if self.bytes_per_second > 0:
-            cost = max(cost, data_bytes / self.bytes_per_second)
-        if cost == 0.0:
+        if self._sizer is not None:
+            self._apply_sizer()
+        if self.records_per_second <= 0 and self.bytes_per_second <= 0:
             return 0.0
         with self._lock:
             now = self._clock()
-            start = max(self._free_at, now)
-            # One request's worth of burst is allowed: wait only for the backlog before this one.
-            self._free_at = start + cost
+            start = self._window_start
+            if start is None or now >= start + RATE_WINDOW:
+                start, self._used_records, self._used_bytes = now, 0, 0
+            elif not self._fits(records, data_bytes):
+                start, self._used_records, self._used_bytes = start + RATE_WINDOW, 0, 0
+            self._window_start = start
+            self._used_records += records
+            self._used_bytes += data_bytes
             return max(0.0, start - now)
 
 
@@ -374,12 +438,16 @@ class Flusher:
                     if spool_step:
                         outcome = self._spool_step(timeout=remaining)
                     else:
-                        outcome = self._cut_and_send(timeout=remaining)
+                        outcome = self._cut_and_send(
+                            timeout=remaining, limit=not self._stop.is_set()
+                        )
                 finally:
                     if got_slot:
                         self._slot.release()
                 if spool_step and outcome is None:
                     break  # the spool reports a backlog it cannot read now; do not spin on it
+                if outcome == DEFERRED:
+                    break
                 if outcome in (RETRY, PARTIAL):
                     delay = self._not_before - self._clock()
                     if delay >= deadline - self._clock():
@@ -469,9 +537,19 @@ class Flusher:
             return None
         if limit and self.limiter is not None:
             delay = self.limiter.reserve(len(batch), batch.data_bytes)
-            if delay > 0 and self._stop.wait(delay):
-                self.buffer.settle(batch, retry=batch.items)
-                return RETRY
+            if delay > 0:
+                if timeout is None:
+                    if self._stop.wait(delay):
+                        self.buffer.settle(batch, retry=batch.items)
+                        return RETRY
+                elif delay >= timeout:
+                    self.buffer.settle(batch, retry=batch.items)
+                    return DEFERRED
+                else:
+                    # A flush on the caller's thread honours the limit within its deadline;
+                    # close() (stop set) cuts the wait short and sends what it can.
+                    self._stop.wait(delay)
+                    timeout -= delay
         return self._send(batch, timeout)
 
     def _send(self, batch: Batch, timeout: Optional[float]) -> str:

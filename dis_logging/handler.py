@@ -58,6 +58,7 @@ from dis_logging._report import Reporter, error_key
 from dis_logging.buffer import RecordBuffer
 from dis_logging.client import DISClient
 from dis_logging.config import HandlerConfig
+from dis_logging.errors import DISError
 from dis_logging.flusher import THREAD_NAME, Flusher, RateLimiter, SpoolLike
 from dis_logging.formatting import JSONFormatter, encode_record, truncate_bytes
 from dis_logging.retry import RetryPolicy
@@ -69,6 +70,11 @@ __all__ = ["DISHandler", "HandlerStats"]
 IGNORED_LOGGERS: Final = frozenset({"dis_logging", "requests", "urllib3"})
 #: Their descendants, matched by prefix ("requests_app" is somebody else's logger and is shipped).
 IGNORED_LOGGER_PREFIXES: Final = tuple(name + "." for name in sorted(IGNORED_LOGGERS))
+#: DIS write limits of one partition as (records/s, bytes/s) by stream type (DIS-API.md section 8).
+PARTITION_WRITE_RATES: Final = {"COMMON": (1000.0, 1_000_000.0), "ADVANCED": (2000.0, 5_000_000.0)}
+#: ``auto_rate_limit`` aims this far below the stream's limits: send timing jitters, and DIS
+#: counts in fixed one-second windows, so aiming at 100% would still be throttled now and then.
+AUTO_RATE_HEADROOM: Final = 0.9
 #: Slack added to a deadline-bounded close for the final bookkeeping, in seconds.
 _CLOSE_GRACE: Final = 0.2
 
@@ -163,7 +169,9 @@ class DISHandler(logging.Handler):
             ``oversize="truncate"`` (or ``"drop"``), ``flush_on_level=None`` (a level that sends at
             once), ``request_timeout=10.0``, ``max_retry_time=300.0``, ``initial_backoff=0.1``,
             ``max_backoff=30.0``, ``close_timeout=5.0``, ``max_in_flight=1``,
-            ``max_records_per_second=0``/``max_bytes_per_second=0`` (0 = unlimited), ``spool_dir``,
+            ``max_records_per_second=0``/``max_bytes_per_second=0`` (0 = unlimited),
+            ``auto_rate_limit=False`` (pace sends to the stream's writable partitions x the DIS
+            per-partition write limit, read once with DescribeStream), ``spool_dir``,
             ``spool_max_bytes``, ``spool_mode``, ``verify=True``, ``serialization="json"``,
             ``allow_insecure_http=False``, ``diagnostics=None`` (stderr) and ``report_interval=60``.
 
@@ -206,9 +214,6 @@ class DISHandler(logging.Handler):
             max_backoff=config.max_backoff,
             max_retry_time=config.max_retry_time,
         )
-        self._limiter: Optional[RateLimiter] = None
-        if config.max_records_per_second > 0 or config.max_bytes_per_second > 0:
-            self._limiter = RateLimiter(config.max_records_per_second, config.max_bytes_per_second)
         self._lock_state = threading.Lock()
         self._closed = False
         self._exit_drained = False
@@ -422,6 +427,36 @@ class DISHandler(logging.Handler):
             **config.connection.client_kwargs(),
         )
 
+    def _stream_rates(self) -> Optional[Tuple[float, float]]:
+        """The stream's write rates for ``auto_rate_limit``: writable partitions x the DIS limit.
+
+        Runs on a sending thread, once (again after a failure, see ``RateLimiter``).
+        """
+        config = self.config
+        try:
+            description = self._client.describe_stream(config.stream_name)
+        except DISError as exc:
+            self._reporter.report(
+                error_key(exc), f"auto_rate_limit: DescribeStream failed, retrying later: {exc}"
+            )
+            return None
+        writable = description.get("writable_partition_count")
+        listed = description.get("partitions")
+        if not isinstance(writable, int) or writable < 1:
+            writable = len(listed) if isinstance(listed, list) else 0
+        if writable < 1:
+            self._reporter.report(("auto_rate_limit", None), "auto_rate_limit: no partitions")
+            return None
+        if config.partition_id is not None or self._static_key is not None:
+            writable = 1  # every record goes to one partition, so only its limit counts
+        stream_type = description.get("stream_type")
+        records, data_bytes = PARTITION_WRITE_RATES.get(
+            stream_type if isinstance(stream_type, str) else "COMMON",
+            PARTITION_WRITE_RATES["COMMON"],
+        )
+        share = writable * AUTO_RATE_HEADROOM
+        return records * share, data_bytes * share
+
     def _setup(self) -> None:
         """Create buffers, flushers and the reporter (again in a forked child)."""
         config = self.config
@@ -429,6 +464,13 @@ class DISHandler(logging.Handler):
         self._reporter = Reporter(
             config.diagnostics, interval=config.report_interval, secrets=config.secrets
         )
+        self._limiter: Optional[RateLimiter] = None
+        if config.auto_rate_limit:
+            self._limiter = RateLimiter(
+                config.max_records_per_second, config.max_bytes_per_second, sizer=self._stream_rates
+            )
+        elif config.max_records_per_second > 0 or config.max_bytes_per_second > 0:
+            self._limiter = RateLimiter(config.max_records_per_second, config.max_bytes_per_second)
         self._sending_threads: Set[int] = set()
         self._started = False
         lanes = config.max_in_flight
@@ -609,10 +651,6 @@ class DISHandler(logging.Handler):
         # at the moment of the fork; park them instead of using or closing them.
         _INHERITED.append((self._client, self._lanes, self._reporter))
         self._client = self._make_client()
-        if self._limiter is not None:
-            self._limiter = RateLimiter(
-                self.config.max_records_per_second, self.config.max_bytes_per_second
-            )
         self._lock_state = threading.Lock()
         self._exit_drained = False
         self._no_threads = False

@@ -6,8 +6,10 @@ its own stop event and checks the deadline::
 
     policy = RetryPolicy(initial_backoff=0.2, max_backoff=10.0)
     deadline = policy.deadline(time.monotonic())
-    delay = policy.next_delay(attempt, deadline=deadline, now=time.monotonic(),
-    retry_after=exc.retry_after) if delay is None:
+    delay = policy.next_delay(
+        attempt, deadline=deadline, now=time.monotonic(), retry_after=exc.retry_after
+    )
+    if delay is None:
         ...  # out of time: give up on this batch
     stop_event.wait(delay)
 """
@@ -34,16 +36,21 @@ class RetryPolicy:
     retry together; the result never exceeds ``max_backoff``.
 
     Args:
-        initial_backoff: seconds before the first retry; default 0.1. ``0`` retries at once.
-        multiplier: growth factor per attempt, at least 1; default 2.0.
+        initial_backoff: seconds before the first retry, at most ``max_backoff``; default 0.1.
+            ``0`` makes every base delay 0, so only ``Retry-After`` can make a retry wait.
+        multiplier: growth factor per attempt, at least 1; default 2.0. ``1`` keeps the base
+            delay at ``initial_backoff``.
         max_backoff: ceiling of every delay in seconds, ``Retry-After`` included; default 30.0.
+            ``0`` (which forces ``initial_backoff=0``) makes every delay 0.
         jitter: relative spread of each delay, 0 to 1; default 0.2 (±20 %). ``0`` gives fixed
             delays.
         max_retry_time: seconds from the first failure after which retrying stops; default 300.0.
             ``0`` means no retries at all.
 
     Raises:
-        ConfigError: a value is negative, not finite where it must be, or out of its range.
+        ConfigError: a value is not a number, is negative or infinite (the three durations),
+            is out of its range (``multiplier``, ``jitter``), or ``initial_backoff`` exceeds
+            ``max_backoff``.
     """
 
     initial_backoff: float = 0.1
@@ -85,7 +92,8 @@ class RetryPolicy:
                 a constant, and 0.5 gives the delay without jitter.
 
         Returns:
-            The delay in seconds, between 0 and ``max_backoff``.
+            The delay in seconds, between 0 and ``max_backoff``. An exponent so large that the base
+            delay overflows a float is capped at ``max_backoff`` rather than raising.
         """
         exponent = max(attempt, 1) - 1
         try:
@@ -102,11 +110,11 @@ class RetryPolicy:
         """Return the time after which no retry should start.
 
         Args:
-            start: when the first attempt failed, on the caller's clock (usually
+            start: when the first attempt failed, in seconds on the caller's clock (usually
                 :func:`time.monotonic`).
 
         Returns:
-            ``start + max_retry_time`` on the same clock.
+            ``start + max_retry_time``, in seconds on the same clock.
         """
         return start + self.max_retry_time
 
@@ -123,14 +131,14 @@ class RetryPolicy:
 
         Args:
             attempt: as for :meth:`backoff`.
-            deadline: the value :meth:`deadline` returned for this operation.
-            now: the current time on the same clock.
+            deadline: the value :meth:`deadline` returned for this operation, in seconds.
+            now: the current time in seconds, on the same clock as ``deadline``.
             retry_after: as for :meth:`backoff`.
             rand: as for :meth:`backoff`.
 
         Returns:
-            Seconds to wait, or ``None`` when waiting that long would pass ``deadline`` (give up
-            now).
+            Seconds to wait, or ``None`` when ``now`` plus the delay would pass ``deadline``
+            (give up now). A delay that ends exactly at the deadline is still returned.
         """
         delay = self.backoff(attempt, retry_after, rand)
         if now + delay > deadline:

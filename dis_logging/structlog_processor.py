@@ -124,8 +124,9 @@ def render_json(
 
     Args:
         event_dict: the event to render; it is not modified.
-        serializer: a :func:`json.dumps`-compatible callable (for example ``orjson.dumps``);
-            ``None`` (the default) uses :func:`json.dumps`. It is called with ``default=``.
+        serializer: a :func:`json.dumps`-compatible callable (for example ``orjson.dumps``)
+            returning ``str`` or ``bytes``; ``None`` (the default) uses compact
+            :func:`json.dumps` without ASCII escaping. It is called with ``default=``.
 
     Returns:
         The encoded record, never empty.
@@ -224,7 +225,8 @@ class DISProcessor:
             logger: the wrapped logger (unused).
             method_name: the name of the logging method called (``"info"``), used for the
                 level when the event has no ``level`` key.
-            event_dict: the event; it is not modified.
+            event_dict: the event; it is not modified. Rendered and queued only when its level
+                is at least the handler's level.
 
         Returns:
             ``event_dict`` itself, when ``passthrough`` is true.
@@ -241,6 +243,7 @@ class DISProcessor:
         raise structlog.DropEvent
 
     def _key_for(self, event_dict: EventDict) -> Optional[str]:
+        """Resolve ``partition_key`` for one event; anything but a string becomes ``None``."""
         key = self._partition_key
         if key is None or isinstance(key, str):
             return key
@@ -255,10 +258,11 @@ class DISProcessor:
 
         Args:
             timeout: the longest wait in seconds; ``None`` (the default) uses the handler's
-                own bound.
+                ``close_timeout``. ``0`` only reports whether anything is still pending.
 
         Returns:
-            ``True`` when everything queued before the call was acknowledged.
+            ``True`` when everything queued before the call was acknowledged; ``False`` when
+            something is still pending, was dropped or failed. Never raises.
         """
         return self._handler.flush(timeout)
 

@@ -12,7 +12,13 @@ from dis_logging._report import Reporter, error_key, redact
 from dis_logging.buffer import RecordBuffer
 from dis_logging.client import PutResult, RecordResult
 from dis_logging.errors import RequestError, ServerError, ThrottledError, TransportError
-from dis_logging.flusher import THREAD_NAME, Flusher, RateLimiter
+from dis_logging.flusher import (
+    RATE_WINDOW,
+    SIZER_RETRY_INTERVAL,
+    THREAD_NAME,
+    Flusher,
+    RateLimiter,
+)
 from dis_logging.retry import RetryPolicy
 
 OK = RecordResult("shardId-0000000000", "1")
@@ -324,15 +330,71 @@ class TestSpoolSeam:
 
 
 class TestRateLimiter:
-    def test_reservations_space_requests(self):
-        """Each reservation beyond the rate waits for the backlog before it."""
+    def test_full_windows_push_requests_to_the_next_window(self):
+        """A request that no longer fits the window's budget waits for the next window."""
+        limiter = RateLimiter(records_per_second=100, clock=FakeClock())
+        waits = [limiter.reserve(100, 0) for _ in range(3)]
+        assert pytest.approx([0.0, RATE_WINDOW, 2 * RATE_WINDOW]) == waits
+
+    def test_small_requests_share_a_window(self):
+        """Requests go at once while their sum stays within the budget of the window."""
+        limiter = RateLimiter(records_per_second=100, bytes_per_second=1000, clock=FakeClock())
+        waits = [limiter.reserve(30, 300) for _ in range(4)]
+        assert pytest.approx([0.0, 0.0, 0.0, RATE_WINDOW]) == waits
+
+    def test_byte_budget_applies_too(self):
+        """The byte budget alone can push a request into the next window."""
+        limiter = RateLimiter(bytes_per_second=1000, clock=FakeClock())
+        assert pytest.approx([0.0, RATE_WINDOW]) == [limiter.reserve(1, 600) for _ in range(2)]
+
+    def test_an_expired_window_starts_afresh(self):
+        """After a quiet window, the next request goes at once with a new budget."""
         clock = FakeClock()
         limiter = RateLimiter(records_per_second=100, clock=clock)
-        assert [0.0, 1.0, 2.0] == [limiter.reserve(100, 0) for _ in range(3)]
+        limiter.reserve(100, 0)
+        clock.now += RATE_WINDOW
+        assert 0.0 == limiter.reserve(100, 0)
 
     def test_unlimited(self):
         """Zero rates never wait."""
         assert 0.0 == RateLimiter().reserve(10**6, 10**9)
+
+    @pytest.mark.parametrize(
+        ("configured", "measured", "expected"),
+        [
+            ((0.0, 0.0), (1800.0, 1.8e6), (1800.0, 1.8e6)),
+            ((500.0, 0.0), (1800.0, 1.8e6), (500.0, 1.8e6)),
+            ((5000.0, 1e6), (1800.0, 1.8e6), (1800.0, 1e6)),
+        ],
+    )
+    def test_sizer_rates_combine_with_configured_ones(self, configured, measured, expected):
+        """The stricter of the configured and the stream's rates applies; 0 means unlimited."""
+        limiter = RateLimiter(*configured, clock=FakeClock(), sizer=lambda: measured)
+        limiter.reserve(1, 1)
+        assert expected == (limiter.records_per_second, limiter.bytes_per_second)
+
+    def test_sizer_is_asked_once_and_again_only_after_a_failure_interval(self):
+        """A sizer that cannot answer is asked again after SIZER_RETRY_INTERVAL, then never."""
+        clock = FakeClock()
+        answers: List[Optional[Tuple[float, float]]] = [None, (100.0, 0.0)]
+        asked: List[float] = []
+
+        def sizer():
+            asked.append(clock.now)
+            return answers.pop(0)
+
+        limiter = RateLimiter(clock=clock, sizer=sizer)
+        limiter.reserve(1, 1)
+        clock.now += SIZER_RETRY_INTERVAL - 1
+        limiter.reserve(1, 1)
+        clock.now += 1
+        limiter.reserve(1, 1)
+        clock.now += SIZER_RETRY_INTERVAL
+        limiter.reserve(1, 1)
+        assert ([1000.0, 1000.0 + SIZER_RETRY_INTERVAL], 100.0) == (
+            asked,
+            limiter.records_per_second,
+        )
 
 
 class TestReporter:

@@ -271,16 +271,36 @@ class TestDelivery:
             assert sorted(mine) == mine
 
     def test_client_side_rate_limit_spaces_requests(self, emulator, stream, make_handler):
-        """max_records_per_second spreads the flusher's requests over time."""
+        """max_records_per_second spreads the flusher's requests over one-second windows."""
         handler = make_handler(
-            max_records_per_second=400, max_batch_records=50, flush_interval=0.01
+            max_records_per_second=100, max_batch_records=50, flush_interval=0.01
         )
         log = logger_for(handler)
-        start = time.monotonic()
         for i in range(200):
             log.info("rl%d", i)
         emulator.wait_for(stream, 200, timeout=10)
-        assert time.monotonic() - start >= 0.3  # 4 requests of 50 at 400/s: 3 waits of 0.125 s
+        puts = [e.time for e in emulator.requests if e.operation == "PutRecords"]
+        # 4 requests of 50 at 100/s: two windows of two requests, the second a window later.
+        assert (4, True) == (len(puts), puts[-1] - puts[0] >= 1.0)
+
+    @pytest.mark.parametrize(("auto", "throttled"), [(True, False), (False, True)])
+    def test_auto_rate_limit_sizes_to_the_stream(
+        self, emulator, stream, make_handler, auto, throttled
+    ):
+        """auto_rate_limit paces sends to the stream's partitions, so DIS.4303 stays away."""
+        emulator.enforce_rate_limits()
+        handler = plain(make_handler(auto_rate_limit=auto, max_batch_records=300))
+        log = logger_for(handler)
+        for i in range(4000):
+            log.info("r%d", i)
+        assert handler.flush(timeout=30)
+        stats = handler.stats
+        operations = {e.operation for e in emulator.requests}
+        assert (4000, throttled, auto) == (
+            stats.sent,
+            stats.retried > 0,
+            "DescribeStream" in operations,
+        )
 
     def test_dict_config_with_string_values(self, emulator, stream, handlers):
         """dictConfig builds the handler from string values and it delivers."""

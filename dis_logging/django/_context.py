@@ -29,11 +29,13 @@ class RequestContext:
     """What is known about the request being handled.
 
     Args:
-        request_id: the incoming or generated request id.
+        request_id: the incoming request id, or a generated one (32 hex digits).
         method: the HTTP method (``"GET"``).
         path: the request path, without the query string.
-        status_code: the response status, once the view has returned; ``None`` before.
-        request: the request object, kept to read the user lazily.
+        status_code: the response status, once the view has returned; default ``None``, which
+            means no response yet.
+        request: the request object, kept to read the user lazily; default ``None``, which
+            makes :attr:`user_id` ``None``. Left out of ``repr`` and comparisons.
     """
 
     request_id: str
@@ -60,7 +62,11 @@ class RequestContext:
             return None
 
     def as_fields(self) -> Dict[str, Any]:
-        """Return the record attributes, keyed by the names in :data:`FIELDS`."""
+        """Return the record attributes, keyed by the names in :data:`FIELDS`.
+
+        Returns:
+            A new dict; ``user_id`` and ``status_code`` may be ``None``.
+        """
         return {
             "request_id": self.request_id,
             "http_method": self.method,
@@ -75,7 +81,7 @@ def get_request_context() -> Optional[RequestContext]:
 
     Returns:
         The :class:`RequestContext` set by :class:`RequestContextMiddleware` for the current
-        thread or task.
+        thread or task, or ``None`` when no request is being handled there.
     """
     return _current.get()
 
@@ -87,6 +93,9 @@ class RequestContextFilter(logging.Filter):
     the record, each ``None`` outside a request, and leaves alone any of them the record
     already carries (for example ``status_code`` from ``django.request``). Attach it to the
     handler, not to a logger, so records propagated from child loggers get the fields too.
+
+    Outside the middleware's scope it falls back to the context left on a ``request`` passed in
+    the record's ``extra``.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -34,12 +34,23 @@ class RequestContextMiddleware:
     Works under WSGI and ASGI. Place it first in ``MIDDLEWARE`` so the context covers the
     other middleware too. The request id also becomes ``request.request_id``.
 
-    Settings read once, at start-up: ``DIS_LOGGING_REQUEST_ID_HEADER``,
-    ``DIS_LOGGING_RESPONSE_HEADER`` and ``DIS_LOGGING_ACCESS_LOGGER`` (see
-    :mod:`dis_logging.django`).
+    Settings read once, at start-up (see :mod:`dis_logging.django`):
+
+    - ``DIS_LOGGING_REQUEST_ID_HEADER``: the header an incoming id is taken from; default
+      :data:`DEFAULT_REQUEST_ID_HEADER`. ``None`` or ``""`` always generates a new id. An
+      incoming id longer than 128 characters, or with characters outside
+      ``A-Z a-z 0-9 . _ : @ / + = -``, is replaced by a generated one.
+    - ``DIS_LOGGING_RESPONSE_HEADER``: the response header the id is written to, unless the
+      response already has it; default :data:`DEFAULT_REQUEST_ID_HEADER`. ``None`` or ``""``
+      writes no header.
+    - ``DIS_LOGGING_ACCESS_LOGGER``: the name of a logger that gets one INFO record per request
+      (``"METHOD path status"`` with ``duration_ms`` in milliseconds); default ``None``, no
+      access records.
 
     Args:
-        get_response: the next middleware or the view, as Django passes it.
+        get_response: the next middleware or the view, as Django passes it; when it is a
+            coroutine function (and asgiref 3.6 or later is installed) the middleware runs
+            asynchronously.
     """
 
     sync_capable = True
@@ -67,6 +78,9 @@ class RequestContextMiddleware:
 
         Returns:
             The response (a coroutine under ASGI).
+
+        Raises:
+            Exception: whatever ``get_response`` raises, after the context has been reset.
         """
         if self._is_async:
             return self._acall(request)
@@ -91,6 +105,7 @@ class RequestContextMiddleware:
         return response
 
     def _begin(self, request: Any) -> tuple[RequestContext, float]:
+        """Build the context, attach it and the id to ``request``; return it with a start time."""
         request_id = None
         if self.request_id_header:
             incoming = request.headers.get(self.request_id_header)
@@ -107,6 +122,7 @@ class RequestContextMiddleware:
         return context, time.monotonic()
 
     def _finish(self, context: RequestContext, response: Any, started: float) -> None:
+        """Record the status, set the response header, and write the access record if enabled."""
         context.status_code = response.status_code
         if self.response_header and not response.has_header(self.response_header):
             response[self.response_header] = context.request_id

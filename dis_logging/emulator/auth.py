@@ -27,17 +27,20 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from dis_logging.emulator.state import ServiceError
 
+#: HTTP status DIS uses for authentication failures (DIS-API.md §9).
 AUTH_STATUS: Final = 441
-"""HTTP status DIS uses for authentication failures (DIS-API.md section 9)."""
 
+#: Largest accepted difference between X-Sdk-Date and the server clock, seconds (DIS-API.md §3, §8).
 MAX_CLOCK_SKEW: Final = 15 * 60.0
-"""Largest accepted difference between X-Sdk-Date and the server clock, seconds (section 3)."""
 
+#: Payload hash of an empty body (DIS-API.md §10).
 EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
+#: X-Sdk-Date format, UTC (DIS-API.md §3).
 SDK_DATE_FORMAT: Final = "%Y%m%dT%H%M%SZ"
+#: X-Sdk-Content-Sha256 value that exempts the body from the signature (DIS-API.md §10).
 UNSIGNED_PAYLOAD: Final = "UNSIGNED-PAYLOAD"
 
-# Error codes for each AK/SK failure; DIS documents the range DIS.4100-4112 (section 9).
+# Error codes for each AK/SK failure; DIS documents the range DIS.4100-4112 (DIS-API.md §9).
 MISSING_AUTHORIZATION: Final = "DIS.4100"
 MALFORMED_AUTHORIZATION: Final = "DIS.4101"
 MISSING_DATE: Final = "DIS.4102"
@@ -52,13 +55,27 @@ TOKEN_INVALID: Final = "DIS.4114"
 
 
 def auth_error(code: str, message: str) -> ServiceError:
-    """Return a 441 :class:`ServiceError` with ``code`` and ``message``."""
+    """Return a 441 :class:`ServiceError` with ``code`` and ``message``.
+
+    Args:
+        code: the DIS error code, one of the ``DIS.41xx`` constants of this module.
+        message: the ``error_msg`` text; must not contain a secret.
+
+    Returns:
+        The error, for the caller to raise.
+    """
     return ServiceError(AUTH_STATUS, code, message)
 
 
 @dataclass
 class TokenInfo:
-    """What the emulator remembers about an issued token (never the token itself in a repr)."""
+    """What the emulator remembers about an issued token (never the token itself in a repr).
+
+    Attributes:
+        issued_at: when the token was issued, seconds since the epoch.
+        expires_at: when it stops being accepted, seconds since the epoch.
+        project_id: the project it is scoped to; ``None`` for a token without project scope.
+    """
 
     issued_at: float
     expires_at: float
@@ -66,7 +83,7 @@ class TokenInfo:
 
 
 class TokenStore:
-    """Issues and checks opaque IAM tokens.
+    """Issues and checks opaque IAM tokens; safe to use from several threads.
 
     Args:
         clock: Wall clock in seconds since the epoch; default :func:`time.time`.
@@ -78,7 +95,13 @@ class TokenStore:
         self._tokens: Dict[str, TokenInfo] = {}
 
     def issue(self, ttl: float, project_id: Optional[str]) -> Tuple[str, TokenInfo]:
-        """Create a token valid for ``ttl`` seconds, scoped to ``project_id`` (None: not a project).
+        """Create a token and remember it.
+
+        Args:
+            ttl: seconds the token stays valid; ``0`` or less gives a token that is already
+                expired.
+            project_id: the project the token is scoped to; ``None`` for a token that no DIS
+                project accepts.
 
         Returns:
             The token string (several hundred characters, like IAM's) and its info.
@@ -93,6 +116,10 @@ class TokenStore:
 
     def check(self, token: Optional[str], project_id: str) -> None:
         """Accept ``token`` for a DIS call in ``project_id``.
+
+        Args:
+            token: the ``X-Auth-Token`` header value; ``None`` or ``""`` when absent.
+            project_id: the project named in the request path.
 
         Raises:
             ServiceError: 441 DIS.4113 when missing, 441 DIS.4114 when unknown or expired, 403
@@ -110,25 +137,47 @@ class TokenStore:
             raise ServiceError(403, "DIS.4116", "The token is not scoped to this project.")
 
     def expire_all(self) -> None:
-        """Make every token issued so far expired."""
+        """Make every token issued so far expired; tokens issued later are not affected."""
         with self._lock:
             for info in self._tokens.values():
                 info.expires_at = min(info.expires_at, self._clock() - 1.0)
 
 
 def encode(text: str) -> str:
-    """Percent-encode ``text`` keeping only ``A-Z a-z 0-9 - _ . ~`` literal (UTF-8)."""
+    """Percent-encode ``text`` keeping only ``A-Z a-z 0-9 - _ . ~`` literal (UTF-8).
+
+    Args:
+        text: decoded text.
+
+    Returns:
+        The encoded text, with upper-case hex escapes.
+    """
     return quote(text, safe="~")
 
 
 def canonical_uri(path: str) -> str:
-    """Return the v3 canonical URI of a raw request path (section 10 step 3)."""
+    """Return the v3 canonical URI of a raw request path (DIS-API.md §10 step 3).
+
+    Args:
+        path: the path as received, percent-encoded, without the query.
+
+    Returns:
+        Each segment decoded and re-encoded with :func:`encode`, ending with ``/``.
+    """
     encoded = "/".join(encode(segment) for segment in unquote(path).split("/"))
     return encoded if encoded.endswith("/") else encoded + "/"
 
 
 def legacy_canonical_uri(path: str) -> str:
-    """Return the legacy canonical URI: empty and ``.`` segments dropped, ``/`` at both ends."""
+    """Return the legacy canonical URI: empty and ``.`` segments dropped, ``/`` at both ends.
+
+    Args:
+        path: the path as received, percent-encoded, without the query. ``..`` removes the
+            segment before it.
+
+    Returns:
+        The encoded segments between slashes; ``"/"`` when none remain.
+    """
     segments: List[str] = []
     for segment in unquote(path).split("/"):
         if segment in ("", "."):
@@ -142,17 +191,38 @@ def legacy_canonical_uri(path: str) -> str:
 
 
 def query_pairs(raw_query: str) -> List[Tuple[str, str]]:
-    """Decode a raw query string into (name, value) pairs, keeping blank values."""
+    """Decode a raw query string into (name, value) pairs, keeping blank values.
+
+    Args:
+        raw_query: the query as received, without ``?``; ``+`` decodes to a space.
+
+    Returns:
+        The pairs in their original order; empty for ``""``.
+    """
     return parse_qsl(raw_query, keep_blank_values=True)
 
 
 def canonical_query(pairs: Sequence[Tuple[str, str]]) -> str:
-    """Return the v3 canonical query string (section 10 step 4)."""
+    """Return the v3 canonical query string (DIS-API.md §10 step 4).
+
+    Args:
+        pairs: decoded ``(name, value)`` pairs, in any order.
+
+    Returns:
+        ``name=value`` items, encoded, sorted and joined by ``&``; ``""`` for no pairs.
+    """
     return "&".join(f"{encode(k)}={encode(v)}" for k, v in sorted(pairs))
 
 
 def legacy_canonical_query(pairs: Sequence[Tuple[str, str]]) -> str:
-    """Return the legacy canonical query: sorted ``name=value``, an empty value as ``name``."""
+    """Return the legacy canonical query: sorted ``name=value``, an empty value as ``name``.
+
+    Args:
+        pairs: decoded ``(name, value)`` pairs, in any order.
+
+    Returns:
+        The encoded items, sorted and joined by ``&``; ``""`` for no pairs.
+    """
     items = [encode(k) if v == "" else f"{encode(k)}={encode(v)}" for k, v in pairs]
     return "&".join(sorted(items))
 
@@ -164,7 +234,7 @@ def canonical_request(
     headers: Sequence[Tuple[str, str]],
     payload_hash: str,
 ) -> str:
-    """Join the parts of a canonical request (section 10 step 7).
+    """Join the parts of a canonical request (DIS-API.md §10 step 7).
 
     Args:
         method: HTTP method, upper case.
@@ -182,17 +252,41 @@ def canonical_request(
 
 
 def sha256_hex(data: bytes) -> str:
-    """Return the lowercase hex SHA-256 of ``data``."""
+    """Return the lowercase hex SHA-256 of ``data``.
+
+    Args:
+        data: the bytes to hash.
+
+    Returns:
+        64 lowercase hex digits.
+    """
     return hashlib.sha256(data).hexdigest()
 
 
 def hmac_sha256(key: bytes, message: str) -> bytes:
-    """Return HMAC-SHA256 of the UTF-8 ``message`` under ``key``."""
+    """Return HMAC-SHA256 of the UTF-8 ``message`` under ``key``.
+
+    Args:
+        key: the HMAC key.
+        message: text, encoded as UTF-8 before hashing.
+
+    Returns:
+        The 32-byte digest.
+    """
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
 
 
 def v3_signature(sk: str, sdk_date: str, canonical: str) -> str:
-    """Return the v3 ``SDK-HMAC-SHA256`` signature of a canonical request (section 10, 8-9)."""
+    """Return the v3 ``SDK-HMAC-SHA256`` signature of a canonical request (DIS-API.md §10).
+
+    Args:
+        sk: the secret key.
+        sdk_date: the ``X-Sdk-Date`` value, as received.
+        canonical: the canonical request from :func:`canonical_request`.
+
+    Returns:
+        The signature, 64 lowercase hex digits.
+    """
     string_to_sign = "SDK-HMAC-SHA256\n{}\n{}".format(
         sdk_date, sha256_hex(canonical.encode("utf-8"))
     )
@@ -206,6 +300,9 @@ def derived_secret(ak: str, sk: str, info: str) -> str:
         ak: Access key (the HKDF salt).
         sk: Secret key (the input key material).
         info: ``<yyyymmdd>/<region>/<service>``.
+
+    Returns:
+        64 lowercase hex digits.
     """
     prk = hmac.new(ak.encode("utf-8"), sk.encode("utf-8"), hashlib.sha256).digest()
     return hmac.new(prk, info.encode("utf-8") + b"\x01", hashlib.sha256).hexdigest()
@@ -214,7 +311,7 @@ def derived_secret(ak: str, sk: str, info: str) -> str:
 def legacy_signature(
     algorithm: str, secret: str, sdk_date: str, scope: Sequence[str], canonical: str
 ) -> str:
-    """Return a legacy scoped signature (section 11).
+    """Return a legacy scoped signature (DIS-API.md §11).
 
     Args:
         algorithm: ``SDK-HMAC-SHA256`` or ``V11-HMAC-SHA256``; only written into the string to sign.
@@ -222,6 +319,9 @@ def legacy_signature(
         sdk_date: The X-Sdk-Date value.
         scope: ``[yyyymmdd, region, service, "sdk_request"]``.
         canonical: The canonical request.
+
+    Returns:
+        The signature, 64 lowercase hex digits.
     """
     string_to_sign = "\n".join(
         [algorithm, sdk_date, "/".join(scope), sha256_hex(canonical.encode("utf-8"))]
@@ -233,7 +333,18 @@ def legacy_signature(
 
 
 def v3_derived_signature(ak: str, sk: str, sdk_date: str, info: str, canonical: str) -> str:
-    """Return the v3 SDK's ``V11-HMAC-SHA256`` signature (scope ``<date>/<region>/<service>``)."""
+    """Return the v3 SDK's ``V11-HMAC-SHA256`` signature (scope ``<date>/<region>/<service>``).
+
+    Args:
+        ak: the access key; salts the derived secret.
+        sk: the secret key.
+        sdk_date: the ``X-Sdk-Date`` value, as received.
+        info: the credential scope, ``<date>/<region>/<service>``.
+        canonical: the canonical request from :func:`canonical_request`.
+
+    Returns:
+        The signature, 64 lowercase hex digits.
+    """
     string_to_sign = "\n".join(
         ["V11-HMAC-SHA256", sdk_date, info, sha256_hex(canonical.encode("utf-8"))]
     )
@@ -242,7 +353,16 @@ def v3_derived_signature(ak: str, sk: str, sdk_date: str, info: str, canonical: 
 
 @dataclass(frozen=True)
 class Authorization:
-    """A parsed ``Authorization`` header."""
+    """A parsed ``Authorization`` header.
+
+    Attributes:
+        algorithm: ``SDK-HMAC-SHA256`` or ``V11-HMAC-SHA256``.
+        ak: the access key.
+        scope: the credential scope split at ``/``: empty for the v3 ``Access=`` form, three
+            parts for the v3 derived form, four (ending in ``sdk_request``) for the legacy forms.
+        signed_headers: the lower-case names from ``SignedHeaders``.
+        signature: the signature as received.
+    """
 
     algorithm: str
     ak: str
@@ -253,6 +373,12 @@ class Authorization:
 
 def parse_authorization(value: str) -> Authorization:
     """Parse an ``Authorization`` header of any accepted form.
+
+    Args:
+        value: the header value.
+
+    Returns:
+        Its parts.
 
     Raises:
         ServiceError: 441 DIS.4101 when the header cannot be parsed or names another algorithm.
@@ -288,6 +414,12 @@ def parse_authorization(value: str) -> Authorization:
 def parse_sdk_date(value: str) -> float:
     """Parse an X-Sdk-Date value into seconds since the epoch.
 
+    Args:
+        value: the header value; surrounding whitespace is ignored.
+
+    Returns:
+        The UTC time it names, in seconds since the epoch.
+
     Raises:
         ServiceError: 441 DIS.4103 when the value is not ``YYYYMMDDTHHMMSSZ``.
     """
@@ -299,6 +431,7 @@ def parse_sdk_date(value: str) -> float:
 
 
 def _header_variants(name: str, value: str) -> List[str]:
+    """Return each value a client may have signed for one received header, the raw one first."""
     # The legacy SDK signs the host without its port although the wire Host header has one.
     variants = [value]
     if name == "host" and ":" in value and not value.endswith("]"):
@@ -337,7 +470,7 @@ class SignatureVerifier:
 
     Args:
         keys: Access key to secret key.
-        region: The region legacy credential scopes must name.
+        region: The region credential scopes (legacy and v3 derived) must name.
         clock: Wall clock in seconds since the epoch; default :func:`time.time`.
         security_token: When set, AK/SK requests must carry this ``X-Security-Token``; when None any
             (or no) security token is accepted.
@@ -357,6 +490,12 @@ class SignatureVerifier:
 
     def verify(self, request: SignedRequest) -> str:
         """Verify the request's signature and return its access key.
+
+        Args:
+            request: the received request.
+
+        Returns:
+            The access key that signed it.
 
         Raises:
             ServiceError: 441 with DIS.4100-4108 describing the failure.
@@ -396,6 +535,7 @@ class SignatureVerifier:
     def _candidates(
         self, auth: Authorization, sk: str, sdk_date: str, request: SignedRequest
     ) -> List[str]:
+        """Return every signature that would be valid for ``request``, given the variants."""
         pairs = query_pairs(request.query)
         legacy = len(auth.scope) == 4
         if legacy:
@@ -418,6 +558,7 @@ class SignatureVerifier:
 
     @staticmethod
     def _payload_hashes(request: SignedRequest) -> List[str]:
+        """Return the declared ``X-Sdk-Content-Sha256`` (if any), then the body's real hash."""
         declared = request.headers.get("x-sdk-content-sha256")
         hashes = [sha256_hex(request.body)]
         if declared:
@@ -428,6 +569,7 @@ class SignatureVerifier:
     def _header_sets(
         names: Sequence[str], headers: Mapping[str, str]
     ) -> List[List[Tuple[str, str]]]:
+        """Return every combination of the signed headers' variants, in signed order."""
         sets: List[List[Tuple[str, str]]] = [[]]
         for name in names:
             variants = _header_variants(name, headers[name])
@@ -436,6 +578,7 @@ class SignatureVerifier:
 
     @staticmethod
     def _sign(auth: Authorization, sk: str, sdk_date: str, canonical: str) -> str:
+        """Sign ``canonical`` with the algorithm and scope form that ``auth`` names."""
         if not auth.scope:
             return v3_signature(sk, sdk_date, canonical)
         if len(auth.scope) == 3:

@@ -26,6 +26,7 @@ OPERATIONS: Final = (
 )
 """Operation names accepted by the fault methods (``CreateToken`` is IAM's POST /v3/auth/tokens)."""
 
+#: ``error_message`` DIS pairs with each retryable per-record code (DIS-API.md §9).
 _RECORD_MESSAGES: Final = {
     "DIS.4303": "Exceeded traffic control limit.",
     "DIS.5250": "Flow control: the partition is busy.",
@@ -33,7 +34,14 @@ _RECORD_MESSAGES: Final = {
 
 
 def check_operation(operation: Optional[str]) -> None:
-    """Raise ValueError unless ``operation`` is None or one of :data:`OPERATIONS`."""
+    """Reject an operation name the fault methods do not know.
+
+    Args:
+        operation: An operation name, or None for "any operation".
+
+    Raises:
+        ValueError: ``operation`` is neither None nor one of :data:`OPERATIONS`.
+    """
     if operation is not None and operation not in OPERATIONS:
         raise ValueError(
             "unknown operation {!r}; expected one of {}".format(operation, ", ".join(OPERATIONS))
@@ -42,7 +50,14 @@ def check_operation(operation: Optional[str]) -> None:
 
 @dataclass(frozen=True)
 class QueuedFailure:
-    """One scripted error reply."""
+    """One scripted error reply.
+
+    Attributes:
+        operation: The operation it applies to, or None for any.
+        status: The HTTP status of the reply.
+        error_code: The ``error_code`` of the reply body.
+        retry_after: Seconds for a ``Retry-After`` header, or None for no header.
+    """
 
     operation: Optional[str]
     status: int
@@ -71,6 +86,7 @@ class _RecordFailures:
         self.failed = 0
 
     def decide(self) -> bool:
+        """Count one record and return whether it fails; the caller holds the plan's lock."""
         self.seen += 1
         if self.limit is not None and self.failed >= self.limit:
             return False
@@ -96,12 +112,14 @@ class _RandomFailure:
 
 @dataclass
 class _Drop:
+    """Connections still to drop for one operation (None: any)."""
+
     operation: Optional[str]
     remaining: int
 
 
 class FaultPlan:
-    """The scripted faults of one emulator."""
+    """The scripted faults of one emulator; starts with none."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -119,7 +137,18 @@ class FaultPlan:
         retry_after: Optional[float],
         operation: Optional[str],
     ) -> None:
-        """Queue ``count`` error replies for ``operation`` (None: any); see ``fail_next``."""
+        """Queue ``count`` error replies; see :meth:`DISEmulator.fail_next`.
+
+        Args:
+            count: How many requests fail, at least 0; ``0`` queues nothing.
+            status: HTTP status of each reply, 100-599.
+            error_code: ``error_code`` of each reply body.
+            retry_after: Seconds for a ``Retry-After`` header, or None for no header.
+            operation: The operation the failures apply to, or None for any.
+
+        Raises:
+            ValueError: An unknown operation, a negative count or a status outside 100-599.
+        """
         check_operation(operation)
         if count < 0 or not 100 <= status <= 599:
             raise ValueError("count must be >= 0 and status an HTTP status code")
@@ -136,7 +165,22 @@ class FaultPlan:
         operation: Optional[str],
         seed: int,
     ) -> None:
-        """Fail a random ``fraction`` of ``operation`` requests; see ``DISEmulator.fail_rate``."""
+        """Fail a random ``fraction`` of ``operation`` requests; see :meth:`DISEmulator.fail_rate`.
+
+        Replaces any earlier rate rule.
+
+        Args:
+            fraction: Probability in [0, 1] that a request fails; ``0`` removes the rule.
+            status: HTTP status of each reply, 100-599.
+            error_code: ``error_code`` of each reply body.
+            retry_after: Seconds for a ``Retry-After`` header, or None for no header.
+            operation: The operation the rule applies to, or None for any.
+            seed: Seed of the rule's random generator.
+
+        Raises:
+            ValueError: An unknown operation, a fraction outside [0, 1] or a status outside
+                100-599.
+        """
         check_operation(operation)
         if not 0.0 <= fraction <= 1.0 or not 100 <= status <= 599:
             raise ValueError("fraction must be within [0, 1] and status an HTTP status code")
@@ -151,6 +195,12 @@ class FaultPlan:
 
         The first queued failure that applies is consumed; otherwise the random failure rate (if
         any) is consulted.
+
+        Args:
+            operation: The operation of the request being handled.
+
+        Returns:
+            The error to reply with, or None to handle the request normally.
         """
         chosen: Optional[QueuedFailure] = None
         with self._lock:
@@ -184,7 +234,23 @@ class FaultPlan:
         seed: int,
         limit: Optional[int],
     ) -> None:
-        """Make PutRecords entries fail individually; see DISEmulator.fail_records."""
+        """Make PutRecords entries fail individually; see :meth:`DISEmulator.fail_records`.
+
+        Replaces any earlier per-record rule.
+
+        Args:
+            error_code: The per-record error code.
+            every: Fail every Nth record, counted across requests, at least 1; None to use
+                ``fraction``.
+            fraction: Probability in [0, 1] that a record fails; None with ``every`` None fails
+                every record. Ignored when ``every`` is set.
+            seed: Seed of the generator for ``fraction``.
+            limit: Stop failing after this many failures, at least 0 (``0`` fails none); None
+                never stops.
+
+        Raises:
+            ValueError: ``every`` below 1, ``fraction`` outside [0, 1] or a negative ``limit``.
+        """
         if every is not None and every < 1:
             raise ValueError("every must be >= 1")
         if fraction is not None and not 0.0 <= fraction <= 1.0:
@@ -195,7 +261,12 @@ class FaultPlan:
             self._records = _RecordFailures(error_code, every, fraction, seed, limit)
 
     def record_filter(self) -> Optional[RecordFilter]:
-        """Return the per-record failure hook for one PutRecords request, or None when inactive."""
+        """Return the per-record failure hook for one PutRecords request.
+
+        Returns:
+            A :data:`~dis_logging.emulator.state.RecordFilter` that applies the current rule, or
+            None when no rule is set.
+        """
         with self._lock:
             rule = self._records
         if rule is None:
@@ -208,7 +279,15 @@ class FaultPlan:
         return decide
 
     def set_delay(self, seconds: float, operation: Optional[str]) -> None:
-        """Delay replies to ``operation`` (None: every operation) by ``seconds``; 0 removes it."""
+        """Delay replies to ``operation`` by ``seconds``.
+
+        Args:
+            seconds: The delay in seconds, at least 0; ``0`` removes the delay.
+            operation: The operation, or None for every operation without a delay of its own.
+
+        Raises:
+            ValueError: An unknown operation or a negative delay.
+        """
         check_operation(operation)
         if seconds < 0:
             raise ValueError("seconds must be >= 0")
@@ -219,12 +298,27 @@ class FaultPlan:
                 self._delays.pop(operation, None)
 
     def delay_for(self, operation: str) -> float:
-        """Return the delay in seconds for ``operation`` (its own setting, else the global one)."""
+        """Return the delay in seconds for ``operation``.
+
+        Args:
+            operation: The operation of the request being handled.
+
+        Returns:
+            Its own delay, else the one set for every operation, else 0.0.
+        """
         with self._lock:
             return self._delays.get(operation, self._delays.get(None, 0.0))
 
     def drop_connections(self, count: int, operation: Optional[str]) -> None:
-        """Close the next ``count`` connections carrying ``operation`` without replying."""
+        """Close the next ``count`` connections carrying ``operation`` without replying.
+
+        Args:
+            count: How many requests to drop, at least 0; ``0`` drops none.
+            operation: The operation, or None for any.
+
+        Raises:
+            ValueError: An unknown operation or a negative count.
+        """
         check_operation(operation)
         if count < 0:
             raise ValueError("count must be >= 0")
@@ -233,7 +327,14 @@ class FaultPlan:
                 self._drops.append(_Drop(operation, count))
 
     def take_drop(self, operation: str) -> bool:
-        """Return True (and count it) when this ``operation`` request must be dropped."""
+        """Return True (and count it) when this ``operation`` request must be dropped.
+
+        Args:
+            operation: The operation of the request being handled.
+
+        Returns:
+            True when a drop rule applies; that rule then has one drop fewer to go.
+        """
         with self._lock:
             for entry in self._drops:
                 if entry.operation in (None, operation):
@@ -244,7 +345,7 @@ class FaultPlan:
         return False
 
     def clear(self) -> None:
-        """Remove every scripted fault."""
+        """Remove every scripted fault: queued and random failures, record rules, delays, drops."""
         with self._lock:
             self._failures.clear()
             self._drops.clear()

@@ -20,7 +20,12 @@ from urllib.parse import unquote, urlsplit
 
 from dis_logging.emulator.auth import query_pairs
 from dis_logging.emulator.service import Account, Reply, Request, Service, error_reply
-from dis_logging.emulator.state import RequestLogEntry, ServiceError, StoredRecord
+from dis_logging.emulator.state import (
+    DEFAULT_PARTITION_QUOTA,
+    RequestLogEntry,
+    ServiceError,
+    StoredRecord,
+)
 
 DEFAULT_PROJECT_ID: Final = "0123456789abcdef0123456789abcdef"
 DEFAULT_AK: Final = "EXAMPLEAK0000000001"
@@ -30,10 +35,10 @@ DEFAULT_PASSWORD: Final = "dis-password"
 DEFAULT_DOMAIN_NAME: Final = "dis-account"
 DEFAULT_REGION: Final = "cn-north-4"
 DEFAULT_TOKEN_TTL: Final = 86400.0
-"""IAM tokens live 24 h (DIS-API.md section 4)."""
+"""IAM tokens live 24 h, in seconds (DIS-API.md §4, §8)."""
 
 MAX_BODY_BYTES: Final = 12 * 1024 * 1024
-"""AK/SK-signed bodies are capped at 12 MB by the API gateway (DIS-API.md section 8)."""
+"""AK/SK-signed bodies are capped at 12 MB by the API gateway (DIS-API.md §8)."""
 
 MAX_DISCARD_BYTES: Final = 64 * 1024 * 1024
 """An oversized body up to this size is read and discarded so the 413 reply reaches the client."""
@@ -52,21 +57,29 @@ class DISEmulator:
     Args:
         host: Interface to listen on; default ``"127.0.0.1"``.
         port: TCP port; default 0 picks a free one (see :attr:`url`).
-        project_id: The only project id DIS paths may use.
-        ak: Access key accepted for AK/SK signatures.
-        sk: Its secret key.
-        username: IAM user name accepted by the password method.
-        password: Its password.
-        domain_name: The IAM account (domain) name.
-        region: Region: the project name for IAM scopes and the region of legacy signature scopes.
-        token_ttl: Lifetime of issued tokens in seconds; default 86400 (24 h).
+        project_id: The only project id DIS paths may use; default
+            :data:`DEFAULT_PROJECT_ID`.
+        ak: Access key accepted for AK/SK signatures; default :data:`DEFAULT_AK`.
+        sk: Its secret key; default :data:`DEFAULT_SK`.
+        username: IAM user name accepted by the password method; default
+            :data:`DEFAULT_USERNAME`.
+        password: Its password; default :data:`DEFAULT_PASSWORD`.
+        domain_name: The IAM account (domain) name; default :data:`DEFAULT_DOMAIN_NAME`.
+        region: Region: the project name for IAM scopes and the region of signature credential
+            scopes; default ``"cn-north-4"``.
+        token_ttl: Lifetime of issued tokens in seconds; default 86400 (24 h). ``0`` issues
+            tokens that are already expired.
         security_token: When set, AK/SK requests must send it as ``X-Security-Token``; default None
             accepts any or none.
         clock: Wall clock in seconds since the epoch, for token, cursor and signature-date checks;
             default :func:`time.time`.
-        seed: Seed for placing records that have neither key nor partition id; None is random.
-        partition_quota: Total partitions the account may hold; default 200.
+        seed: Seed for placing records that have neither key nor partition id; default None is
+            random.
+        partition_quota: Total partitions the account may hold; default
+            :data:`~dis_logging.emulator.state.DEFAULT_PARTITION_QUOTA` (200).
         verbose: When True, log every request line to stderr; default False (quiet).
+
+    Nothing is bound until :meth:`start`.
     """
 
     def __init__(
@@ -85,7 +98,7 @@ class DISEmulator:
         security_token: Optional[str] = None,
         clock: Callable[[], float] = time.time,
         seed: Optional[int] = None,
-        partition_quota: int = 200,
+        partition_quota: int = DEFAULT_PARTITION_QUOTA,
         verbose: bool = False,
     ) -> None:
         self.host = host
@@ -185,7 +198,10 @@ class DISEmulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving, close the listening socket and every open connection; idempotent."""
+        """Stop serving, close the listening socket and every open connection; idempotent.
+
+        Clients then get connection refused. Waits at most 5 seconds for the serving thread.
+        """
         server, self._server = self._server, None
         if server is None:
             return
@@ -233,7 +249,7 @@ class DISEmulator:
 
         Args:
             name: Stream name, 1-64 characters of ``[A-Za-z0-9_-]``.
-            partitions: Partition count; default 1.
+            partitions: Partition count, at least 1; default 1.
             stream_type: ``"COMMON"`` (default) or ``"ADVANCED"``.
             data_type: ``"BLOB"`` (default), ``"JSON"`` or ``"CSV"``.
 
@@ -289,8 +305,8 @@ class DISEmulator:
 
         Args:
             stream: Stream name (it may be created while waiting).
-            n: Number of records to wait for.
-            timeout: Maximum wait in seconds; default 10.
+            n: Number of records to wait for; ``0`` returns at once.
+            timeout: Maximum wait in seconds; default 10.0. ``0`` only checks.
 
         Returns:
             Every record of the stream, as :meth:`records` does.
@@ -304,7 +320,8 @@ class DISEmulator:
         """Return a valid project-scoped X-Auth-Token without going through HTTP.
 
         Args:
-            ttl: Lifetime in seconds; None uses :attr:`token_ttl`.
+            ttl: Lifetime in seconds; default None uses :attr:`token_ttl`. ``0`` gives a token
+                that is already expired.
 
         Returns:
             The token, accepted as ``X-Auth-Token`` for :attr:`project_id` until it expires.
@@ -338,7 +355,7 @@ class DISEmulator:
         """Queue error replies; calls append, so a sequence of statuses can be scripted.
 
         Args:
-            count: How many requests fail; default 1.
+            count: How many requests fail; default 1. ``0`` queues nothing.
             status: HTTP status of the reply; default 500.
             error_code: ``error_code`` of the reply body; default ``"DIS.5000"``.
             retry_after: Seconds for a ``Retry-After`` header; None (default) sends none.
@@ -405,6 +422,9 @@ class DISEmulator:
         Args:
             seconds: Delay in seconds; 0 removes the delay.
             operation: Operation name, or None (default) for every operation without its own delay.
+
+        Raises:
+            ValueError: On an unknown operation or a negative delay.
         """
         self._service.faults.set_delay(seconds, operation)
 
@@ -414,14 +434,20 @@ class DISEmulator:
         The request is read but not executed (nothing is stored).
 
         Args:
-            count: Requests to drop; default 1.
+            count: Requests to drop; default 1. ``0`` drops none.
             operation: Operation name; default ``"PutRecords"``; None for any operation.
+
+        Raises:
+            ValueError: On an unknown operation or a negative count.
         """
         self._service.faults.drop_connections(count, operation)
 
     def enforce_rate_limits(self, enabled: bool = True) -> None:
-        """Apply DIS per-partition write limits (1 MB/s or 1000 records/s for COMMON, 5 MB/s or
-        2000 records/s for ADVANCED): records over the limit fail with per-record DIS.4303.
+        """Apply or lift the DIS per-partition write limits.
+
+        The limits are 1 MB/s or 1000 records/s for COMMON and 5 MB/s or 2000 records/s for
+        ADVANCED streams, counted in one-second windows; records over a limit fail with
+        per-record DIS.4303 and are not stored.
 
         Args:
             enabled: True (default) to enforce, False to stop.
@@ -494,6 +520,7 @@ class _Server(ThreadingHTTPServer):
         self._wake_write.close()
 
     def track(self, connection: socket.socket, active: bool) -> None:
+        """Add (``active``) or remove an open connection, for :meth:`close_connections`."""
         with self._connections_lock:
             if active:
                 self._connections.add(connection)
@@ -591,6 +618,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _read_chunked(self) -> Optional[bytes]:
+        """Read a chunked body; reply and return None when it is malformed or too large."""
         chunks: List[bytes] = []
         total = 0
         while True:
@@ -612,6 +640,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def _too_large(self, length: Optional[int]) -> None:
+        """Reply 413 APIG.0201, reading the rest of the body first when it is small enough."""
         if length is not None and length <= MAX_DISCARD_BYTES:
             remaining = length
             while remaining > 0:
@@ -639,6 +668,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(error_reply(error), head=False)
 
     def _dispatch(self) -> None:
+        """Read the body, build a :class:`Request`, and send what the service answers."""
         body = self._read_body()
         if body is None:
             return
@@ -668,6 +698,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(reply, head=self.command == "HEAD")
 
     def _send(self, reply: Reply, head: bool) -> None:
+        """Write ``reply`` in one call; ``head`` leaves out the body."""
         lines = [
             f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}",
             f"Server: {self.server_version}",

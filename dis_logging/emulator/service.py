@@ -31,6 +31,7 @@ from dis_logging.emulator.auth import (
 )
 from dis_logging.emulator.faults import FaultPlan
 from dis_logging.emulator.state import (
+    DEFAULT_PARTITION_QUOTA,
     MAX_REQUEST_DATA_BYTES,
     NewRecord,
     RequestLogEntry,
@@ -42,17 +43,24 @@ from dis_logging.emulator.state import (
 )
 
 CURSOR_TTL: Final = 300.0
-"""Partition cursors are valid 5 minutes (DIS-API.md section 5)."""
+"""Partition cursors are valid 5 minutes, in seconds (DIS-API.md §5, §8)."""
 
-DEFAULT_GET_LIMIT: Final = 1000  # GetRecords limit: 1-10000, default 1000 (section 5)
+#: GetRecords ``limit``: default 1000, range 1-10000 (DIS-API.md §5).
+DEFAULT_GET_LIMIT: Final = 1000
 MAX_GET_LIMIT: Final = 10000
-DEFAULT_LIST_LIMIT: Final = 10  # ListStreams limit: default 10, up to 100 (newer docs: 500)
+#: ListStreams ``limit``: default 10, up to 100; newer docs allow 500, so we accept that
+#: (DIS-API.md §5, §8).
+DEFAULT_LIST_LIMIT: Final = 10
 MAX_LIST_LIMIT: Final = 500
-DEFAULT_DESCRIBE_LIMIT: Final = 100  # DescribeStream limit_partitions: 1-1000, default 100
+#: DescribeStream ``limit_partitions``: default 100, range 1-1000 (DIS-API.md §5, §8).
+DEFAULT_DESCRIBE_LIMIT: Final = 100
 MAX_DESCRIBE_LIMIT: Final = 1000
+#: CreateStream ``data_duration`` when the body has none, hours (DIS-API.md §5).
+DEFAULT_RETENTION_HOURS: Final = 24
 REQUEST_LOG_SIZE: Final = 100_000
 """Request log entries kept; older ones are discarded so long benchmarks stay bounded."""
 
+#: GetCursor ``cursor-type`` values (DIS-API.md §5).
 CURSOR_TYPES: Final = (
     "AT_SEQUENCE_NUMBER",
     "AFTER_SEQUENCE_NUMBER",
@@ -61,6 +69,7 @@ CURSOR_TYPES: Final = (
     "AT_TIMESTAMP",
 )
 
+#: Content types of JSON and protobuf replies (DIS-API.md §3, §6).
 JSON_TYPE: Final = "application/json;charset=UTF-8"
 PROTOBUF_TYPE: Final = "application/x-protobuf;charset=utf-8"
 _EMPTY: Final = b""
@@ -68,7 +77,17 @@ _EMPTY: Final = b""
 
 @dataclass
 class Reply:
-    """An HTTP reply plus the facts the request log records about it."""
+    """An HTTP reply plus the facts the request log records about it.
+
+    Attributes:
+        status: The HTTP status.
+        body: The body bytes; default empty.
+        content_type: The ``Content-Type`` header; default None, sent only with a body.
+        headers: Further headers, such as ``Retry-After`` or ``X-Subject-Token``; default none.
+        error_code: The error code of an error reply, for the log; default None.
+        record_count: Records returned (GetRecords), for the log; default 0.
+        data_bytes: Record data bytes returned, for the log; default 0.
+    """
 
     status: int
     body: bytes = _EMPTY
@@ -80,13 +99,32 @@ class Reply:
 
 
 def json_reply(status: int, payload: object, record_count: int = 0, data_bytes: int = 0) -> Reply:
-    """Return a JSON reply; the counts are only for the request log."""
+    """Return a JSON reply.
+
+    Args:
+        status: The HTTP status.
+        payload: Anything :func:`json.dumps` accepts; encoded compactly as UTF-8.
+        record_count: Records in the reply, for the request log only; default 0.
+        data_bytes: Record data bytes in the reply, for the request log only; default 0.
+
+    Returns:
+        The reply with a JSON content type.
+    """
     body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
     return Reply(status, body, JSON_TYPE, record_count=record_count, data_bytes=data_bytes)
 
 
 def error_reply(error: ServiceError, iam: bool = False) -> Reply:
-    """Return the reply for a rejected request in the DIS error shape (plus IAM's for IAM)."""
+    """Return the reply for a rejected request in the DIS error shape.
+
+    Args:
+        error: The rejection; its ``retry_after``, when set, becomes a ``Retry-After`` header
+            (whole seconds without a fraction).
+        iam: Also add IAM's nested ``error`` object; default False (DIS only).
+
+    Returns:
+        The reply, with ``error_code`` set for the request log.
+    """
     payload: Dict[str, object] = {"error_code": error.code, "error_msg": error.message}
     if iam:
         title = "Unauthorized" if error.status == 401 else "Error"
@@ -103,7 +141,22 @@ def error_reply(error: ServiceError, iam: bool = False) -> Reply:
 
 @dataclass
 class Request:
-    """A parsed HTTP request as the operations see it."""
+    """A parsed HTTP request as the operations see it.
+
+    Attributes:
+        method: The HTTP method.
+        path: The percent-decoded path, without the query.
+        raw_path: The path as received, for signature checks.
+        raw_query: The query string as received, without ``?``.
+        query: Decoded query parameters; the first value of a repeated name wins.
+        headers: Header names lower-cased to values.
+        body: The body bytes.
+        auth: How the request authenticated: ``"token"``, ``"aksk"`` or ``"none"`` (default).
+        record_count: Records in a PutRecords request, for the log; default 0.
+        data_bytes: Their data bytes, for the log; default 0.
+        put: The decoded PutRecords body ``(stream name, stream id, records)``, once decoded;
+            default None.
+    """
 
     method: str
     path: str
@@ -124,6 +177,7 @@ class Request:
 
 
 def _json_body(request: Request) -> Dict[str, Any]:
+    """Decode the body as a JSON object, or raise DIS.4200."""
     try:
         payload = json.loads(request.body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -134,6 +188,7 @@ def _json_body(request: Request) -> Dict[str, Any]:
 
 
 def _optional_str(record: Mapping[str, Any], name: str, where: str) -> Optional[str]:
+    """Return ``record[name]`` as an optional string (an int ``explicit_hash_key`` is accepted)."""
     value = record.get(name)
     if value is None:
         return None
@@ -147,6 +202,7 @@ def _optional_str(record: Mapping[str, Any], name: str, where: str) -> Optional[
 def _int_param(
     query: Mapping[str, str], name: str, default: int, low: int, high: int, code: str = "DIS.4200"
 ) -> int:
+    """Return query parameter ``name`` as an int in ``[low, high]``, ``default`` when absent."""
     text = query.get(name)
     if text is None or text == "":
         return default
@@ -161,7 +217,17 @@ def _int_param(
 
 @dataclass(frozen=True)
 class Account:
-    """The emulated account's identity and credentials (secrets stay out of the repr)."""
+    """The emulated account's identity and credentials (secrets stay out of the repr).
+
+    Attributes:
+        project_id: The only project id DIS paths may use.
+        ak: The accepted access key.
+        sk: Its secret key.
+        username: The IAM user name.
+        password: Its password.
+        domain_name: The IAM account (domain) name.
+        region: The region id, also the IAM project name.
+    """
 
     project_id: str
     ak: str
@@ -187,13 +253,21 @@ class Service:
 
     Args:
         account: Identity and credentials of the emulated account.
-        token_ttl: Lifetime of issued tokens in seconds.
+        token_ttl: Lifetime of issued tokens in seconds; no default.
         url: Returns the base URL, for the IAM catalog.
-        security_token: When set, AK/SK requests must carry it; None accepts any or none.
-        clock: Wall clock in seconds since the epoch.
-        seed: Seed for placing records without key or partition id; None is random.
-        partition_quota: Total partitions the account may hold.
-        verbose: When True, unexpected errors print a traceback to stderr.
+        security_token: When set, AK/SK requests must carry it; default None accepts any or none.
+        clock: Wall clock in seconds since the epoch; default :func:`time.time`.
+        seed: Seed for placing records without key or partition id; default None is random.
+        partition_quota: Total partitions the account may hold; default
+            :data:`~dis_logging.emulator.state.DEFAULT_PARTITION_QUOTA` (200).
+        verbose: When True, unexpected errors print a traceback to stderr; default False.
+
+    Attributes:
+        store: The streams and records.
+        tokens: The issued IAM tokens.
+        verifier: The AK/SK signature checker.
+        faults: The scripted faults.
+        stopping: Set while the emulator stops, to cut scripted delays short.
     """
 
     def __init__(
@@ -205,7 +279,7 @@ class Service:
         security_token: Optional[str] = None,
         clock: Callable[[], float] = time.time,
         seed: Optional[int] = None,
-        partition_quota: int = 200,
+        partition_quota: int = DEFAULT_PARTITION_QUOTA,
         verbose: bool = False,
     ) -> None:
         self.account = account
@@ -224,12 +298,20 @@ class Service:
         self._log_lock = threading.Lock()
 
     def record(self, entry: RequestLogEntry) -> None:
-        """Append ``entry`` to the request log."""
+        """Append ``entry`` to the request log, dropping the oldest beyond :data:`REQUEST_LOG_SIZE`.
+
+        Args:
+            entry: The request to log.
+        """
         with self._log_lock:
             self._log.append(entry)
 
     def logged(self) -> List[RequestLogEntry]:
-        """Return a copy of the request log, oldest first."""
+        """Return a copy of the request log, oldest first.
+
+        Returns:
+            A new list of at most :data:`REQUEST_LOG_SIZE` entries.
+        """
         with self._log_lock:
             return list(self._log)
 
@@ -239,6 +321,7 @@ class Service:
             self._log.clear()
 
     def _authenticate(self, request: Request) -> None:
+        """Check the token or AK/SK signature; an ``Authorization`` header means AK/SK."""
         headers = request.headers
         if "authorization" in headers or (
             "x-auth-token" not in headers and "x-sdk-date" in headers
@@ -257,6 +340,7 @@ class Service:
             )
 
     def _check_project(self, request: Request, project: str) -> None:
+        """Reject with DIS.4117 unless the path and any ``X-Project-Id`` name our project."""
         header = request.headers.get("x-project-id")
         if project != self.account.project_id or (
             header is not None and header != self.account.project_id
@@ -549,7 +633,7 @@ class Service:
             payload.get("partition_count", 1),
             payload.get("stream_type", "COMMON"),
             payload.get("data_type", "BLOB"),
-            payload.get("data_duration", 24),
+            payload.get("data_duration", DEFAULT_RETENTION_HOURS),
         )
         return Reply(201)
 
@@ -621,6 +705,14 @@ class Service:
     def route(self, method: str, path: str) -> Tuple[str, Callable[[Request], Reply], str]:
         """Map a method and decoded path to (operation, handler, project id from the path).
 
+        Args:
+            method: The HTTP method.
+            path: The decoded request path.
+
+        Returns:
+            The operation name, the bound handler, and the project id in the path (``""`` for
+            IAM).
+
         Raises:
             ServiceError: 404 for unknown paths, 405 for a known path with another method.
         """
@@ -666,10 +758,13 @@ class Service:
 
         Args:
             request: The parsed request.
-            drop: Called instead of replying when a dropped connection is scripted.
+            drop: Called instead of replying when a dropped connection is scripted; it runs
+                after the request has been logged.
 
         Returns:
-            The reply, or None when the connection was dropped.
+            The reply, or None when the connection was dropped. Rejections become error replies
+            and unexpected exceptions a 500 DIS.5000 reply, so this never raises. Every request
+            is logged.
         """
         operation = "Unknown"
         reply: Optional[Reply]
@@ -725,5 +820,6 @@ class Service:
 
 
 def _iso(seconds: float) -> str:
+    """Format epoch seconds the way IAM writes ``expires_at``: UTC, microseconds, ``Z``."""
     moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -19,28 +19,32 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Final, List, Optional, Tuple
 
 MAX_HASH: Final = 2**63 - 1
-"""Upper end of the partition hash space (DIS-API.md section 7)."""
+"""Upper end of the partition hash space (DIS-API.md §7)."""
 
 STREAM_NAME_RE: Final = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
-"""Stream names: 1-64 characters of ``[A-Za-z0-9_-]`` (DIS-API.md section 5, CreateStream)."""
+"""Stream names: 1-64 characters of ``[A-Za-z0-9_-]`` (DIS-API.md §5, CreateStream)."""
 
 PARTITION_ID_RE: Final = re.compile(r"\A(?:shardId-)?(\d{1,10})\Z")
-"""A partition id, either ``shardId-0000000002`` or the bare index ``2`` (DIS-API.md section 1)."""
+"""A partition id, either ``shardId-0000000002`` or the bare index ``2`` (DIS-API.md §1)."""
 
 STREAM_TYPES: Final = ("COMMON", "ADVANCED")
+"""CreateStream ``stream_type`` values (DIS-API.md §5, §8)."""
 DATA_TYPES: Final = ("BLOB", "JSON", "CSV")
+"""CreateStream ``data_type`` values (DIS-API.md §5)."""
 
-MIN_RETENTION_HOURS: Final = 24  # CreateStream data_duration range (DIS-API.md section 5)
+MIN_RETENTION_HOURS: Final = 24
+"""Shortest CreateStream ``data_duration``, hours (DIS-API.md §5, §8)."""
 MAX_RETENTION_HOURS: Final = 72
+"""Longest CreateStream ``data_duration``, hours (DIS-API.md §5, §8)."""
 
 DEFAULT_PARTITION_QUOTA: Final = 200
-"""Partitions the emulated account may hold in total; generous (real default: 50, section 8)."""
+"""Partitions the emulated account may hold in total; generous (real default: 50, DIS-API.md §8)."""
 
 MAX_REQUEST_DATA_BYTES: Final = {"COMMON": 1024 * 1024, "ADVANCED": 5 * 1024 * 1024}
-"""Total record data per PutRecords request, keys excluded (DIS-API.md section 8)."""
+"""Total record data per PutRecords request, keys excluded (DIS-API.md §8)."""
 
 WRITE_RATE_LIMITS: Final = {"COMMON": (1024 * 1024, 1000), "ADVANCED": (5 * 1024 * 1024, 2000)}
-"""Per-partition write limits as (bytes per second, records per second) (DIS-API.md section 8)."""
+"""Per-partition write limits as (bytes per second, records per second) (DIS-API.md §8)."""
 
 _ID_ALPHABET: Final = string.ascii_letters + string.digits
 
@@ -100,7 +104,10 @@ class ServiceError(Exception):
         status: HTTP status code.
         code: DIS/APIG error code, e.g. ``"DIS.4301"``.
         message: Human-readable message for the ``error_msg`` field.
-        retry_after: Value for a ``Retry-After`` header in seconds, or None for no header.
+        retry_after: Value for a ``Retry-After`` header in seconds; default None, no header.
+
+    Attributes:
+        status, code, message, retry_after: as passed.
     """
 
     def __init__(
@@ -114,7 +121,15 @@ class ServiceError(Exception):
 
 
 def bad_request(code: str, message: str) -> ServiceError:
-    """Return a 400 :class:`ServiceError` with ``code`` and ``message``."""
+    """Return a 400 :class:`ServiceError` with ``code`` and ``message``.
+
+    Args:
+        code: The DIS error code, e.g. ``"DIS.4200"``.
+        message: The ``error_msg`` text.
+
+    Returns:
+        The error, for the caller to raise.
+    """
     return ServiceError(400, code, message)
 
 
@@ -132,7 +147,14 @@ def key_hash(partition_key: str) -> int:
 
 
 def hash_ranges(partitions: int) -> List[Tuple[int, int]]:
-    """Return the inclusive hash range each of ``partitions`` partitions owns (section 7)."""
+    """Return the inclusive hash range each of ``partitions`` partitions owns (DIS-API.md §7).
+
+    Args:
+        partitions: The partition count, at least 1.
+
+    Returns:
+        ``(low, high)`` per partition index; the last range ends at :data:`MAX_HASH`.
+    """
     width = MAX_HASH // partitions
     ranges = [(i * width, (i + 1) * width - 1) for i in range(partitions)]
     ranges[-1] = (ranges[-1][0], MAX_HASH)
@@ -140,29 +162,67 @@ def hash_ranges(partitions: int) -> List[Tuple[int, int]]:
 
 
 def partition_for_hash(value: int, partitions: int) -> int:
-    """Return the index of the partition whose hash range holds ``value``."""
+    """Return the index of the partition whose hash range holds ``value``.
+
+    Args:
+        value: A hash in ``[0, MAX_HASH]``, from :func:`key_hash` or an ``explicit_hash_key``.
+        partitions: The partition count, at least 1.
+
+    Returns:
+        The partition index, in ``[0, partitions - 1]``.
+    """
     return min(value // (MAX_HASH // partitions), partitions - 1)
 
 
 def partition_id(index: int) -> str:
-    """Return the DIS partition id for ``index``, e.g. ``shardId-0000000002``."""
+    """Return the DIS partition id for ``index``, e.g. ``shardId-0000000002``.
+
+    Args:
+        index: The partition index, from 0.
+
+    Returns:
+        ``"shardId-"`` followed by the index padded to ten digits.
+    """
     return f"shardId-{index:010d}"
 
 
 def parse_partition_id(text: str) -> Optional[int]:
-    """Parse ``shardId-0000000002`` or ``2`` into an index; None when the text is neither."""
+    """Parse ``shardId-0000000002`` or ``2`` into an index.
+
+    Args:
+        text: The partition id as a client sent it; surrounding whitespace is ignored.
+
+    Returns:
+        The index, or None when the text is in neither form.
+    """
     match = PARTITION_ID_RE.match(text.strip())
     return int(match.group(1)) if match else None
 
 
 def new_id(length: int = 19) -> str:
-    """Return a random alphanumeric id like the ones DIS gives streams."""
+    """Return a random alphanumeric id like the ones DIS gives streams.
+
+    Args:
+        length: Characters in the id; default 19. ``0`` gives ``""``.
+
+    Returns:
+        Letters and digits from a cryptographic random source.
+    """
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
 @dataclass
 class Partition:
-    """Records of one partition plus the bookkeeping for rate limits."""
+    """Records of one partition plus the bookkeeping for rate limits.
+
+    Attributes:
+        index: The partition index, from 0.
+        records: Stored records; a record's position is its sequence number.
+        timestamps: Write time of each record in milliseconds, parallel to ``records``.
+        window_start: Start of the current one-second rate window, in clock seconds.
+        window_bytes: Data bytes accepted in that window.
+        window_records: Records accepted in that window.
+    """
 
     index: int
     records: List[StoredRecord] = field(default_factory=list)
@@ -174,7 +234,18 @@ class Partition:
 
 @dataclass
 class Stream:
-    """One stream and its partitions."""
+    """One stream and its partitions.
+
+    Attributes:
+        name: The stream name.
+        stream_id: The generated stream id.
+        stream_type: ``"COMMON"`` or ``"ADVANCED"``.
+        data_type: ``"BLOB"``, ``"JSON"`` or ``"CSV"``.
+        retention_hours: ``data_duration`` in hours.
+        create_time: Creation time in milliseconds since the epoch.
+        partitions: The partitions, by index.
+        total_records: Records stored across all partitions.
+    """
 
     name: str
     stream_id: str
@@ -186,7 +257,14 @@ class Stream:
     total_records: int = 0
 
     def describe_partition(self, part: Partition) -> Dict[str, object]:
-        """Return the DescribeStream entry of one partition."""
+        """Return the DescribeStream entry of one partition.
+
+        Args:
+            part: One of :attr:`partitions`.
+
+        Returns:
+            ``partition_id``, ``status``, ``hash_range`` and ``sequence_number_range``.
+        """
         low, high = hash_ranges(len(self.partitions))[part.index]
         return {
             "partition_id": partition_id(part.index),
@@ -196,7 +274,12 @@ class Stream:
         }
 
     def summary(self) -> Dict[str, object]:
-        """Return the ListStreams ``stream_info_list`` entry of this stream."""
+        """Return the ListStreams ``stream_info_list`` entry of this stream.
+
+        Returns:
+            The stream's id, name, creation time, retention, status, types and partition
+            count, under the keys DIS uses.
+        """
         return {
             "stream_id": self.stream_id,
             "stream_name": self.name,
@@ -211,7 +294,14 @@ class Stream:
 
 @dataclass(frozen=True)
 class NewRecord:
-    """A decoded PutRecords entry, before partition assignment."""
+    """A decoded PutRecords entry, before partition assignment.
+
+    Attributes:
+        data: The record bytes, base64-decoded.
+        partition_key: The key to hash; default None.
+        partition_id: An explicit partition; default None. Takes precedence over the others.
+        explicit_hash_key: A decimal hash replacing the key's; default None.
+    """
 
     data: bytes
     partition_key: Optional[str] = None
@@ -221,7 +311,13 @@ class NewRecord:
 
 @dataclass(frozen=True)
 class PutOutcome:
-    """Result of one PutRecords entry: either a stored record or an error code and message."""
+    """Result of one PutRecords entry: either a stored record or an error code and message.
+
+    Attributes:
+        record: The stored record, or None when the entry failed.
+        error_code: The per-record error code; default None (success).
+        error_message: The per-record error message; default None (success).
+    """
 
     record: Optional[StoredRecord]
     error_code: Optional[str] = None
@@ -237,8 +333,15 @@ class StreamStore:
 
     Args:
         clock: Wall clock in seconds since the epoch; default :func:`time.time`.
-        partition_quota: Total partitions the account may hold across streams; default 200.
-        seed: Seed of the generator placing records without key or partition id; None is random.
+        partition_quota: Total partitions the account may hold across streams; default
+            :data:`DEFAULT_PARTITION_QUOTA` (200). ``0`` makes every stream creation fail.
+        seed: Seed of the generator placing records without key or partition id; default None,
+            which seeds from the system.
+
+    Attributes:
+        lock: The re-entrant lock guarding every stream.
+        changed: A condition on ``lock``, notified whenever streams or records change.
+        rate_limits: Whether :meth:`put` enforces :data:`WRITE_RATE_LIMITS`; default False.
     """
 
     def __init__(
@@ -267,10 +370,10 @@ class StreamStore:
 
         Args:
             name: Stream name, 1-64 characters of ``[A-Za-z0-9_-]``.
-            partitions: Partition count, at least 1.
-            stream_type: ``"COMMON"`` or ``"ADVANCED"``.
-            data_type: ``"BLOB"``, ``"JSON"`` or ``"CSV"``.
-            retention_hours: Retention in hours, 24-72.
+            partitions: Partition count, at least 1; default 1.
+            stream_type: ``"COMMON"`` (default) or ``"ADVANCED"``.
+            data_type: ``"BLOB"`` (default), ``"JSON"`` or ``"CSV"``.
+            retention_hours: Retention in hours, 24-72; default 24.
 
         Returns:
             The new stream.
@@ -319,7 +422,14 @@ class StreamStore:
             return stream
 
     def delete(self, name: str) -> None:
-        """Delete a stream and its records; ServiceError DIS.4301 when it does not exist."""
+        """Delete a stream and its records.
+
+        Args:
+            name: The stream name.
+
+        Raises:
+            ServiceError: DIS.4301 when the stream does not exist.
+        """
         with self.lock:
             if self._streams.pop(name, None) is None:
                 raise stream_not_found(name)
@@ -327,6 +437,13 @@ class StreamStore:
 
     def get(self, name: str, stream_id: Optional[str] = None) -> Stream:
         """Return the stream called ``name``, else the one with id ``stream_id``.
+
+        Args:
+            name: The stream name; may be ``""`` when looking up by id.
+            stream_id: The stream id; default None, look up by name only.
+
+        Returns:
+            The stream.
 
         Raises:
             ServiceError: DIS.4301 when neither matches.
@@ -355,14 +472,16 @@ class StreamStore:
         Args:
             stream: The target stream (from :meth:`get`).
             records: Decoded PutRecords entries.
-            record_filter: Optional fault hook consulted per record before storing.
+            record_filter: Fault hook consulted per record before storing; default None, no
+                injected failures. Rate limits, when enabled, apply after it.
 
         Returns:
             One :class:`PutOutcome` per record.
 
         Raises:
             ServiceError: DIS.4201/DIS.4302 for a malformed or unknown partition id, DIS.4200 for a
-                malformed explicit_hash_key; nothing is stored then.
+                malformed explicit_hash_key, DIS.4301 when the stream was deleted meanwhile;
+                nothing is stored then.
         """
         count = len(stream.partitions)
         targets = [self._target(r, count) for r in records]
@@ -395,6 +514,7 @@ class StreamStore:
         return outcomes
 
     def _target(self, record: NewRecord, count: int) -> int:
+        """Pick the partition: by id, else explicit hash, else key hash, else at random."""
         if record.partition_id is not None:
             index = parse_partition_id(record.partition_id)
             if index is None:
@@ -417,6 +537,7 @@ class StreamStore:
     def _check_rate(
         self, stream: Stream, part: Partition, size: int, now: float
     ) -> Optional[Tuple[str, str]]:
+        """Count one record against the partition's write limit; return DIS.4303 when over it."""
         # A fixed one-second window per partition is enough to model DIS traffic control.
         max_bytes, max_records = WRITE_RATE_LIMITS[stream.stream_type]
         if now - part.window_start >= 1.0:
@@ -439,8 +560,9 @@ class StreamStore:
             stream: The stream.
             index: Partition index.
             start: First sequence number to return.
-            limit: Maximum number of records.
-            max_bytes: Stop before the data would exceed this many bytes; None means no cap.
+            limit: Maximum number of records; ``0`` returns none.
+            max_bytes: Stop before the data would exceed this many bytes; None means no cap,
+                ``0`` returns only records with empty data.
 
         Returns:
             The records, possibly empty.
@@ -458,17 +580,40 @@ class StreamStore:
         return chunk[:taken]
 
     def first_at_or_after(self, stream: Stream, index: int, timestamp_ms: int) -> int:
-        """Return the sequence number of the first record written at or after ``timestamp_ms``."""
+        """Return the sequence number of the first record written at or after ``timestamp_ms``.
+
+        Args:
+            stream: The stream.
+            index: Partition index.
+            timestamp_ms: The time in milliseconds since the epoch.
+
+        Returns:
+            The sequence number; the partition's size when every record is older.
+        """
         with self.lock:
             return bisect.bisect_left(stream.partitions[index].timestamps, timestamp_ms)
 
     def size(self, stream: Stream, index: int) -> int:
-        """Return how many records partition ``index`` holds (the next sequence number)."""
+        """Return how many records partition ``index`` holds (the next sequence number).
+
+        Args:
+            stream: The stream.
+            index: Partition index.
+
+        Returns:
+            The record count.
+        """
         with self.lock:
             return len(stream.partitions[index].records)
 
     def snapshot(self, name: str) -> List[StoredRecord]:
         """Return every record of stream ``name`` by partition then sequence number.
+
+        Args:
+            name: The stream name.
+
+        Returns:
+            A new list; later writes do not change it.
 
         Raises:
             KeyError: When the stream does not exist.
@@ -485,7 +630,7 @@ class StreamStore:
         Args:
             name: Stream name; it may be created while waiting.
             count: Number of records to wait for.
-            timeout: Maximum wait in seconds.
+            timeout: Maximum wait in seconds; ``0`` only checks.
 
         Returns:
             Every record of the stream (at least ``count``).
@@ -508,5 +653,12 @@ class StreamStore:
 
 
 def stream_not_found(name: str) -> ServiceError:
-    """Return the DIS.4301 error for a stream that does not exist."""
+    """Return the DIS.4301 error for a stream that does not exist.
+
+    Args:
+        name: The stream name (or id) that was looked up.
+
+    Returns:
+        The error, for the caller to raise.
+    """
     return bad_request("DIS.4301", f"The stream does not exist: {name}.")
