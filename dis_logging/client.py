@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from json.encoder import encode_basestring_ascii
 from typing import (
+    Any,
     Callable,
     Dict,
     Final,
@@ -186,6 +187,63 @@ class PutResult:
             Indexes into :attr:`records` (and the entries sent), ascending; empty when none.
         """
         return [i for i, r in enumerate(self.records) if not r.ok and not r.retryable]
+
+    @property
+    def record_count(self) -> int:
+        """How many per-record results the reply held: ``len(records)``, without building them."""
+        return len(self.records)
+
+
+class _DeferredPutResult(PutResult):
+    """A :class:`PutResult` without failures whose :class:`RecordResult` objects are built lazily.
+
+    Nearly every reply reports no failure, and the flusher then needs only the number of results:
+    building 500 ``RecordResult`` objects cost about 0.3 ms of a 2 ms send. It inherits the fields,
+    equality, hash and repr of :class:`PutResult`; :attr:`records` decodes the kept reply rows the
+    first time it is read, into exactly what :func:`decode_put_records_result` returns.
+
+    Args:
+        rows: the reply's ``records`` list, every item a dict and none with an ``error_code`` key.
+        request_id: the server's request id, or ``None``.
+    """
+
+    _rows: List[Dict[str, Any]]
+    _built: Optional[Tuple[RecordResult, ...]]
+
+    def __init__(self, rows: List[Dict[str, Any]], request_id: Optional[str]) -> None:
+        # PutResult is frozen: its own __setattr__ refuses every assignment.
+        object.__setattr__(self, "failed_record_count", 0)
+        object.__setattr__(self, "request_id", request_id)
+        object.__setattr__(self, "_rows", rows)
+        object.__setattr__(self, "_built", None)
+
+    @property
+    def records(self) -> Tuple[RecordResult, ...]:
+        built = self._built
+        if built is None:
+            built = _json_record_results(self._rows)
+            object.__setattr__(self, "_built", built)  # racing builders produce equal tuples
+        return built
+
+    @property
+    def record_count(self) -> int:
+        return len(self._rows)
+
+    def __eq__(self, other: object) -> bool:
+        # The dataclass __eq__ only compares objects of one class; a deferred result equals the
+        # eager one with the same values.
+        if not isinstance(other, PutResult):
+            return NotImplemented
+        mine = (self.failed_record_count, self.records, self.request_id)
+        return mine == (other.failed_record_count, other.records, other.request_id)
+
+    __hash__ = PutResult.__hash__
+
+    def __repr__(self) -> str:
+        return (
+            f"PutResult(failed_record_count={self.failed_record_count!r}, "
+            f"records={self.records!r}, request_id={self.request_id!r})"
+        )
 
 
 class FetchedRecord(NamedTuple):
@@ -370,17 +428,41 @@ def decode_put_records_result(
     reply = json.loads(body)
     if not isinstance(reply, dict) or not isinstance(reply.get("records"), list):
         raise ValueError("the reply has no records list")
-    records = tuple(
+    records = _json_record_results(reply["records"])
+    failed_count = reply.get("failed_record_count", 0)
+    return failed_count if isinstance(failed_count, int) else 0, records
+
+
+def _json_record_results(rows: List[Any]) -> Tuple[RecordResult, ...]:
+    """Turn the rows of a JSON PutRecords reply into results (AttributeError for a non-object)."""
+    return tuple(
         RecordResult(
             r.get("partition_id"),
             r.get("sequence_number"),
             r.get("error_code"),
             r.get("error_message"),
         )
-        for r in reply["records"]
+        for r in rows
     )
-    failed_count = reply.get("failed_record_count", 0)
-    return failed_count if isinstance(failed_count, int) else 0, records
+
+
+def _defer_json_result(body: bytes, request_id: Optional[str]) -> Optional[_DeferredPutResult]:
+    """Return a deferred result for a well-formed JSON reply in which no record failed.
+
+    Returns ``None`` (decode it eagerly) for anything else. Without a ``\\u`` escape in the body,
+    an ``error_code`` key can only appear as those literal bytes, so their absence proves that no
+    record carries one; a byte search is far cheaper than a look at 500 dicts.
+    """
+    if b'"error_code"' in body or b"\\u" in body:
+        return None
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        return None
+    rows = reply.get("records") if isinstance(reply, dict) else None
+    if not isinstance(rows, list) or not set(map(type, rows)) <= {dict}:
+        return None
+    return _DeferredPutResult(rows, request_id)
 
 
 def _bytes(value: FieldValue) -> bytes:
@@ -657,6 +739,11 @@ class DISClient:
             {"User-Agent": f"dis-logging/{__version__}", "X-Project-Id": project_id}
         )
         self._session = session
+        # Requests prepared once for _send(reuse=True); only PutRecords uses it, so one entry.
+        self._templates: Dict[
+            Tuple[str, str, Tuple[Tuple[str, Optional[str]], ...]],
+            Tuple[requests.PreparedRequest, _SendSettings],
+        ] = {}
         self._base = f"{self.endpoint}/v2/{quote(project_id, safe='')}"
         self._closed = False
 
@@ -734,18 +821,29 @@ class DISClient:
             body=body,
             content_type=self._put_content_type,
             timeout=timeout,
+            reuse=True,
         )
         request_id = _request_id(response.headers)
-        try:
-            _, records = decode_put_records_result(response.content, self.serialization)
-        except (ValueError, TypeError, AttributeError):
-            raise self._malformed("PutRecords", response, request_id) from None
-        if len(records) != len(entries):
+        content = response.content
+        deferred = None
+        if self.serialization == "json":
+            deferred = _defer_json_result(content, request_id)
+        if deferred is not None:
+            count = deferred.record_count
+        else:
+            try:
+                _, records = decode_put_records_result(content, self.serialization)
+            except (ValueError, TypeError, AttributeError):
+                raise self._malformed("PutRecords", response, request_id) from None
+            count = len(records)
+        if count != len(entries):
             raise ServerError(
-                f"PutRecords reply has {len(records)} results for {len(entries)} records",
+                f"PutRecords reply has {count} results for {len(entries)} records",
                 status=response.status_code,
                 request_id=request_id,
             )
+        if deferred is not None:
+            return deferred
         failed = sum(1 for record in records if record.error_code is not None)
         return PutResult(failed, records, request_id)
 
@@ -961,8 +1059,13 @@ class DISClient:
         content_type: Optional[str] = None,
         ok: Tuple[int, ...] = (200,),
         timeout: Optional[float] = None,
+        reuse: bool = False,
     ) -> requests.Response:
-        """Send a DIS request and return a successful reply, refreshing a rejected token once."""
+        """Send a DIS request and return a successful reply, refreshing a rejected token once.
+
+        ``reuse`` sends through a request prepared once for this method, URL and headers (see
+        :meth:`_send`); only for calls without ``params``.
+        """
         headers = {"Content-Type": content_type} if content_type else None
         deadline = None if timeout is None else time.monotonic() + timeout
         for first in (True, False):
@@ -970,7 +1073,9 @@ class DISClient:
             if deadline is not None:
                 left = max(deadline - time.monotonic(), 0.001)  # urllib3 rejects 0
                 limit = (left, left)
-            response = self._send(operation, method, url, params, body, headers, self._auth, limit)
+            response = self._send(
+                operation, method, url, params, body, headers, self._auth, limit, reuse=reuse
+            )
             if response.status_code in ok:
                 return response
             error = self._error(operation, response, token_auth=self._token_source is not None)
@@ -995,11 +1100,34 @@ class DISClient:
         headers: Optional[Mapping[str, Optional[str]]],
         auth: Optional[AuthBase],
         timeout: Optional[Tuple[float, float]] = None,
+        *,
+        reuse: bool = False,
     ) -> requests.Response:
-        """Perform one HTTP exchange; the only place that raises TransportError."""
+        """Perform one HTTP exchange; the only place that raises TransportError.
+
+        With ``reuse`` (and no ``params``), the request is a copy of one prepared on first use for
+        this method, URL and headers, and the proxy and TLS settings taken from the environment at
+        that moment are reused: ``Session.request`` would merge the session's headers, cookies and
+        hooks and read the environment again on every call, about 0.2 ms of a PutRecords. What goes
+        on the wire is the same; while the session holds cookies, the full path runs instead, so
+        that they are sent as ``Session.request`` would send them.
+        """
         if self._closed:
             raise DISError(f"{operation}: the client is closed")
         try:
+            if reuse and params is None and not self._session.cookies:
+                prepared, settings = self._prepared_copy(method, url, headers)
+                prepared.prepare_body(body, None)
+                prepared.prepare_auth(auth)
+                return self._session.send(
+                    prepared,
+                    timeout=timeout or self._timeout,
+                    allow_redirects=False,
+                    proxies=dict(settings.proxies),
+                    stream=settings.stream,
+                    verify=settings.verify,
+                    cert=settings.cert,
+                )
             return self._session.request(
                 method,
                 url,
@@ -1021,6 +1149,30 @@ class DISClient:
         ) as exc:
             detail = self._clean(str(exc)) or type(exc).__name__
             raise TransportError(f"{operation} to {urlsplit(url).netloc} failed: {detail}") from exc
+
+    def _prepared_copy(
+        self, method: str, url: str, headers: Optional[Mapping[str, Optional[str]]]
+    ) -> Tuple[requests.PreparedRequest, _SendSettings]:
+        """Return a fresh copy of the bodiless request prepared for these values, and its settings.
+
+        The template is prepared by the session itself, with the session's headers, cookies and
+        hooks, exactly as :meth:`requests.Session.request` prepares one.
+        """
+        key = (method, url, tuple(headers.items()) if headers else ())
+        cached = self._templates.get(key)
+        if cached is None:
+            # A no-op auth, as the real one comes later: with none, requests would look up
+            # ~/.netrc and might add an Authorization header that the real request never has.
+            request = requests.Request(method, url, headers=headers, auth=_unchanged)
+            template = self._session.prepare_request(request)
+            assert template.url is not None  # prepare_request always sets it
+            merged = self._session.merge_environment_settings(template.url, {}, None, None, None)
+            settings = _SendSettings(
+                merged["proxies"], merged["stream"], merged["verify"], merged["cert"]
+            )
+            cached = self._templates[key] = (template, settings)
+        template, settings = cached
+        return template.copy(), settings
 
     def _fetch_token(self) -> IssuedToken:
         """Get a project-scoped token from IAM with the user's password (DIS-API.md 4)."""
@@ -1079,6 +1231,19 @@ class DISClient:
         for secret in self._secrets:
             text = text.replace(secret, _REDACTED)
         return text[:MAX_MESSAGE_CHARS]
+
+
+class _SendSettings(NamedTuple):
+    """The environment-dependent keywords of ``Session.send``, as ``Session.request`` sets them."""
+
+    proxies: Mapping[str, str]
+    stream: Optional[bool]
+    verify: Union[bool, str, None]
+    cert: Union[str, Tuple[str, str], None]
+
+
+def _unchanged(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
 
 
 def _request_id(headers: Mapping[str, str]) -> Optional[str]:

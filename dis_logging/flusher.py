@@ -619,7 +619,7 @@ class Flusher:
         self, items: Sequence[Item], result: PutResult
     ) -> Tuple[List[Item], List[Item], List[Item], List[str]]:
         """Split a batch by per-record outcome: (sent, retry, failed, codes of the failed)."""
-        if result.failed_record_count == 0 and len(result.records) == len(items):
+        if result.failed_record_count == 0 and result.record_count == len(items):
             return list(items), [], [], []
         sent: List[Item] = []
         again: List[Item] = []
@@ -781,6 +781,11 @@ class Flusher:
                 f"{len(ids)} record(s) counted as failed",
             )
             return REJECTED
+        if result.failed_record_count == 0 and result.record_count == len(ids):
+            spool.ack(ids)
+            self.buffer.count_spool_outcome(sent=len(ids), failed=0)
+            self._set_backoff(reset=True)
+            return SENT
         done: List[int] = []
         sent = failed = 0
         retry = False

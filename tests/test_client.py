@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import threading
 import time
@@ -789,6 +790,82 @@ class TestScriptedReplies:
         with self.client(scripted) as client:
             with pytest.raises(ServerError, match="1 results for 2 records"):
                 client.put_records("s", [(b"x", None), (b"y", None)])
+
+    def test_reply_without_failures_equals_its_eager_decoding(self, scripted):
+        """A reply without failures gives the same result as decoding every record at once."""
+        rows = [
+            {"partition_id": "shardId-0000000001", "sequence_number": "7"},
+            {"partition_id": "shardId-0000000000", "sequence_number": "8", "extra": 1},
+        ]
+        body = json.dumps({"failed_record_count": 0, "records": rows}).encode()
+        scripted.reply(200, body, {"Content-Type": "application/json", "X-Request-Id": "r-9"})
+        with self.client(scripted) as client:
+            result = client.put_records("s", [(b"x", None), (b"y", "k")])
+        eager = PutResult(0, decode_put_records_result(body)[1], "r-9")
+        assert (2, eager, hash(eager), repr(eager), [], []) == (
+            result.record_count,
+            result,
+            hash(result),
+            repr(result),
+            result.retryable_indexes(),
+            result.rejected_indexes(),
+        )
+
+    def test_result_without_failures_is_immutable(self, scripted):
+        """Assigning to a field of a reply without failures raises FrozenInstanceError."""
+        scripted.reply(200, {"failed_record_count": 0, "records": [{"sequence_number": "1"}]})
+        with self.client(scripted) as client:
+            result = client.put_records("s", [(b"x", None)])
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            result.failed_record_count = 1  # type: ignore[misc]
+
+    def test_escaped_error_code_key_is_still_a_failure(self, scripted):
+        """A per-record error_code spelled with JSON escapes is counted as a failure."""
+        body = b'{"failed_record_count": 0, "records": [{"error\\u005fcode": "DIS.4303"}]}'
+        scripted.reply(200, body)
+        with self.client(scripted) as client:
+            result = client.put_records("s", [(b"x", None)])
+        assert (1, [0], "DIS.4303") == (
+            result.failed_record_count,
+            result.retryable_indexes(),
+            result.records[0].error_code,
+        )
+
+    def test_cookies_set_by_the_server_are_sent_back(self, scripted):
+        """A cookie set on a PutRecords reply goes out with the next one, as requests sends it."""
+        ok = {"failed_record_count": 0, "records": [{"sequence_number": "1"}]}
+        scripted.reply(200, ok, {"Content-Type": "application/json", "Set-Cookie": "lb=a1; Path=/"})
+        scripted.reply(200, ok)
+        with self.client(scripted) as client:
+            client.put_records("s", [(b"x", None)])
+            client.put_records("s", [(b"y", None)])
+        assert [None, "lb=a1"] == [headers.get("Cookie") for _, _, headers, _ in scripted.received]
+
+    def test_put_records_uses_the_proxy_from_the_environment(self, scripted, monkeypatch):
+        """PutRecords goes through the HTTP_PROXY set in the environment, as requests does."""
+        for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", scripted.url)
+        scripted.reply(200, {"failed_record_count": 0, "records": [{"sequence_number": "1"}]})
+        with DISClient("http://dis.example.invalid", "pid", token="tok") as client:
+            client.put_records("s", [(b"x", None)])
+        assert [("POST", "http://dis.example.invalid/v2/pid/records")] == [
+            (method, path) for method, path, _, _ in scripted.received
+        ]
+
+    def test_netrc_credentials_are_not_added_to_put_records(self, scripted, monkeypatch, tmp_path):
+        """PutRecords carries only the client's own auth, never a ~/.netrc Authorization."""
+        netrc = tmp_path / "netrc"
+        netrc.write_text("machine 127.0.0.1 login someone password other\n")
+        netrc.chmod(0o600)
+        monkeypatch.setenv("NETRC", str(netrc))
+        scripted.reply(200, {"failed_record_count": 0, "records": [{"sequence_number": "1"}]})
+        with self.client(scripted) as client:
+            client.put_records("s", [(b"x", None)])
+        assert [(None, "tok-secret-1")] == [
+            (headers.get("Authorization"), headers.get("X-Auth-Token"))
+            for _, _, headers, _ in scripted.received
+        ]
 
     def test_plain_text_error_body_becomes_the_message(self, scripted):
         """A non-JSON error body (a proxy page) is quoted, shortened, in the message."""
