@@ -439,8 +439,8 @@ def _cmd_send(args: argparse.Namespace) -> int:
             source.close()
     elapsed = time.monotonic() - started
     print(
-        f"sent {report.sent:,} records to {args.stream!r} in {report.requests:,} requests "
-        f"({elapsed:.2f} s), {report.failed:,} failed"
+        f"sent {_counted(report.sent, 'record')} to {args.stream!r} in "
+        f"{_counted(report.requests, 'request')} ({elapsed:.2f} s), {report.failed:,} failed"
     )
     if report.failed:
         codes = ", ".join(f"{code} x{count}" for code, count in sorted(report.errors.items()))
@@ -469,6 +469,11 @@ class _Checklist:
     def _line(self, status: str, step: str, detail: str) -> None:
         self._out.write(f"{status:<5} {step:<14} {_one_line(detail)}\n")
         self._out.flush()
+
+
+def _counted(count: int, noun: str) -> str:
+    """``"1 record"``, ``"2,000 records"``."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def _explain(exc: DISError, what: str) -> str:

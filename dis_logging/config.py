@@ -243,6 +243,8 @@ def resolve_connection(
     profile = creds.pop("_profile", {})
 
     url = _optional_str("endpoint", endpoint) or _env(environ, ENV_ENDPOINT)
+    if url is None and region is None:
+        region = _only_overridden_region(environ)
     if url is None and region is not None:
         listed = _env(environ, ENV_REGION_DIS_PREFIX + region.replace("-", "_").upper())
         if listed:
@@ -437,6 +439,21 @@ def _is_loopback(host: str) -> bool:
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on", "y", "t"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", "n", "f"})
+
+
+def _only_overridden_region(environ: Mapping[str, str]) -> Optional[str]:
+    """The region of the only ``HUAWEICLOUD_SDK_REGION_DIS_<REGION>`` variable, if just one is set.
+
+    With several set, nothing says which one is meant, so the caller still has to name a region.
+    """
+    regions = [
+        name[len(ENV_REGION_DIS_PREFIX) :].lower().replace("_", "-")
+        for name, value in environ.items()
+        if name.startswith(ENV_REGION_DIS_PREFIX) and value.strip()
+    ]
+    if len(regions) != 1 or not REGION_PATTERN.fullmatch(regions[0]):
+        return None
+    return regions[0]
 
 
 def _env(environ: Mapping[str, str], name: str) -> Optional[str]:

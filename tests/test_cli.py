@@ -289,7 +289,7 @@ class TestSend:
             capsys, "send", stream, str(source), "--partition-key", "k", *connection_args(emulator)
         )
         assert (0, "") == (code, err)
-        assert out.startswith("sent 3 records to 'test-stream' in 1 requests")
+        assert out.startswith("sent 3 records to 'test-stream' in 1 request (")
         assert [b"one", b"two", b'{"three": 3}'] == [r.data for r in emulator.records(stream)]
 
     def test_reads_standard_input(self, capsys, emulator, stream, monkeypatch):

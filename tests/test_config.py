@@ -304,6 +304,22 @@ class TestCredentials:
         }
         assert "https://a.example.com" == build(env, endpoint=None, region="cn-north-4").endpoint
 
+    def test_a_single_region_override_names_the_region(self):
+        """With one HUAWEICLOUD_SDK_REGION_DIS_<REGION> set and no region, that region is used."""
+        env = {"HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4": "http://127.0.0.1:8080"}
+        config = build(env, endpoint=None)
+        assert ("http://127.0.0.1:8080", "cn-north-4") == (config.endpoint, config.region)
+
+    def test_several_region_overrides_still_need_a_region(self):
+        """With two region overrides and no region, the error names endpoint."""
+        env = {
+            "HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4": "https://a.example.com",
+            "HUAWEICLOUD_SDK_REGION_DIS_CN_EAST_3": "https://b.example.com",
+        }
+        with pytest.raises(ConfigError) as info:
+            build(env, endpoint=None)
+        assert "endpoint" == info.value.field
+
     def test_credentials_file(self, tmp_path):
         """The [basic] section of the credentials file supplies keys, project and IAM URL."""
         path = tmp_path / "credentials"
