@@ -160,6 +160,7 @@ class TestInsecureHTTP:
             stream_name="s", endpoint=f"http://{host}:8080", project_id="p", token="t"
         )
         handler.close()
+        assert f"http://{host}:8080" == handler.config.endpoint
 
     def test_cli_connection_refuses_plain_http(self):
         """The connection resolver the CLI uses refuses http:// to a remote host as well."""
