@@ -18,11 +18,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import django
+import django  # type: ignore[import-untyped]  # no django-stubs
 import pytest
-from django.conf import settings
-from django.http import HttpResponse
-from django.urls import path
+from django.conf import settings  # type: ignore[import-untyped]  # no django-stubs
+from django.http import HttpResponse  # type: ignore[import-untyped]  # no django-stubs
+from django.urls import path  # type: ignore[import-untyped]  # no django-stubs
 
 if not settings.configured:
     settings.configure(
@@ -41,10 +41,11 @@ if not settings.configured:
     )
     django.setup()
 
-from django.core import checks  # after settings.configure()
-from django.test import AsyncClient, Client, override_settings
-from django.utils.functional import SimpleLazyObject
-from django.utils.log import configure_logging
+# The rest of django is imported after settings.configure().
+from django.core import checks  # type: ignore[import-untyped]  # no django-stubs
+from django.test import AsyncClient, Client, override_settings  # type: ignore[import-untyped]  # no django-stubs
+from django.utils.functional import SimpleLazyObject  # type: ignore[import-untyped]  # no django-stubs
+from django.utils.log import configure_logging  # type: ignore[import-untyped]  # no django-stubs
 
 from dis_logging.django import (
     RequestContext,

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from dis_sdk_python import disclient
@@ -46,7 +46,7 @@ def sdk(emulator: DISEmulator) -> Iterator[DisClient]:
         client.close()
 
 
-def send(client: DisClient, stream: str, *entries: PutRecordsRequestEntry) -> object:
+def send(client: DisClient, stream: str, *entries: PutRecordsRequestEntry) -> Any:
     body = PutRecordsRequest(stream_name=stream, records=list(entries))
     return client.send_records(SendRecordsRequest(body=body))
 

@@ -369,7 +369,9 @@ class TestRateLimiter:
     )
     def test_sizer_rates_combine_with_configured_ones(self, configured, measured, expected):
         """The stricter of the configured and the stream's rates applies; 0 means unlimited."""
-        limiter = RateLimiter(*configured, clock=FakeClock(), sizer=lambda: measured)
+        limiter = RateLimiter(
+            configured[0], configured[1], clock=FakeClock(), sizer=lambda: measured
+        )
         limiter.reserve(1, 1)
         assert expected == (limiter.records_per_second, limiter.bytes_per_second)
 
