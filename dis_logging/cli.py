@@ -244,6 +244,7 @@ def _make_client(connection: Connection, args: argparse.Namespace) -> DISClient:
         connection.project_id or "",
         timeout=args.timeout,
         verify=not args.insecure,
+        allow_insecure_http=args.allow_http,
         **connection.client_kwargs(),
     )
 

@@ -55,6 +55,7 @@ from dis_logging._protobuf_wire import (
     split_fields,
     to_int64,
 )
+from dis_logging._urls import check_base_url
 from dis_logging.auth import (
     AKSKAuth,
     AKSKSigner,
@@ -588,25 +589,6 @@ def classify_error(
     return RequestError, None
 
 
-def _validate_base_url(value: object, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(field, "must be a URL such as https://dis.cn-north-4.myhuaweicloud.com")
-    # A URL with "@" may carry a password (user:pw@host): such a value is never echoed.
-    shown = "the given value" if "@" in value else repr(value)
-    try:
-        parts = urlsplit(value.strip())
-        port = parts.port
-    except ValueError:
-        raise ConfigError(field, f"is not a valid URL: {shown}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(field, f"must be an http:// or https:// URL with a host, got {shown}")
-    if parts.query or parts.fragment or "@" in parts.netloc:
-        raise ConfigError(field, "must not contain a query, a fragment or user info")
-    if port == 0:
-        raise ConfigError(field, "port 0 is not a real port")
-    return value.strip().rstrip("/")
-
-
 class DISClient:
     """A client for one DIS project, usable from several threads at once.
 
@@ -634,6 +616,8 @@ class DISClient:
         serialization: ``"json"`` (default) or ``"protobuf"`` for PutRecords and GetRecords.
         pool_maxsize: connections kept open to the endpoint; default 4. Match the number of threads
             that send at once.
+        allow_insecure_http: accept ``http://`` endpoints on hosts other than loopback; default
+            ``False`` (plain HTTP would carry tokens and logs in clear).
 
     Raises:
         ConfigError: a malformed URL, project id, timeout, pool size or serialization, a CA bundle
@@ -659,12 +643,13 @@ class DISClient:
         verify: Union[bool, str] = True,
         serialization: str = "json",
         pool_maxsize: int = 4,
+        allow_insecure_http: bool = False,
     ) -> None:
         from dis_logging import (
             __version__,
         )  # here, not at import time: __init__ imports this module
 
-        self.endpoint = _validate_base_url(endpoint, "endpoint")
+        self.endpoint = check_base_url("endpoint", endpoint, allow_http=allow_insecure_http)
         if not isinstance(project_id, str) or not _PROJECT_ID.match(project_id):
             raise ConfigError("project_id", "must be 1-64 letters, digits, '-' or '_'")
         self.project_id = project_id
@@ -672,7 +657,9 @@ class DISClient:
         match = _REGION_HOST.match(host)
         self.region = region or (match.group(1) if match else None)
         if iam_endpoint is not None:
-            self.iam_endpoint = _validate_base_url(iam_endpoint, "iam_endpoint")
+            self.iam_endpoint = check_base_url(
+                "iam_endpoint", iam_endpoint, allow_http=allow_insecure_http
+            )
         elif host.endswith(".myhuaweicloud.com"):
             self.iam_endpoint = DEFAULT_IAM_ENDPOINT
         else:

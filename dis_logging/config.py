@@ -32,7 +32,6 @@ import configparser
 import dataclasses
 import difflib
 import importlib
-import ipaddress
 import logging
 import math
 import os
@@ -51,6 +50,7 @@ from typing import (
 )
 from urllib.parse import urlsplit
 
+from dis_logging._urls import check_base_url
 from dis_logging.errors import ConfigError
 
 __all__ = [
@@ -256,7 +256,7 @@ def resolve_connection(
             "endpoint",
             f"no DIS endpoint: pass endpoint= or region=, or set {ENV_ENDPOINT} or {ENV_REGION}",
         )
-    url = _check_url("endpoint", url, allow_http)
+    url = check_base_url("endpoint", url, allow_http=allow_http)
 
     project = (
         _optional_str("project_id", project_id)
@@ -271,7 +271,7 @@ def resolve_connection(
     if iam is None and creds.get("username") is not None:
         iam = _default_iam_endpoint(url, region)
     if iam is not None:
-        iam = _check_url("iam_endpoint", iam, allow_http)
+        iam = check_base_url("iam_endpoint", iam, allow_http=allow_http)
 
     return Connection(
         endpoint=url,
@@ -402,39 +402,6 @@ def _check_credential_set(values: Dict[str, Any], required: bool) -> Dict[str, A
             f"{ENV_AK}/{ENV_SK} or {ENV_USERNAME}/{ENV_PASSWORD}/{ENV_DOMAIN_NAME}",
         )
     return dict(values)
-
-
-def _check_url(name: str, value: str, allow_http: bool) -> str:
-    # A URL with "@" may carry a password (user:pw@host): such a value is never echoed.
-    shown = "the given value" if "@" in value else repr(value)
-    try:
-        parts = urlsplit(value)
-        port = parts.port  # raises ValueError on a malformed port
-    except ValueError as exc:
-        raise ConfigError(name, f"not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(name, f"must be an http(s) URL with a host, got {shown}")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError(name, "must not contain user information (credentials go elsewhere)")
-    if parts.query or parts.fragment:
-        raise ConfigError(name, f"must not have a query or fragment, got {shown}")
-    if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
-        raise ConfigError(
-            name,
-            f"http:// is only allowed for loopback hosts, got {parts.hostname!r}; use https:// "
-            "or allow_insecure_http=True",
-        )
-    del port
-    return value.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on", "y", "t"})

@@ -424,6 +424,7 @@ class DISHandler(logging.Handler):
             verify=config.verify,
             serialization=config.serialization,
             pool_maxsize=config.max_in_flight + 1,
+            allow_insecure_http=config.allow_insecure_http,
             **config.connection.client_kwargs(),
         )
 

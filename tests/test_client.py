@@ -286,6 +286,28 @@ class TestConstruction:
         assert ("endpoint", False) == (info.value.field, "HIDDEN-PW" in str(info.value))
 
     @pytest.mark.parametrize(
+        ("endpoint", "iam_endpoint", "field"),
+        [
+            ("http://dis.example.com", None, "endpoint"),
+            ("https://dis.example.com", "http://iam.example.com", "iam_endpoint"),
+        ],
+    )
+    def test_plain_http_to_a_remote_host_is_refused(self, endpoint, iam_endpoint, field):
+        """http:// to a host other than loopback needs allow_insecure_http=True."""
+        with pytest.raises(ConfigError) as info:
+            DISClient(endpoint, "pid", token="t", iam_endpoint=iam_endpoint)
+        assert field == info.value.field
+
+    @pytest.mark.parametrize(
+        ("endpoint", "allow"),
+        [("http://127.0.0.1:8080", False), ("http://[::1]:8080", False), ("http://dis.lan", True)],
+    )
+    def test_plain_http_to_loopback_or_with_opt_in_is_accepted(self, endpoint, allow):
+        """http:// is accepted for loopback hosts, and for any host with allow_insecure_http."""
+        with DISClient(endpoint, "pid", token="t", allow_insecure_http=allow) as client:
+            assert endpoint == client.endpoint
+
+    @pytest.mark.parametrize(
         ("kwargs", "field"),
         [
             ({"project_id": ""}, "project_id"),
@@ -847,7 +869,9 @@ class TestScriptedReplies:
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("http_proxy", scripted.url)
         scripted.reply(200, {"failed_record_count": 0, "records": [{"sequence_number": "1"}]})
-        with DISClient("http://dis.example.invalid", "pid", token="tok") as client:
+        with DISClient(
+            "http://dis.example.invalid", "pid", token="tok", allow_insecure_http=True
+        ) as client:
             client.put_records("s", [(b"x", None)])
         assert [("POST", "http://dis.example.invalid/v2/pid/records")] == [
             (method, path) for method, path, _, _ in scripted.received

@@ -1,0 +1,75 @@
+"""Validation of the base URLs the library talks to, shared by the configuration and the client.
+
+Both :mod:`dis_logging.config` (handler and command-line settings) and
+:mod:`dis_logging.client` (``DISClient`` built directly) check endpoints the same way, so a URL
+refused in one place is refused in the other.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from dis_logging.errors import ConfigError
+
+__all__ = ["check_base_url", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether ``host`` names this machine (``localhost``, ``127.0.0.0/8``, ``::1``).
+
+    Args:
+        host: a host name or IP address, without brackets or port.
+
+    Returns:
+        ``True`` for loopback hosts; ``False`` for every other name, including names that may
+        resolve to a loopback address (no DNS lookup is made).
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
+    """Check a DIS or IAM base URL and return it without surrounding blanks or a trailing ``/``.
+
+    Args:
+        field: the setting's name, used in the error.
+        value: the URL: ``https://host[:port][/prefix]``; ``http://`` only for loopback hosts.
+        allow_http: accept ``http://`` to any host (an explicit opt-in; the traffic is in clear).
+
+    Returns:
+        The URL, stripped of blanks and of a trailing ``/``.
+
+    Raises:
+        ConfigError: not a string, not an http(s) URL with a host, a malformed or zero port, user
+            information, a query or fragment, or ``http://`` to a remote host without
+            ``allow_http``. A value that may hold a password (``user:pw@host``) is never repeated.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(field, "must be a URL such as https://dis.cn-north-4.myhuaweicloud.com")
+    text = value.strip()
+    shown = "the given value" if "@" in text else repr(text)
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError(field, f"is not a valid URL: {shown}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(field, f"must be an http:// or https:// URL with a host, got {shown}")
+    if "@" in parts.netloc:
+        raise ConfigError(field, "must not contain user information (credentials go elsewhere)")
+    if parts.query or parts.fragment:
+        raise ConfigError(field, f"must not have a query or fragment, got {shown}")
+    if port == 0:
+        raise ConfigError(field, "port 0 is not a real port")
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
+        raise ConfigError(
+            field,
+            f"http:// is only allowed for loopback hosts, got {parts.hostname!r}; use https:// "
+            "or allow_insecure_http=True",
+        )
+    return text.rstrip("/")
