@@ -279,6 +279,7 @@ class RecordBuffer:
         spooled: Sequence[Item] = (),
         dropped: Sequence[Item] = (),
         drop_reason: str = "spool_full",
+        unsent: Sequence[Item] = (),
     ) -> None:
         """Record the outcome of a batch; retried records go back to the front, in order.
 
@@ -296,6 +297,8 @@ class RecordBuffer:
                 accounts for them.
             dropped: records discarded, counted under ``drop_reason``; default none.
             drop_reason: the reason for ``dropped``; default ``"spool_full"``.
+            unsent: records taken but never sent (a rate-limit wait did not fit the caller's
+                deadline); they go back to the front like ``retry`` but are not counted as retried.
 
         A batch that is no longer in flight (settled already, or forgotten by a fork reset) is
         ignored.
@@ -314,6 +317,8 @@ class RecordBuffer:
             if retry:
                 self._retried += len(retry)
                 self._requeue(retry)
+            if unsent:
+                self._requeue(unsent)
             self._settled.notify_all()
 
     def count_spool_outcome(self, *, sent: int = 0, failed: int = 0) -> None:

@@ -199,16 +199,20 @@ class RateLimiter:
             self.bytes_per_second > 0 and self._used_bytes + data_bytes > self.bytes_per_second
         )
 
-    def reserve(self, records: int, data_bytes: int) -> float:
+    def reserve(
+        self, records: int, data_bytes: int, max_wait: Optional[float] = None
+    ) -> Optional[float]:
         """Reserve room for one request and return how long to wait before sending it.
 
         Args:
             records: records in the request.
             data_bytes: payload bytes in the request.
+            max_wait: the longest wait the caller accepts, in seconds; default ``None`` accepts
+                any wait.
 
         Returns:
-            Seconds to wait (``0.0`` when the current window has room); the reservation is made
-            either way.
+            Seconds to wait (``0.0`` when the current window has room), with the room booked; or
+            ``None``, with nothing booked, when the wait would exceed ``max_wait``.
         """
         if self._sizer is not None:
             self._apply_sizer()
@@ -217,14 +221,18 @@ class RateLimiter:
         with self._lock:
             now = self._clock()
             start = self._window_start
+            used_records, used_bytes = self._used_records, self._used_bytes
             if start is None or now >= start + RATE_WINDOW:
-                start, self._used_records, self._used_bytes = now, 0, 0
+                start, used_records, used_bytes = now, 0, 0
             elif not self._fits(records, data_bytes):
-                start, self._used_records, self._used_bytes = start + RATE_WINDOW, 0, 0
+                start, used_records, used_bytes = start + RATE_WINDOW, 0, 0
+            wait = max(0.0, start - now)
+            if max_wait is not None and wait > max_wait:
+                return None
             self._window_start = start
-            self._used_records += records
-            self._used_bytes += data_bytes
-            return max(0.0, start - now)
+            self._used_records = used_records + records
+            self._used_bytes = used_bytes + data_bytes
+            return wait
 
 
 class Flusher:
@@ -536,20 +544,19 @@ class Flusher:
         if batch is None:
             return None
         if limit and self.limiter is not None:
-            delay = self.limiter.reserve(len(batch), batch.data_bytes)
+            # A flush on the caller's thread books only a wait that leaves time to send.
+            max_wait = None if timeout is None else timeout - MIN_REQUEST_TIMEOUT
+            delay = self.limiter.reserve(len(batch), batch.data_bytes, max_wait)
+            if delay is None:
+                self.buffer.settle(batch, unsent=batch.items)
+                return DEFERRED
             if delay > 0:
-                if timeout is None:
-                    if self._stop.wait(delay):
-                        self.buffer.settle(batch, retry=batch.items)
-                        return RETRY
-                elif delay >= timeout:
-                    self.buffer.settle(batch, retry=batch.items)
-                    return DEFERRED
-                else:
-                    # A flush on the caller's thread honours the limit within its deadline;
-                    # close() (stop set) cuts the wait short and sends what it can.
-                    self._stop.wait(delay)
+                stopped = self._stop.wait(delay)
+                if timeout is not None:
                     timeout -= delay
+                elif stopped:
+                    self.buffer.settle(batch, unsent=batch.items)
+                    return RETRY
         return self._send(batch, timeout)
 
     def _send(self, batch: Batch, timeout: Optional[float]) -> str:

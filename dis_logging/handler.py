@@ -218,7 +218,8 @@ class DISHandler(logging.Handler):
         self._closed = False
         self._exit_drained = False
         self._no_threads = False
-        self._flush_budget: Tuple[float, float] = (0.0, 0.0)  # (start, deadline) of a bare flush()
+        # (start, end) of the last flush() without a timeout; close() right after shares its budget.
+        self._last_bare_flush: Tuple[float, float] = (0.0, float("-inf"))
         self._setup()
         _register(self)
 
@@ -372,17 +373,25 @@ class DISHandler(logging.Handler):
 
         Returns:
             ``True`` when every record emitted before the call was acknowledged by DIS (nothing
-            of it is queued, and none of it was dropped or failed meanwhile).
+            of it is queued, and none of it was dropped or failed meanwhile). After ``close()``
+            nothing is sent; the result says whether no record was ever dropped, failed or left
+            queued.
         """
         try:
+            if self._closed:
+                # Nothing sends after close(): report whether every record made it.
+                stats = self.stats
+                return stats.queued == stats.dropped == stats.failed == 0
             if self._pid != os.getpid():
                 self._after_fork()
             now = time.monotonic()
             budget = self.config.close_timeout if timeout is None else max(timeout, 0.0)
-            deadline = now + budget
+            if timeout is None and self._exit_drained:
+                budget = min(budget, _CLOSE_GRACE)  # the exit drain spent the budget already
+            ok = self._flush_lanes(now + budget)
             if timeout is None:
-                self._flush_budget = (now, deadline)
-            return self._flush_lanes(deadline)
+                self._last_bare_flush = (now, time.monotonic())
+            return ok
         except Exception as exc:  # noqa: BLE001 - logging calls flush at shutdown; never raise
             self._reporter.report(error_key(exc), f"flush failed: {exc!r}")
             return False
@@ -403,11 +412,15 @@ class DISHandler(logging.Handler):
             if self._pid != os.getpid():
                 self._after_fork()
             now = time.monotonic()
-            deadline = now + self.config.close_timeout
-            start, flush_deadline = self._flush_budget
-            if now - start < self.config.close_timeout:
-                deadline = min(deadline, max(flush_deadline, now + _CLOSE_GRACE))
-            self._shutdown(deadline)
+            budget = self.config.close_timeout
+            started, ended = self._last_bare_flush
+            if self._exit_drained:
+                budget = _CLOSE_GRACE  # the exit drain spent the budget already
+            elif now - ended <= _CLOSE_GRACE:
+                # close() right after a bare flush(), as logging.shutdown and dictConfig call
+                # them: both share one close_timeout (a flush that ended long ago does not count).
+                budget = max(started + budget - now, _CLOSE_GRACE)
+            self._shutdown(now + budget)
             self._client.close()
         except Exception as exc:  # noqa: BLE001 - logging.shutdown must complete
             self._reporter.report(error_key(exc), f"close failed: {exc!r}")

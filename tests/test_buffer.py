@@ -211,6 +211,19 @@ class TestLedger:
             counts.retried,
         )
 
+    def test_unsent_records_go_back_first_without_counting_a_retry(self):
+        """Records returned unsent lead the next batch and are not counted as retried."""
+        buffer = RecordBuffer(10, 10_000)
+        fill(buffer, 4)
+        batch = take(buffer, 2, 10_000)
+        buffer.settle(batch, unsent=batch.items)
+        again = take(buffer, 4, 10_000)
+        assert ([item[0] for item in batch.items], 0, True) == (
+            [item[0] for item in again.items[:2]],
+            buffer.snapshot().retried,
+            invariant_holds(buffer),
+        )
+
     def test_invariant_under_concurrency(self):
         """The invariant holds in every snapshot while producers and a consumer run."""
         buffer = RecordBuffer(500, 1_000_000)

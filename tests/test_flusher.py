@@ -347,6 +347,14 @@ class TestRateLimiter:
         limiter = RateLimiter(bytes_per_second=1000, clock=FakeClock())
         assert pytest.approx([0.0, RATE_WINDOW]) == [limiter.reserve(1, 600) for _ in range(2)]
 
+    def test_a_wait_beyond_max_wait_books_nothing(self):
+        """A reservation refused for its wait leaves the window as it was."""
+        limiter = RateLimiter(records_per_second=100, clock=FakeClock())
+        limiter.reserve(100, 0)
+        refused = [limiter.reserve(100, 0, max_wait=0.5) for _ in range(5)]
+        assert [None] * 5 == refused
+        assert pytest.approx(RATE_WINDOW) == limiter.reserve(100, 0)
+
     def test_an_expired_window_starts_afresh(self):
         """After a quiet window, the next request goes at once with a new budget."""
         clock = FakeClock()

@@ -415,6 +415,45 @@ class TestFailures:
         assert (20, 0, 0) == (stats.dropped, stats.sent, stats.queued)
         assert "20 record(s) could not be sent" in capfd.readouterr().err
 
+    def test_flush_then_close_share_one_budget(self, emulator, stream, make_handler):
+        """logging.shutdown's flush() then close() with DIS gone take one close_timeout, not two."""
+        handler = make_handler(close_timeout=1.0)
+        log = logger_for(handler)
+        emulator.stop()
+        for i in range(20):
+            log.info("x%d", i)
+        start = time.monotonic()
+        handler.flush()
+        handler.close()
+        assert (True, 20) == (time.monotonic() - start < 1.0 + 0.5, handler.stats.dropped)
+
+    def test_an_old_flush_does_not_shorten_close(self, emulator, stream, make_handler):
+        """close() long after a flush() gets its whole close_timeout for what came since."""
+        handler = plain(make_handler(close_timeout=1.0))
+        log = logger_for(handler)
+        log.info("early")
+        assert handler.flush()
+        time.sleep(0.9)  # the application goes on; then shuts down with a slow DIS
+        emulator.set_delay(0.4, "PutRecords")
+        log.info("late")
+        handler.close()
+        stats = handler.stats
+        assert (2, 0, [b"early", b"late"]) == (
+            stats.sent,
+            stats.dropped,
+            sorted(r.data for r in emulator.records(stream)),
+        )
+
+    def test_flush_after_close_sends_nothing(self, emulator, stream, make_handler):
+        """flush() on a closed handler makes no request and changes no counter."""
+        handler = make_handler(close_timeout=0.3)
+        log = logger_for(handler)
+        emulator.stop()
+        log.info("lost")
+        handler.close()
+        before = handler.stats
+        assert (False, before) == (handler.flush(), handler.stats)
+
     @pytest.mark.parametrize("flusher_in_flight", [True, False])
     def test_close_with_a_blackholed_endpoint_is_bounded(self, emulator, flusher_in_flight):
         """close() returns within close_timeout + 0.5 s when requests get no reply at all."""
