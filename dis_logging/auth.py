@@ -31,7 +31,7 @@ from cachetools import TTLCache
 from requests import PreparedRequest
 from requests.auth import AuthBase
 
-from dis_logging.errors import ConfigError
+from dis_logging.errors import ConfigError, TransportError
 
 __all__ = [
     "AKSKAuth",
@@ -310,9 +310,20 @@ class _Flight:
         self.value: Optional[str] = None
         self.error: Optional[BaseException] = None
 
-    def wait(self) -> str:
-        """Block until the fetch ends; return its token or raise its exception."""
-        self.done.wait()
+    def wait(self, timeout: Optional[float] = None) -> str:
+        """Block until the fetch ends (at most ``timeout`` seconds; ``None`` waits for it).
+
+        Returns:
+            The fetched token.
+
+        Raises:
+            TransportError: the fetch did not end within ``timeout`` (retryable).
+            Exception: whatever the fetch raised.
+        """
+        if not self.done.wait(timeout):
+            raise TransportError(
+                "IAM token: another thread's fetch did not end within the deadline"
+            )
         if self.error is not None:
             raise self.error
         assert self.value is not None
@@ -336,6 +347,10 @@ class TokenCache:
             :data:`TOKEN_REFRESH_MARGIN` (3600.0). ``0`` keeps a token until it expires.
         refresh_fraction: at most this fraction of the lifetime before expiry; default
             :data:`TOKEN_REFRESH_FRACTION` (0.1). ``0`` keeps a token until it expires.
+        wait_limit: returns how long the calling thread may still wait for another thread's fetch,
+            in seconds, or ``None`` for as long as it takes (the default when not given). The client
+            passes what is left of the current call's deadline, so a bounded ``flush()`` or
+            ``close()`` is not held up by a slow IAM.
     """
 
     def __init__(
@@ -345,8 +360,10 @@ class TokenCache:
         clock: Clock = time.monotonic,
         refresh_margin: float = TOKEN_REFRESH_MARGIN,
         refresh_fraction: float = TOKEN_REFRESH_FRACTION,
+        wait_limit: Optional[Callable[[], Optional[float]]] = None,
     ) -> None:
         self._fetch = fetch
+        self._wait_limit = wait_limit
         self._clock = clock
         self._refresh_margin = refresh_margin
         self._refresh_fraction = refresh_fraction
@@ -393,7 +410,7 @@ class TokenCache:
             else:
                 leader = False
         if not leader:
-            return flight.wait()
+            return flight.wait(self._wait_limit() if self._wait_limit is not None else None)
         try:
             self._fetches += 1
             issued = self._fetch()

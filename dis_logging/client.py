@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -710,7 +711,8 @@ class DISClient:
             assert sk is not None
             self._auth = AKSKAuth(AKSKSigner(ak, sk, security_token=security_token))
         elif kind == "password":
-            self._token_source, self._refreshable = TokenCache(self._fetch_token), True
+            self._token_source = TokenCache(self._fetch_token, wait_limit=self._time_left)
+            self._refreshable = True
             self._auth = TokenAuth(self._token_source)
         else:
             raise ConfigError(
@@ -733,6 +735,7 @@ class DISClient:
         ] = {}
         self._base = f"{self.endpoint}/v2/{quote(project_id, safe='')}"
         self._closed = False
+        self._deadlines = threading.local()  # per-thread deadline of the call in progress
 
     # -- lifecycle
 
@@ -1055,6 +1058,34 @@ class DISClient:
         """
         headers = {"Content-Type": content_type} if content_type else None
         deadline = None if timeout is None else time.monotonic() + timeout
+        # The token fetch (or the wait for another thread's) happens inside _send's auth step;
+        # it reads this thread's deadline so that it stays within the call's timeout.
+        outer = getattr(self._deadlines, "value", None)
+        self._deadlines.value = deadline
+        try:
+            return self._call_until(
+                operation, method, url, params, body, headers, deadline, ok, reuse
+            )
+        finally:
+            self._deadlines.value = outer
+
+    def _time_left(self) -> Optional[float]:
+        """Seconds left of the current thread's call deadline, or ``None`` without one."""
+        deadline: Optional[float] = getattr(self._deadlines, "value", None)
+        return None if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+    def _call_until(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        params: Optional[Mapping[str, str]],
+        body: Optional[bytes],
+        headers: Optional[Mapping[str, Optional[str]]],
+        deadline: Optional[float],
+        ok: Tuple[int, ...],
+        reuse: bool,
+    ) -> requests.Response:
         for first in (True, False):
             limit = self._timeout
             if deadline is not None:
@@ -1170,6 +1201,7 @@ class DISClient:
         body = iam_token_request(
             creds.username, creds.password, creds.domain_name, project_id=self.project_id
         )
+        left = self._time_left()
         response = self._send(
             "IAM token",
             "POST",
@@ -1178,6 +1210,7 @@ class DISClient:
             body,
             {"Content-Type": JSON_CONTENT_TYPE, "X-Project-Id": None},
             None,
+            None if left is None else (max(left, 0.001), max(left, 0.001)),  # urllib3 rejects 0
         )
         if response.status_code not in (200, 201):
             raise self._error("IAM token", response, token_auth=False)

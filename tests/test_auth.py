@@ -22,7 +22,7 @@ from dis_logging.auth import (
     iam_token_request,
     parse_iam_token_reply,
 )
-from dis_logging.errors import ConfigError
+from dis_logging.errors import ConfigError, TransportError
 
 # The inputs of DIS-API.md section 10.
 AK = "EXAMPLEAK0000000001"
@@ -397,6 +397,28 @@ class TestTokenCache:
             return IssuedToken(f"tok-{len(calls)}", lifetime)
 
         return TokenCache(fetch, clock=clock or FakeClock()), calls
+
+    def test_a_waiter_gives_up_at_its_wait_limit(self):
+        """A thread waiting for another thread's fetch raises TransportError at its wait limit."""
+        release = threading.Event()
+        fetching = threading.Event()
+
+        def slow_fetch() -> IssuedToken:
+            fetching.set()
+            release.wait(10.0)
+            return IssuedToken("tok", 60.0)
+
+        cache = TokenCache(slow_fetch, clock=FakeClock(), wait_limit=lambda: 0.05)
+        leader = threading.Thread(target=cache.get_token)
+        leader.start()
+        try:
+            assert fetching.wait(5.0)
+            with pytest.raises(TransportError) as info:
+                cache.get_token()
+        finally:
+            release.set()
+            leader.join(5.0)
+        assert (True, "tok") == (info.value.retryable, cache.get_token())
 
     def test_token_is_fetched_once_and_reused(self):
         """Repeated calls within the TTL return the cached token without fetching."""

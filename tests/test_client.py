@@ -696,6 +696,15 @@ class TestTokenAuth:
             "wrong-pw-1234" in f"{info.value} {info.value!r}",
         )
 
+    def test_a_slow_iam_stays_within_the_call_timeout(self, make_client, emulator, stream):
+        """The token fetch inside put_records(timeout=...) gives up when the call's time is up."""
+        client = make_client("password")
+        emulator.set_delay(2.0, "CreateToken")
+        start = time.monotonic()
+        with pytest.raises(TransportError):
+            client.put_records(stream, [(b"x", None)], timeout=0.3)
+        assert time.monotonic() - start < 1.5
+
     def test_iam_outage_is_a_server_error(self, make_client, emulator, stream):
         """A 5xx from IAM surfaces as a retryable ServerError from the DIS call."""
         emulator.fail_next(status=503, error_code="IAM.0000", operation="CreateToken")

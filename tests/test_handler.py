@@ -444,6 +444,20 @@ class TestFailures:
             sorted(r.data for r in emulator.records(stream)),
         )
 
+    def test_close_with_a_slow_iam_is_bounded(self, emulator, stream, make_handler):
+        """close() keeps to close_timeout while the IAM token request hangs."""
+        handler = make_handler(
+            username=emulator.username,
+            password=emulator.password,
+            domain_name=emulator.domain_name,
+            close_timeout=0.5,
+        )
+        emulator.set_delay(3.0, "CreateToken")
+        logger_for(handler).info("needs a token")
+        start = time.monotonic()
+        handler.close()
+        assert (True, 1) == (time.monotonic() - start < 0.5 + 0.5, handler.stats.emitted)
+
     def test_flush_after_close_sends_nothing(self, emulator, stream, make_handler):
         """flush() on a closed handler makes no request and changes no counter."""
         handler = make_handler(close_timeout=0.3)
