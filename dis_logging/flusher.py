@@ -24,6 +24,7 @@ before sending it.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import (
@@ -304,7 +305,10 @@ class Flusher:
         self._slot = threading.Lock()  # one batch at a time per lane keeps per-key order
         self._state = threading.Lock()  # guards the counters and backoff state below
         self._thread: Optional[threading.Thread] = None
-        self._force = False
+        # wake(force=True) bumps the counter; the thread compares it with the value it last saw,
+        # so a request arriving while the thread reads it is seen on the next round, never lost.
+        self._force_requests = 0
+        self._force_seen = 0
         self._pause = threading.Event()  # never set: waiting on it is a bounded pause
         self._attempt = 0
         self._not_before = 0.0
@@ -363,7 +367,10 @@ class Flusher:
             try:
                 thread.start()
             except RuntimeError as exc:  # "can't create new thread at interpreter shutdown" (3.12+)
-                self._stop.set()
+                # Only at shutdown is this final; a transient limit (too many threads) leaves the
+                # flusher unstarted, so that a later record tries again.
+                if sys.is_finalizing():
+                    self._stop.set()
                 failure: Optional[RuntimeError] = exc
             else:
                 self._thread = thread
@@ -380,7 +387,7 @@ class Flusher:
             force: also send a partial batch (``flush_on_level``); default ``False``.
         """
         if force:
-            self._force = True
+            self._force_requests += 1
         if not self._event.is_set():
             self._event.set()
 
@@ -505,8 +512,9 @@ class Flusher:
                     break
                 self._event.clear()
                 now = clock()
-                force = self._force or now - last_drain >= self.flush_interval
-                self._force = False
+                requests = self._force_requests
+                force = requests != self._force_seen or now - last_drain >= self.flush_interval
+                self._force_seen = requests
                 if force:
                     last_drain = now
                 try:

@@ -39,6 +39,7 @@ import atexit
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -75,6 +76,8 @@ PARTITION_WRITE_RATES: Final = {"COMMON": (1000.0, 1_000_000.0), "ADVANCED": (20
 #: ``auto_rate_limit`` aims this far below the stream's limits: send timing jitters, and DIS
 #: counts in fixed one-second windows, so aiming at 100% would still be throttled now and then.
 AUTO_RATE_HEADROOM: Final = 0.9
+#: After the flusher thread could not be started, how long to wait before trying again, in seconds.
+FLUSHER_START_RETRY: Final = 1.0
 #: Slack added to a deadline-bounded close for the final bookkeeping, in seconds.
 _CLOSE_GRACE: Final = 0.2
 
@@ -93,7 +96,8 @@ class HandlerStats:
     """A snapshot of a handler's counters.
 
     At any instant ``emitted == sent + dropped + failed + queued``; with a spool,
-    ``emitted + adopted == sent + dropped + failed + queued + spooled``.
+    ``emitted + adopted == sent + dropped + failed + queued + spooled``, except for the moment a
+    batch is being written to the spool, when its records count in both ``queued`` and ``spooled``.
 
     Attributes:
         emitted: records the handler accepted (after its own recursion guard and filters).
@@ -487,6 +491,7 @@ class DISHandler(logging.Handler):
             self._limiter = RateLimiter(config.max_records_per_second, config.max_bytes_per_second)
         self._sending_threads: Set[int] = set()
         self._started = False
+        self._start_retry_at = 0.0
         lanes = config.max_in_flight
         self._round_robin = itertools.count()
         self._lanes: List[_Lane] = []
@@ -585,9 +590,16 @@ class DISHandler(logging.Handler):
         with self._lock_state:
             if self._started or self._closed or self._no_threads:
                 return
+            if time.monotonic() < self._start_retry_at:
+                return
             self._started = True
-        for lane in self._lanes:
-            lane.flusher.start()
+        started = [lane.flusher.start() for lane in self._lanes]
+        if not all(started) and not sys.is_finalizing():
+            # No thread could be made now (a resource limit): records keep queuing, flush() and
+            # close() still send them, and a record a little later tries to start the thread again.
+            with self._lock_state:
+                self._started = False
+                self._start_retry_at = time.monotonic() + FLUSHER_START_RETRY
 
     def _flush_lanes(self, deadline: float) -> bool:
         may_wait = not _holds_logging_lock()

@@ -458,6 +458,28 @@ class TestFailures:
         handler.close()
         assert (True, 1) == (time.monotonic() - start < 0.5 + 0.5, handler.stats.emitted)
 
+    def test_a_flusher_that_could_not_start_is_started_later(
+        self, emulator, stream, make_handler, monkeypatch
+    ):
+        """When no thread can be made, records wait, and a later record starts the flusher."""
+        refusals: List[str] = []
+        real_start = threading.Thread.start
+
+        def start_once_refused(thread):
+            if thread.name.startswith("dis-logging") and not refusals:
+                refusals.append(thread.name)
+                raise RuntimeError("can't start new thread")
+            real_start(thread)
+
+        monkeypatch.setattr(threading.Thread, "start", start_once_refused)
+        monkeypatch.setattr("dis_logging.handler.FLUSHER_START_RETRY", 0.0)
+        handler = plain(make_handler())
+        log = logger_for(handler)
+        log.info("first")
+        log.info("second")
+        stored = [r.data for r in emulator.wait_for(stream, 2, timeout=10)]
+        assert (1, [b"first", b"second"]) == (len(refusals), sorted(stored))
+
     def test_flush_after_close_sends_nothing(self, emulator, stream, make_handler):
         """flush() on a closed handler makes no request and changes no counter."""
         handler = make_handler(close_timeout=0.3)
