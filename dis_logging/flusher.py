@@ -346,6 +346,12 @@ class Flusher:
         return int(getattr(spool, "adopted", 0)) if spool is not None else 0
 
     @property
+    def spool_lost(self) -> int:
+        """Spooled records lost with a spool file found corrupt (0 without a spool)."""
+        spool = self._spool
+        return int(getattr(spool, "lost", 0)) if spool is not None else 0
+
+    @property
     def spooled(self) -> int:
         """Records waiting in the spool (0 without one)."""
         spool = self._spool

@@ -250,6 +250,10 @@ class DISHandler(logging.Handler):
             requests += lane.flusher.requests
             spooled += lane.flusher.spooled
             adopted += lane.flusher.adopted
+            lost = lane.flusher.spool_lost
+            if lost:
+                totals["dropped"] += lost
+                drops["spool_corrupt"] = drops.get("spool_corrupt", 0) + lost
             last_error = last_error or lane.flusher.last_error
         return HandlerStats(
             emitted=totals["emitted"],

@@ -263,6 +263,7 @@ class Spool:
         self._next_scan = 0.0
         self._scan_interval = scan_interval
         self._adopted = 0
+        self._lost = 0
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         with self._lock:
             self._open_own_file()
@@ -284,6 +285,11 @@ class Spool:
     def adopted(self) -> int:
         """Records taken over from orphaned spool files since this spool opened (cumulative)."""
         return self._adopted
+
+    @property
+    def lost(self) -> int:
+        """Pending records that went with a file found corrupt while in use (cumulative)."""
+        return self._lost
 
     @property
     def pending_records(self) -> int:
@@ -471,7 +477,7 @@ class Spool:
             os.close(self._file_lock.fd)
         self._file_lock = None
         self._path = ""
-        self._records = self._bytes = self._adopted = 0
+        self._records = self._bytes = self._adopted = self._lost = 0
         self._next_scan = 0.0
 
     def _connection(self) -> sqlite3.Connection:
@@ -572,6 +578,7 @@ class Spool:
         if not isinstance(exc, sqlite3.Error) or not _is_corruption(exc) or self._conn is None:
             return False
         lost = self._records
+        self._lost += lost
         path = self._path
         conn, self._conn = self._conn, None
         try:

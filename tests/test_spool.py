@@ -450,6 +450,7 @@ class TestCorruption:
             assert (1, 100) == (s.pending_records, s.pending_bytes)
             assert 1 == len(list(tmp_path.glob("*.corrupt-*")))
             assert ["2000 pending records lost"] == [r[-25:] for r in reports]
+            assert 2000 == s.lost
         finally:
             s.close()
 
