@@ -1063,9 +1063,27 @@ class DISClient:
         outer = getattr(self._deadlines, "value", None)
         self._deadlines.value = deadline
         try:
-            return self._call_until(
-                operation, method, url, params, body, headers, deadline, ok, reuse
-            )
+            for first in (True, False):
+                limit = self._timeout
+                if deadline is not None:
+                    left = max(deadline - time.monotonic(), 0.001)  # urllib3 rejects 0
+                    limit = (left, left)
+                response = self._send(
+                    operation, method, url, params, body, headers, self._auth, limit, reuse=reuse
+                )
+                if response.status_code in ok:
+                    return response
+                error = self._error(operation, response, token_auth=self._token_source is not None)
+                if isinstance(error, TokenExpiredError):
+                    out_of_time = deadline is not None and deadline - time.monotonic() <= 0
+                    if first and self._refreshable and not out_of_time:
+                        assert self._token_source is not None
+                        self._token_source.invalidate(response.request.headers.get("X-Auth-Token"))
+                        continue
+                    if not self._refreshable:
+                        error.retryable = False  # a fixed token stays rejected however often
+                raise error
+            raise AssertionError("unreachable")  # pragma: no cover
         finally:
             self._deadlines.value = outer
 
@@ -1073,40 +1091,6 @@ class DISClient:
         """Seconds left of the current thread's call deadline, or ``None`` without one."""
         deadline: Optional[float] = getattr(self._deadlines, "value", None)
         return None if deadline is None else max(deadline - time.monotonic(), 0.0)
-
-    def _call_until(
-        self,
-        operation: str,
-        method: str,
-        url: str,
-        params: Optional[Mapping[str, str]],
-        body: Optional[bytes],
-        headers: Optional[Mapping[str, Optional[str]]],
-        deadline: Optional[float],
-        ok: Tuple[int, ...],
-        reuse: bool,
-    ) -> requests.Response:
-        for first in (True, False):
-            limit = self._timeout
-            if deadline is not None:
-                left = max(deadline - time.monotonic(), 0.001)  # urllib3 rejects 0
-                limit = (left, left)
-            response = self._send(
-                operation, method, url, params, body, headers, self._auth, limit, reuse=reuse
-            )
-            if response.status_code in ok:
-                return response
-            error = self._error(operation, response, token_auth=self._token_source is not None)
-            if isinstance(error, TokenExpiredError):
-                out_of_time = deadline is not None and deadline - time.monotonic() <= 0
-                if first and self._refreshable and not out_of_time:
-                    assert self._token_source is not None
-                    self._token_source.invalidate(response.request.headers.get("X-Auth-Token"))
-                    continue
-                if not self._refreshable:
-                    error.retryable = False  # a fixed token stays rejected however often it is sent
-            raise error
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(
         self,
