@@ -189,18 +189,6 @@ def run(sizes: Sizes, emu: EmulatorProcess, handler_cls: Any) -> Dict[str, Any]:
     added = {name: v["median"] for name, v in details["cpu"]["added_ns_per_call"].items()}
     wall = {name: v["median"] for name, v in details["wall"]["added_ns_per_call"].items()}
     baseline = added["queue"]
-    if handler_cls is None:
-        return result(
-            "P1",
-            **row,
-            value=None,
-            baseline=baseline,
-            ratio=None,
-            met=None,
-            details=details,
-            status="skipped",
-            note="dis_logging.handler.DISHandler is not available yet",
-        )
     stats = live.stats
     details["live_stats"] = {"emitted": stats.emitted, "sent": stats.sent, "dropped": stats.dropped}
     live_ratio = wall["dis_live"] / wall["queue"]

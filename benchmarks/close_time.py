@@ -74,20 +74,6 @@ def run(sizes: Sizes, handler_cls: Any) -> Dict[str, Any]:
     """Measure P6 and return its results.json row (see the module docstring)."""
     close_timeout = sizes.p6_close_timeout
     budget = close_timeout + 0.5
-    if handler_cls is None:
-        return result(
-            "P6",
-            "close() with DIS unreachable",
-            value=None,
-            unit="s",
-            baseline=budget,
-            baseline_name="close_timeout + 0.5 s",
-            ratio=None,
-            target="<= 1",
-            met=None,
-            status="skipped",
-            note="dis_logging.handler.DISHandler is not available yet",
-        )
     variants = {"refused": time_close(handler_cls, unused_port(), close_timeout)}
     with BlackHole() as hole:
         variants["black_hole"] = time_close(handler_cls, hole.port, close_timeout)

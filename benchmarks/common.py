@@ -183,8 +183,8 @@ def result(
         target: the target as text, e.g. ``"<= 0.5"``.
         met: whether the target is met; None when not measured.
         details: every other measured number, for the README and the chart.
-        status: ``"ok"``, ``"skipped"`` (the handler is not available) or ``"error"``.
-        note: why a row is skipped or failed, or a caveat.
+        status: ``"ok"`` or ``"error"``.
+        note: why a row failed, or a caveat.
 
     Returns:
         The row as a JSON-ready dict.
@@ -206,11 +206,9 @@ def result(
 
 
 def load_handler_class() -> Any:
-    """Return ``dis_logging.handler.DISHandler``, or None while it does not exist yet."""
-    try:
-        from dis_logging.handler import DISHandler
-    except ImportError:
-        return None
+    """Return ``dis_logging.handler.DISHandler`` (imported only when a benchmark runs)."""
+    from dis_logging.handler import DISHandler
+
     return DISHandler
 
 

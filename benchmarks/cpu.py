@@ -123,21 +123,6 @@ def run(sizes: Sizes, emu: EmulatorProcess, handler_cls: Any) -> Dict[str, Any]:
     per = {k: [x["cpu_s_per_100k"] for x in v] for k, v in runs.items()}
     baseline = min(per["sdk"])
     details = {"records": sizes.p3_records, "runs": runs}
-    if handler_cls is None:
-        return result(
-            "P3",
-            "CPU s per 100k delivered records",
-            value=None,
-            unit="CPU s/100k",
-            baseline=baseline,
-            baseline_name="huaweicloudsdkdis send_records, batches of 500",
-            ratio=None,
-            target="<= 0.5",
-            met=None,
-            details=details,
-            status="skipped",
-            note="dis_logging.handler.DISHandler is not available yet",
-        )
     value = min(per["dis"])
     ratio = value / baseline
     floor = min(per["floor"])

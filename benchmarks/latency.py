@@ -86,21 +86,6 @@ def run(sizes: Sizes, emu: EmulatorProcess, handler_cls: Any) -> Dict[str, Any]:
         "flush_interval_s": FLUSH_INTERVAL,
         "naive_floor": floor,
     }
-    if handler_cls is None:
-        return result(
-            "P5",
-            "emit-to-stored p99 at 100 records/s",
-            value=None,
-            unit="ms",
-            baseline=budget_ms,
-            baseline_name="flush_interval + 100 ms",
-            ratio=None,
-            target="<= 1",
-            met=None,
-            details=details,
-            status="skipped",
-            note="dis_logging.handler.DISHandler is not available yet",
-        )
     emu.create_stream("bench-p5", partitions=1)
     try:
         handler = handler_cls(

@@ -104,20 +104,6 @@ def worker(args: Dict[str, Any]) -> Dict[str, Any]:
 def run(sizes: Sizes, handler_cls: Any) -> Dict[str, Any]:
     """Measure P4 in a child process and return its results.json row (see the module docstring)."""
     bound = MAX_QUEUE_BYTES + SLACK_BYTES
-    if handler_cls is None:
-        return result(
-            "P4",
-            "peak RSS growth, DIS unreachable",
-            value=None,
-            unit="MiB",
-            baseline=bound / MIB,
-            baseline_name="max_queue_bytes + 32 MiB",
-            ratio=None,
-            target="<= 1 (and exact drop counts)",
-            met=None,
-            status="skipped",
-            note="dis_logging.handler.DISHandler is not available yet",
-        )
     from benchmarks.common import unused_port
 
     args = {
