@@ -249,6 +249,13 @@ class TestRequestContextFilter:
         assert RequestContextFilter().filter(record)
         assert "None None" == logging.Formatter("%(request_id)s %(status_code)s").format(record)
 
+    def test_is_the_shared_filter(self):
+        """dis_logging.django.RequestContextFilter is the framework-neutral filter itself."""
+        from dis_logging import context
+
+        assert context.RequestContextFilter is RequestContextFilter
+        assert issubclass(RequestContext, context.RequestContext)
+
     def test_keeps_fields_the_record_already_has(self):
         """A status_code passed in extra is not overwritten."""
         record = self.make_record(status_code=418)
@@ -334,6 +341,13 @@ class TestSystemCheck:
             "target": "dis",
         }
         config["root"]["handlers"] = ["buffer"]
+        with override_settings(LOGGING=config):
+            assert [] == check_logging()
+
+    def test_accepts_the_framework_neutral_filter_path(self, emulator, stream):
+        """The shared filter under its dis_logging.context path counts as the request filter."""
+        config = valid_logging(emulator, stream)
+        config["filters"]["request"] = {"()": "dis_logging.context.RequestContextFilter"}
         with override_settings(LOGGING=config):
             assert [] == check_logging()
 

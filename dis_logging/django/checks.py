@@ -32,6 +32,7 @@ __all__ = ["check_logging"]
 
 _MIDDLEWARE = "dis_logging.django.RequestContextMiddleware"
 _FILTER_PATHS = (
+    "dis_logging.context.RequestContextFilter",
     "dis_logging.django.RequestContextFilter",
     "dis_logging.django._context.RequestContextFilter",
 )
@@ -60,7 +61,7 @@ def _is_dis_handler(spec: Mapping[str, Any]) -> bool:
 
 
 def _is_request_filter(spec: object) -> bool:
-    from dis_logging.django._context import RequestContextFilter
+    from dis_logging.context import RequestContextFilter
 
     if not isinstance(spec, Mapping):
         return False

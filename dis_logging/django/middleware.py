@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 from typing import Any, Awaitable, Callable, Optional
 
 from django.conf import settings  # type: ignore[import-untyped]  # no django-stubs
 
+from dis_logging.context import DEFAULT_REQUEST_ID_HEADER, new_request_id, valid_request_id
 from dis_logging.django._context import CONTEXT_ATTR, RequestContext, _current
 
 try:
@@ -19,13 +18,6 @@ except ImportError:  # pragma: no cover - asgiref < 3.6 (Django 3.2/4.0): serve 
     markcoroutinefunction = None  # type: ignore[assignment]  # checked before each use
 
 __all__ = ["DEFAULT_REQUEST_ID_HEADER", "RequestContextMiddleware"]
-
-#: The header read for an incoming request id, and written back on the response.
-DEFAULT_REQUEST_ID_HEADER = "X-Request-ID"
-
-# A request id taken from a client must be safe to put into logs and headers unchanged:
-# short, and without spaces, quotes or control characters.
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
 class RequestContextMiddleware:
@@ -108,11 +100,9 @@ class RequestContextMiddleware:
         """Build the context, attach it and the id to ``request``; return it with a start time."""
         request_id = None
         if self.request_id_header:
-            incoming = request.headers.get(self.request_id_header)
-            if incoming and _VALID_REQUEST_ID.fullmatch(incoming):
-                request_id = incoming
+            request_id = valid_request_id(request.headers.get(self.request_id_header))
         context = RequestContext(
-            request_id=request_id or uuid.uuid4().hex,
+            request_id=request_id or new_request_id(),
             method=request.method,
             path=request.path,
             request=request,

@@ -1,0 +1,392 @@
+"""Tests for dis_logging.asgi: the FastAPI example under uvicorn, and Starlette in process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+
+from dis_logging.asgi import RequestContextMiddleware, scope_user_id
+from dis_logging.context import FIELDS, RequestContextFilter, get_request_context
+from dis_logging.handler import DISHandler
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+HEX32 = re.compile(r"[0-9a-f]{32}")
+view_logger = logging.getLogger("test.asgi.view")
+
+
+def example_env(emulator, stream):
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("HUAWEICLOUD_SDK_", "DIS_LOGGING_"))
+    }
+    env.update(
+        HUAWEICLOUD_SDK_AK=emulator.ak,
+        HUAWEICLOUD_SDK_SK=emulator.sk,
+        HUAWEICLOUD_SDK_PROJECT_ID=emulator.project_id,
+        HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4=emulator.url,
+        DIS_LOGGING_STREAM=stream,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@contextmanager
+def uvicorn_serving(env):
+    """Run examples/fastapi_app.py under a uvicorn process on 127.0.0.1 and a free port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--host", "127.0.0.1", "--port", "0"],
+        cwd=EXAMPLES,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    output: list[str] = []
+
+    def read():
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            lines.put(line)
+        lines.put("")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        url = None
+        while url is None:
+            try:
+                line = lines.get(timeout=30.0)
+            except queue.Empty:
+                pytest.fail("uvicorn did not start in 30 s:\n" + "".join(output))
+            if not line:
+                pytest.fail("uvicorn exited:\n" + "".join(output))
+            found = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
+            url = found.group(1) if found else None
+        yield url, output
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # graceful: runs the lifespan shutdown
+        try:
+            process.wait(timeout=30.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10.0)
+        reader.join(10.0)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def get(url, headers=None):
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10.0) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def events(emulator, stream, count):
+    return [json.loads(r.data) for r in emulator.wait_for(stream, count, timeout=15.0)]
+
+
+def test_fastapi_example_under_uvicorn(emulator, stream):
+    """The FastAPI example, served by uvicorn, ships records with request fields and access logs."""
+    with uvicorn_serving(example_env(emulator, stream)) as (url, output):
+        given = get(url + "/items/42", {"X-Request-ID": "req-fastapi-1"})
+        generated = get(url + "/items/7", {"X-Request-ID": "not a valid id"})
+        failed = get(url + "/boom", {"X-Request-ID": "req-boom"})
+        # startup, 2 x (item + access), boom access
+        events(emulator, stream, 6)
+    assert (200, "req-fastapi-1") == (given[0], given[1]["x-request-id"])
+    assert {"item_id": 42, "request_id": "req-fastapi-1"} == json.loads(given[2])
+    assert HEX32.fullmatch(generated[1]["x-request-id"]), generated
+    assert (500, "req-boom") == (failed[0], failed[1]["x-request-id"])
+    # after the SIGINT the lifespan shutdown logged "service stopping" and closed the handler
+    stored = events(emulator, stream, 7)
+    by_message = {e["message"]: e for e in stored}
+    assert {"service started", "service stopping"} <= set(by_message), output
+    assert (None,) * 5 == tuple(by_message["service started"][f] for f in FIELDS)
+    item = by_message["item 42 looked up"]
+    assert ("req-fastapi-1", "GET", "/items/42", None, None, 42, "fastapi-example") == (
+        *(item[f] for f in FIELDS),
+        item["item_id"],
+        item["service"],
+    )
+    assert generated[1]["x-request-id"] == by_message["item 7 looked up"]["request_id"]
+    access = by_message["GET /items/42 200"]
+    assert ("example.access", "INFO", "req-fastapi-1", 200) == (
+        access["logger"],
+        access["level"],
+        access["request_id"],
+        access["status_code"],
+    )
+    assert isinstance(access["duration_ms"], float)
+    boom = by_message["GET /boom 500"]
+    assert ("ERROR", "req-boom", 500) == (boom["level"], boom["request_id"], boom["status_code"])
+
+
+class TokenBackend(AuthenticationBackend):
+    async def authenticate(self, conn):
+        name = conn.headers.get("X-User")
+        return (AuthCredentials(["authenticated"]), SimpleUser(name)) if name else None
+
+
+async def hello(request):
+    view_logger.info("hello", extra={"state_id": request.state.request_id})
+    return PlainTextResponse("hello")
+
+
+async def own_header(request):
+    return PlainTextResponse("own", headers={"X-Request-ID": "set-by-app"})
+
+
+async def fail(request):
+    raise RuntimeError("failed before any response")
+
+
+async def echo_context(websocket):
+    await websocket.accept()
+    context = get_request_context()
+    await websocket.send_text(context.request_id if context else "")
+    await websocket.close()
+
+
+ROUTES = [
+    Route("/hello", hello),
+    Route("/own", own_header),
+    Route("/fail", fail),
+    WebSocketRoute("/ws", echo_context),
+]
+
+
+@pytest.fixture
+def dis_handler(emulator, stream):
+    handler = DISHandler(
+        stream_name=stream,
+        endpoint=emulator.url,
+        project_id=emulator.project_id,
+        ak=emulator.ak,
+        sk=emulator.sk,
+        flush_interval=0.05,
+    )
+    handler.addFilter(RequestContextFilter())
+    loggers = [logging.getLogger(name) for name in ("test.asgi.view", "test.asgi.access")]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    yield handler
+    for logger in loggers:
+        logger.removeHandler(handler)
+    handler.close()
+
+
+def starlette_app(**options):
+    return Starlette(
+        routes=ROUTES,
+        middleware=[
+            Middleware(RequestContextMiddleware, **options),
+            Middleware(AuthenticationMiddleware, backend=TokenBackend()),
+        ],
+    )
+
+
+def call(app, path, headers=None):
+    """GET ``path`` from an ASGI app in process, through httpx's ASGI transport."""
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get(path, headers=headers or {})
+
+    return asyncio.run(main())
+
+
+def websocket_text(app, path, headers):
+    """Open a WebSocket to an ASGI app in process and return the first text it sends."""
+    sent = []
+
+    async def main():
+        inbox = [{"type": "websocket.connect"}]
+
+        async def receive():
+            if inbox:
+                return inbox.pop()
+            return {"type": "websocket.disconnect", "code": 1000}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0"},
+            "scheme": "ws",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            "server": ("test", 80),
+            "client": ("127.0.0.1", 1),
+            "subprotocols": [],
+        }
+        await app(scope, receive, send)
+
+    asyncio.run(main())
+    accept = next(m for m in sent if m["type"] == "websocket.accept")
+    text = next(m["text"] for m in sent if m["type"] == "websocket.send")
+    return accept, text
+
+
+class TestStarlette:
+    def test_user_from_authentication_middleware(self, emulator, stream, dis_handler):
+        """user_id comes from scope['user'] set by an inner AuthenticationMiddleware."""
+        response = call(
+            starlette_app(access_logger="test.asgi.access"),
+            "/hello",
+            {"X-User": "alice", "X-Request-ID": "r-1"},
+        )
+        assert ("hello", "r-1") == (response.text, response.headers["X-Request-ID"])
+        stored = {e["logger"]: e for e in events(emulator, stream, 2)}
+        assert ("r-1", "alice", "r-1") == (
+            stored["test.asgi.view"]["request_id"],
+            stored["test.asgi.view"]["user_id"],
+            stored["test.asgi.view"]["state_id"],
+        )
+        assert ("GET /hello 200", "alice") == (
+            stored["test.asgi.access"]["message"],
+            stored["test.asgi.access"]["user_id"],
+        )
+
+    def test_custom_header_names(self, emulator, stream, dis_handler):
+        """Custom request and response header names are read and written."""
+        app = starlette_app(request_id_header="X-Correlation-ID", response_header="X-Trace-Ref")
+        response = call(app, "/hello", {"X-Correlation-ID": "corr-9"})
+        assert ("corr-9", None) == (
+            response.headers.get("X-Trace-Ref"),
+            response.headers.get("X-Request-ID"),
+        )
+        assert "corr-9" == events(emulator, stream, 1)[0]["request_id"]
+
+    def test_no_request_header_always_generates(self, emulator, stream, dis_handler):
+        """With request_id_header=None an incoming id is ignored and a new one generated."""
+        response = call(starlette_app(request_id_header=None), "/hello", {"X-Request-ID": "x"})
+        assert HEX32.fullmatch(response.headers["X-Request-ID"])
+
+    def test_no_response_header(self):
+        """With response_header=None the response carries no id header."""
+        response = call(starlette_app(response_header=None), "/hello", {"X-Request-ID": "r-2"})
+        assert None is response.headers.get("X-Request-ID")
+
+    def test_header_set_by_the_app_is_kept(self):
+        """A response that already has the header keeps the app's value, once."""
+        response = call(starlette_app(), "/own", {"X-Request-ID": "r-3"})
+        assert ["set-by-app"] == response.headers.get_list("X-Request-ID")
+
+    def test_failure_before_response_logs_500(self, emulator, stream, dis_handler):
+        """An app that raises before responding gets an ERROR access record with status 500."""
+        app = starlette_app(access_logger="test.asgi.access")
+        with pytest.raises(RuntimeError, match="failed before any response"):
+            call(app, "/fail", {"X-Request-ID": "r-4"})
+        (access,) = events(emulator, stream, 1)
+        assert ("GET /fail 500", "ERROR", "r-4", 500) == (
+            access["message"],
+            access["level"],
+            access["request_id"],
+            access["status_code"],
+        )
+        assert get_request_context() is None
+
+    def test_websocket_has_the_context(self):
+        """A WebSocket connection runs with a request context and gets the id on its accept."""
+        accept, text = websocket_text(starlette_app(), "/ws", {"X-Request-ID": "ws-1"})
+        assert ("ws-1", [(b"x-request-id", b"ws-1")]) == (text, accept["headers"])
+
+
+def test_concurrent_requests_keep_their_own_ids(emulator, stream, dis_handler):
+    """Interleaved requests on one event loop each log with their own request id."""
+    both_inside = asyncio.Barrier(2) if hasattr(asyncio, "Barrier") else None
+
+    async def slow(request):
+        if both_inside is not None:
+            await both_inside.wait()
+        else:
+            await asyncio.sleep(0.01)
+        view_logger.info("in %s", request.headers["X-Request-ID"])
+        return PlainTextResponse("ok")
+
+    app = RequestContextMiddleware(Starlette(routes=[Route("/slow", slow)]))
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await asyncio.gather(
+                *(client.get("/slow", headers={"X-Request-ID": f"c-{i}"}) for i in range(2))
+            )
+
+    responses = asyncio.run(main())
+    assert [200, 200] == [r.status_code for r in responses]
+    stored = sorted((e["message"], e["request_id"]) for e in events(emulator, stream, 2))
+    assert [("in c-0", "c-0"), ("in c-1", "c-1")] == stored
+
+
+def test_lifespan_passes_through():
+    """Lifespan events reach the app untouched, outside any request context."""
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append((scope["type"], get_request_context()))
+        message = await receive()
+        await send({"type": message["type"] + ".complete"})
+
+    async def main():
+        sent = []
+
+        async def receive():
+            return {"type": "lifespan.startup"}
+
+        async def send(message):
+            sent.append(message)
+
+        await RequestContextMiddleware(app)({"type": "lifespan"}, receive, send)
+        return sent
+
+    assert [{"type": "lifespan.startup.complete"}] == asyncio.run(main())
+    assert [("lifespan", None)] == seen
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        ({}, None),
+        ({"user": SimpleUser("bob")}, "bob"),
+        ({"user": type("U", (), {"is_authenticated": False, "id": 3})()}, None),
+        ({"user": type("U", (), {"is_authenticated": True, "id": 3})()}, "3"),
+    ],
+)
+def test_scope_user_id(scope, expected):
+    """scope_user_id reads an authenticated scope['user'] and ignores anonymous ones."""
+    assert expected == scope_user_id(scope)

@@ -1,0 +1,211 @@
+"""Tests for dis_logging.flask: the Flask example and the extension, through Flask's test client."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+
+import flask
+import pytest
+
+from dis_logging.context import FIELDS, RequestContextFilter, get_request_context
+from dis_logging.flask import RequestContext, flask_login_user_id
+from dis_logging.handler import DISHandler
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+HEX32 = re.compile(r"[0-9a-f]{32}")
+view_logger = logging.getLogger("test.flask.view")
+
+
+def events(emulator, stream, count):
+    return [json.loads(r.data) for r in emulator.wait_for(stream, count, timeout=10.0)]
+
+
+@pytest.fixture
+def flask_example(emulator, stream, monkeypatch):
+    """examples/flask_app.py imported with the environment pointing at the emulator."""
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", emulator.ak)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", emulator.sk)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", emulator.project_id)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4", emulator.url)
+    monkeypatch.setenv("DIS_LOGGING_STREAM", stream)
+    spec = importlib.util.spec_from_file_location("flask_app_example", EXAMPLES / "flask_app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root = logging.getLogger()
+    before = set(root.handlers)
+    app = module.create_app()
+    (handler,) = set(root.handlers) - before
+    yield app, handler
+    root.removeHandler(handler)
+    handler.close()
+    sys.modules.pop("flask_app_example", None)
+
+
+def test_flask_example(emulator, stream, flask_example):
+    """The Flask example ships the view's record and an access record with the request fields."""
+    app, handler = flask_example
+    client = app.test_client()
+    given = client.get("/orders/7", headers={"X-Request-ID": "req-flask-1"})
+    generated = client.get("/orders/8")
+    assert (200, "req-flask-1") == (given.status_code, given.headers["X-Request-ID"])
+    assert {"order_id": 7, "request_id": "req-flask-1"} == given.get_json()
+    assert HEX32.fullmatch(generated.headers["X-Request-ID"])
+    assert handler.flush(10.0)
+    by_message = {e["message"]: e for e in events(emulator, stream, 4)}
+    view = by_message["order 7 shown"]
+    assert ("req-flask-1", "GET", "/orders/7", None, None, 7, "flask-example") == (
+        *(view[f] for f in FIELDS),
+        view["order_id"],
+        view["service"],
+    )
+    access = by_message["GET /orders/7 200"]
+    assert ("example.access", "req-flask-1", 200) == (
+        access["logger"],
+        access["request_id"],
+        access["status_code"],
+    )
+    assert isinstance(access["duration_ms"], float)
+    assert generated.headers["X-Request-ID"] == by_message["GET /orders/8 200"]["request_id"]
+
+
+def test_flask_example_error(emulator, stream, flask_example):
+    """An unhandled exception gives a 500 with the id header and an access record with 500."""
+    app, handler = flask_example
+    response = app.test_client().get("/boom", headers={"X-Request-ID": "req-boom"})
+    assert (500, "req-boom") == (response.status_code, response.headers["X-Request-ID"])
+    assert handler.flush(10.0)
+    stored = {e["message"]: e for e in events(emulator, stream, 2)}
+    access = stored["GET /boom 500"]
+    assert ("req-boom", 500) == (access["request_id"], access["status_code"])
+    # Flask's own record of the exception has the request fields as well
+    (error,) = [e for e in stored.values() if e["logger"] == "flask_app_example"]
+    assert ("req-boom", "/boom") == (error["request_id"], error["http_path"])
+    assert "RuntimeError: the view failed" in error["exc_info"]
+
+
+@pytest.fixture
+def dis_handler(emulator, stream):
+    handler = DISHandler(
+        stream_name=stream,
+        endpoint=emulator.url,
+        project_id=emulator.project_id,
+        ak=emulator.ak,
+        sk=emulator.sk,
+        flush_interval=0.05,
+    )
+    handler.addFilter(RequestContextFilter())
+    loggers = [logging.getLogger(name) for name in ("test.flask.view", "test.flask.access")]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    yield handler
+    for logger in loggers:
+        logger.removeHandler(handler)
+    handler.close()
+
+
+class User:
+    is_authenticated = True
+
+    def get_id(self):
+        return "u-5"
+
+
+def build_app(extension, *, early_exit=False):
+    app = flask.Flask("test_flask_app")
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+
+    if early_exit:
+
+        @app.before_request
+        def short_circuit():
+            view_logger.info("refused early")
+            return "refused", 403
+
+    extension.init_app(app)
+
+    @app.get("/hello")
+    def hello():
+        if "X-User" in flask.request.headers:
+            flask.g._login_user = User()  # what Flask-Login leaves once it loaded the user
+        view_logger.info("hello")
+        return "hello"
+
+    @app.get("/fail")
+    def fail():
+        raise RuntimeError("propagated")
+
+    return app
+
+
+class TestExtension:
+    def test_factory_pattern_and_user(self, emulator, stream, dis_handler):
+        """init_app on a later app works; user_id comes from Flask-Login's loaded user."""
+        extension = RequestContext(access_logger="test.flask.access")
+        app = build_app(extension)
+        response = app.test_client().get("/hello", headers={"X-User": "1", "X-Request-ID": "f-1"})
+        assert "f-1" == response.headers["X-Request-ID"]
+        assert extension is app.extensions["dis_logging"]
+        assert dis_handler.flush(10.0)
+        stored = {e["logger"]: e for e in events(emulator, stream, 2)}
+        assert ("f-1", "u-5", None) == (
+            stored["test.flask.view"]["request_id"],
+            stored["test.flask.view"]["user_id"],
+            stored["test.flask.view"]["status_code"],
+        )
+        assert ("u-5", 200) == (
+            stored["test.flask.access"]["user_id"],
+            stored["test.flask.access"]["status_code"],
+        )
+
+    def test_context_is_set_before_other_hooks(self, emulator, stream, dis_handler):
+        """A before_request hook registered earlier still logs inside the request context."""
+        app = build_app(RequestContext(), early_exit=True)
+        response = app.test_client().get("/hello", headers={"X-Request-ID": "f-2"})
+        assert (403, "f-2") == (response.status_code, response.headers["X-Request-ID"])
+        assert dis_handler.flush(10.0)
+        (event,) = events(emulator, stream, 1)
+        assert ("refused early", "f-2") == (event["message"], event["request_id"])
+
+    def test_custom_headers(self):
+        """Custom request and response header names are read and written."""
+        extension = RequestContext(request_id_header="X-Correlation-ID", response_header="X-Ref")
+        response = (
+            build_app(extension).test_client().get("/hello", headers={"X-Correlation-ID": "c-1"})
+        )
+        assert ("c-1", None) == (
+            response.headers.get("X-Ref"),
+            response.headers.get("X-Request-ID"),
+        )
+
+    def test_no_headers(self):
+        """With both header names None the id is always generated and never written."""
+        extension = RequestContext(request_id_header=None, response_header=None)
+        response = build_app(extension).test_client().get("/hello", headers={"X-Request-ID": "x"})
+        assert None is response.headers.get("X-Request-ID")
+
+    def test_propagated_exception_resets_context(self, emulator, stream, dis_handler):
+        """With PROPAGATE_EXCEPTIONS the access record says 500 and the context is reset."""
+        app = build_app(RequestContext(access_logger="test.flask.access"))
+        with pytest.raises(RuntimeError, match="propagated"):
+            app.test_client().get("/fail", headers={"X-Request-ID": "f-3"})
+        assert get_request_context() is None
+        assert dis_handler.flush(10.0)
+        (access,) = events(emulator, stream, 1)
+        assert ("GET /fail 500", "ERROR", "f-3") == (
+            access["message"],
+            access["level"],
+            access["request_id"],
+        )
+
+
+def test_flask_login_user_id_outside_app_context():
+    """Outside an application context there is no user."""
+    assert None is flask_login_user_id(None)
