@@ -797,8 +797,9 @@ def _tuning(given: Dict[str, Any], environ: Mapping[str, str]) -> Dict[str, Any]
     spool_dir = _optional_str("spool_dir", given.get("spool_dir")) or _env(environ, ENV_SPOOL_DIR)
     if spool_dir is not None:
         spool_dir = os.path.expanduser(spool_dir)
-        if os.path.exists(spool_dir) and not os.path.isdir(spool_dir):
-            raise ConfigError("spool_dir", f"exists and is not a directory: {spool_dir!r}")
+        from dis_logging.spool import check_directory  # sqlite3 only when a spool is set
+
+        check_directory(spool_dir)  # owned by another user or writable by others: refused
     if spool_dir is not None and out["max_in_flight"] > 1:
         raise ConfigError("max_in_flight", "must be 1 when spool_dir is set")
     out["spool_dir"] = spool_dir

@@ -549,9 +549,18 @@ class DISHandler(logging.Handler):
             from dis_logging.spool import Spool  # imported only when a spool is configured
 
             def report(message: str) -> None:
-                reporter.report(("spool", message[:40]), message)
+                # One window per kind of problem: the text before the first colon names it.
+                reporter.report(("spool", message.split(":", 1)[0][:60]), message)
 
-            return Spool(directory, config.spool_max_bytes, report=report)
+            destination = {
+                "project": config.project_id,
+                "stream": config.stream_name,
+                "stream_id": config.stream_id,
+                "endpoint": config.endpoint,
+            }
+            return Spool(
+                directory, config.spool_max_bytes, report=report, destination=destination
+            )
 
         return open_spool
 

@@ -38,14 +38,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import json
 import os
 import re
 import sqlite3
+import stat
 import sys
 import threading
 import time
 import weakref
-from typing import Callable, Final, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Final, List, Mapping, Optional, Sequence, Tuple
 
 from dis_logging.errors import ConfigError
 
@@ -54,7 +56,7 @@ try:
 except ImportError:  # Windows: no flock; Spool() then raises OSError, importing still works
     fcntl = None  # type: ignore[assignment]  # checked before every use
 
-__all__ = ["Entry", "Spool"]
+__all__ = ["Entry", "Spool", "UntrustedError", "check_directory"]
 
 #: One DIS record as the flusher handles it: raw data and an optional partition key (same shape as
 #: ``dis_logging.client.Entry``; repeated here so the spool does not import the HTTP stack).
@@ -64,11 +66,24 @@ FILE_PREFIX: Final = "dis-spool-"
 FILE_SUFFIX: Final = ".sqlite"
 LOCK_SUFFIX: Final = ".lock"
 #: Bumped when the table layout changes; a file with another version is moved aside and reported.
-SCHEMA_VERSION: Final = 1
+#: Version 2 added the ``meta`` table naming the file's destination.
+SCHEMA_VERSION: Final = 2
+#: Version 1 files (no destination recorded) are left alone: nobody can tell where they belong.
+_UNKNOWN_DESTINATION_VERSION: Final = 1
+#: Permission bits that must be clear on the spool directory: writable by group or others.
+_UNSAFE_DIR_BITS: Final = stat.S_IWGRP | stat.S_IWOTH
+#: Permission bits that must be clear on every spool, WAL, shared-memory and lock file: we create
+#: them 0600, so any group or other bit means somebody else made or changed the file.
+_UNSAFE_FILE_BITS: Final = 0o077
+#: ``O_NOFOLLOW`` where the platform has it (POSIX); 0 elsewhere.
+_O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 #: How long ``read`` on an empty spool waits between two scans of the directory for orphans (s).
 ORPHAN_SCAN_INTERVAL: Final = 30.0
 #: ``dis-spool-<pid>-1`` ... ``-<n>``: names tried when ``dis-spool-<pid>`` is held by a live owner.
 MAX_NAME_SUFFIX: Final = 64
+#: Seconds between two attempts to delete acknowledged rows whose first delete failed.
+UNSAVED_RETRY_INTERVAL: Final = 1.0
 #: Rows per ``IN (...)`` list; stays below SQLite's historical limit of 999 bound parameters.
 _CHUNK: Final = 500
 #: SQLite primary result codes meaning "this file is not a readable database".
@@ -84,6 +99,7 @@ _SCHEMA: Final = (
     " partition_key BLOB,"  # UTF-8 with surrogatepass, so any str round-trips
     " size INTEGER NOT NULL)"
 )
+_META_SCHEMA: Final = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 Report = Callable[[str], None]
 
@@ -134,8 +150,114 @@ def _is_owner_alive(pid: int, start: Optional[str]) -> bool:
     return True
 
 
+class UntrustedError(OSError):
+    """A spool file or lock file this user did not create: a symlink, another owner, a group- or
+    world-accessible mode, or not a regular file. Such a file is never opened as a spool."""
+
+
+def check_directory(directory: str) -> None:
+    """Refuse a spool directory that other users could tamper with.
+
+    Args:
+        directory: the directory; a missing one passes (the spool creates it with mode 0700).
+
+    Raises:
+        ConfigError: it exists and is not a directory, is owned by another user, or is writable
+            by its group or by others (a sticky bit does not help: records could still be
+            planted). ``field`` is ``"spool_dir"``.
+    """
+    try:
+        info = os.stat(directory)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError("spool_dir", f"cannot be inspected: {exc}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError("spool_dir", f"exists and is not a directory: {directory!r}")
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise ConfigError(
+            "spool_dir",
+            f"{directory!r} is owned by uid {info.st_uid}, not by this user ({os.geteuid()})",
+        )
+    if info.st_mode & _UNSAFE_DIR_BITS:
+        raise ConfigError(
+            "spool_dir",
+            f"{directory!r} is writable by other users (mode {stat.S_IMODE(info.st_mode):04o});"
+            " use a directory only this user can write, for example mode 0700",
+        )
+
+
+def _check_trusted(info: os.stat_result, path: str) -> None:
+    """Raise :class:`UntrustedError` unless ``info`` describes a private regular file of ours."""
+    if not stat.S_ISREG(info.st_mode):
+        raise UntrustedError(errno.EPERM, "not a regular file", path)
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise UntrustedError(errno.EPERM, f"owned by uid {info.st_uid}, not by this user", path)
+    if info.st_mode & _UNSAFE_FILE_BITS:
+        raise UntrustedError(
+            errno.EPERM, f"mode {stat.S_IMODE(info.st_mode):04o} is open to other users", path
+        )
+
+
+def _open_trusted(path: str, *, create: bool) -> int:
+    """Open ``path`` read-write without following a symlink, and check who made it.
+
+    A missing file is created exclusively (mode 0600) when ``create``; an existing one must be a
+    regular file owned by this user with no group or other permission bits.
+
+    Returns:
+        The open descriptor; the caller closes it.
+
+    Raises:
+        UntrustedError: the path is a symlink or a file this user did not create.
+        FileNotFoundError: it does not exist and ``create`` is false.
+        OSError: any other failure to open it.
+    """
+    flags = os.O_RDWR | _O_NOFOLLOW | _O_CLOEXEC
+    if create:
+        try:
+            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UntrustedError(errno.ELOOP, "is a symbolic link", path) from None
+        raise
+    try:
+        _check_trusted(os.fstat(fd), path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_sidecars(path: str) -> None:
+    """Refuse SQLite's ``-wal``/``-shm`` files beside ``path`` unless they are private and ours."""
+    for extra in ("-wal", "-shm"):
+        try:
+            info = os.lstat(path + extra)
+        except FileNotFoundError:
+            continue
+        _check_trusted(info, path + extra)
+
+
+def _encode_destination(destination: Optional[Mapping[str, Optional[str]]]) -> str:
+    """The canonical text stored in a file's ``meta`` table: sorted JSON, ``{}`` for none."""
+    return json.dumps(
+        {key: value for key, value in (destination or {}).items() if value is not None},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
 class _CorruptError(sqlite3.DatabaseError):
     """``PRAGMA quick_check`` found damage, or the file has a table layout we do not know."""
+
+
+class _ForeignError(Exception):
+    """The file belongs to another destination (or to a version that did not record one)."""
 
 
 def _is_corruption(exc: sqlite3.Error) -> bool:
@@ -172,11 +294,12 @@ class _FileLock:
         """Take the lock without waiting; None when another open file holds it.
 
         Raises:
+            UntrustedError: the lock file is a symlink or was not created by this user.
             OSError: the file cannot be created or opened.
         """
         if fcntl is None:
             raise OSError(errno.ENOSYS, "the spool needs POSIX file locks (fcntl.flock)", path)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_trusted(path, create=True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -223,8 +346,9 @@ class Spool:
     """A bounded, durable, oldest-first queue of entries on disk, shared safely between threads.
 
     Args:
-        directory: where the spool files live; created (mode 0700) when missing. Several processes
-            may share it: each writes its own file.
+        directory: where the spool files live; created (mode 0700) when missing. It must be owned
+            by this user and not writable by group or others (see :func:`check_directory`).
+            Several processes may share it: each writes its own file.
         max_bytes: bound on pending payload bytes (entry data plus the partition key's UTF-8
             bytes) held by this process's file. SQLite's page overhead is not counted, so the file
             on disk is somewhat larger. Must be at least 1.
@@ -233,9 +357,13 @@ class Spool:
             spool's lock held, so it must not call back into the spool.
         scan_interval: seconds between two directory scans for orphans made by :meth:`read` while
             the spool is empty (default 30.0); 0 scans on every such read.
+        destination: where the records belong, for example ``{"project": ..., "stream": ...,
+            "stream_id": ..., "endpoint": ...}`` (``None`` values are left out); stored in every
+            file this spool creates. Only files with the same destination are reopened or
+            adopted; default ``None`` (an empty destination).
 
     Raises:
-        ConfigError: ``max_bytes`` is not a positive integer.
+        ConfigError: ``max_bytes`` is not a positive integer, or the directory is not trusted.
         OSError: the directory cannot be created, or no spool file could be locked.
     """
 
@@ -246,6 +374,7 @@ class Spool:
         *,
         report: Optional[Report] = None,
         scan_interval: float = ORPHAN_SCAN_INTERVAL,
+        destination: Optional[Mapping[str, Optional[str]]] = None,
     ) -> None:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
             raise ConfigError("max_bytes", "must be a positive whole number of bytes")
@@ -264,7 +393,15 @@ class Spool:
         self._scan_interval = scan_interval
         self._adopted = 0
         self._lost = 0
+        self._destination = _encode_destination(destination)
+        # Rows handed out by read(): id -> size, so a failed delete can still be accounted for.
+        self._handed: Dict[int, int] = {}
+        # Rows DIS acknowledged whose delete failed (a full disk): id -> size. They are no longer
+        # pending, read() skips them, and the delete is tried again later.
+        self._unsaved: Dict[int, int] = {}
+        self._unsaved_retry_at = 0.0
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        check_directory(self.directory)
         with self._lock:
             self._open_own_file()
             self._adopt_orphans_locked()
@@ -283,8 +420,18 @@ class Spool:
 
     @property
     def adopted(self) -> int:
-        """Records taken over from orphaned spool files since this spool opened (cumulative)."""
+        """Records this spool found on disk rather than received from :meth:`put` (cumulative).
+
+        That is the records moved in from orphaned files, plus those already in its own file when
+        it opened it (a file this process kept at an earlier close, for example before a
+        ``dictConfig`` reconfiguration).
+        """
         return self._adopted
+
+    @property
+    def unsaved_acks(self) -> int:
+        """Acknowledged records whose delete from disk failed and is still to be retried."""
+        return len(self._unsaved)
 
     @property
     def lost(self) -> int:
@@ -293,7 +440,10 @@ class Spool:
 
     @property
     def pending_records(self) -> int:
-        """Records stored and not yet acknowledged, including adopted ones."""
+        """Records stored and not yet acknowledged, including adopted ones.
+
+        Records acknowledged but not yet deleted (see :attr:`unsaved_acks`) are not pending.
+        """
         with self._owned(reopen=False):
             return self._records
 
@@ -317,6 +467,7 @@ class Spool:
         with self._owned():
             if self._closed or not entries:
                 return 0
+            self._retry_unsaved_locked()
             room = self.max_bytes - self._bytes
             for data, key in entries:
                 size = _entry_size(data, key)
@@ -362,28 +513,33 @@ class Spool:
         with self._owned():
             if self._closed or max_records < 1:
                 return [], []
+            self._retry_unsaved_locked()
             if self._records == 0 and time.monotonic() >= self._next_scan:
                 self._adopt_orphans_locked()
+            unsaved = self._unsaved
             try:
                 cursor = self._connection().execute(
                     "SELECT id, data, partition_key, size FROM records WHERE id > ?"
                     " ORDER BY id LIMIT ?",
-                    (after, max_records),
+                    (after, max_records + len(unsaved)),
                 )
                 rows = cursor.fetchall()
             except (sqlite3.Error, OSError) as exc:
                 if not self._recover(exc, "read"):
                     self._report(f"spool read failed: {exc}")
                 return [], []
-        ids: List[int] = []
-        entries: List[Entry] = []
-        total = 0
-        for row_id, data, key, size in rows:
-            if ids and total + size > max_bytes:
-                break
-            total += size
-            ids.append(row_id)
-            entries.append((bytes(data), _decode_key(key)))
+            ids: List[int] = []
+            entries: List[Entry] = []
+            total = 0
+            for row_id, data, key, size in rows:
+                if row_id in unsaved:
+                    continue  # acknowledged already; only its delete is outstanding
+                if ids and (total + size > max_bytes or len(ids) >= max_records):
+                    break
+                total += size
+                ids.append(row_id)
+                entries.append((bytes(data), _decode_key(key)))
+                self._handed[row_id] = size
         return ids, entries
 
     def ack(self, ids: Sequence[int]) -> None:
@@ -391,34 +547,30 @@ class Spool:
 
         Args:
             ids: ids returned by :meth:`read`.
+
+        When the delete fails (a full disk), the entries are remembered as acknowledged in memory:
+        they stop counting as pending, :meth:`read` skips them, and the delete is tried again on
+        later calls and at :meth:`close`. Only a process killed before that retry succeeds
+        replays them (at-least-once delivery).
         """
         with self._owned():
             if self._closed or not ids:
                 return
             unique = sorted(set(ids))
             try:
-                conn = self._connection()
-                removed = removed_bytes = 0
-                with conn:
-                    for start in range(0, len(unique), _CHUNK):
-                        chunk = unique[start : start + _CHUNK]
-                        marks = ",".join("?" * len(chunk))
-                        count, size = conn.execute(
-                            f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records"
-                            f" WHERE id IN ({marks})",
-                            chunk,
-                        ).fetchone()
-                        conn.execute(f"DELETE FROM records WHERE id IN ({marks})", chunk)
-                        removed += count
-                        removed_bytes += size
+                removed, removed_bytes = self._delete_locked(unique)
             except (sqlite3.Error, OSError) as exc:
-                if not self._recover(exc, "ack"):
-                    self._report(f"spool ack of {len(unique)} records failed: {exc}")
+                if self._recover(exc, "ack"):
+                    return
+                self._remember_acks(unique, exc)
                 return
+            for row_id in unique:
+                self._handed.pop(row_id, None)
             self._records -= removed
             self._bytes -= removed_bytes
-            if self._records == 0 and removed:
-                self._shrink(conn)
+            self._retry_unsaved_locked()
+            if self._records == 0 and removed and not self._unsaved:
+                self._shrink(self._connection())
 
     def adopt_orphans(self) -> int:
         """Move the records of spool files whose owner process is gone into this spool now.
@@ -444,6 +596,10 @@ class Spool:
                 return
             self._closed = True
             _LIVE_SPOOLS.discard(self)
+            if self._unsaved:
+                self._unsaved_retry_at = 0.0
+                self._retry_unsaved_locked()
+            # With nothing pending, every row left is acknowledged: the whole file can go.
             self._close_file(delete=self._records == 0)
 
     # -- internals -------------------------------------------------------------------------------
@@ -478,6 +634,8 @@ class Spool:
         self._file_lock = None
         self._path = ""
         self._records = self._bytes = self._adopted = self._lost = 0
+        self._handed = {}
+        self._unsaved = {}
         self._next_scan = 0.0
 
     def _connection(self) -> sqlite3.Connection:
@@ -487,27 +645,31 @@ class Spool:
         return self._conn
 
     def _open_own_file(self) -> None:
-        """Lock and open ``dis-spool-<pid>[-n].sqlite``; a corrupt leftover is moved aside."""
+        """Lock and open ``dis-spool-<pid>[-n].sqlite`` of our destination.
+
+        Names whose files belong to another destination, or that this user did not create, are
+        skipped; a corrupt leftover is moved aside. Records already in the file (this process
+        kept it at an earlier close) count as adopted.
+        """
         pid = os.getpid()
         for suffix in range(MAX_NAME_SUFFIX + 1):
             name = f"{FILE_PREFIX}{pid}{'' if suffix == 0 else f'-{suffix}'}{FILE_SUFFIX}"
             path = os.path.join(self.directory, name)
-            file_lock = _FileLock.try_acquire(path + LOCK_SUFFIX)
-            if file_lock is not None:
+            try:
+                file_lock = _FileLock.try_acquire(path + LOCK_SUFFIX)
+            except UntrustedError as exc:
+                self._report(f"spool skips a file it did not create: {exc}")
+                continue
+            if file_lock is None:
+                continue
+            conn = self._open_locked_file(path, file_lock)
+            if conn is not None:
                 break
         else:
             raise OSError(
                 errno.EBUSY, "every spool file name for this pid is locked", self.directory
             )
         file_lock.write_owner()
-        try:
-            conn = self._connect(path, check=True)
-        except sqlite3.Error as exc:
-            if not _is_corruption(exc):
-                file_lock.release()
-                raise OSError(errno.EIO, f"cannot open spool file: {exc}", path) from exc
-            self._move_aside(path, exc)
-            conn = self._connect(path, check=False)
         self._conn = conn
         self._file_lock = file_lock
         self._path = path
@@ -515,15 +677,70 @@ class Spool:
         self._records, self._bytes = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records"
         ).fetchone()
+        if self._records:
+            self._adopted += self._records
+            self._report(
+                f"spool reopened {name} with {self._records} pending records (counted as adopted)"
+            )
 
-    @staticmethod
-    def _connect(path: str, *, check: bool) -> sqlite3.Connection:
-        """Open (creating with mode 0600) and prepare a spool file; ``check`` runs a quick_check."""
-        existed = os.path.exists(path) and os.path.getsize(path) > 0
-        if not existed:
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite copies the mode to -wal
-        conn = sqlite3.connect(path, timeout=1.0, isolation_level=None, check_same_thread=False)
+    def _open_locked_file(self, path: str, file_lock: _FileLock) -> Optional[sqlite3.Connection]:
+        """Open our candidate file under its lock; None (lock released) when it is not usable."""
         try:
+            return self._connect(path, check=True, create=True)
+        except _ForeignError:
+            file_lock.release()
+            return None
+        except UntrustedError as exc:
+            file_lock.release()
+            self._report(f"spool skips a file it did not create: {exc}")
+            return None
+        except sqlite3.Error as exc:
+            if not _is_corruption(exc):
+                file_lock.release()
+                raise OSError(errno.EIO, f"cannot open spool file: {exc}", path) from exc
+            self._move_aside(path, exc)
+        except BaseException:
+            file_lock.release()
+            raise
+        try:
+            return self._connect(path, check=False, create=True)
+        except BaseException:
+            file_lock.release()
+            raise
+
+    def _connect(self, path: str, *, check: bool, create: bool) -> sqlite3.Connection:
+        """Open and prepare a spool file of our destination; ``check`` runs a quick_check.
+
+        The file is opened first without following symlinks and checked for owner and mode
+        (created exclusively, mode 0600, when missing and ``create``); SQLite then opens the same
+        inode by name.
+
+        Raises:
+            UntrustedError: the file, its ``-wal`` or ``-shm`` is not a private file of ours.
+            _ForeignError: the file records another destination, or none (schema version 1).
+            sqlite3.Error: SQLite cannot use it (see :func:`_is_corruption`).
+            OSError: it cannot be opened (FileNotFoundError when missing and not ``create``).
+        """
+        fd = _open_trusted(path, create=create)
+        try:
+            existed = os.fstat(fd).st_size > 0
+            _check_sidecars(path)
+            conn = sqlite3.connect(path, timeout=1.0, isolation_level=None, check_same_thread=False)
+        finally:
+            held = os.fstat(fd).st_ino
+            os.close(fd)
+        try:
+            if os.lstat(path).st_ino != held:
+                raise UntrustedError(errno.EPERM, "replaced while being opened", path)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if existed and version == _UNKNOWN_DESTINATION_VERSION:
+                raise _ForeignError(path)
+            if version not in (0, SCHEMA_VERSION):
+                raise _CorruptError(f"unknown spool schema version {version}")
+            if existed and version == SCHEMA_VERSION:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'destination'").fetchone()
+                if row is None or row[0] != self._destination:
+                    raise _ForeignError(path)
             # A fresh file must get auto_vacuum before its first table exists.
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -532,17 +749,72 @@ class Spool:
                 verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
                 if verdict != "ok":
                     raise _CorruptError(f"quick_check: {verdict}")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise _CorruptError(f"unknown spool schema version {version}")
-            conn.execute(_SCHEMA)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version != SCHEMA_VERSION:
+                conn.execute(_SCHEMA)
+                conn.execute(_META_SCHEMA)
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('destination', ?)",
+                    (self._destination,),
+                )
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             # Let `with conn:` commit explicitly while each statement outside it autocommits.
             conn.isolation_level = "DEFERRED"
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _delete_locked(self, ids: Sequence[int]) -> Tuple[int, int]:
+        """Delete rows by id in one transaction; return (rows, payload bytes) removed.
+
+        Raises:
+            sqlite3.Error: the delete failed (for example on a full disk); nothing was removed.
+            OSError: likewise.
+        """
+        conn = self._connection()
+        removed = removed_bytes = 0
+        with conn:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                count, size = conn.execute(
+                    f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records WHERE id IN ({marks})",
+                    chunk,
+                ).fetchone()
+                conn.execute(f"DELETE FROM records WHERE id IN ({marks})", chunk)
+                removed += count
+                removed_bytes += size
+        return removed, removed_bytes
+
+    def _remember_acks(self, ids: Sequence[int], exc: BaseException) -> None:
+        """Keep acknowledged ids whose delete failed, so they are never read (and sent) again."""
+        remembered = 0
+        for row_id in ids:
+            size = self._handed.pop(row_id, None)
+            if size is None or row_id in self._unsaved:
+                continue  # not a pending row this spool handed out: nothing to account for
+            self._unsaved[row_id] = size
+            self._records -= 1
+            self._bytes -= size
+            remembered += 1
+        self._unsaved_retry_at = time.monotonic() + UNSAVED_RETRY_INTERVAL
+        self._report(
+            f"spool ack failed: {exc}; {remembered} acknowledged records are remembered in"
+            f" memory ({len(self._unsaved)} in all) and will not be sent again"
+        )
+
+    def _retry_unsaved_locked(self) -> None:
+        """Try again to delete remembered acknowledgements, at most every few seconds."""
+        if not self._unsaved or time.monotonic() < self._unsaved_retry_at:
+            return
+        ids = sorted(self._unsaved)
+        try:
+            self._delete_locked(ids)
+        except (sqlite3.Error, OSError):
+            self._unsaved_retry_at = time.monotonic() + UNSAVED_RETRY_INTERVAL
+            return
+        self._unsaved = {}
+        self._report(f"spool saved {len(ids)} remembered acknowledgements to disk")
 
     def _close_file(self, *, delete: bool) -> None:
         conn, file_lock = self._conn, self._file_lock
@@ -587,8 +859,10 @@ class Spool:
         except sqlite3.Error as close_exc:
             self._report(f"spool could not close corrupt file {path}: {close_exc}")
         self._move_aside(path, exc, lost=lost)
+        self._handed = {}
+        self._unsaved = {}
         try:
-            self._conn = self._connect(path, check=False)
+            self._conn = self._connect(path, check=False, create=True)
         except (OSError, sqlite3.Error) as again:
             self._report(f"spool could not recreate {path} during {operation}: {again}")
             self._records = self._bytes = 0
@@ -625,6 +899,8 @@ class Spool:
                 continue
             try:
                 adopted += self._adopt(path, int(match.group(1)))
+            except UntrustedError as exc:
+                self._report(f"spool skips a file it did not create: {exc}")
             except (OSError, sqlite3.Error) as exc:
                 self._report(f"spool could not adopt {path}: {exc}")
         return adopted
@@ -645,16 +921,22 @@ class Spool:
             # The owner closed its spool but still runs; it may open the file again.
             file_lock.release()
             return 0
-        if not os.path.exists(path):  # adopted and deleted by another process meanwhile
+        try:
+            orphan = self._connect(path, check=True, create=False)
+        except FileNotFoundError:  # adopted and deleted by another process meanwhile
             file_lock.release(unlink=True)
             return 0
-        try:
-            orphan = self._connect(path, check=True)
+        except _ForeignError:  # another destination's backlog: left for its own handler
+            file_lock.release()
+            return 0
         except sqlite3.Error as exc:
             if _is_corruption(exc):
                 self._move_aside(path, exc)
                 file_lock.release(unlink=True)
                 return 0
+            file_lock.release()
+            raise
+        except BaseException:
             file_lock.release()
             raise
         try:

@@ -3,8 +3,12 @@ DIS protobuf messages built by the protobuf runtime."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
@@ -108,3 +112,53 @@ def _clean_logging_and_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+class SmallFS:
+    """A small tmpfs mounted for one test (see the ``small_fs`` fixture), to fill for real.
+
+    Attributes:
+        path: the mount point, an empty directory with mode 0700.
+    """
+
+    #: Size of the file system: room for a few MiB of spool, small enough to fill at once.
+    SIZE = "4m"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fill(self) -> Path:
+        """Write a filler file until the file system reports ENOSPC; return its path."""
+        filler = self.path / "filler"
+        chunk = b"\0" * 65536
+        with open(filler, "wb", buffering=0) as out:
+            while True:
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    if len(chunk) == 1:
+                        return filler
+                    chunk = chunk[: len(chunk) // 2]
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[SmallFS]:
+    """A real, small file system (a tmpfs, root only) for full-disk tests; skips when impossible."""
+    mount = tmp_path / "smallfs"
+    mount.mkdir(mode=0o700)
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a real full disk needs root to mount a small tmpfs")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SmallFS.SIZE},mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield SmallFS(mount)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)

@@ -386,7 +386,9 @@ class TestLiveOwner:
 class TestCorruption:
     def test_garbage_orphan_is_moved_aside(self, tmp_path, reports):
         """A file that is not a database is renamed *.corrupt-<ts> and reported, not raised."""
-        (tmp_path / f"dis-spool-{DEAD_PID}.sqlite").write_bytes(b"this is not sqlite" * 100)
+        garbage = tmp_path / f"dis-spool-{DEAD_PID}.sqlite"
+        garbage.write_bytes(b"this is not sqlite" * 100)
+        garbage.chmod(0o600)
         s = Spool(str(tmp_path), 10_000, report=reports.append)
         try:
             assert 0 == s.pending_records
@@ -413,6 +415,7 @@ class TestCorruption:
         """A corrupt leftover under this process's own name is moved aside and a new file used."""
         own = tmp_path / f"dis-spool-{os.getpid()}.sqlite"
         own.write_bytes(b"\x00garbage" * 1000)
+        own.chmod(0o600)
         s = Spool(str(tmp_path), 10_000, report=reports.append)
         try:
             assert str(own) == s.path
@@ -427,6 +430,7 @@ class TestCorruption:
         conn = sqlite3.connect(path)
         conn.execute("PRAGMA user_version = 99")
         conn.close()
+        path.chmod(0o600)
         s = Spool(str(tmp_path), 10_000, report=reports.append)
         try:
             assert 1 == len(list(tmp_path.glob("*.corrupt-*")))
@@ -460,7 +464,9 @@ class TestCorruption:
         def broken(message: str) -> None:
             raise RuntimeError("nope")
 
-        (tmp_path / f"dis-spool-{DEAD_PID}.sqlite").write_bytes(b"junk" * 100)
+        junk = tmp_path / f"dis-spool-{DEAD_PID}.sqlite"
+        junk.write_bytes(b"junk" * 100)
+        junk.chmod(0o600)
         s = Spool(str(tmp_path), 10_000, report=broken)
         s.close()
         assert "report callable failed: RuntimeError" in capfd.readouterr().err
