@@ -558,9 +558,7 @@ class DISHandler(logging.Handler):
                 "stream_id": config.stream_id,
                 "endpoint": config.endpoint,
             }
-            return Spool(
-                directory, config.spool_max_bytes, report=report, destination=destination
-            )
+            return Spool(directory, config.spool_max_bytes, report=report, destination=destination)
 
         return open_spool
 
