@@ -12,9 +12,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Callable, Dict, Final, Hashable, Iterable, Optional, Protocol, Tuple
+from collections import OrderedDict
+from typing import Callable, Dict, Final, Hashable, Iterable, Iterator, Optional, Protocol, Tuple
 
-__all__ = ["DiagnosticSink", "Reporter", "ReporterLike", "error_key", "redact"]
+__all__ = ["DiagnosticSink", "Reporter", "ReporterLike", "SecretSet", "error_key", "redact"]
 
 #: seconds during which repeats of one kind of problem are counted instead of written.
 DEFAULT_INTERVAL: Final[float] = 60.0
@@ -54,6 +55,86 @@ def error_key(exc: BaseException) -> Tuple[str, object]:
     return (type(exc).__name__, detail)
 
 
+#: Tokens obtained at run time (from a callable, IAM or a metadata service) that a
+#: :class:`SecretSet` keeps besides the configured secrets; older ones are forgotten first.
+MAX_DYNAMIC_SECRETS: Final = 16
+#: Pieces of a secret shorter than this are not masked on their own (too likely to match prose).
+MIN_SECRET_PIECE: Final = 8
+
+
+def secret_variants(secret: str) -> Tuple[str, ...]:
+    """Return the forms in which ``secret`` may show up in text, longest first.
+
+    Besides the value itself: without surrounding whitespace, escaped as ``repr`` or
+    ``http.client`` would quote it (``\\n`` for a newline), and each whitespace-separated piece of
+    a value wrapped over several lines (a security token copied from a console), as long as the
+    piece has at least :data:`MIN_SECRET_PIECE` characters.
+
+    Args:
+        secret: the secret; an empty string gives no variant.
+
+    Returns:
+        The distinct non-empty variants, longest first so that a longer match wins.
+    """
+    if not secret:
+        return ()
+    forms = {secret, secret.strip()}
+    forms.add(secret.encode("unicode_escape").decode("ascii"))
+    forms.update(piece for piece in secret.split() if len(piece) >= MIN_SECRET_PIECE)
+    forms.discard("")
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+class SecretSet:
+    """The strings to mask in every text that leaves the package; thread-safe and growing.
+
+    Configured secrets (SK, password, security token, a static token) are given at construction;
+    tokens obtained later (from a token callable, from IAM, a security token of temporary
+    credentials) are added with :meth:`add` as they are first used, and the
+    :data:`MAX_DYNAMIC_SECRETS` most recent of those are kept. Iterating gives a snapshot of every
+    variant (see :func:`secret_variants`), longest first. The repr shows only a count.
+
+    Args:
+        secrets: the configured secrets; empty strings and ``None`` are ignored.
+    """
+
+    def __init__(self, secrets: Iterable[Optional[str]] = ()) -> None:
+        self._lock = threading.Lock()
+        self._static = tuple(s for s in secrets if isinstance(s, str) and s)
+        self._dynamic: OrderedDict[str, None] = OrderedDict()
+        self._variants = self._build()
+
+    def _build(self) -> Tuple[str, ...]:
+        forms = {v for s in (*self._static, *self._dynamic) for v in secret_variants(s)}
+        return tuple(sorted(forms, key=len, reverse=True))
+
+    def add(self, secret: Optional[str]) -> None:
+        """Mask ``secret`` from now on; ``None``, ``""`` and known values cost a dict lookup.
+
+        Args:
+            secret: a token or key obtained at run time.
+        """
+        if not secret or secret in self._dynamic or secret in self._static:
+            return
+        with self._lock:
+            self._dynamic[secret] = None
+            while len(self._dynamic) > MAX_DYNAMIC_SECRETS:
+                self._dynamic.popitem(last=False)
+            self._variants = self._build()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._variants)
+
+    def __contains__(self, text: object) -> bool:
+        return text in self._variants
+
+    def __len__(self) -> int:
+        return len(self._static) + len(self._dynamic)
+
+    def __repr__(self) -> str:
+        return f"SecretSet({len(self)} secrets)"
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Replace every occurrence of each secret in ``text`` by ``***``.
 
@@ -80,7 +161,8 @@ class Reporter:
         interval: seconds during which further messages with the same key are only counted;
             default :data:`DEFAULT_INTERVAL` (60.0). ``0`` writes every message.
         secrets: strings to mask as ``***`` in every line, in case one slipped into an error text;
-            default none. Empty strings are ignored.
+            default none. Empty strings are ignored. A :class:`SecretSet` is kept as it is, so
+            tokens added to it later are masked too.
         clock: monotonic time source in seconds; default :func:`time.monotonic`.
 
     Attributes:
@@ -97,7 +179,7 @@ class Reporter:
     ) -> None:
         self._sink = sink
         self._interval = interval
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets = secrets if isinstance(secrets, SecretSet) else SecretSet(secrets)
         self._clock = clock
         self._lock = threading.Lock()
         # key -> (time the last line was written, repeats suppressed since then)

@@ -12,7 +12,9 @@ Three ways to authenticate, chosen by :class:`Credentials`:
 
 Nothing here performs I/O: the IAM call itself lives in :mod:`dis_logging.client`, the only module
 that talks HTTP. No repr or message in this module ever shows a token, password, secret key or
-security token.
+security token; a secret that has to sit in a local variable is held in a :class:`Secret`, whose
+repr is redacted, so tracebacks that capture local variables (Sentry, rich,
+``traceback.TracebackException(capture_locals=True)``) do not show it either.
 """
 
 from __future__ import annotations
@@ -24,13 +26,26 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Dict, Final, List, Mapping, Optional, Protocol, Tuple, Union
+from typing import (
+    Callable,
+    Dict,
+    Final,
+    Generic,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Tuple,
+    TypeVar,
+    Union,
+)
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from cachetools import TTLCache
 from requests import PreparedRequest
 from requests.auth import AuthBase
 
+from dis_logging._report import SecretSet
 from dis_logging.errors import ConfigError, TransportError
 
 __all__ = [
@@ -40,10 +55,12 @@ __all__ = [
     "Credentials",
     "IssuedToken",
     "LegacySigner",
+    "Secret",
     "StaticToken",
     "TokenAuth",
     "TokenCache",
     "TokenSource",
+    "header_value",
     "iam_token_request",
     "parse_iam_token_reply",
 ]
@@ -67,6 +84,75 @@ _REDACTED: Final = "<redacted>"
 _CACHE_KEY: Final = "token"
 
 TokenValue = Union[str, Callable[[], str]]
+_T = TypeVar("_T", str, bytes)
+
+
+class Secret(Generic[_T]):
+    """Holds a secret string or byte string; its repr and str never show it.
+
+    Used for values that must sit in a local variable or attribute (a token being checked, the
+    body of an IAM request that carries the password), so that a traceback capturing local
+    variables prints ``Secret(<redacted>)`` instead.
+
+    Args:
+        value: the secret.
+    """
+
+    __slots__ = ("_value",)
+    _value: _T
+
+    def __init__(self, value: _T) -> None:
+        self._value = value
+
+    def reveal(self) -> _T:
+        """Return the secret itself; pass it straight on, do not keep it in a local variable."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({_REDACTED})"
+
+    __str__ = __repr__
+
+
+def _is_header_char(char: str) -> bool:
+    # Printable ASCII and tab: what http.client sends as a header value without complaint
+    # (RFC 9110 field-vchar plus SP/HTAB); anything else makes it raise with the value quoted.
+    return " " <= char <= "~" or char == "\t"
+
+
+def header_value(name: str, value: Secret[str]) -> str:
+    """Return a secret header value without surrounding whitespace, after checking the rest.
+
+    A token read from a file ends with a newline, and a security token copied from a console may
+    be wrapped over several lines; ``http.client`` would refuse such a value with an exception
+    that quotes it. Surrounding whitespace is removed; any other control or non-ASCII character
+    is an error that names the setting but never shows the value.
+
+    Args:
+        name: the setting the value came from (``"token"``, ``"security_token"``, ``"ak"``).
+        value: the value, wrapped so that this frame's locals do not show it.
+
+    Returns:
+        The stripped value.
+
+    Raises:
+        ConfigError: the stripped value is empty or contains a character that cannot go in an
+            HTTP header; the message names ``name`` and the character's position, not the value.
+    """
+    cleaned = Secret(value.reveal().strip())
+    text = cleaned.reveal()
+    if not text:
+        del text
+        raise ConfigError(name, "is empty (or only whitespace)")
+    bad = next((i for i, char in enumerate(text) if not _is_header_char(char)), None)
+    if bad is not None:
+        del text
+        raise ConfigError(
+            name,
+            f"contains a control or non-ASCII character at position {bad}, which an HTTP header "
+            "cannot carry; check how the value was read (the value is not shown)",
+        )
+    return text
 
 
 class Clock(Protocol):
@@ -143,6 +229,11 @@ class Credentials:
         for name in ("ak", "sk", "security_token", "username", "password", "domain_name", "token"):
             if getattr(self, name) == "":
                 raise ConfigError(name, "must not be empty; leave it unset instead")
+        # Values sent as header values lose surrounding whitespace (a newline from a file) and
+        # must not contain other control characters. The values stay out of this frame's locals.
+        for name in ("ak", "security_token", "token"):
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, header_value(name, Secret(getattr(self, name))))
         if self.token is not None:
             return
         if (self.ak is None) != (self.sk is None):
@@ -540,9 +631,13 @@ class AKSKSigner:
         security_token: Optional[str] = None,
         now: Callable[[], datetime] = _sdk_now,
     ) -> None:
-        self.ak = ak
+        self.ak = header_value("ak", Secret(ak))
         self._sk = sk.encode("utf-8")
-        self._security_token = security_token
+        self._security_token = (
+            None
+            if security_token is None
+            else header_value("security_token", Secret(security_token))
+        )
         self._now = now
 
     def __repr__(self) -> str:
@@ -840,21 +935,33 @@ SIGNED_HEADERS: Final = ("Content-Type", "X-Project-Id")
 class TokenAuth(AuthBase):
     """``requests`` auth that sends the token of a :class:`TokenSource` as ``X-Auth-Token``.
 
+    Every token is added to ``secrets`` (masked in diagnostics from then on) and checked with
+    :func:`header_value` before it is sent.
+
     Args:
         source: a :class:`TokenCache`, a :class:`StaticToken` or anything with the same two methods.
+        secrets: where tokens obtained at run time are registered for redaction; default a new,
+            private :class:`~dis_logging._report.SecretSet`.
     """
 
-    def __init__(self, source: TokenSource) -> None:
+    def __init__(self, source: TokenSource, secrets: Optional[SecretSet] = None) -> None:
         self.source = source
+        self.secrets = secrets if secrets is not None else SecretSet()
 
     def __call__(self, r: PreparedRequest) -> PreparedRequest:
         """Set ``X-Auth-Token`` on ``r`` and return it.
 
         Raises:
+            ConfigError: the token holds a character an HTTP header cannot carry (the message does
+                not show it).
             Exception: whatever the token source raised.
         """
-        r.headers["X-Auth-Token"] = self.source.get_token()
+        r.headers["X-Auth-Token"] = header_value("token", self._registered(self.source.get_token()))
         return r
+
+    def _registered(self, token: str) -> Secret[str]:
+        self.secrets.add(token)
+        return Secret(token)
 
     def __repr__(self) -> str:
         return f"TokenAuth({self.source!r})"
@@ -867,18 +974,25 @@ class AKSKAuth(AuthBase):
     ``X-Security-Token`` when present, and sets ``Host`` explicitly so that the signed value is the
     one on the wire.
 
+    Whatever ``X-Security-Token`` the signer adds is registered in ``secrets``, so temporary
+    credentials obtained at run time are masked like the configured ones.
+
     Args:
         signer: the signer holding the AK/SK.
+        secrets: where security tokens are registered for redaction; default a new, private
+            :class:`~dis_logging._report.SecretSet`.
     """
 
-    def __init__(self, signer: AKSKSigner) -> None:
+    def __init__(self, signer: AKSKSigner, secrets: Optional[SecretSet] = None) -> None:
         self.signer = signer
+        self.secrets = secrets if secrets is not None else SecretSet()
 
     def __call__(self, r: PreparedRequest) -> PreparedRequest:
         """Add the signature headers to ``r`` and return it."""
         to_sign = {name: r.headers[name] for name in SIGNED_HEADERS if name in r.headers}
         body = r.body if isinstance(r.body, (bytes, str)) else None
         r.headers.update(self.signer.sign(r.method or "GET", r.url or "", to_sign, body))
+        self.secrets.add(r.headers.get("X-Security-Token"))
         return r
 
     def __repr__(self) -> str:

@@ -56,12 +56,14 @@ from dis_logging._protobuf_wire import (
     split_fields,
     to_int64,
 )
+from dis_logging._report import SecretSet
 from dis_logging._urls import check_base_url
 from dis_logging.auth import (
     AKSKAuth,
     AKSKSigner,
     Credentials,
     IssuedToken,
+    Secret,
     StaticToken,
     TokenAuth,
     TokenCache,
@@ -650,6 +652,20 @@ class DISClient:
             __version__,
         )  # here, not at import time: __init__ imports this module
 
+        # The secrets go into a Credentials object (whose repr redacts them) before anything else
+        # can raise, and leave this frame's locals, which tracebacks capturing locals would show.
+        try:
+            credentials = Credentials(
+                ak=ak,
+                sk=sk,
+                security_token=security_token,
+                username=username,
+                password=password,
+                domain_name=domain_name,
+                token=token,
+            )
+        finally:
+            del sk, security_token, password, token
         self.endpoint = check_base_url("endpoint", endpoint, allow_http=allow_insecure_http)
         if not isinstance(project_id, str) or not _PROJECT_ID.match(project_id):
             raise ConfigError("project_id", "must be 1-64 letters, digits, '-' or '_'")
@@ -681,39 +697,36 @@ class DISClient:
             raise ConfigError("verify", f"CA bundle {verify!r} does not exist")
         if not isinstance(verify, (bool, str)):
             raise ConfigError("verify", "must be True, False or the path of a CA bundle")
-        self.credentials = Credentials(
-            ak=ak,
-            sk=sk,
-            security_token=security_token,
-            username=username,
-            password=password,
-            domain_name=domain_name,
-            token=token,
-        )
+        self.credentials = credentials
         self.timeout = float(timeout)
         self.serialization = serialization
         self._timeout = (self.timeout, self.timeout)
         self._put_content_type = (
             PROTOBUF_CONTENT_TYPE if serialization == "protobuf" else JSON_CONTENT_TYPE
         )
-        self._secrets = self.credentials.secrets()
+        #: Every secret this client holds or obtains (tokens from a callable or IAM, security
+        #: tokens) as it is first used; the handler masks its diagnostics with the same set.
+        self.secrets = SecretSet(credentials.secrets())
         self._token_source: Optional[TokenSource] = None
         self._refreshable = False
         self._auth: AuthBase
-        kind = self.credentials.kind
+        kind = credentials.kind
         if kind == "token":
-            assert token is not None
-            static = StaticToken(token)
+            assert credentials.token is not None
+            static = StaticToken(credentials.token)
             self._token_source, self._refreshable = static, static.is_refreshable
-            self._auth = TokenAuth(static)
+            self._auth = TokenAuth(static, self.secrets)
         elif kind == "aksk":
-            assert ak is not None
-            assert sk is not None
-            self._auth = AKSKAuth(AKSKSigner(ak, sk, security_token=security_token))
+            assert credentials.ak is not None
+            assert credentials.sk is not None
+            signer = AKSKSigner(
+                credentials.ak, credentials.sk, security_token=credentials.security_token
+            )
+            self._auth = AKSKAuth(signer, self.secrets)
         elif kind == "password":
             self._token_source = TokenCache(self._fetch_token, wait_limit=self._time_left)
             self._refreshable = True
-            self._auth = TokenAuth(self._token_source)
+            self._auth = TokenAuth(self._token_source, self.secrets)
         else:
             raise ConfigError(
                 "ak", "no credentials: give ak and sk, username/password/domain_name, or token"
@@ -751,9 +764,13 @@ class DISClient:
         self.close()
 
     def __repr__(self) -> str:
+        # getattr: a traceback that captures locals may show a client whose __init__ failed.
+        credentials = getattr(self, "credentials", None)
         return (
-            f"DISClient(endpoint={self.endpoint!r}, project_id={self.project_id!r}, "
-            f"auth={self.credentials.kind!r}, serialization={self.serialization!r})"
+            f"DISClient(endpoint={getattr(self, 'endpoint', None)!r}, "
+            f"project_id={getattr(self, 'project_id', None)!r}, "
+            f"auth={getattr(credentials, 'kind', None)!r}, "
+            f"serialization={getattr(self, 'serialization', None)!r})"
         )
 
     # -- DIS operations
@@ -1098,7 +1115,7 @@ class DISClient:
         method: str,
         url: str,
         params: Optional[Mapping[str, str]],
-        body: Optional[bytes],
+        body: Union[bytes, Secret[bytes], None],
         headers: Optional[Mapping[str, Optional[str]]],
         auth: Optional[AuthBase],
         timeout: Optional[Tuple[float, float]] = None,
@@ -1116,10 +1133,11 @@ class DISClient:
         """
         if self._closed:
             raise DISError(f"{operation}: the client is closed")
+        error: DISError
         try:
             if reuse and params is None and not self._session.cookies:
                 prepared, settings = self._prepared_copy(method, url, headers)
-                prepared.prepare_body(body, None)
+                prepared.prepare_body(_reveal(body), None)
                 prepared.prepare_auth(auth)
                 return self._session.send(
                     prepared,
@@ -1134,15 +1152,18 @@ class DISClient:
                 method,
                 url,
                 params=params,
-                data=body,
+                data=_reveal(body),
                 headers=headers,
                 auth=auth,
                 timeout=timeout or self._timeout,
                 allow_redirects=False,
             )
+        except ConfigError as exc:
+            # Raised by the auth step for a token that cannot go in a header; its text names the
+            # setting, never the value.
+            error = AuthError(f"{operation}: {exc}", retryable=self._refreshable)
         except requests.exceptions.InvalidHeader:
-            # Its message quotes the header value, which may be a token.
-            raise TransportError(f"{operation}: a header value is invalid") from None
+            error = self._invalid_value(operation, "header")
         except (
             requests.RequestException,
             urllib3.exceptions.HTTPError,
@@ -1150,7 +1171,23 @@ class DISClient:
             OSError,
         ) as exc:
             detail = self._clean(str(exc)) or type(exc).__name__
-            raise TransportError(f"{operation} to {urlsplit(url).netloc} failed: {detail}") from exc
+            error = TransportError(f"{operation} to {urlsplit(url).netloc} failed: {detail}")
+        except ValueError as exc:
+            # http.client's ValueError('Invalid header value b"..."') quotes the value, which may
+            # be a token: neither its text nor the exception itself is kept.
+            error = self._invalid_value(operation, "header" if "header" in str(exc) else "request")
+        # Raised outside the except clauses, so the error has no __context__: the HTTP stack's
+        # frames below (whose locals hold the request headers and body, token and IAM password
+        # included) are not reachable from it.
+        raise error
+
+    @staticmethod
+    def _invalid_value(operation: str, kind: str) -> AuthError:
+        return AuthError(
+            f"{operation}: a {kind} value holds a character HTTP cannot carry "
+            "(check the token and security token; the value is not shown)",
+            retryable=False,
+        )
 
     def _prepared_copy(
         self, method: str, url: str, headers: Optional[Mapping[str, Optional[str]]]
@@ -1182,8 +1219,10 @@ class DISClient:
         assert creds.username is not None
         assert creds.password is not None
         assert creds.domain_name is not None
-        body = iam_token_request(
-            creds.username, creds.password, creds.domain_name, project_id=self.project_id
+        body = Secret(
+            iam_token_request(
+                creds.username, creds.password, creds.domain_name, project_id=self.project_id
+            )
         )
         left = self._time_left()
         response = self._send(
@@ -1232,8 +1271,9 @@ class DISClient:
 
     def _clean(self, text: str) -> str:
         """Shorten a message and blank out any secret it might echo."""
-        for secret in self._secrets:
-            text = text.replace(secret, _REDACTED)
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, _REDACTED)
         return text[:MAX_MESSAGE_CHARS]
 
 
@@ -1248,6 +1288,11 @@ class _SendSettings(NamedTuple):
 
 def _unchanged(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
+
+
+def _reveal(body: Union[bytes, Secret[bytes], None]) -> Optional[bytes]:
+    """The bytes of a body, unwrapped from a :class:`~dis_logging.auth.Secret` if need be."""
+    return body.reveal() if isinstance(body, Secret) else body
 
 
 def _request_id(headers: Mapping[str, str]) -> Optional[str]:

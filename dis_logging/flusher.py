@@ -30,6 +30,7 @@ import time
 from typing import (
     Callable,
     Final,
+    Iterable,
     List,
     Optional,
     Protocol,
@@ -38,7 +39,7 @@ from typing import (
     Tuple,
 )
 
-from dis_logging._report import ReporterLike, error_key, redact
+from dis_logging._report import ReporterLike, SecretSet, error_key, redact
 from dis_logging.buffer import Batch, Item, RecordBuffer
 from dis_logging.client import Entry, PutResult
 from dis_logging.errors import DISError
@@ -255,7 +256,7 @@ class Flusher:
         limiter: client-side rate limit, or ``None``.
         spool_factory: creates the spool on first use, or ``None`` for no spool.
         spool_mode: ``"outage"`` spools only batches that keep failing; ``"always"`` spools all.
-        secrets: strings masked in :attr:`last_error`.
+        secrets: strings masked in :attr:`last_error` (a live ``SecretSet`` or any strings).
         thread_name: name of the thread; default ``dis-logging-flusher``.
         clock: monotonic time source; default :func:`time.monotonic`.
     """
@@ -277,7 +278,7 @@ class Flusher:
         limiter: Optional[RateLimiter] = None,
         spool_factory: Optional[Callable[[], SpoolLike]] = None,
         spool_mode: str = "outage",
-        secrets: Sequence[str] = (),
+        secrets: Iterable[str] = (),
         thread_name: str = THREAD_NAME,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -298,7 +299,8 @@ class Flusher:
         self._spool_mode = spool_mode
         self._spool: Optional[SpoolLike] = None
         self._spool_failed = False
-        self._secrets = tuple(s for s in secrets if s)
+        # A SecretSet is kept as is: tokens obtained later are masked too.
+        self._secrets = secrets if isinstance(secrets, SecretSet) else SecretSet(secrets)
         self._clock = clock
         self._event = threading.Event()
         self._stop = threading.Event()

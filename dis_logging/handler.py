@@ -483,8 +483,9 @@ class DISHandler(logging.Handler):
         """Create buffers, flushers and the reporter (again in a forked child)."""
         config = self.config
         self._pid = os.getpid()
+        # The client's secret set also learns the tokens obtained at run time (callable, IAM).
         self._reporter = Reporter(
-            config.diagnostics, interval=config.report_interval, secrets=config.secrets
+            config.diagnostics, interval=config.report_interval, secrets=self._client.secrets
         )
         self._limiter: Optional[RateLimiter] = None
         if config.auto_rate_limit:
@@ -532,7 +533,7 @@ class DISHandler(logging.Handler):
                 limiter=self._limiter,
                 spool_factory=spool_factory if index == 0 else None,
                 spool_mode=config.spool_mode,
-                secrets=config.secrets,
+                secrets=self._client.secrets,
                 thread_name=THREAD_NAME if index == 0 else f"{THREAD_NAME}-{index}",
             )
             flusher_holder.append(flusher)

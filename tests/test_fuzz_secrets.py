@@ -1,10 +1,17 @@
-"""Secrets (token, password, SK, security token) never surface; plain HTTP is refused off-host."""
+"""Secrets (token, password, SK, security token; static, from a callable or from IAM) never
+surface in output, reprs, exceptions or traceback locals; plain HTTP is refused off-host."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import string
-from typing import Any, Dict, Iterator, List
+import threading
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +20,7 @@ from hypothesis import strategies as st
 from dis_logging.client import DISClient
 from dis_logging.config import HandlerConfig, resolve_connection
 from dis_logging.emulator import DISEmulator
-from dis_logging.errors import ConfigError, DISError
+from dis_logging.errors import AuthError, ConfigError, DISError
 from dis_logging.handler import DISHandler
 
 SECRET_SETTINGS = settings(
@@ -167,3 +174,233 @@ class TestInsecureHTTP:
         with pytest.raises(ConfigError) as info:
             resolve_connection(endpoint="http://dis.example.com", project_id="p", token="t")
         assert "endpoint" == info.value.field
+
+
+class EchoServer:
+    """A loopback server that issues ``iam_token`` from IAM and echoes every credential header
+    it receives back in a DIS error body, as a careless gateway might."""
+
+    def __init__(self, iam_token: str) -> None:
+        owner = self
+        self.iam_token = iam_token
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):
+                return
+
+            def do_POST(self):
+                self._reply()
+
+            def do_GET(self):
+                self._reply()
+
+            def _reply(self):
+                owner.requests += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                headers = {"Content-Type": "application/json", "Connection": "close"}
+                if self.path.startswith("/v3/auth/tokens"):
+                    status = 201
+                    headers["X-Subject-Token"] = owner.iam_token
+                    payload: Dict[str, Any] = {
+                        "token": {
+                            "issued_at": "2024-01-03T03:04:05.000000Z",
+                            "expires_at": "2024-01-04T03:04:05.000000Z",
+                        }
+                    }
+                else:
+                    status = 441
+                    echoed = " ".join(
+                        str(self.headers.get(name))
+                        for name in ("X-Auth-Token", "X-Security-Token", "Authorization")
+                    )
+                    payload = {
+                        "error_code": "DIS.4114",
+                        "error_msg": f"rejected {echoed} {body[:200]!r}",
+                    }
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+
+
+def closed_port_url() -> str:
+    """The URL of a loopback port with nothing listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def traceback_texts(exc: BaseException) -> List[str]:
+    """The captured locals of every frame of the package, and every message, of ``exc`` and of
+    everything chained to it (cause and context, suppressed or not), as Sentry or rich would
+    capture them. Frames of the tests themselves hold the secrets they pass in, so they are
+    left out."""
+    texts: List[str] = []
+    seen: Set[int] = set()
+    pending: List[Optional[traceback.TracebackException]] = [
+        traceback.TracebackException.from_exception(exc, capture_locals=True)
+    ]
+    while pending:
+        te = pending.pop()
+        if te is None or id(te) in seen:
+            continue
+        seen.add(id(te))
+        texts.extend(te.format_exception_only())
+        for frame in te.stack:
+            if f"{os.sep}dis_logging{os.sep}" in frame.filename:
+                texts.extend(f"{name}={value}" for name, value in (frame.locals or {}).items())
+        pending += [te.__cause__, te.__context__]
+    return texts
+
+
+def secret_token_callable(value: str) -> Callable[[], str]:
+    def token() -> str:
+        return value
+
+    return token
+
+
+@pytest.fixture
+def echo_server_factory() -> Iterator[Callable[[str], EchoServer]]:
+    servers: List[EchoServer] = []
+
+    def make(iam_token: str) -> EchoServer:
+        server = EchoServer(iam_token)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def echo_credentials(kind: str, secret: str, other: str) -> Dict[str, Any]:
+    """Credentials whose secrets an EchoServer will see (and echo back) in some form."""
+    kinds: Dict[str, Dict[str, Any]] = {
+        "callable token": {"token": secret_token_callable(secret + "\n")},
+        "IAM token": {"username": "u", "password": other, "domain_name": "d"},
+        "security token": {"ak": "AK0123456789", "sk": other, "security_token": secret},
+    }
+    return kinds[kind]
+
+
+ECHO_KINDS = ["callable token", "IAM token", "security token"]
+
+
+@pytest.mark.usefixtures("debug_logging_to_stderr")
+class TestRuntimeSecretsNeverSurface:
+    @pytest.mark.parametrize("kind", ECHO_KINDS)
+    @SECRET_SETTINGS
+    @given(secret=secrets, other=secrets)
+    def test_echoed_secrets_are_redacted_in_client_errors(
+        self, echo_server_factory, capfd, kind, secret, other
+    ):
+        """Tokens from a callable, from IAM, and security tokens echoed by a server stay hidden."""
+        server = echo_server_factory(secret)
+        creds = echo_credentials(kind, secret, other)
+        with DISClient(server.url, "p", **creds) as client:
+            with pytest.raises(DISError) as info:
+                client.put_records("s", [(b"x", None)])
+        texts = [str(info.value), repr(info.value), *traceback_texts(info.value)]
+        captured = capfd.readouterr()
+        assert server.requests >= 1
+        assert_absent([*texts, captured.out, captured.err], secret, other)
+
+    @pytest.mark.parametrize("kind", ECHO_KINDS)
+    @SECRET_SETTINGS
+    @given(secret=secrets, other=secrets)
+    def test_echoed_secrets_are_redacted_in_handler_output(
+        self, echo_server_factory, capfd, kind, secret, other
+    ):
+        """The handler's stats and diagnostics mask tokens obtained at run time."""
+        server = echo_server_factory(secret)
+        diagnostics: List[str] = []
+        handler = DISHandler(
+            stream_name="s",
+            endpoint=server.url,
+            project_id="p",
+            flush_interval=0.05,
+            diagnostics=diagnostics.append,
+            report_interval=0,
+            **echo_credentials(kind, secret, other),
+        )
+        logger = logging.getLogger("tests.secrets.echo")
+        logger.addHandler(handler)
+        try:
+            logger.warning("a record that is refused")
+            handler.flush(timeout=2.0)
+            texts = [repr(handler), str(handler.stats), str(handler.stats.last_error)]
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+        captured = capfd.readouterr()
+        assert diagnostics
+        assert_absent([*texts, *diagnostics, captured.out, captured.err], secret, other)
+
+
+class TestTracebackLocals:
+    @SECRET_SETTINGS
+    @given(password=secrets)
+    def test_iam_fetch_failure_keeps_the_password_out_of_locals(self, password):
+        """A failed IAM login's traceback, locals and chain included, never shows the password."""
+        with DISClient(
+            closed_port_url(), "p", username="u", password=password, domain_name="d"
+        ) as client:
+            with pytest.raises(DISError) as info:
+                client.put_records("s", [(b"x", None)])
+        assert_absent(traceback_texts(info.value), password)
+
+    @pytest.mark.parametrize("bad", ["\x00", "\r\nX-Injected: 1", "\x7f", "\u00e9"])
+    @SECRET_SETTINGS
+    @given(secret=secrets)
+    def test_invalid_callable_token_is_a_clear_error_without_the_value(self, emulator, bad, secret):
+        """A callable token with a control character fails with an AuthError that hides it."""
+        with DISClient(
+            emulator.url, emulator.project_id, token=secret_token_callable(secret + bad + secret)
+        ) as client:
+            with pytest.raises(AuthError) as info:
+                client.put_records("s", [(b"x", None)])
+        assert "token" in str(info.value)
+        assert_absent(traceback_texts(info.value), secret)
+
+    @SECRET_SETTINGS
+    @given(secret=secrets, other=secrets)
+    def test_construction_errors_keep_secrets_out_of_locals(self, secret, other):
+        """A ConfigError raised while building a client does not carry its secrets in locals."""
+        with pytest.raises(ConfigError) as info:
+            DISClient(
+                "http://127.0.0.1:1", "p", ak="AK", sk=secret, security_token=other, timeout=-1
+            )
+        assert_absent(traceback_texts(info.value), secret, other)
+
+    @pytest.mark.parametrize("field", ["token", "security_token"])
+    @SECRET_SETTINGS
+    @given(secret=secrets)
+    def test_wrapped_static_value_is_refused_without_showing_it(self, field, secret):
+        """A static token or security token wrapped over two lines is a ConfigError naming the
+        field, and neither half of the value appears in it."""
+        wrapped = secret[:10] + "\n" + secret[10:] + "xyzxyzxyz"
+        creds: Dict[str, Any] = {"ak": "AK", "sk": "SK"} if field == "security_token" else {}
+        creds[field] = wrapped
+        with pytest.raises(ConfigError) as info:
+            DISClient("http://127.0.0.1:1", "p", **creds)
+        assert field == info.value.field
+        assert_absent(traceback_texts(info.value), secret[10:] + "xyzxyzxyz", wrapped)
