@@ -18,15 +18,48 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Deque, Dict, Final, Iterable, List, Optional, Sequence, Tuple
+from typing import (
+    Callable,
+    Deque,
+    Dict,
+    Final,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    cast,
+)
 
 from dis_logging.config import DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_RECORDS
+from dis_logging.serializer import Payload
 
 __all__ = ["Batch", "BufferCounts", "FlushWatch", "Item", "RecordBuffer"]
 
 #: One queued record: (sequence number, payload, partition key, level number, time of first failure
-#: on the flusher's clock or 0.0 before any failure).
-Item = Tuple[int, bytes, Optional[str], int, float]
+#: on the flusher's clock or 0.0 before any failure). The payload is ``bytes``, or a record captured
+#: on the caller's thread that the flusher serializes (:meth:`RecordBuffer.resolve`); from the
+#: first send attempt on, it is ``bytes``.
+Item = Tuple[int, Payload, Optional[str], int, float]
+
+
+def payload_size(data: Payload) -> int:
+    """Bytes a payload counts for: its length, or a captured record's estimate (item 1).
+
+    Args:
+        data: ``bytes`` or a captured record.
+
+    Returns:
+        The size in bytes used for ``max_queue_bytes`` and for cutting batches.
+    """
+    return len(data) if data.__class__ is bytes else cast(int, data[1])
+
+
+def _item_size(item: Item) -> int:
+    data = item[1]
+    size = len(data) if data.__class__ is bytes else cast(int, data[1])
+    return size if item[2] is None else size + len(item[2])
+
 
 OVERFLOW_DROP_OLDEST: Final = "drop_oldest"
 OVERFLOW_DROP_NEWEST: Final = "drop_newest"
@@ -39,7 +72,8 @@ class Batch:
 
     Attributes:
         items: the queued records, in sequence order.
-        data_bytes: total payload bytes (partition keys excluded, as DIS counts them).
+        data_bytes: total payload bytes (partition keys excluded, as DIS counts them); estimated
+            for captured records until :meth:`RecordBuffer.resolve` serialized them.
         token: identifies the batch while it is in flight.
     """
 
@@ -49,8 +83,16 @@ class Batch:
 
     @property
     def entries(self) -> List[Tuple[bytes, Optional[str]]]:
-        """``(data, partition_key)`` pairs, as ``DISClient.put_records`` takes them."""
-        return [(item[1], item[2]) for item in self.items]
+        """``(data, partition_key)`` pairs, as ``DISClient.put_records`` takes them.
+
+        Only for a batch whose payloads are all ``bytes`` (see :attr:`is_serialized`).
+        """
+        return [(cast(bytes, item[1]), item[2]) for item in self.items]
+
+    @property
+    def is_serialized(self) -> bool:
+        """Whether every payload is ``bytes`` (nothing left for the serialize step)."""
+        return all(item[1].__class__ is bytes for item in self.items)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -188,13 +230,13 @@ class RecordBuffer:
         """
         return self._seq
 
-    def put(self, data: bytes, key: Optional[str], levelno: int) -> bool:
+    def put(self, data: Payload, key: Optional[str], levelno: int) -> bool:
         """Queue one record, shedding per the overflow policy when full.
 
         Under the ``"block"`` policy this may wait up to ``block_timeout`` seconds for room.
 
         Args:
-            data: the encoded payload.
+            data: the encoded payload, or a captured record (its estimated size counts).
             key: the partition key, or ``None`` for none; its length counts towards ``max_bytes``.
             levelno: the record's level number; decides which deque it joins.
 
@@ -203,7 +245,9 @@ class RecordBuffer:
             ``False`` otherwise, including when the record was refused (counted as an
             ``"overflow"`` drop).
         """
-        size = len(data) if key is None else len(data) + len(key)
+        size = len(data) if data.__class__ is bytes else cast(int, data[1])
+        if key is not None:
+            size += len(key)
         high = levelno >= self.priority_level
         with self._lock:
             count = len(self._low) + len(self._high)
@@ -254,7 +298,8 @@ class RecordBuffer:
                 else:
                     source = high
                 item = source[0]
-                length = len(item[1])
+                data = item[1]
+                length = len(data) if data.__class__ is bytes else cast(int, data[1])
                 if items and size + length > max_bytes:
                     break
                 source.popleft()
@@ -268,6 +313,58 @@ class RecordBuffer:
             self._in_flight_records += len(items)
             self._space.notify_all()
             return batch
+
+    def resolve(
+        self, batch: Batch, payloads: Sequence[Optional[bytes]], max_bytes: int
+    ) -> Optional[Batch]:
+        """Swap a batch's payloads for their serialized bytes; keep it within ``max_bytes``.
+
+        The flusher calls this after :func:`~dis_logging.serializer.serialize_payloads`, outside
+        the lock. Records serialized to ``None`` (oversize with ``oversize="drop"``) are counted
+        as dropped, reason ``"oversize"``. When the real sizes push the batch past ``max_bytes``
+        (the capture's estimate was low), the records that no longer fit go back to the front of
+        the buffer, already serialized.
+
+        Args:
+            batch: a batch from :meth:`take`, still in flight.
+            payloads: one entry per item of ``batch``, in order.
+            max_bytes: payload bytes per batch at most; the first record always stays.
+
+        Returns:
+            The batch to send (same token), or ``None`` when no record of it is left to send.
+        """
+        keep: List[Item] = []
+        back: List[Item] = []
+        dropped: List[Item] = []
+        size = 0
+        for item, data in zip(batch.items, payloads):
+            if data is None:
+                dropped.append(item)
+                continue
+            resolved = (item[0], data, item[2], item[3], item[4])
+            if back or (keep and size + len(data) > max_bytes):
+                back.append(resolved)
+                continue
+            keep.append(resolved)
+            size += len(data)
+        with self._lock:
+            if self._in_flight.pop(batch.token, None) is None:
+                return None  # forgotten by a fork reset
+            self._in_flight_records -= len(batch.items)
+            if dropped:
+                self._drops["oversize"] = self._drops.get("oversize", 0) + len(dropped)
+                if self._watches:
+                    self._mark_lost(min(item[0] for item in dropped))
+            if back:
+                self._requeue(back)
+            if not keep:
+                self._settled.notify_all()
+                return None
+            self._in_flight[batch.token] = (len(keep), keep[0][0])
+            self._in_flight_records += len(keep)
+            if dropped or back:
+                self._settled.notify_all()
+        return Batch(tuple(keep), size, batch.token)
 
     def settle(
         self,
@@ -560,7 +657,7 @@ class RecordBuffer:
 
     def _evict(self, queue: Deque[Item], *, oldest: bool) -> None:
         item = queue.popleft() if oldest else queue.pop()
-        self._bytes -= len(item[1]) if item[2] is None else len(item[1]) + len(item[2])
+        self._bytes -= _item_size(item)
         self._count_drop("overflow", item[0])
 
     def _requeue(self, items: Iterable[Item]) -> None:
@@ -580,7 +677,7 @@ class RecordBuffer:
                 overlap.append(queue.popleft())
             merged = sorted(back + overlap) if overlap else back
             queue.extendleft(reversed(merged))
-            self._bytes += sum(len(i[1]) if i[2] is None else len(i[1]) + len(i[2]) for i in back)
+            self._bytes += sum(map(_item_size, back))
         # Returning records may push the buffer over its bounds; shed like a put would, never block.
         oldest = self.overflow == OVERFLOW_DROP_OLDEST
         while (self._low or self._high) and (

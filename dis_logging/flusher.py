@@ -37,6 +37,7 @@ from typing import (
     Sequence,
     Set,
     Tuple,
+    cast,
 )
 
 from dis_logging._report import ReporterLike, SecretSet, error_key, redact
@@ -44,6 +45,7 @@ from dis_logging.buffer import Batch, Item, RecordBuffer
 from dis_logging.client import Entry, PutResult
 from dis_logging.errors import DISError
 from dis_logging.retry import RetryPolicy
+from dis_logging.serializer import serialize_payloads
 
 __all__ = ["Flusher", "RateLimiter", "Sender", "SpoolLike"]
 
@@ -497,7 +499,7 @@ class Flusher:
             return 0
         stored = 0
         while True:
-            batch = self.buffer.take(self.batch_records, self.batch_bytes)
+            batch = self._take()
             if batch is None:
                 return stored
             stored += self._spool_batch(batch)
@@ -555,8 +557,27 @@ class Flusher:
             if outcome != SENT:
                 return
 
+    def _take(self) -> Optional[Batch]:
+        """Cut the next batch and serialize it: every later step (send, spool) sees bytes.
+
+        Records captured on the caller's thread become bytes here, a batch at a time, outside the
+        buffer's lock (:func:`~dis_logging.serializer.serialize_payloads`). A batch whose records
+        were all dropped as oversize is skipped.
+
+        Returns:
+            A batch of serialized records, or ``None`` when the buffer is empty.
+        """
+        while True:
+            batch = self.buffer.take(self.batch_records, self.batch_bytes)
+            if batch is None or batch.is_serialized:
+                return batch
+            payloads = serialize_payloads([item[1] for item in batch.items])
+            resolved = self.buffer.resolve(batch, payloads, self.batch_bytes)
+            if resolved is not None:
+                return resolved
+
     def _cut_and_send(self, *, timeout: Optional[float], limit: bool = False) -> Optional[str]:
-        batch = self.buffer.take(self.batch_records, self.batch_bytes)
+        batch = self._take()
         if batch is None:
             return None
         if limit and self.limiter is not None:
@@ -756,7 +777,8 @@ class Flusher:
     def _spool_put(self, items: Sequence[Item]) -> Tuple[Sequence[Item], Sequence[Item]]:
         """Store items in the spool; return (stored, dropped because the spool is full)."""
         spool = self._get_spool()
-        stored = spool.put([(item[1], item[2]) for item in items]) if spool is not None else 0
+        entries = [(cast(bytes, item[1]), item[2]) for item in items]  # serialized by _take
+        stored = spool.put(entries) if spool is not None else 0
         if stored < len(items):
             self.reporter.report(
                 ("SpoolFull", None),
@@ -772,7 +794,7 @@ class Flusher:
     def _spool_step(self, *, timeout: Optional[float]) -> Optional[str]:
         """Move buffered batches into the spool, then send its oldest batch (caller holds slot)."""
         while True:
-            batch = self.buffer.take(self.batch_records, self.batch_bytes)
+            batch = self._take()
             if batch is None:
                 break
             self._spool_batch(batch)

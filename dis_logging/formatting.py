@@ -1,11 +1,24 @@
 """Turn a :class:`logging.LogRecord` into the bytes of one DIS record.
 
-:class:`JSONFormatter` writes one compact JSON object per record. It runs on the application's
-thread for every record, so it does the least work that keeps the output complete: one dict, one
-C-accelerated ``json`` encode, a per-second cache for the timestamp prefix, and a set difference
-to find ``extra`` fields. :func:`encode_record` applies any formatter, encodes the text as UTF-8
-and enforces the size limit; it never raises, whatever the record holds (lone surrogates, bad
-``%`` arguments, objects whose ``str()`` raises, megabytes of text).
+:class:`JSONFormatter` writes one compact JSON object per record, in two steps that may run on
+different threads:
+
+* :meth:`JSONFormatter.capture` runs on the application's thread and takes only what must be read
+  at call time: the message (``%`` arguments resolved now), the exception and stack text, the fixed
+  record fields and the ``extra`` fields. Immutable values (``str``, ``int``, ``float``, ``bool``,
+  ``None``) are kept by reference; anything else is rendered to JSON text at once, so a later
+  change to a mutable object cannot change what is shipped. The result is a
+  :data:`CapturedRecord`, a plain tuple.
+* :meth:`JSONFormatter.serialize` turns a captured record into the payload bytes, with the
+  formatter's ``rename_fields``, ``static_fields`` and the size limit; :class:`DISHandler
+  <dis_logging.handler.DISHandler>` runs it on its flusher thread, a batch at a time
+  (:func:`dis_logging.serializer.serialize_payloads`).
+
+:meth:`JSONFormatter.format` and :meth:`JSONFormatter.format_bytes` run both steps at once, so the
+deferred path and the caller-thread path produce the same bytes by construction (a property test
+checks it). :func:`encode_record` applies any formatter, encodes the text as UTF-8 and enforces the
+size limit; nothing here raises, whatever the record holds (lone surrogates, bad ``%`` arguments,
+objects whose ``str()`` raises, megabytes of text).
 """
 
 from __future__ import annotations
@@ -14,11 +27,16 @@ import datetime as _dt
 import json
 import logging
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from dis_logging import serializer as _serializer
 
 __all__ = [
     "TRUNCATION_MARKER",
+    "CapturedRecord",
+    "DeferredEncoder",
     "JSONFormatter",
+    "add_caller_fields_hook",
     "encode_record",
     "encode_text",
     "fallback_payload",
@@ -44,6 +62,107 @@ _OMIT = "\x00omit"
 
 _Fields = Dict[str, Any]
 
+#: What :meth:`JSONFormatter.capture` returns: a tuple whose layout is private to this module,
+#: except that item 0 is the :class:`DeferredEncoder` (or ``None``) and item 1 is the record's
+#: estimated size in bytes (see :data:`CAPTURED_RECORD_OVERHEAD`). Payloads in the buffer are
+#: either ``bytes`` or such a tuple.
+CapturedRecord = Tuple[Any, ...]
+# Positions in a CapturedRecord.
+_C_ENCODER = 0
+_C_SIZE = 1
+#: Bytes counted for a captured record on top of its text: the capture tuple (17 slots), the
+#: float and int objects it owns, and the buffer's own item tuple. It also stands in for the JSON
+#: framing (keys, timestamp, quotes) when batches are cut by estimated size. Measured with
+#: ``tracemalloc`` by ``benchmarks/memory.py`` (memory per queued record).
+CAPTURED_RECORD_OVERHEAD = 400
+# Exact types kept by reference in a capture: their values cannot change after the call.
+_IMMUTABLE_TYPES = frozenset({str, int, float, bool, type(None)})
+# Caller-thread hooks adding context-bound fields (see add_caller_fields_hook).
+_CALLER_FIELDS_HOOKS: List[Callable[[logging.LogRecord], Optional[Mapping[str, object]]]] = []
+
+
+def add_caller_fields_hook(
+    hook: Callable[[logging.LogRecord], Optional[Mapping[str, object]]],
+) -> None:
+    """Register a function whose fields are read on the caller's thread for every record.
+
+    Use it for values bound to the calling context that a later thread cannot see, such as the
+    current OpenTelemetry span. The fields are written after ``stack_info``/``format_error`` and
+    before the record's ``extra`` fields (an ``extra`` field of the same name wins), by every
+    :class:`JSONFormatter`, on the caller-thread path and the deferred path alike. Values are
+    captured like ``extra`` values (immutable ones by reference, others rendered at once).
+
+    Args:
+        hook: called with the record; returns a mapping of fields, or ``None`` for none. It must
+            be cheap and must not raise (an exception makes the record fall back to
+            :func:`fallback_payload`).
+    """
+    if hook not in _CALLER_FIELDS_HOOKS:
+        _CALLER_FIELDS_HOOKS.append(hook)
+
+
+class _Rendered:
+    """A mutable ``extra`` value captured as its JSON text (it encodes back to the same text)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"_Rendered({self.text!r})"
+
+
+def _freeze(value: object) -> object:
+    """Return ``value`` itself when immutable, else what it will encode to, taken now."""
+    cls = value.__class__
+    if cls in _IMMUTABLE_TYPES:
+        return value
+    if isinstance(value, str):
+        # A str subclass encodes as its text; a plain copy encodes and truncates the same way.
+        return str.__str__(value)
+    try:
+        return _Rendered(_render_json(value))
+    except Exception:  # noqa: BLE001 - what the encoder's sanitizing fallback does: use its text
+        return safe_str(value)
+
+
+def _render_json(value: object) -> str:
+    return json.dumps(
+        value,
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ":"),
+        default=_json_default,
+    )
+
+
+class DeferredEncoder:
+    """Serializes captured records with one formatter and one size limit (the flusher's step).
+
+    The handler creates one per formatter and puts it into every record it captures, so that a
+    buffered record carries everything needed to encode it.
+
+    Args:
+        formatter: the formatter that captured the records.
+        max_bytes: the payload size limit in bytes.
+        truncate: ``True`` cuts an oversized payload; ``False`` yields ``None`` for it.
+    """
+
+    __slots__ = ("formatter", "max_bytes", "truncate")
+
+    def __init__(self, formatter: JSONFormatter, max_bytes: int, truncate: bool) -> None:
+        self.formatter = formatter
+        self.max_bytes = max_bytes
+        self.truncate = truncate
+
+    def __call__(self, captured: CapturedRecord) -> Optional[bytes]:
+        """Return the payload of ``captured``, or ``None`` when oversize and not truncated."""
+        return self.formatter.serialize(captured, self.max_bytes, self.truncate)
+
+    def __repr__(self) -> str:
+        return f"DeferredEncoder({self.formatter!r}, max_bytes={self.max_bytes})"
+
 
 def safe_str(value: object) -> str:
     """Return ``str(value)``, or a placeholder naming the type when ``str()`` and ``repr()`` fail.
@@ -65,6 +184,8 @@ def safe_str(value: object) -> str:
 
 def _json_default(value: object) -> object:
     """``json`` fallback for values it cannot encode itself; never raises."""
+    if isinstance(value, _Rendered):
+        return json.loads(value.text)
     try:
         if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
             return value.isoformat()
@@ -221,6 +342,8 @@ class JSONFormatter(logging.Formatter):
             default=_json_default,
         )
         self._fast_encode = _make_fast_encoder(ensure_ascii)
+        # orjson has no ensure_ascii switch; serializer.orjson_dumps guards everything else.
+        self._use_orjson = not ensure_ascii and _serializer.HAS_ORJSON
         self._ts_cache: Tuple[int, str] = (-1, "")
 
     def __repr__(self) -> str:
@@ -248,7 +371,8 @@ class JSONFormatter(logging.Formatter):
 
         An oversized record has its longest text fields (usually the message or the traceback)
         cut, each ending with ``...[truncated N bytes]``; if that is not enough, only the timestamp,
-        level, logger and a cut message are kept.
+        level, logger and a cut message are kept. The same as :meth:`capture` followed by
+        :meth:`serialize` (unless a subclass overrides :meth:`fields`).
 
         Args:
             record: the record to format.
@@ -258,21 +382,34 @@ class JSONFormatter(logging.Formatter):
         Returns:
             The payload, or ``None`` when it is too large and ``truncate`` is false. Never raises.
         """
+        if self.is_deferrable:
+            try:
+                captured = self.capture(record)
+            except Exception as exc:  # noqa: BLE001 - the last line of defence must hold for any record
+                return self._fit(None, fallback_payload(record, exc), max_bytes, truncate)
+            return self.serialize(captured, max_bytes, truncate)
         try:
-            fields = self.fields(record)
-            data = encode_text(self._encode(fields))
-        except Exception as exc:  # noqa: BLE001 - the last line of defence must hold for any record
+            fields: Optional[_Fields] = self.fields(record)
+            assert fields is not None
+            data = self._encode_bytes(fields)
+        except Exception as exc:  # noqa: BLE001 - a subclass's fields() may raise anything
             data = fallback_payload(record, exc)
             fields = None
-        if len(data) <= max_bytes:
-            return data
-        if not truncate:
-            return None
-        if fields is not None:
-            shrunk = self._shrink(fields, max_bytes)
-            if shrunk is not None:
-                return shrunk
-        return truncate_bytes(data, max_bytes)
+        return self._fit(fields, data, max_bytes, truncate)
+
+    @property
+    def is_deferrable(self) -> bool:
+        """Whether :meth:`capture` plus :meth:`serialize` is this formatter's whole output.
+
+        ``False`` for a subclass that overrides :meth:`fields`, :meth:`format` or
+        :meth:`format_bytes`: the handler then formats such records on the caller's thread.
+        """
+        cls = type(self)
+        return (
+            cls.fields is JSONFormatter.fields
+            and cls.format is JSONFormatter.format
+            and cls.format_bytes is JSONFormatter.format_bytes
+        )
 
     def fields(self, record: logging.LogRecord) -> Dict[str, Any]:
         """Return the ordered dict that :meth:`format` encodes (subclasses may add fields).
@@ -283,11 +420,31 @@ class JSONFormatter(logging.Formatter):
         Returns:
             A new dict; values are not yet made JSON-safe.
         """
-        second = int(record.created)
-        cache = self._ts_cache
-        if cache[0] != second:
-            cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-            self._ts_cache = cache
+        return self.captured_fields(self.capture(record))
+
+    def capture(
+        self, record: logging.LogRecord, encoder: Optional[DeferredEncoder] = None
+    ) -> CapturedRecord:
+        """Take what must be read on the caller's thread; the rest waits for :meth:`serialize`.
+
+        The message is resolved (``getMessage()``), the traceback and stack formatted (the
+        traceback is cached in ``record.exc_text``, as :class:`logging.Formatter` does), and the
+        ``extra`` fields and :func:`add_caller_fields_hook` fields frozen: immutable values by
+        reference, anything else rendered to JSON text now.
+
+        Args:
+            record: the record.
+            encoder: stored in the capture so that whoever holds it can serialize it; default
+                ``None``.
+
+        Returns:
+            The captured record. It holds no reference to ``record``, its arguments or its
+            traceback.
+
+        Raises:
+            Exception: whatever a hostile record raises while its fixed attributes are read;
+                :meth:`format_bytes` and the handler turn that into :func:`fallback_payload`.
+        """
         msg = record.msg
         format_error = None
         if record.args or msg.__class__ is not str:
@@ -296,41 +453,166 @@ class JSONFormatter(logging.Formatter):
             except Exception as exc:  # noqa: BLE001 - bad %-args or a msg whose __str__ raises
                 msg = f"{safe_str(record.msg)} % {safe_str(record.args)}"
                 format_error = f"{type(exc).__name__}: {safe_str(exc)}"
-        k = self._keys
-        fields: _Fields = {
-            k[0]: f"{cache[1]}.{int(record.msecs):03d}Z",
-            k[1]: record.levelname,
-            k[2]: record.name,
-            k[3]: msg,
-            k[4]: record.module,
-            k[5]: record.funcName,
-            k[6]: record.lineno,
-            k[7]: record.process,
-            k[8]: record.processName,
-            k[9]: record.threadName,
-        }
-        if self.static_fields:
-            fields.update(self.static_fields)
+        size = CAPTURED_RECORD_OVERHEAD + len(msg)
+        exc_text = None
         if record.exc_info:
             if not record.exc_text:
                 record.exc_text = self._format_exception(record)
-            fields[k[10]] = record.exc_text
+            exc_text = _freeze(record.exc_text)
         elif record.exc_text:
-            fields[k[10]] = record.exc_text
+            exc_text = _freeze(record.exc_text)
+        if exc_text is not None:
+            size += _estimate(exc_text)
+        stack = None
         if record.stack_info:
-            fields[k[11]] = safe_str(record.stack_info)
-        if format_error is not None:
-            fields["format_error"] = format_error
-        if self._omits:
-            fields.pop(_OMIT, None)
+            stack = safe_str(record.stack_info)
+            size += len(stack)
+        extras: Optional[_Fields] = None
+        if _CALLER_FIELDS_HOOKS:
+            extras = {}
+            for hook in _CALLER_FIELDS_HOOKS:
+                added = hook(record)
+                if added:
+                    for key, value in added.items():
+                        extras[key] = _freeze(value)
         attributes = record.__dict__
         # A plain record has a fixed attribute count; only a longer one can carry ``extra`` fields
         # (or ``message``/``asctime`` left by another formatter), so the set difference is rare.
         if len(attributes) > _PLAIN_RECORD_SIZE and attributes.keys() - _RECORD_ATTRIBUTES:
+            if extras is None:
+                extras = {}
             for key, value in attributes.items():
                 if key not in _RECORD_ATTRIBUTES:
-                    fields[key] = value
+                    extras[key] = _freeze(value)
+        if extras:
+            for key, value in extras.items():
+                size += len(key) + _estimate(value)
+        else:
+            extras = None
+        return (
+            encoder,
+            size,
+            record.created,
+            record.msecs,
+            record.levelname,
+            record.name,
+            msg,
+            record.module,
+            record.funcName,
+            record.lineno,
+            record.process,
+            record.processName,
+            record.threadName,
+            exc_text,
+            stack,
+            format_error,
+            extras,
+        )
+
+    def captured_fields(self, captured: CapturedRecord) -> Dict[str, Any]:
+        """Return the ordered dict of a captured record (what :meth:`fields` returns).
+
+        Args:
+            captured: a record from :meth:`capture`.
+
+        Returns:
+            A new dict: the fixed fields, ``static_fields``, traceback, stack, ``format_error``,
+            then the caller-hook and ``extra`` fields.
+        """
+        (
+            _,
+            _,
+            created,
+            msecs,
+            levelname,
+            name,
+            msg,
+            module,
+            func_name,
+            lineno,
+            process,
+            process_name,
+            thread_name,
+            exc_text,
+            stack,
+            format_error,
+            extras,
+        ) = captured
+        second = int(created)
+        cache = self._ts_cache
+        if cache[0] != second:
+            cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._ts_cache = cache
+        k = self._keys
+        fields: _Fields = {
+            k[0]: f"{cache[1]}.{int(msecs):03d}Z",
+            k[1]: levelname,
+            k[2]: name,
+            k[3]: msg,
+            k[4]: module,
+            k[5]: func_name,
+            k[6]: lineno,
+            k[7]: process,
+            k[8]: process_name,
+            k[9]: thread_name,
+        }
+        if self.static_fields:
+            fields.update(self.static_fields)
+        if exc_text is not None:
+            fields[k[10]] = exc_text
+        if stack is not None:
+            fields[k[11]] = stack
+        if format_error is not None:
+            fields["format_error"] = format_error
+        if self._omits:
+            fields.pop(_OMIT, None)
+        if extras is not None:
+            fields.update(extras)
         return fields
+
+    def serialize(
+        self, captured: CapturedRecord, max_bytes: int, truncate: bool = True
+    ) -> Optional[bytes]:
+        """Return the payload of a captured record, within ``max_bytes`` (any thread).
+
+        Args:
+            captured: a record from :meth:`capture`.
+            max_bytes: the size budget in bytes.
+            truncate: ``False`` returns ``None`` for an oversized record instead of cutting it.
+
+        Returns:
+            The bytes :meth:`format_bytes` would have returned for the record at capture time, or
+            ``None`` when too large and ``truncate`` is false. Never raises.
+        """
+        try:
+            fields: Optional[_Fields] = self.captured_fields(captured)
+            assert fields is not None
+            data = self._encode_bytes(fields)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence must hold for any record
+            data = _captured_fallback(captured, exc)
+            fields = None
+        return self._fit(fields, data, max_bytes, truncate)
+
+    def _fit(
+        self, fields: Optional[_Fields], data: bytes, max_bytes: int, truncate: bool
+    ) -> Optional[bytes]:
+        if len(data) <= max_bytes:
+            return data
+        if not truncate:
+            return None
+        if fields is not None:
+            shrunk = self._shrink(fields, max_bytes)
+            if shrunk is not None:
+                return shrunk
+        return truncate_bytes(data, max_bytes)
+
+    def _encode_bytes(self, fields: _Fields) -> bytes:
+        """Encode to UTF-8 JSON: with orjson when it gives the same bytes, else the ``json`` way."""
+        if self._use_orjson:
+            data = _serializer.orjson_dumps(fields)
+            if data is not None:
+                return data
+        return encode_text(self._encode(fields))
 
     def _format_exception(self, record: logging.LogRecord) -> str:
         try:
@@ -419,6 +701,30 @@ def _longest_string(fields: _Fields) -> Tuple[Optional[str], str]:
         if isinstance(value, str) and len(value) > len(best):
             best_key, best = key, value
     return best_key, best
+
+
+def _estimate(value: object) -> int:
+    """Bytes a captured value adds to the record's size estimate."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, _Rendered):
+        return len(value.text)
+    return 16
+
+
+def _captured_fallback(captured: CapturedRecord, error: BaseException) -> bytes:
+    """:func:`fallback_payload` for a captured record whose fields could not be encoded."""
+    try:
+        fields = {
+            "timestamp": safe_str(captured[2]),
+            "level": safe_str(captured[4]),
+            "logger": safe_str(captured[5]),
+            "message": safe_str(captured[6]),
+            "format_error": f"{type(error).__name__}: {safe_str(error)}",
+        }
+        return json.dumps(fields, separators=(",", ":")).encode("ascii")
+    except Exception:  # noqa: BLE001 - even safe_str output can be a hostile str subclass
+        return b'{"message":"<unformattable record>","format_error":"fallback failed"}'
 
 
 def fallback_payload(record: logging.LogRecord, error: BaseException) -> bytes:

@@ -61,8 +61,14 @@ from dis_logging.client import DISClient
 from dis_logging.config import HandlerConfig
 from dis_logging.errors import DISError
 from dis_logging.flusher import THREAD_NAME, Flusher, RateLimiter, SpoolLike
-from dis_logging.formatting import JSONFormatter, encode_record, truncate_bytes
+from dis_logging.formatting import (
+    DeferredEncoder,
+    JSONFormatter,
+    encode_record,
+    truncate_bytes,
+)
 from dis_logging.retry import RetryPolicy
+from dis_logging.serializer import Payload
 
 __all__ = ["DISHandler", "HandlerStats"]
 
@@ -78,6 +84,10 @@ PARTITION_WRITE_RATES: Final = {"COMMON": (1000.0, 1_000_000.0), "ADVANCED": (20
 AUTO_RATE_HEADROOM: Final = 0.9
 #: After the flusher thread could not be started, how long to wait before trying again, in seconds.
 FLUSHER_START_RETRY: Final = 1.0
+#: A captured record whose estimated size is over ``max_record_bytes`` divided by this is encoded
+#: on the caller's thread: JSON escaping can make text up to 6 times longer (``\\u0000``), so
+#: anything that could be oversize is cut before it is buffered.
+DEFER_SIZE_DIVISOR: Final = 6
 #: Slack added to a deadline-bounded close for the final bookkeeping, in seconds.
 _CLOSE_GRACE: Final = 0.2
 
@@ -207,6 +217,12 @@ class DISHandler(logging.Handler):
         self._default_formatter = self.formatter
         self._max_record_bytes = config.max_record_bytes
         self._truncate = config.oversize == "truncate"
+        self._defer_limit = config.max_record_bytes // DEFER_SIZE_DIVISOR
+        # Records of encoder.formatter (a JSONFormatter) are captured and serialized on the
+        # flusher; each carries this encoder. Replaced as a whole when the formatter changes.
+        self._deferred_encoder = DeferredEncoder(
+            self.formatter, self._max_record_bytes, self._truncate
+        )
         self._flush_on_level = config.flush_on_level
         key = config.partition_key
         self._static_key: Optional[str] = key if isinstance(key, str) else None
@@ -300,10 +316,13 @@ class DISHandler(logging.Handler):
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Format ``record`` on this thread and queue it; never raises.
+        """Capture ``record`` on this thread and queue it; never raises.
 
-        This is the application's cost of a record, so it is written flat: one format, one
-        encode, one locked append, and an event set only when a full batch is ready.
+        This is the application's cost of a record, so it is written flat. With a
+        :class:`JSONFormatter` (the default) the record is captured (message resolved, traceback
+        formatted, ``extra`` values frozen) and serialized later by the flusher; any other
+        formatter runs here. Then one locked append, and an event set only when a full batch is
+        ready.
 
         Args:
             record: the record.
@@ -315,7 +334,25 @@ class DISHandler(logging.Handler):
             if self._pid != _getpid():
                 self._after_fork()
             formatter = self.formatter or self._default_formatter
-            if isinstance(formatter, JSONFormatter):
+            data: Optional[Payload]
+            encoder = self._deferred_encoder
+            if formatter is encoder.formatter:
+                json_formatter = encoder.formatter
+                try:
+                    captured = json_formatter.capture(record, encoder)
+                except Exception:  # noqa: BLE001 - a hostile record: format_bytes falls back
+                    data = json_formatter.format_bytes(
+                        record, self._max_record_bytes, self._truncate
+                    )
+                else:
+                    # Text that might not fit max_record_bytes is encoded (and cut) now, so that
+                    # an oversize record never sits whole in the buffer.
+                    data = encoder(captured) if captured[1] > self._defer_limit else captured
+            elif isinstance(formatter, JSONFormatter):
+                if formatter.is_deferrable:
+                    self._use_deferred(formatter)
+                    self.emit(record)
+                    return
                 data = formatter.format_bytes(record, self._max_record_bytes, self._truncate)
             else:
                 try:
@@ -435,6 +472,10 @@ class DISHandler(logging.Handler):
         finally:
             _HANDLERS.discard(self)
             super().close()
+
+    def _use_deferred(self, formatter: JSONFormatter) -> None:
+        """Capture records for ``formatter`` from now on, serializing them on the flusher."""
+        self._deferred_encoder = DeferredEncoder(formatter, self._max_record_bytes, self._truncate)
 
     def _make_client(self) -> DISClient:
         config = self.config

@@ -1,0 +1,120 @@
+"""The flusher's serialize step: buffered payloads to the bytes of DIS records.
+
+The handler's buffer holds each record either as ``bytes`` (a custom formatter ran on the
+caller's thread, or the structlog processor handed bytes over) or as a
+:data:`~dis_logging.formatting.CapturedRecord` that :class:`~dis_logging.formatting.JSONFormatter`
+captured on the caller's thread. :func:`serialize_payloads` turns a list of either into payload
+bytes, a batch at a time, on whichever thread sends (or persists) them; it is the one function a
+step that needs the final bytes (sending, writing to the spool) calls.
+
+When `orjson <https://pypi.org/project/orjson/>`_ is installed (extra ``fast``),
+:func:`orjson_dumps` encodes the fields of a record with it, but only where the result is
+byte-identical to the standard library's encoder as :class:`JSONFormatter` configures it:
+strings, ints within 64 bits, booleans and ``None`` are encoded natively, floats as their
+``repr`` (orjson writes ``1e-05`` as ``0.00001``), values captured as JSON text as that text;
+anything else, a lone surrogate, a non-string key or a non-finite float makes it return ``None``
+and the caller takes the ``json`` path. Both paths are tested against each other.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Dict, Final, List, Optional, Sequence, Union
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; formatting imports this module
+    from dis_logging.formatting import CapturedRecord
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised by the tests that hide orjson
+    _orjson = None  # type: ignore[assignment]  # the optional dependency is absent
+
+__all__ = ["HAS_ORJSON", "Payload", "orjson_dumps", "serialize_payloads"]
+
+#: Whether orjson is importable and can splice pre-rendered JSON text (``orjson.Fragment``,
+#: orjson 3.9+).
+HAS_ORJSON: Final = _orjson is not None and hasattr(_orjson, "Fragment")
+
+#: A buffered record: encoded bytes, or a record captured on the caller's thread.
+Payload = Union[bytes, "CapturedRecord"]
+
+# Value types orjson encodes exactly like json.JSONEncoder(ensure_ascii=False, separators=(",",
+# ":")) does; checked by exact type, since orjson encodes subclasses (enums, ...) its own way.
+_NATIVE: Final = frozenset({str, int, bool, type(None)})
+
+
+def _set_orjson(enabled: bool) -> bool:
+    """Turn the orjson path on or off process-wide (tests compare both); return the old state."""
+    global HAS_ORJSON
+    old = HAS_ORJSON
+    HAS_ORJSON = enabled and _orjson is not None and hasattr(_orjson, "Fragment")  # type: ignore[misc]  # test switch
+    return old
+
+
+def orjson_dumps(fields: Dict[str, Any]) -> Optional[bytes]:
+    """Encode ``fields`` with orjson when that gives exactly the ``json`` module's bytes.
+
+    Args:
+        fields: the ordered fields of one record, as ``JSONFormatter.captured_fields`` builds them.
+
+    Returns:
+        The UTF-8 JSON bytes, or ``None`` when orjson is unavailable or could differ (the caller
+        then encodes with ``json``).
+    """
+    if not HAS_ORJSON:
+        return None
+    types = set(map(type, fields.values()))
+    if not types <= _NATIVE:
+        converted = _convert(fields, types)
+        if converted is None:
+            return None
+        fields = converted
+    try:
+        return _orjson.dumps(fields)
+    except (TypeError, ValueError):  # lone surrogates, ints beyond 64 bits, non-str keys
+        return None
+
+
+def _convert(fields: Dict[str, Any], types: set[type]) -> Optional[Dict[str, Any]]:
+    """Replace floats and rendered values by fragments of their exact JSON text, or ``None``."""
+    from dis_logging.formatting import _Rendered  # a cycle at import time otherwise
+
+    if not types <= _NATIVE | {float, _Rendered}:
+        return None
+    fragment = _orjson.Fragment
+    out: Dict[str, Any] = {}
+    for key, value in fields.items():
+        cls = value.__class__
+        if cls is float:
+            if not math.isfinite(value):
+                return None  # json refuses it and the formatter writes its text instead
+            value = fragment(float.__repr__(value))
+        elif cls is _Rendered:
+            value = fragment(value.text)
+        out[key] = value
+    return out
+
+
+def serialize_payloads(payloads: Sequence[Payload]) -> List[Optional[bytes]]:
+    """Turn buffered payloads into record bytes, in order (the serialize step of a batch).
+
+    ``bytes`` pass through unchanged; a captured record is encoded by the
+    :class:`~dis_logging.formatting.DeferredEncoder` it carries, with that formatter's fields,
+    renames and size limit. Never raises.
+
+    Args:
+        payloads: what the buffer holds for each record (``Item[1]`` of
+            :class:`~dis_logging.buffer.RecordBuffer`).
+
+    Returns:
+        One entry per payload: the bytes to ship, or ``None`` for a record over
+        ``max_record_bytes`` with ``oversize="drop"`` (count it as dropped, reason ``oversize``).
+    """
+    out: List[Optional[bytes]] = []
+    append = out.append
+    for payload in payloads:
+        if isinstance(payload, bytes):
+            append(payload)
+        else:
+            append(payload[0](payload))
+    return out
