@@ -25,9 +25,11 @@ The same in a Django ``settings.py`` (every value a plain string, number or bool
         "root": {"handlers": ["dis"], "level": "INFO"},
     }
 
-What the application's thread pays per record: formatting (a :class:`JSONFormatter` unless you set
-another formatter), one append to a bounded deque, and a wake-up of the flusher thread only when a
-full batch is ready. Everything else (batching, HTTP, retries) runs on the ``dis-logging-flusher``
+What the application's thread pays per record: a capture of the record (with the default
+:class:`JSONFormatter`: message, exception text, fixed and ``extra`` fields; another formatter runs
+in full), one append to a bounded deque, and a wake-up of the flusher thread only when a full batch
+is ready. Everything else (JSON serialization, batching, HTTP, retries) runs on the
+``dis-logging-flusher``
 daemon thread, started with the first record. ``flush()`` and ``close()`` send what is left on the
 calling thread, bounded by their timeout, and never wait for a flusher thread that may itself be
 waiting for ``logging``'s module lock.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import List, Optional
+from typing import List, Optional, cast
 
 import pytest
 
@@ -27,7 +27,7 @@ def take(buffer: RecordBuffer, records: int = 10, data_bytes: int = 10_000) -> B
 
 def payloads(batch: Optional[Batch]) -> List[str]:
     assert batch is not None
-    return [item[1].decode() for item in batch.items]
+    return [cast(bytes, item[1]).decode() for item in batch.items]
 
 
 def invariant_holds(buffer: RecordBuffer) -> bool:
