@@ -237,6 +237,11 @@ def _connection(args: argparse.Namespace) -> Connection:
 
 
 def _make_client(connection: Connection, args: argparse.Namespace) -> DISClient:
+    if args.insecure:
+        print(
+            f"{PROG}: warning: --insecure: the server's TLS certificate is not checked",
+            file=sys.stderr,
+        )
     from dis_logging.client import DISClient
 
     return DISClient(

@@ -24,6 +24,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from json.encoder import encode_basestring_ascii
@@ -39,6 +40,7 @@ from typing import (
     Sequence,
     Tuple,
     Union,
+    cast,
 )
 from urllib.parse import quote, urlsplit
 
@@ -57,7 +59,7 @@ from dis_logging._protobuf_wire import (
     to_int64,
 )
 from dis_logging._report import SecretSet
-from dis_logging._urls import check_base_url
+from dis_logging._urls import check_base_url, is_loopback
 from dis_logging.auth import (
     AKSKAuth,
     AKSKSigner,
@@ -136,7 +138,8 @@ class RecordResult(NamedTuple):
     Args:
         partition_id: the partition that stored it (``shardId-0000000001``); ``None`` if it failed.
         sequence_number: its sequence number (a decimal string), or ``None`` if it failed.
-        error_code: the DIS code of a per-record failure (``DIS.4303``), or ``None`` on success.
+        error_code: the DIS code of a per-record failure (``DIS.4303``); ``None`` or ``""`` on
+            success (Huawei's SDKs treat an empty code as success).
         error_message: the server's text for the failure, or ``None``.
     """
 
@@ -147,14 +150,14 @@ class RecordResult(NamedTuple):
 
     @property
     def ok(self) -> bool:
-        """Whether DIS stored this record."""
-        return self.error_code is None
+        """Whether DIS stored this record: no ``error_code``, or an empty one (DIS-API.md 5)."""
+        return not self.error_code
 
     @property
     def retryable(self) -> bool:
         """Whether resending this failed record may succeed (DIS.4303, DIS.4305, DIS.5xxx)."""
         code = self.error_code
-        return code is not None and (code in THROTTLED_CODES or code.startswith("DIS.5"))
+        return bool(code) and (code in THROTTLED_CODES or str(code).startswith("DIS.5"))
 
 
 @dataclass(frozen=True)
@@ -614,8 +617,14 @@ class DISClient:
             endpoints, otherwise ``endpoint`` itself (the emulator serves IAM on the same port).
         token: a ready ``X-Auth-Token`` string, or a callable returning one for every request.
         timeout: connect and read timeout of each HTTP request in seconds; default 10.0.
-        verify: ``True`` (default) checks TLS certificates against the bundled CAs, a path names a
-            CA bundle file or directory, ``False`` disables the check.
+        verify: ``True`` (default) checks TLS certificates against requests' CA bundle (or the
+            one ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` name); a path names a CA bundle file or
+            directory and is used whatever the environment says; ``False`` disables the check
+            (and silences urllib3's per-request warning for this endpoint's host only). The
+            strings ``"true"`` and ``"false"`` mean the booleans; any other string is a path.
+            Proxies come from the standard variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
+            ``ALL_PROXY``, ``NO_PROXY``), except for loopback endpoints, which are always reached
+            directly.
         serialization: ``"json"`` (default) or ``"protobuf"`` for PutRecords and GetRecords.
         pool_maxsize: connections kept open to the endpoint; default 4. Match the number of threads
             that send at once.
@@ -693,10 +702,7 @@ class DISClient:
             )
         if isinstance(pool_maxsize, bool) or not isinstance(pool_maxsize, int) or pool_maxsize < 1:
             raise ConfigError("pool_maxsize", f"must be an integer >= 1, got {pool_maxsize!r}")
-        if isinstance(verify, str) and not os.path.exists(verify):
-            raise ConfigError("verify", f"CA bundle {verify!r} does not exist")
-        if not isinstance(verify, (bool, str)):
-            raise ConfigError("verify", "must be True, False or the path of a CA bundle")
+        verify = _verify_value(verify)
         self.credentials = credentials
         self.timeout = float(timeout)
         self.serialization = serialization
@@ -737,6 +743,17 @@ class DISClient:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.verify = verify
+        # Passed with every request: a Session's own verify loses to REQUESTS_CA_BUNDLE and
+        # CURL_CA_BUNDLE, which requests merges in per request (DESIGN.md pitfalls).
+        self.verify: Union[bool, str] = verify
+        if verify is False:
+            _silence_insecure_warning(self.endpoint, self.iam_endpoint)
+        # Loopback endpoints (the emulator, a sidecar) never go through a proxy: HTTP_PROXY would
+        # otherwise apply to them too, and carry a token in clear to the proxy.
+        self._proxy_overrides: Dict[str, Dict[str, Optional[str]]] = {
+            base: (_NO_PROXY if is_loopback(urlsplit(base).hostname or "") else {})
+            for base in (self.endpoint, self.iam_endpoint)
+        }
         session.headers.update(
             {"User-Agent": f"dis-logging/{__version__}", "X-Project-Id": project_id}
         )
@@ -851,7 +868,7 @@ class DISClient:
             )
         if deferred is not None:
             return deferred
-        failed = sum(1 for record in records if record.error_code is not None)
+        failed = sum(1 for record in records if record.error_code)
         return PutResult(failed, records, request_id)
 
     def get_cursor(
@@ -1157,6 +1174,8 @@ class DISClient:
                 auth=auth,
                 timeout=timeout or self._timeout,
                 allow_redirects=False,
+                proxies=self._proxies_for(url),
+                verify=self.verify,
             )
         except ConfigError as exc:
             # Raised by the auth step for a token that cannot go in a header; its text names the
@@ -1180,6 +1199,19 @@ class DISClient:
         # frames below (whose locals hold the request headers and body, token and IAM password
         # included) are not reachable from it.
         raise error
+
+    def _proxies_for(self, url: str) -> Dict[str, str]:
+        """The ``proxies`` argument for a request to ``url``: no proxy at all for loopback."""
+        override: Optional[Dict[str, Optional[str]]] = None
+        for base, known in self._proxy_overrides.items():
+            if url.startswith(base):
+                override = known
+                break
+        if override is None:
+            override = _NO_PROXY if is_loopback(urlsplit(url).hostname or "") else {}
+        # requests' stubs say str values, but requests documents None as "no proxy for this
+        # scheme" and removes such keys after merging the environment's proxies under them.
+        return cast(Dict[str, str], dict(override))
 
     @staticmethod
     def _invalid_value(operation: str, kind: str) -> AuthError:
@@ -1205,7 +1237,9 @@ class DISClient:
             request = requests.Request(method, url, headers=headers, auth=_unchanged)
             template = self._session.prepare_request(request)
             assert template.url is not None  # prepare_request always sets it
-            merged = self._session.merge_environment_settings(template.url, {}, None, None, None)
+            merged = self._session.merge_environment_settings(
+                template.url, self._proxies_for(url), None, self.verify, None
+            )
             settings = _SendSettings(
                 merged["proxies"], merged["stream"], merged["verify"], merged["cert"]
             )
@@ -1288,6 +1322,45 @@ class _SendSettings(NamedTuple):
 
 def _unchanged(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
+
+
+#: ``proxies`` for a request that must go direct: requests drops keys set to ``None`` after the
+#: environment's proxies were merged under them, so none of ``HTTP(S)_PROXY``/``ALL_PROXY`` applies.
+_NO_PROXY: Final[Dict[str, Optional[str]]] = {"http": None, "https": None, "all": None}
+
+
+def _verify_value(verify: object) -> Union[bool, str]:
+    """Check the ``verify`` argument: a bool, ``"true"``/``"false"``, or an existing path.
+
+    Raises:
+        ConfigError: any other value, or a path that does not exist.
+    """
+    if isinstance(verify, bool):
+        return verify
+    if isinstance(verify, str):
+        spelled = verify.strip().lower()
+        if spelled in ("true", "false"):
+            return spelled == "true"
+        if not os.path.exists(verify):
+            raise ConfigError("verify", f"CA bundle {verify!r} does not exist")
+        return verify
+    raise ConfigError("verify", "must be True, False or the path of a CA bundle")
+
+
+def _silence_insecure_warning(*urls: str) -> None:
+    """Ignore urllib3's InsecureRequestWarning for these hosts only (verify=False was chosen).
+
+    The warning comes with every request; under ``-W error`` it would even fail them. The
+    handler reports ``verify=False`` once at start instead.
+    """
+    for url in urls:
+        host = urlsplit(url).hostname
+        if host:
+            warnings.filterwarnings(
+                "ignore",
+                message=f".*host '{re.escape(host)}'",
+                category=urllib3.exceptions.InsecureRequestWarning,
+            )
 
 
 def _reveal(body: Union[bytes, Secret[bytes], None]) -> Optional[bytes]:

@@ -814,16 +814,18 @@ def _tuning(given: Dict[str, Any], environ: Mapping[str, str]) -> Dict[str, Any]
 
 
 def _verify_setting(value: object) -> Union[bool, str]:
+    # Only the spelled-out words: "0", "no", "off" and the like must not switch TLS checks off
+    # by accident, so anything else is a CA bundle path (and an error when there is none).
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
         lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
+        if lowered in ("true", "false"):
+            return lowered == "true"
         path = os.path.expanduser(value.strip())
         if not os.path.exists(path):
-            raise ConfigError("verify", f"CA bundle not found: {path!r}")
+            raise ConfigError(
+                "verify", f"must be true, false or the path of a CA bundle; {path!r} does not exist"
+            )
         return path
     raise ConfigError("verify", f"must be a boolean or a CA bundle path, got {value!r}")

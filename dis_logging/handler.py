@@ -243,6 +243,11 @@ class DISHandler(logging.Handler):
         # (start, end) of the last flush() without a timeout; close() right after shares its budget.
         self._last_bare_flush: Tuple[float, float] = (0.0, float("-inf"))
         self._setup()
+        if config.verify is False:
+            self._reporter.report_now(
+                f"verify=False: the TLS certificate of {config.endpoint} is not checked; whoever "
+                "sits on the network path can read the credentials and records"
+            )
         _register(self)
 
     def __repr__(self) -> str:

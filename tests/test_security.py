@@ -1,0 +1,319 @@
+"""Transport security and service fidelity: TLS verification, proxies, empty error codes.
+
+Every server here is a real one on loopback: a TLS server with a certificate generated at test time
+by the ``openssl`` command, a plain HTTP server that plays a forward proxy, and one that answers
+PutRecords as scripted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import ssl
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+
+from dis_logging.client import DISClient
+from dis_logging.config import HandlerConfig
+from dis_logging.errors import ConfigError, TransportError
+from dis_logging.handler import DISHandler
+
+PUT_OK = {"failed_record_count": 0, "records": [{"partition_id": "shardId-0000000000"}]}
+
+
+class ReplyServer:
+    """A loopback HTTP(S) server that answers every request with one JSON reply and records
+    the request lines and headers it saw."""
+
+    def __init__(self, reply: Dict[str, Any], context: ssl.SSLContext | None = None) -> None:
+        owner = self
+        self.reply = reply
+        self.seen: List[Tuple[str, Dict[str, str]]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):
+                return
+
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                owner.seen.append((self.requestline, dict(self.headers)))
+                data = json.dumps(owner.reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(data)
+                self.close_connection = True
+
+            def do_CONNECT(self):
+                owner.seen.append((self.requestline, dict(self.headers)))
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+
+            do_GET = do_POST = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if context is not None:
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+
+
+def make_certificate(directory: Path, name: str) -> Tuple[Path, Path]:
+    """Generate a self-signed certificate for 127.0.0.1 with the openssl command."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={name}",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+    """The server's certificate and key, and an unrelated CA certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to generate a test certificate")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = make_certificate(directory, "server")
+    other, _ = make_certificate(directory, "other-ca")
+    return {"cert": cert, "key": key, "other": other}
+
+
+@pytest.fixture
+def tls_server(certificates: Dict[str, Path]) -> Iterator[ReplyServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(certificates["cert"]), str(certificates["key"]))
+    server = ReplyServer(PUT_OK, context)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def reply_server() -> Iterator[ReplyServer]:
+    server = ReplyServer(PUT_OK)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+class TestVerify:
+    @pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+    def test_explicit_ca_path_beats_the_environment(
+        self, tls_server, certificates, monkeypatch, variable
+    ):
+        """An explicit CA bundle path is used even when the environment names another one."""
+        monkeypatch.setenv(variable, str(certificates["other"]))
+        with DISClient(tls_server.url, "p", token="t", verify=str(certificates["cert"])) as client:
+            result = client.put_records("s", [(b"x", None)])
+        assert (True, 1) == (result.ok, len(tls_server.seen))
+
+    def test_default_verification_refuses_an_unknown_certificate(self, tls_server):
+        """With verify=True, a certificate from an unknown CA fails the request."""
+        with DISClient(tls_server.url, "p", token="t") as client:
+            with pytest.raises(TransportError):
+                client.put_records("s", [(b"x", None)])
+        assert [] == tls_server.seen
+
+    def test_wrong_explicit_ca_refuses_the_server(self, tls_server, certificates):
+        """An explicit CA bundle that did not sign the certificate fails the request."""
+        with DISClient(tls_server.url, "p", token="t", verify=str(certificates["other"])) as client:
+            with pytest.raises(TransportError):
+                client.put_records("s", [(b"x", None)])
+
+    def test_verify_false_reports_once_and_sends(self, tls_server):
+        """verify=False sends without checks and says so in exactly one diagnostic at start."""
+        diagnostics: List[str] = []
+        handler = DISHandler(
+            stream_name="s",
+            endpoint=tls_server.url,
+            project_id="p",
+            token="t",
+            verify="false",
+            diagnostics=diagnostics.append,
+        )
+        try:
+            logger = logging.getLogger("tests.security.verify")
+            logger.addHandler(handler)
+            try:
+                for _ in range(3):
+                    logger.warning("through unverified TLS")
+                    assert handler.flush(timeout=5.0)
+            finally:
+                logger.removeHandler(handler)
+        finally:
+            handler.close()
+        warnings = [line for line in diagnostics if "verify=False" in line]
+        assert (1, 3) == (len(warnings), handler.stats.sent)
+
+    @pytest.mark.parametrize("value", ["f", "n", "0", "no", "off", "Fals", "yes", "1", "t"])
+    def test_abbreviations_are_not_booleans(self, value):
+        """Only true/false spelled out are booleans; any other word is a missing CA path."""
+        with pytest.raises(ConfigError) as info:
+            HandlerConfig.from_kwargs(
+                stream_name="s",
+                endpoint="https://dis.example.com",
+                project_id="p",
+                token="t",
+                verify=value,
+            )
+        assert "verify" == info.value.field
+
+    @pytest.mark.parametrize("value", ["f", "no", "0", "off"])
+    def test_client_refuses_abbreviations(self, value):
+        """DISClient takes the same values: a bool, true/false spelled out, or an existing path."""
+        with pytest.raises(ConfigError) as info:
+            DISClient("https://dis.example.com", "p", token="t", verify=value)
+        assert "verify" == info.value.field
+
+    @pytest.mark.parametrize(("value", "expected"), [("false", False), ("TRUE", True)])
+    def test_spelled_out_words_are_booleans(self, value, expected):
+        """The words true and false (any case) are the booleans."""
+        config = HandlerConfig.from_kwargs(
+            stream_name="s",
+            endpoint="https://dis.example.com",
+            project_id="p",
+            token="t",
+            verify=value,
+        )
+        assert expected is config.verify
+
+
+class TestProxies:
+    @pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"])
+    def test_loopback_endpoint_never_goes_through_a_proxy(
+        self, reply_server, emulator, stream, monkeypatch, variable
+    ):
+        """A loopback endpoint is reached directly whatever the proxy variables say."""
+        monkeypatch.setenv(variable, reply_server.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with DISClient(emulator.url, emulator.project_id, token=emulator.issue_token()) as client:
+            result = client.put_records(stream, [(b"x", None)])
+            client.list_streams()
+        assert (True, []) == (result.ok, reply_server.seen)
+
+    def test_password_login_to_loopback_iam_skips_the_proxy(
+        self, reply_server, emulator, stream, monkeypatch
+    ):
+        """The IAM login (password in the body) to a loopback IAM endpoint goes direct too."""
+        monkeypatch.setenv("HTTP_PROXY", reply_server.url)
+        with DISClient(
+            emulator.url,
+            emulator.project_id,
+            username=emulator.username,
+            password=emulator.password,
+            domain_name=emulator.domain_name,
+        ) as client:
+            assert client.put_records(stream, [(b"x", None)]).ok
+        assert [] == reply_server.seen
+
+    def test_remote_http_endpoint_uses_the_proxy_variable(self, reply_server, monkeypatch):
+        """A remote http:// endpoint (allowed explicitly) goes through HTTP_PROXY."""
+        monkeypatch.setenv("HTTP_PROXY", reply_server.url)
+        with DISClient(
+            "http://dis.example.com", "p", token="t", allow_insecure_http=True
+        ) as client:
+            assert client.put_records("s", [(b"x", None)]).ok
+        assert ["POST http://dis.example.com/v2/p/records HTTP/1.1"] == [
+            line for line, _ in reply_server.seen
+        ]
+
+    def test_remote_https_endpoint_tunnels_through_the_proxy(self, reply_server, monkeypatch):
+        """An https:// endpoint behind HTTPS_PROXY is tunnelled: the proxy sees only CONNECT,
+        never the token."""
+        monkeypatch.setenv("HTTPS_PROXY", reply_server.url)
+        with DISClient("https://dis.example.com", "p", token="proxy-must-not-see") as client:
+            with pytest.raises(TransportError):
+                client.put_records("s", [(b"x", None)])
+        assert ["CONNECT dis.example.com:443"] == [
+            line.rsplit(" ", 1)[0] for line, _ in reply_server.seen
+        ]
+        assert "proxy-must-not-see" not in json.dumps(reply_server.seen)
+
+
+class TestEmptyErrorCode:
+    @pytest.mark.parametrize("serialization", ["json"])
+    def test_empty_error_code_is_success(self, serialization):
+        """A PutRecords entry whose error_code is "" counts as stored, as in Huawei's SDKs."""
+        reply = {
+            "failed_record_count": 0,
+            "records": [
+                {"partition_id": "shardId-0000000000", "sequence_number": "1", "error_code": ""},
+                {"partition_id": "shardId-0000000000", "sequence_number": "2", "error_code": None},
+                {"error_code": "DIS.4301", "error_message": "no stream"},
+            ],
+        }
+        server = ReplyServer(reply)
+        try:
+            with DISClient(server.url, "p", token="t", serialization=serialization) as client:
+                result = client.put_records("s", [(b"a", None), (b"b", None), (b"c", None)])
+        finally:
+            server.close()
+        assert (1, [2], [True, True, False]) == (
+            result.failed_record_count,
+            result.rejected_indexes(),
+            [record.ok for record in result.records],
+        )
+
+    def test_handler_counts_empty_error_code_as_sent(self):
+        """The handler counts records acknowledged with an empty error_code as sent."""
+        reply = {"failed_record_count": 0, "records": [{"error_code": "", "error_message": ""}]}
+        server = ReplyServer(reply)
+        handler = DISHandler(stream_name="s", endpoint=server.url, project_id="p", token="t")
+        try:
+            logger = logging.getLogger("tests.security.empty_code")
+            logger.addHandler(handler)
+            try:
+                logger.warning("one")
+                assert handler.flush(timeout=5.0)
+            finally:
+                logger.removeHandler(handler)
+        finally:
+            handler.close()
+            server.close()
+        assert (1, 0) == (handler.stats.sent, handler.stats.failed)
