@@ -29,6 +29,7 @@ import logging
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from dis_logging import _otel
 from dis_logging import serializer as _serializer
 
 __all__ = [
@@ -264,7 +265,9 @@ class JSONFormatter(logging.Formatter):
     Fields, in order: ``timestamp`` (ISO-8601 UTC with milliseconds, ``2024-01-03T03:04:05.123Z``),
     ``level``, ``logger``, ``message``, the ``static_fields``, ``module``, ``funcName``, ``lineno``,
     ``process``, ``processName``, ``threadName``, ``exc_info`` (formatted traceback, when present),
-    ``stack_info`` (when present), then every ``extra`` field of the record. Values JSON cannot
+    ``stack_info`` (when present), ``trace_id`` and ``span_id`` (when an OpenTelemetry span is
+    current, or the record has valid ``otelTraceID``/``otelSpanID`` attributes; see
+    :mod:`dis_logging._otel`), then every ``extra`` field of the record. Values JSON cannot
     hold (datetimes, bytes, sets, arbitrary objects) are written as text; an object whose ``str()``
     raises becomes ``<unprintable T object>``. A message whose ``%`` arguments do not match is kept
     as the template plus the arguments, with a ``format_error`` field.
@@ -468,13 +471,13 @@ class JSONFormatter(logging.Formatter):
             stack = safe_str(record.stack_info)
             size += len(stack)
         extras: Optional[_Fields] = None
-        if _CALLER_FIELDS_HOOKS:
-            extras = {}
-            for hook in _CALLER_FIELDS_HOOKS:
-                added = hook(record)
-                if added:
-                    for key, value in added.items():
-                        extras[key] = _freeze(value)
+        for hook in _CALLER_FIELDS_HOOKS:
+            added = hook(record)
+            if added:
+                if extras is None:
+                    extras = {}  # only once a hook has fields: most records have none
+                for key, value in added.items():
+                    extras[key] = _freeze(value)
         attributes = record.__dict__
         # A plain record has a fixed attribute count; only a longer one can carry ``extra`` fields
         # (or ``message``/``asctime`` left by another formatter), so the set difference is rare.
@@ -778,3 +781,8 @@ def encode_record(
     if len(data) <= max_bytes:
         return data
     return truncate_bytes(data, max_bytes) if truncate else None
+
+
+# The current OpenTelemetry span is bound to the logging thread's context, so its ids are read in
+# the capture step, on that thread (no-op cost when opentelemetry-api is absent: see _otel).
+add_caller_fields_hook(_otel.trace_fields)

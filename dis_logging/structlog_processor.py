@@ -37,6 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "dis_logging.structlog_processor needs structlog: pip install 'dis-logging[structlog]'"
     ) from exc
 
+from dis_logging import _otel
 from dis_logging.errors import ConfigError
 from dis_logging.handler import DISHandler
 
@@ -226,7 +227,8 @@ class DISProcessor:
             method_name: the name of the logging method called (``"info"``), used for the
                 level when the event has no ``level`` key.
             event_dict: the event; it is not modified. Rendered and queued only when its level
-                is at least the handler's level.
+                is at least the handler's level. Inside an OpenTelemetry span, ``trace_id`` and
+                ``span_id`` are added to what is shipped (unless the event has them).
 
         Returns:
             ``event_dict`` itself, when ``passthrough`` is true.
@@ -236,7 +238,12 @@ class DISProcessor:
         """
         levelno = _levelno(method_name, event_dict)
         if levelno >= self._handler.level:
-            data = render_json(event_dict, self._serializer)
+            event: Mapping[str, Any] = event_dict
+            # Read on the logging thread: the current span is bound to its context.
+            trace = _otel.current_trace_fields()
+            if trace is not None:
+                event = {**trace, **event_dict}  # ids the event already has win
+            data = render_json(event, self._serializer)
             self._handler.enqueue(data, partition_key=self._key_for(event_dict), levelno=levelno)
         if self._passthrough:
             return event_dict
