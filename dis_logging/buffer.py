@@ -168,6 +168,9 @@ class RecordBuffer:
             :data:`~dis_logging.config.DEFAULT_MAX_BATCH_BYTES` (1,000,000).
         wake: called (without the lock) when a ``"block"`` put starts waiting, so the consumer
             drains; default ``None``, no call.
+        on_lost: called (without the lock, on the thread that settles or drains) with the
+            payloads given up on and a reason: ``"failed"`` from :meth:`settle`, the drop reason
+            from :meth:`drain`; default ``None``, no call. It must not raise.
 
     Raises:
         ValueError: ``overflow`` is not one of the three policies.
@@ -184,6 +187,7 @@ class RecordBuffer:
         batch_records: int = DEFAULT_MAX_BATCH_RECORDS,
         batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         wake: Optional[Callable[[], None]] = None,
+        on_lost: Optional[Callable[[List[bytes], str], None]] = None,
     ) -> None:
         if overflow not in (OVERFLOW_DROP_OLDEST, OVERFLOW_DROP_NEWEST, OVERFLOW_BLOCK):
             raise ValueError(f"unknown overflow policy {overflow!r}")
@@ -195,6 +199,7 @@ class RecordBuffer:
         self.batch_records = batch_records
         self.batch_bytes = batch_bytes
         self._wake = wake
+        self._on_lost = on_lost
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._settled = threading.Condition(self._lock)
@@ -417,6 +422,8 @@ class RecordBuffer:
             if unsent:
                 self._requeue(unsent)
             self._settled.notify_all()
+        if failed and self._on_lost is not None:
+            self._on_lost([item[1] for item in failed], "failed")
 
     def count_spool_outcome(self, *, sent: int = 0, failed: int = 0) -> None:
         """Count records that were delivered from, or rejected out of, the spool.
@@ -451,9 +458,12 @@ class RecordBuffer:
         Returns:
             How many records were dropped.
         """
+        lost: List[Item] = []
         with self._lock:
             count = len(self._low) + len(self._high)
             if count:
+                if self._on_lost is not None:
+                    lost = sorted((*self._low, *self._high), key=lambda item: item[0])
                 lowest = min(q[0][0] for q in (self._low, self._high) if q)
                 self._drops[reason] = self._drops.get(reason, 0) + count
                 self._low.clear()
@@ -463,7 +473,9 @@ class RecordBuffer:
                     self._mark_lost(lowest)
                 self._space.notify_all()
                 self._settled.notify_all()
-            return count
+        if lost and self._on_lost is not None:
+            self._on_lost([item[1] for item in lost], reason)
+        return count
 
     def close(self) -> None:
         """Stop ``"block"`` puts from waiting (closing and exiting must not block callers)."""

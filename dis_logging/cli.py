@@ -247,7 +247,7 @@ def _make_client(connection: Connection, args: argparse.Namespace) -> DISClient:
     return DISClient(
         connection.endpoint,
         connection.project_id or "",
-        timeout=args.timeout,
+        request_timeout=args.timeout,
         verify=not args.insecure,
         allow_insecure_http=args.allow_http,
         **connection.client_kwargs(),
@@ -718,7 +718,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             region=emulator.region,
             ak=emulator.ak,
             sk=emulator.sk,
-            timeout=10.0,
+            request_timeout=10.0,
         )
         try:
             found = _read_back(client, stream)

@@ -74,6 +74,7 @@ from dis_logging.auth import (
     iam_token_request,
     parse_iam_token_reply,
 )
+from dis_logging.config import check_keywords, default_iam_endpoint
 from dis_logging.errors import (
     AuthError,
     ConfigError,
@@ -104,8 +105,6 @@ JSONValue = Union[None, bool, int, float, str, List["JSONValue"], Dict[str, "JSO
 JSON_CONTENT_TYPE: Final = "application/json"
 #: Selects the protobuf variant of PutRecords/GetRecords (DIS-API.md 6).
 PROTOBUF_CONTENT_TYPE: Final = "application/x-protobuf;charset=utf-8"
-#: Global IAM endpoint; its tokens work in every region (DIS-API.md 1).
-DEFAULT_IAM_ENDPOINT: Final = "https://iam.myhuaweicloud.com"
 #: Codes meaning "token missing, invalid or to be updated": refresh once, retry (DIS-API.md 9).
 TOKEN_REJECTED_CODES: Final = frozenset({"DIS.4113", "DIS.4114", "APIG.0301", "APIG.0307"})
 #: Whole-request codes asking the client to slow down (DIS-API.md 9).
@@ -613,10 +612,15 @@ class DISClient:
         username: IAM user for password authentication; needs ``password`` and ``domain_name``.
         password: its password.
         domain_name: the account name the IAM user belongs to.
-        iam_endpoint: IAM base URL; default ``https://iam.myhuaweicloud.com`` for Huawei Cloud
-            endpoints, otherwise ``endpoint`` itself (the emulator serves IAM on the same port).
+        iam_endpoint: IAM base URL; default ``None`` derives it as the handler does
+            (:func:`~dis_logging.config.default_iam_endpoint`):
+            ``https://iam.<region>.myhuaweicloud.com`` for ``https://dis.<region>.myhuaweicloud.com``,
+            otherwise ``endpoint`` itself (the emulator serves IAM on the same port).
         token: a ready ``X-Auth-Token`` string, or a callable returning one for every request.
-        timeout: connect and read timeout of each HTTP request in seconds; default 10.0.
+        request_timeout: connect and read timeout of each HTTP request in seconds; default 10.0
+            (the handler's setting of the same name).
+        timeout: the former name of ``request_timeout``, still accepted with a
+            :class:`DeprecationWarning`; default ``None``.
         verify: ``True`` (default) checks TLS certificates against requests' CA bundle (or the
             one ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` name); a path names a CA bundle file or
             directory and is used whatever the environment says; ``False`` disables the check
@@ -637,6 +641,7 @@ class DISClient:
             of credentials is ``token``, then ``ak``/``sk``, then ``username``/``password``.
     """
 
+    @check_keywords
     def __init__(
         self,
         endpoint: str,
@@ -651,11 +656,12 @@ class DISClient:
         domain_name: Optional[str] = None,
         iam_endpoint: Optional[str] = None,
         token: Optional[TokenValue] = None,
-        timeout: float = 10.0,
+        request_timeout: float = 10.0,
         verify: Union[bool, str] = True,
         serialization: str = "json",
         pool_maxsize: int = 4,
         allow_insecure_http: bool = False,
+        timeout: Optional[float] = None,
     ) -> None:
         from dis_logging import (
             __version__,
@@ -686,16 +692,24 @@ class DISClient:
             self.iam_endpoint = check_base_url(
                 "iam_endpoint", iam_endpoint, allow_http=allow_insecure_http
             )
-        elif host.endswith(".myhuaweicloud.com"):
-            self.iam_endpoint = DEFAULT_IAM_ENDPOINT
         else:
-            self.iam_endpoint = self.endpoint
+            self.iam_endpoint = default_iam_endpoint(self.endpoint, self.region) or self.endpoint
+        timeout_name = "request_timeout"
+        if timeout is not None:
+            warnings.warn(
+                "DISClient(timeout=...) is deprecated; use request_timeout=...",
+                DeprecationWarning,
+                stacklevel=3,  # the caller of the check_keywords wrapper
+            )
+            request_timeout, timeout_name = timeout, "timeout"
         if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not 0 < timeout < 1e6
+            isinstance(request_timeout, bool)
+            or not isinstance(request_timeout, (int, float))
+            or not 0 < request_timeout < 1e6
         ):
-            raise ConfigError("timeout", f"must be a number of seconds > 0, got {timeout!r}")
+            raise ConfigError(
+                timeout_name, f"must be a number of seconds > 0, got {request_timeout!r}"
+            )
         if serialization not in SERIALIZATIONS:
             raise ConfigError(
                 "serialization", f"must be one of {SERIALIZATIONS}, got {serialization!r}"
@@ -704,7 +718,9 @@ class DISClient:
             raise ConfigError("pool_maxsize", f"must be an integer >= 1, got {pool_maxsize!r}")
         verify = _verify_value(verify)
         self.credentials = credentials
-        self.timeout = float(timeout)
+        self.request_timeout = float(request_timeout)
+        #: the same as :attr:`request_timeout` (its former name).
+        self.timeout = self.request_timeout
         self.serialization = serialization
         self._timeout = (self.timeout, self.timeout)
         self._put_content_type = (

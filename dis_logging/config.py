@@ -31,7 +31,9 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
+import functools
 import importlib
+import inspect
 import logging
 import math
 import os
@@ -43,10 +45,16 @@ from typing import (
     Dict,
     Final,
     FrozenSet,
+    Iterable,
+    List,
     Mapping,
     Optional,
+    Sequence,
     Tuple,
+    TypedDict,
+    TypeVar,
     Union,
+    cast,
 )
 from urllib.parse import urlsplit
 
@@ -54,12 +62,22 @@ from dis_logging._urls import check_base_url
 from dis_logging.errors import ConfigError
 
 __all__ = [
+    "BoolSetting",
     "Connection",
+    "FailureHook",
+    "FloatSetting",
     "HandlerConfig",
+    "HandlerSettings",
+    "IntSetting",
+    "LevelSetting",
     "PartitionKey",
     "TokenSetting",
+    "check_keywords",
+    "default_iam_endpoint",
     "import_object",
+    "is_enabled",
     "resolve_connection",
+    "unknown_keywords_error",
 ]
 
 #: DIS stream names: 1-64 characters of letters, digits, ``_`` and ``-`` (DIS-API.md §5).
@@ -88,6 +106,8 @@ SPOOL_MODES: Final = ("outage", "always")
 
 DIS_URL_TEMPLATE: Final = "https://dis.{region}.myhuaweicloud.com"
 IAM_URL_TEMPLATE: Final = "https://iam.{region}.myhuaweicloud.com"
+#: The global IAM endpoint (DIS-API.md section 1): tokens for projects of every region.
+IAM_GLOBAL_URL: Final = "https://iam.myhuaweicloud.com"
 
 #: Environment variables (DIS-API.md §2 for the HUAWEICLOUD_SDK_* ones; DIS_LOGGING_* are ours).
 ENV_AK: Final = "HUAWEICLOUD_SDK_AK"
@@ -104,6 +124,7 @@ ENV_ENDPOINT: Final = "DIS_LOGGING_ENDPOINT"
 ENV_STREAM: Final = "DIS_LOGGING_STREAM"
 ENV_REGION: Final = "DIS_LOGGING_REGION"
 ENV_SPOOL_DIR: Final = "DIS_LOGGING_SPOOL_DIR"
+ENV_ENABLED: Final = "DIS_LOGGING_ENABLED"
 DEFAULT_CREDENTIALS_FILE: Final = os.path.join("~", ".huaweicloud", "credentials")
 #: The credentials file section the Huawei SDK reads for project-scoped keys.
 CREDENTIALS_SECTION: Final = "basic"
@@ -111,7 +132,137 @@ CREDENTIALS_SECTION: Final = "basic"
 PartitionKey = Union[None, str, Callable[[logging.LogRecord], Optional[str]]]
 TokenSetting = Union[None, str, Callable[[], str]]
 Diagnostics = Optional[Callable[[str], None]]
+#: What a setting accepts besides its own type: the strings ``dictConfig``/``fileConfig`` pass.
+FloatSetting = Union[float, str]
+IntSetting = Union[int, str]
+BoolSetting = Union[bool, str]
+LevelSetting = Union[int, str]
+#: ``on_failure(records, reason)``: payloads given up on, and why (``"failed"``, ``"close"``, ...).
+FailureHook = Callable[[List[bytes], str], None]
 _EXT_PREFIX: Final = "ext://"
+_F = TypeVar("_F", bound=Callable[..., None])
+
+
+class HandlerSettings(TypedDict, total=False):
+    """The keyword arguments of :class:`~dis_logging.handler.DISHandler`, for typing ``**kwargs``.
+
+    :class:`~dis_logging.structlog_processor.DISProcessor` forwards these to the handler it
+    builds; the meaning of each is in the handler's docstring (a test keeps both lists equal).
+    ``partition_key`` is left out: the processor's own ``partition_key`` picks a key from the
+    event dict instead of a log record.
+    """
+
+    stream_name: Optional[str]
+    level: LevelSetting
+    project_id: Optional[str]
+    region: Optional[str]
+    endpoint: Optional[str]
+    iam_endpoint: Optional[str]
+    ak: Optional[str]
+    sk: Optional[str]
+    security_token: Optional[str]
+    username: Optional[str]
+    password: Optional[str]
+    domain_name: Optional[str]
+    token: TokenSetting
+    stream_id: Optional[str]
+    partition_id: Optional[str]
+    flush_interval: FloatSetting
+    max_batch_records: IntSetting
+    max_batch_bytes: IntSetting
+    max_queue_records: IntSetting
+    max_queue_bytes: IntSetting
+    overflow: str
+    block_timeout: FloatSetting
+    priority_level: LevelSetting
+    max_record_bytes: Optional[IntSetting]
+    oversize: str
+    flush_on_level: Optional[LevelSetting]
+    request_timeout: FloatSetting
+    max_retry_time: FloatSetting
+    initial_backoff: FloatSetting
+    max_backoff: FloatSetting
+    close_timeout: FloatSetting
+    max_in_flight: IntSetting
+    max_records_per_second: FloatSetting
+    max_bytes_per_second: FloatSetting
+    auto_rate_limit: BoolSetting
+    spool_dir: Optional[str]
+    spool_max_bytes: IntSetting
+    spool_mode: str
+    verify: BoolSetting
+    serialization: str
+    allow_insecure_http: BoolSetting
+    diagnostics: Union[str, Callable[[str], None], None]
+    report_interval: FloatSetting
+    enabled: Optional[BoolSetting]
+    on_failure: Union[str, FailureHook, None]
+
+
+def unknown_keywords_error(unknown: Sequence[str], known: Iterable[str]) -> ConfigError:
+    """Build the error for unknown keywords: every one of them, each with its closest known name.
+
+    Args:
+        unknown: the unknown names, in the order given.
+        known: the accepted names.
+
+    Returns:
+        A :class:`ConfigError` whose ``field`` lists the unknown names, comma-separated.
+    """
+    choices = sorted(known)
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, choices, n=1)
+        parts.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    noun = "setting" if len(parts) == 1 else "settings"
+    return ConfigError(", ".join(unknown), f"unknown {noun}: {', '.join(parts)}")
+
+
+def check_keywords(init: _F) -> _F:
+    """Decorate an ``__init__`` so that unknown keywords raise one :class:`ConfigError` naming all.
+
+    Python itself would raise a ``TypeError`` for the first unknown keyword only; a settings dict
+    with two typos would take two rounds to fix. The signature seen by type checkers, editors and
+    :func:`inspect.signature` stays the decorated one.
+
+    Args:
+        init: the ``__init__`` to wrap.
+
+    Returns:
+        The wrapper, typed as ``init``.
+    """
+    parameters = inspect.signature(init).parameters
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    known = frozenset(n for n, p in parameters.items() if p.kind in kinds and n != "self")
+
+    @functools.wraps(init)
+    def wrapper(self: object, *args: Any, **kwargs: Any) -> None:
+        unknown = [name for name in kwargs if name not in known]
+        if unknown:
+            raise unknown_keywords_error(unknown, known)
+        init(self, *args, **kwargs)
+
+    return cast(_F, wrapper)
+
+
+def is_enabled(value: object = None, env: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether shipping is on: the ``enabled`` keyword, else ``DIS_LOGGING_ENABLED``, else on.
+
+    Args:
+        value: the keyword (a bool, or a string such as ``"false"``); ``None`` reads the
+            environment.
+        env: the environment to read; default ``None`` reads :data:`os.environ`.
+
+    Returns:
+        ``False`` when switched off.
+
+    Raises:
+        ConfigError: the value is not a boolean.
+    """
+    if value is not None:
+        return _to_bool("enabled", value)
+    text = _env(os.environ if env is None else env, ENV_ENABLED)
+    return True if text is None else _to_bool(ENV_ENABLED, text)
 
 
 @dataclass(frozen=True)
@@ -227,6 +378,7 @@ def resolve_connection(
     if region is not None and not REGION_PATTERN.fullmatch(region):
         raise ConfigError("region", f"must look like 'cn-north-4', got {region!r}")
 
+    profile = _CredentialsFile(environ)
     creds = _resolve_credentials(
         {
             "ak": ak,
@@ -238,9 +390,9 @@ def resolve_connection(
             "token": token,
         },
         environ,
+        profile,
         require_credentials,
     )
-    profile = creds.pop("_profile", {})
 
     url = _optional_str("endpoint", endpoint) or _env(environ, ENV_ENDPOINT)
     if url is None and region is None:
@@ -258,18 +410,25 @@ def resolve_connection(
         )
     url = check_base_url("endpoint", url, allow_http=allow_http)
 
+    # Each field is looked up on its own: a project id from the credentials file works with keys
+    # from the environment or the keywords.
     project = (
         _optional_str("project_id", project_id)
         or _env(environ, ENV_PROJECT_ID)
         or profile.get("project_id")
     )
     if project is None and require_project:
-        raise ConfigError("project_id", f"no project id: pass project_id= or set {ENV_PROJECT_ID}")
+        raise ConfigError(
+            "project_id",
+            f"no project id: pass project_id= (--project-id), set {ENV_PROJECT_ID}, "
+            f"or add project_id to the [{CREDENTIALS_SECTION}] section of the credentials file",
+        )
 
     iam = _optional_str("iam_endpoint", iam_endpoint) or _env(environ, ENV_IAM_ENDPOINT)
-    iam = iam or profile.get("iam_endpoint")
-    if iam is None and creds.get("username") is not None:
-        iam = _default_iam_endpoint(url, region)
+    password_auth = creds.get("username") is not None
+    iam = iam or profile.get("iam_endpoint", needed=password_auth)
+    if iam is None and password_auth:
+        iam = default_iam_endpoint(url, region)
     if iam is not None:
         iam = check_base_url("iam_endpoint", iam, allow_http=allow_http)
 
@@ -282,83 +441,162 @@ def resolve_connection(
     )
 
 
-def _default_iam_endpoint(endpoint: str, region: Optional[str]) -> Optional[str]:
-    """IAM next to a Huawei Cloud DIS endpoint; ``None`` (the DIS endpoint itself) otherwise.
+def default_iam_endpoint(endpoint: str, region: Optional[str] = None) -> Optional[str]:
+    """Return the IAM base URL that goes with a DIS endpoint, or ``None`` for the endpoint itself.
 
-    A private endpoint, proxy or the emulator serves IAM on the same base URL; the client uses
-    ``endpoint`` when ``iam_endpoint`` is ``None``.
+    The one derivation used by the handler, :class:`~dis_logging.client.DISClient` and the
+    command line:
+
+    * ``https://dis.<r>.myhuaweicloud.com`` -> ``https://iam.<region or r>.myhuaweicloud.com``
+      (the regional IAM endpoint issues tokens for that region's projects);
+    * any other ``*.myhuaweicloud.com`` host -> ``https://iam.<region>.myhuaweicloud.com`` when a
+      region is known, else the global ``https://iam.myhuaweicloud.com``;
+    * any other host (the emulator, a proxy, a private gateway) -> ``None``: IAM is served on
+      the DIS endpoint itself.
+
+    Args:
+        endpoint: the DIS base URL.
+        region: the region id, when known; default ``None``.
+
+    Returns:
+        The IAM base URL, or ``None`` meaning "use ``endpoint``".
     """
-    host = urlsplit(endpoint).hostname or ""
+    host = (urlsplit(endpoint).hostname or "").lower()
     match = re.fullmatch(r"dis\.([a-z0-9-]+)\.myhuaweicloud\.com", host)
-    if match is None:
-        return None
-    return IAM_URL_TEMPLATE.format(region=region or match.group(1))
+    if match is not None:
+        return IAM_URL_TEMPLATE.format(region=region or match.group(1))
+    if host.endswith(".myhuaweicloud.com"):
+        return IAM_URL_TEMPLATE.format(region=region) if region else IAM_GLOBAL_URL
+    return None
+
+
+class _CredentialsFile:
+    """The ``[basic]`` section of the credentials file, read once and only when a field needs it.
+
+    A file named by ``HUAWEICLOUD_SDK_CREDENTIALS_FILE`` that does not exist is an error only when
+    a setting had to be read from it.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._values: Optional[Dict[str, str]] = None
+
+    def get(self, name: str, *, needed: bool = True) -> Optional[str]:
+        """The value of ``name``; a missing file raises only when the value is ``needed``."""
+        if self._values is None:
+            try:
+                self._values = _read_credentials_file(self._environ)
+            except ConfigError:
+                if needed:
+                    raise
+                return None
+        return self._values.get(name) or None
+
+
+#: Credential fields by kind, and the environment variable of each field.
+_KIND_FIELDS: Final = {
+    "aksk": ("ak", "sk", "security_token"),
+    "password": ("username", "password", "domain_name"),
+    "token": ("token",),
+}
+_CREDENTIAL_ENV: Final = {
+    "ak": ENV_AK,
+    "sk": ENV_SK,
+    "security_token": ENV_SECURITY_TOKEN,
+    "username": ENV_USERNAME,
+    "password": ENV_PASSWORD,
+    "domain_name": ENV_DOMAIN_NAME,
+}
+#: The flag or keyword, and the environment variable, that can supply each credential field.
+_CREDENTIAL_HINTS: Final = {
+    "ak": f"pass ak= (--ak) or set {ENV_AK}",
+    "sk": f"pass sk= (--sk) or set {ENV_SK}",
+    "username": f"pass username= (--username) or set {ENV_USERNAME}",
+    "password": f"pass password= (--password) or set {ENV_PASSWORD}",
+    "domain_name": f"pass domain_name= (--domain-name) or set {ENV_DOMAIN_NAME}",
+}
+
+
+def _kinds(values: Mapping[str, Any]) -> List[str]:
+    """The credential kinds ``values`` starts: a key, a user name or password, or a token."""
+    kinds = []
+    if values.get("ak") is not None or values.get("sk") is not None:
+        kinds.append("aksk")
+    if values.get("username") is not None or values.get("password") is not None:
+        kinds.append("password")
+    if values.get("token") is not None:
+        kinds.append("token")
+    return kinds
 
 
 def _resolve_credentials(
-    given: Dict[str, Any], environ: Mapping[str, str], required: bool
+    given: Dict[str, Any],
+    environ: Mapping[str, str],
+    profile: _CredentialsFile,
+    required: bool,
 ) -> Dict[str, Any]:
-    """Pick exactly one credential kind: keywords first, then environment, then credentials file."""
-    values: Dict[str, Any] = {}
+    """Pick one credential kind, then fill each of its fields from keyword, environment, file.
+
+    The kind comes from the keywords when they name one (``sk`` alone still means AK/SK, and the
+    ``ak`` then comes from the environment or the file); else from the environment (IAM user
+    first, then AK/SK); else from the credentials file. ``security_token`` belongs to the secret
+    key it was issued with: unless given as a keyword, it is read from the place ``sk`` came from.
+    """
+    keywords: Dict[str, Any] = {}
     for name, value in given.items():
         if name == "token":
-            values[name] = _token_setting(value)
+            keywords[name] = _token_setting(value)
         else:
-            values[name] = _optional_str(name, value)
-    kinds = []
-    if values["ak"] is not None or values["sk"] is not None:
-        kinds.append("ak")
-    if values["username"] is not None or values["password"] is not None:
-        kinds.append("username")
-    if values["token"] is not None:
-        kinds.append("token")
+            keywords[name] = _optional_str(name, value)
+    kinds = _kinds(keywords)
     if len(kinds) > 1:
+        first, second = (_KIND_FIELDS[kind][0] for kind in kinds[:2])
         raise ConfigError(
-            kinds[1],
-            f"conflicts with {kinds[0]}: give exactly one credential kind "
+            second,
+            f"conflicts with {first}: give exactly one credential kind "
             "(ak/sk, username/password/domain_name, or token)",
         )
-    profile: Dict[str, str] = {}
-    if not kinds:
-        if values["security_token"] is not None:
-            raise ConfigError("security_token", "is only used with ak and sk")
-        if values["domain_name"] is not None:
-            raise ConfigError("domain_name", "is only used with username and password")
-        values, profile = _credentials_from_environment(environ)
-    result = _check_credential_set(values, required)
-    result["_profile"] = profile
-    return result
+    from_env = {name: _env(environ, var) for name, var in _CREDENTIAL_ENV.items()}
+    if kinds:
+        kind: Optional[str] = kinds[0]
+    elif keywords["security_token"] is not None:
+        kind = "aksk"  # keys from the environment or file, the token from the keyword
+    elif keywords["domain_name"] is not None:
+        kind = "password"
+    elif from_env["username"] is not None or from_env["password"] is not None:
+        kind = "password"
+    elif from_env["ak"] is not None or from_env["sk"] is not None:
+        kind = "aksk"
+    elif profile.get("ak") or profile.get("sk"):
+        kind = "aksk"
+    else:
+        kind = None
 
-
-def _credentials_from_environment(
-    environ: Mapping[str, str],
-) -> Tuple[Dict[str, Any], Dict[str, str]]:
-    empty: Dict[str, Any] = dict.fromkeys(
-        ("ak", "sk", "security_token", "username", "password", "domain_name", "token")
-    )
-    if _env(environ, ENV_USERNAME) or _env(environ, ENV_PASSWORD):
-        return {
-            **empty,
-            "username": _env(environ, ENV_USERNAME),
-            "password": _env(environ, ENV_PASSWORD),
-            "domain_name": _env(environ, ENV_DOMAIN_NAME),
-        }, {}
-    if _env(environ, ENV_AK) or _env(environ, ENV_SK):
-        return {
-            **empty,
-            "ak": _env(environ, ENV_AK),
-            "sk": _env(environ, ENV_SK),
-            "security_token": _env(environ, ENV_SECURITY_TOKEN),
-        }, {}
-    profile = _read_credentials_file(environ)
-    if profile.get("ak") or profile.get("sk"):
-        return {
-            **empty,
-            "ak": profile.get("ak"),
-            "sk": profile.get("sk"),
-            "security_token": profile.get("security_token"),
-        }, profile
-    return empty, profile
+    values: Dict[str, Any] = dict.fromkeys(_CREDENTIAL_ENV)
+    values["token"] = None
+    if kind == "token":
+        values["token"] = keywords["token"]
+    elif kind == "password":
+        for name in _KIND_FIELDS["password"]:
+            values[name] = keywords[name] or from_env[name]
+    elif kind == "aksk":
+        sk_source = "keyword"
+        for name in ("ak", "sk"):
+            if keywords[name] is not None:
+                values[name] = keywords[name]
+            elif from_env[name] is not None:
+                values[name] = from_env[name]
+                sk_source = "env" if name == "sk" else sk_source
+            else:
+                values[name] = profile.get(name)
+                sk_source = "file" if name == "sk" else sk_source
+        token_sources = {
+            "keyword": None,
+            "env": from_env["security_token"],
+            "file": profile.get("security_token") if sk_source == "file" else None,
+        }
+        values["security_token"] = keywords["security_token"] or token_sources[sk_source]
+    return _check_credential_set(values, required)
 
 
 def _read_credentials_file(environ: Mapping[str, str]) -> Dict[str, str]:
@@ -381,25 +619,32 @@ def _read_credentials_file(environ: Mapping[str, str]) -> Dict[str, str]:
 
 
 def _check_credential_set(values: Dict[str, Any], required: bool) -> Dict[str, Any]:
+    def missing(name: str, other: str) -> ConfigError:
+        return ConfigError(name, f"is required with {other}: {_CREDENTIAL_HINTS[name]}")
+
+    if values["ak"] is None and values["sk"] is None and values["security_token"] is not None:
+        raise ConfigError("security_token", "is only used with ak and sk")
+    if values["username"] is None and values["password"] is None and values["domain_name"]:
+        raise ConfigError("domain_name", "is only used with username and password")
     if values["ak"] is not None or values["sk"] is not None:
         if values["ak"] is None:
-            raise ConfigError("ak", "is required with sk")
+            raise missing("ak", "sk")
         if values["sk"] is None:
-            raise ConfigError("sk", "is required with ak")
+            raise missing("sk", "ak")
     elif values["username"] is not None or values["password"] is not None:
         if values["username"] is None:
-            raise ConfigError("username", "is required with password")
+            raise missing("username", "password")
         if values["password"] is None:
-            raise ConfigError("password", "is required with username")
+            raise missing("password", "username")
         if values["domain_name"] is None:
-            raise ConfigError(
-                "domain_name", f"is required with username/password (or set {ENV_DOMAIN_NAME})"
-            )
+            raise missing("domain_name", "username/password")
     elif values["token"] is None and required:
         raise ConfigError(
             "credentials",
             "none found: pass ak/sk, username/password/domain_name or token, or set "
-            f"{ENV_AK}/{ENV_SK} or {ENV_USERNAME}/{ENV_PASSWORD}/{ENV_DOMAIN_NAME}",
+            f"{ENV_AK}/{ENV_SK} or {ENV_USERNAME}/{ENV_PASSWORD}/{ENV_DOMAIN_NAME}, "
+            f"or write them to the credentials file ({ENV_CREDENTIALS_FILE}, "
+            f"default {DEFAULT_CREDENTIALS_FILE})",
         )
     return dict(values)
 
@@ -637,6 +882,8 @@ class HandlerConfig:
     allow_insecure_http: bool = False
     diagnostics: Diagnostics = None
     report_interval: float = 60.0
+    enabled: bool = True
+    on_failure: Optional[FailureHook] = None
 
     @property
     def connection(self) -> Connection:
@@ -676,15 +923,28 @@ class HandlerConfig:
                 project or credential, or conflicting settings; ``field`` names the setting.
         """
         known = cls.keywords()
-        for name in kwargs:
-            if name not in known:
-                close = difflib.get_close_matches(name, sorted(known), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(name, f"unknown setting{hint}")
+        unknown = [name for name in kwargs if name not in known]
+        if unknown:
+            raise unknown_keywords_error(unknown, known)
         environ: Mapping[str, str] = os.environ if env is None else env
-        given = dict(kwargs)
+        # None means "not given" for every setting: the handler passes its defaults explicitly.
+        given = {name: value for name, value in kwargs.items() if value is not None}
 
         stream = _optional_str("stream_name", given.get("stream_name")) or _env(environ, ENV_STREAM)
+        if not is_enabled(given.get("enabled"), environ):
+            # Switched off: nothing is sent, so neither stream, endpoint nor credentials are
+            # needed or checked; the other settings still are, so a typo shows up in development.
+            values_off: Dict[str, Any] = {
+                "stream_name": stream or "",
+                "endpoint": "",
+                "project_id": "",
+                "enabled": False,
+                "allow_insecure_http": _to_bool(
+                    "allow_insecure_http", given.get("allow_insecure_http", False)
+                ),
+            }
+            values_off.update(_tuning(given, environ))
+            return cls(**values_off)
         if stream is None:
             raise ConfigError("stream_name", f"is required (or set {ENV_STREAM})")
         if not STREAM_NAME_PATTERN.fullmatch(stream):
@@ -724,6 +984,7 @@ class HandlerConfig:
             "domain_name": conn.domain_name,
             "token": conn.token,
             "allow_insecure_http": allow_http,
+            "enabled": True,
         }
         values.update(_tuning(given, environ))
         return cls(**values)
@@ -810,6 +1071,8 @@ def _tuning(given: Dict[str, Any], environ: Mapping[str, str]) -> Dict[str, Any]
     diagnostics = _callable_setting("diagnostics", given.get("diagnostics"), strings_are_paths=True)
     out["diagnostics"] = diagnostics
     out["report_interval"] = _to_float("report_interval", get("report_interval"))
+    on_failure = _callable_setting("on_failure", given.get("on_failure"), strings_are_paths=True)
+    out["on_failure"] = on_failure
     return out
 
 

@@ -52,6 +52,7 @@ from typing import (
     Final,
     List,
     Optional,
+    Sequence,
     Set,
     Tuple,
     Union,
@@ -59,8 +60,23 @@ from typing import (
 
 from dis_logging._report import Reporter, error_key
 from dis_logging.buffer import RecordBuffer
-from dis_logging.client import DISClient
-from dis_logging.config import HandlerConfig
+from dis_logging.client import DISClient, Entry, JSONValue, PutResult
+from dis_logging.config import (
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_BATCH_RECORDS,
+    DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_QUEUE_RECORDS,
+    DEFAULT_SPOOL_MAX_BYTES,
+    BoolSetting,
+    FailureHook,
+    FloatSetting,
+    HandlerConfig,
+    IntSetting,
+    LevelSetting,
+    PartitionKey,
+    TokenSetting,
+    check_keywords,
+)
 from dis_logging.errors import DISError
 from dis_logging.flusher import THREAD_NAME, Flusher, RateLimiter, SpoolLike
 from dis_logging.formatting import (
@@ -90,6 +106,8 @@ FLUSHER_START_RETRY: Final = 1.0
 #: on the caller's thread: JSON escaping can make text up to 6 times longer (``\\u0000``), so
 #: anything that could be oversize is cut before it is buffered.
 DEFER_SIZE_DIVISOR: Final = 6
+#: The constructor arguments that are settings of :class:`HandlerConfig` (all but ``level``).
+_SETTING_NAMES: Final = HandlerConfig.keywords()
 #: Slack added to a deadline-bounded close for the final bookkeeping, in seconds.
 _CLOSE_GRACE: Final = 0.2
 
@@ -151,6 +169,27 @@ class _Lane:
         self.flusher = flusher
 
 
+class _DisabledClient:
+    """The client of a switched-off handler: holds no session and is never called."""
+
+    def put_records(
+        self,
+        stream_name: str,
+        entries: Sequence[Entry],
+        *,
+        stream_id: Optional[str] = None,
+        partition_id: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> PutResult:
+        raise DISError("the handler is disabled (enabled=False or DIS_LOGGING_ENABLED=false)")
+
+    def describe_stream(self, name: str) -> Dict[str, JSONValue]:
+        raise DISError("the handler is disabled (enabled=False or DIS_LOGGING_ENABLED=false)")
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 def _holds_logging_lock() -> bool:
     """Whether the calling thread holds ``logging``'s module lock (``dictConfig``, ``shutdown``)."""
     lock = getattr(logging, "_lock", None)
@@ -163,37 +202,95 @@ def _holds_logging_lock() -> bool:
 class DISHandler(logging.Handler):
     """Ship log records to a DIS stream, batched on a background thread.
 
-    Every keyword is a plain ``str``/``int``/``float``/``bool`` (strings such as ``"1.5"`` or
-    ``"true"`` are converted), so ``dictConfig``, ``fileConfig`` and Django's ``LOGGING`` can set
-    it; callables (``partition_key``, ``token``, ``diagnostics``) also accept ``"ext://pkg.mod.attr"``.
-    Durations are seconds, sizes bytes.
+    Every setting is a keyword-only argument. Numbers and booleans may also be given as the
+    strings ``dictConfig``, ``fileConfig`` and Django's ``LOGGING`` deliver (``"1.5"``,
+    ``"true"``, ``"100"``); callables also accept ``"ext://package.module.attr"``. Durations are
+    float seconds, sizes bytes. ``None`` always means "not set": the environment fallback or the
+    default applies. The sources of the connection settings and their order are described in
+    :mod:`dis_logging.config`.
 
     Args:
-        stream_name: the DIS stream, 1-64 characters of ``[A-Za-z0-9_-]``; default ``None`` reads
-            ``DIS_LOGGING_STREAM``.
-        level: the handler's level; default ``NOTSET``.
-        **settings: the settings of :class:`~dis_logging.config.HandlerConfig`; the main ones:
-            ``project_id``, ``region``, ``endpoint``, ``iam_endpoint``; credentials ``ak``/``sk``
-            [``security_token``], or ``username``/``password``/``domain_name``, or ``token`` (env
-            fallbacks as documented in :mod:`dis_logging.config`); ``partition_key`` (str or
-            ``callable(record) -> str | None``), ``partition_id``, ``stream_id``;
-            ``flush_interval=1.0``, ``max_batch_records=500``, ``max_batch_bytes=1_000_000``,
-            ``max_queue_records=100_000``, ``max_queue_bytes=64 MiB``, ``overflow="drop_oldest"``
-            (``"drop_newest"``, ``"block"`` with ``block_timeout=1.0``),
-            ``priority_level="WARNING"`` (records below it are shed first),
-            ``max_record_bytes=1_000_000``,
-            ``oversize="truncate"`` (or ``"drop"``), ``flush_on_level=None`` (a level that sends at
-            once), ``request_timeout=10.0``, ``max_retry_time=300.0``, ``initial_backoff=0.1``,
-            ``max_backoff=30.0``, ``close_timeout=5.0``, ``max_in_flight=1``,
-            ``max_records_per_second=0``/``max_bytes_per_second=0`` (0 = unlimited),
-            ``auto_rate_limit=False`` (pace sends to the stream's writable partitions x the DIS
-            per-partition write limit, read once with DescribeStream), ``spool_dir``,
-            ``spool_max_bytes``, ``spool_mode``, ``verify=True``, ``serialization="json"``,
-            ``allow_insecure_http=False``, ``diagnostics=None`` (stderr) and ``report_interval=60``.
+        stream_name: the DIS stream, 1-64 characters of ``[A-Za-z0-9_-]``; default ``None``
+            reads ``DIS_LOGGING_STREAM``.
+        level: the handler's level, a number or a name such as ``"INFO"``; default ``NOTSET``.
+        project_id: the DIS project id; default ``None`` reads ``HUAWEICLOUD_SDK_PROJECT_ID``,
+            then the credentials file.
+        region: region id such as ``"cn-north-4"``, used to derive the endpoints; default
+            ``None`` reads ``DIS_LOGGING_REGION``.
+        endpoint: DIS base URL; default ``None`` reads ``DIS_LOGGING_ENDPOINT``, then
+            ``HUAWEICLOUD_SDK_REGION_DIS_<REGION>``, then derives it from ``region``.
+            ``http://`` only for loopback hosts unless ``allow_insecure_http``.
+        iam_endpoint: IAM base URL for password tokens; default ``None`` reads
+            ``HUAWEICLOUD_SDK_IAM_ENDPOINT``, then the credentials file, then derives it (see
+            :func:`~dis_logging.config.default_iam_endpoint`).
+        ak: access key id for AK/SK signing; default ``None`` reads ``HUAWEICLOUD_SDK_AK``, then
+            the credentials file.
+        sk: secret access key; default ``None`` reads ``HUAWEICLOUD_SDK_SK``, then the file.
+        security_token: token of temporary AK/SK credentials; default ``None`` reads it from
+            where ``sk`` came from.
+        username: IAM user for password tokens; default ``None`` reads ``DIS_LOGGING_USERNAME``.
+        password: its password; default ``None`` reads ``DIS_LOGGING_PASSWORD``.
+        domain_name: the account the IAM user belongs to; default ``None`` reads
+            ``DIS_LOGGING_DOMAIN_NAME``.
+        token: a ready ``X-Auth-Token``, or a callable returning one for each request; default
+            ``None``. Give exactly one credential kind: ``ak``/``sk``, the IAM user, or ``token``.
+        stream_id: the stream id, for a stream another account authorized; default ``None``.
+        partition_key: a fixed key, or ``callable(record) -> str | None``; records of one key
+            keep their order. Default ``None`` lets DIS spread records over partitions.
+        partition_id: send every record to this partition; default ``None``. Not together with
+            ``partition_key``.
+        flush_interval: the longest wait before a partial batch is sent; default 1.0, > 0.
+        max_batch_records: records per PutRecords request, 1-1000; default 500.
+        max_batch_bytes: payload bytes per request, 256-5,000,000; default 1,000,000.
+        max_queue_records: memory bound in records; default 100,000.
+        max_queue_bytes: memory bound in bytes; default 64 MiB.
+        overflow: what a full queue does: ``"drop_oldest"`` (default), ``"drop_newest"`` or
+            ``"block"`` (waits up to ``block_timeout``, then drops).
+        block_timeout: the longest wait of a ``"block"`` append; default 1.0; 0 never waits.
+        priority_level: records below this level are shed first when full; default
+            ``WARNING``.
+        max_record_bytes: the per-record limit; default ``None`` means 1,000,000 capped at
+            ``max_batch_bytes`` and ``max_queue_bytes``.
+        oversize: a record over the limit is ``"truncate"``-d (default; the JSON stays valid)
+            or ``"drop"``-ped.
+        flush_on_level: records at or above this level are sent at once; default ``None``
+            (never).
+        request_timeout: connect and read timeout of each HTTP request; default 10.0.
+        max_retry_time: give up on a record this long after its first failure; default 300.0.
+        initial_backoff: the first retry delay; default 0.1.
+        max_backoff: the longest retry delay; default 30.0.
+        close_timeout: bound of ``close()``, a bare ``flush()`` and the exit drain; default 5.0.
+        max_in_flight: parallel send lanes, 1-16; default 1. Each partition key stays on one
+            lane.
+        max_records_per_second: client-side rate limit; default 0 (off).
+        max_bytes_per_second: client-side rate limit in bytes; default 0 (off), else at least
+            ``max_record_bytes``.
+        auto_rate_limit: pace sends to the stream's writable partitions times the DIS
+            per-partition write limit (read once with DescribeStream); default ``False``.
+        spool_dir: directory of the on-disk spool; default ``None`` reads
+            ``DIS_LOGGING_SPOOL_DIR``, else no spool. Needs ``max_in_flight=1``.
+        spool_max_bytes: spool bound in bytes; default 256 MiB.
+        spool_mode: ``"outage"`` (default: spool after repeated failures) or ``"always"``.
+        verify: ``True`` (default) checks TLS certificates, a path names a CA bundle,
+            ``False`` turns the check off.
+        serialization: ``"json"`` (default) or ``"protobuf"``.
+        allow_insecure_http: allow ``http://`` to non-loopback hosts; default ``False``.
+        diagnostics: a callable (or dotted path) receiving each diagnostic line; default
+            ``None`` writes to stderr.
+        report_interval: rate-limit window of repeated diagnostics; default 60.0; 0 writes all.
+        enabled: ``False`` switches the handler off: no stream, endpoint or credential checks,
+            no thread, no connection, and every record is counted as dropped with reason
+            ``"disabled"``. Default ``None`` reads ``DIS_LOGGING_ENABLED``, else on.
+        on_failure: ``callable(records: list[bytes], reason: str)`` (or a dotted path) given the
+            payloads the handler gave up on: ``"failed"`` (rejected for good or out of retry
+            time), ``"close"`` or ``"exit"`` (still queued at the deadline). Called on the
+            thread that gave up (the flusher, or the one closing); its exceptions are reported
+            once and never reach the handler. Default ``None``.
 
     Raises:
-        ConfigError: a setting is unknown, malformed, missing or contradicts another; the error
-            names it. Nothing touches the network here.
+        ConfigError: a setting is unknown (all unknown names are listed, each with the closest
+            valid name), malformed, missing or contradicts another; the error names it.
+            Nothing touches the network here.
     """
 
     #: ``close()`` sends what is left, so a separate flush before it would only double the time
@@ -201,14 +298,60 @@ class DISHandler(logging.Handler):
     #: with older ones, the bare ``flush()`` and the ``close()`` share one ``close_timeout``.
     flushOnClose = False
 
+    @check_keywords
     def __init__(
         self,
         stream_name: Optional[str] = None,
-        level: Union[int, str] = logging.NOTSET,
-        **settings: object,
+        level: LevelSetting = logging.NOTSET,
+        *,
+        project_id: Optional[str] = None,
+        region: Optional[str] = None,
+        endpoint: Optional[str] = None,
+        iam_endpoint: Optional[str] = None,
+        ak: Optional[str] = None,
+        sk: Optional[str] = None,
+        security_token: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        domain_name: Optional[str] = None,
+        token: TokenSetting = None,
+        stream_id: Optional[str] = None,
+        partition_key: PartitionKey = None,
+        partition_id: Optional[str] = None,
+        flush_interval: FloatSetting = 1.0,
+        max_batch_records: IntSetting = DEFAULT_MAX_BATCH_RECORDS,
+        max_batch_bytes: IntSetting = DEFAULT_MAX_BATCH_BYTES,
+        max_queue_records: IntSetting = DEFAULT_MAX_QUEUE_RECORDS,
+        max_queue_bytes: IntSetting = DEFAULT_MAX_QUEUE_BYTES,
+        overflow: str = "drop_oldest",
+        block_timeout: FloatSetting = 1.0,
+        priority_level: LevelSetting = logging.WARNING,
+        max_record_bytes: Optional[IntSetting] = None,
+        oversize: str = "truncate",
+        flush_on_level: Optional[LevelSetting] = None,
+        request_timeout: FloatSetting = 10.0,
+        max_retry_time: FloatSetting = 300.0,
+        initial_backoff: FloatSetting = 0.1,
+        max_backoff: FloatSetting = 30.0,
+        close_timeout: FloatSetting = 5.0,
+        max_in_flight: IntSetting = 1,
+        max_records_per_second: FloatSetting = 0.0,
+        max_bytes_per_second: FloatSetting = 0.0,
+        auto_rate_limit: BoolSetting = False,
+        spool_dir: Optional[str] = None,
+        spool_max_bytes: IntSetting = DEFAULT_SPOOL_MAX_BYTES,
+        spool_mode: str = "outage",
+        verify: BoolSetting = True,
+        serialization: str = "json",
+        allow_insecure_http: BoolSetting = False,
+        diagnostics: Union[str, Callable[[str], None], None] = None,
+        report_interval: FloatSetting = 60.0,
+        enabled: Optional[BoolSetting] = None,
+        on_failure: Union[str, FailureHook, None] = None,
     ) -> None:
-        if stream_name is not None:
-            settings["stream_name"] = stream_name
+        # Every argument but ``level`` is a HandlerConfig setting of the same name (a test keeps
+        # the two lists equal); reading them from locals() keeps that list in one place.
+        settings = {name: value for name, value in locals().items() if name in _SETTING_NAMES}
         config = HandlerConfig.from_kwargs(**settings)
         self.config = config
         # Everything that can raise ConfigError runs before logging.Handler.__init__ registers
@@ -237,21 +380,26 @@ class DISHandler(logging.Handler):
             max_retry_time=config.max_retry_time,
         )
         self._lock_state = threading.Lock()
-        self._closed = False
+        # A switched-off handler is born closed: every record is refused (counted as dropped,
+        # reason "disabled") before anything could start a thread or open a connection.
+        self._closed = not config.enabled
         self._exit_drained = False
         self._no_threads = False
         # (start, end) of the last flush() without a timeout; close() right after shares its budget.
         self._last_bare_flush: Tuple[float, float] = (0.0, float("-inf"))
         self._setup()
-        if config.verify is False:
+        if config.verify is False and config.enabled:
             self._reporter.report_now(
                 f"verify=False: the TLS certificate of {config.endpoint} is not checked; whoever "
                 "sits on the network path can read the credentials and records"
             )
-        _register(self)
+        if config.enabled:
+            _register(self)
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
+        if not self.config.enabled:
+            return f"<DISHandler disabled level={level}>"
         return (
             f"<DISHandler stream={self.config.stream_name!r} endpoint={self.config.endpoint!r} "
             f"level={level} lanes={len(self._lanes)}>"
@@ -456,6 +604,9 @@ class DISHandler(logging.Handler):
         the deadline are counted as dropped and reported on the diagnostics channel; records in
         flight are reported as such (their request may still succeed).
         """
+        if not self.config.enabled:
+            super().close()  # nothing was ever sent or started; only leave logging's registry
+            return
         with self._lock_state:
             if self._closed:
                 return
@@ -484,12 +635,14 @@ class DISHandler(logging.Handler):
         """Capture records for ``formatter`` from now on, serializing them on the flusher."""
         self._deferred_encoder = DeferredEncoder(formatter, self._max_record_bytes, self._truncate)
 
-    def _make_client(self) -> DISClient:
+    def _make_client(self) -> Union[DISClient, _DisabledClient]:
         config = self.config
+        if not config.enabled:
+            return _DisabledClient()
         return DISClient(
             config.endpoint,
             config.project_id,
-            timeout=config.request_timeout,
+            request_timeout=config.request_timeout,
             verify=config.verify,
             serialization=config.serialization,
             pool_maxsize=config.max_in_flight + 1,
@@ -549,6 +702,7 @@ class DISHandler(logging.Handler):
         self._round_robin = itertools.count()
         self._lanes: List[_Lane] = []
         spool_factory = self._spool_factory() if config.spool_dir is not None else None
+        on_lost = self._failure_hook() if config.on_failure is not None else None
         for index in range(lanes):
             flusher_holder: List[Flusher] = []
 
@@ -565,6 +719,7 @@ class DISHandler(logging.Handler):
                 batch_records=config.max_batch_records,
                 batch_bytes=config.max_batch_bytes,
                 wake=wake,
+                on_lost=on_lost,
             )
             flusher = Flusher(
                 buffer,
@@ -587,6 +742,26 @@ class DISHandler(logging.Handler):
             flusher_holder.append(flusher)
             self._lanes.append(_Lane(buffer, flusher))
         self._single_lane = self._lanes[0] if lanes == 1 else None
+
+    def _failure_hook(self) -> Callable[[List[bytes], str], None]:
+        """Wrap ``on_failure`` so that it never raises, and its first exception is reported."""
+        hook = self.config.on_failure
+        assert hook is not None
+        reporter = self._reporter
+        failed_before: List[Exception] = []  # non-empty once the hook raised: report only the first exception
+
+        def call(records: List[bytes], reason: str) -> None:
+            try:
+                hook(records, reason)
+            except Exception as exc:  # noqa: BLE001 - a user's hook must not break the flusher
+                if not failed_before:
+                    failed_before.append(exc)
+                    reporter.report_now(
+                        f"on_failure callable raised {type(exc).__name__}: {exc}; "
+                        f"later exceptions of it are not reported"
+                    )
+
+        return call
 
     def _spool_factory(self) -> Callable[[], SpoolLike]:
         config = self.config
@@ -642,6 +817,8 @@ class DISHandler(logging.Handler):
         return lanes[index % len(lanes)]
 
     def _refuse(self, lane: _Lane, reason: str) -> None:
+        if reason == "closed" and not self.config.enabled:
+            reason = "disabled"
         lane.buffer.refuse(reason)
         if reason == "closed":
             self._reporter.report(("closed", None), "record emitted after close(); dropped")

@@ -43,6 +43,9 @@ from dis_logging.handler import DISHandler
 
 if TYPE_CHECKING:
     from structlog.typing import EventDict, WrappedLogger
+    from typing_extensions import Unpack
+
+    from dis_logging.config import HandlerSettings
 
 __all__ = ["DISProcessor", "render_json"]
 
@@ -180,12 +183,14 @@ class DISProcessor:
         serializer: a :func:`json.dumps`-compatible callable; ``None`` (the default) uses
             :func:`json.dumps`. Its errors fall back to a plain rendering, see
             :func:`render_json`.
-        **handler_kwargs: :class:`~dis_logging.DISHandler` arguments (``stream_name``,
-            ``region``, credentials, tuning), used only when ``handler`` is ``None``.
+        **handler_settings: the keyword arguments of :class:`~dis_logging.DISHandler`
+            (``stream_name``, ``region``, credentials, tuning, ``enabled``, ``on_failure``;
+            typed by :class:`~dis_logging.config.HandlerSettings`, so a type checker flags a
+            misspelled one), used only when ``handler`` is ``None``.
 
     Raises:
-        ConfigError: both ``handler`` and ``handler_kwargs`` were given, or the handler
-            arguments are invalid.
+        ConfigError: both ``handler`` and handler settings were given, a setting is unknown
+            (all of them are named), or the handler settings are invalid.
     """
 
     def __init__(
@@ -195,16 +200,16 @@ class DISProcessor:
         passthrough: bool = False,
         partition_key: Optional[PartitionKey] = None,
         serializer: Optional[Callable[..., Union[str, bytes]]] = None,
-        **handler_kwargs: Any,
+        **handler_settings: Unpack[HandlerSettings],
     ) -> None:
-        if handler is not None and handler_kwargs:
+        if handler is not None and handler_settings:
             raise ConfigError(
                 "handler",
                 "pass either a handler or handler settings, not both "
-                f"(got {', '.join(sorted(handler_kwargs))})",
+                f"(got {', '.join(sorted(handler_settings))})",
             )
         self._owns_handler = handler is None
-        self._handler = handler if handler is not None else DISHandler(**handler_kwargs)
+        self._handler = handler if handler is not None else DISHandler(**handler_settings)
         self._passthrough = passthrough
         self._partition_key = partition_key
         self._serializer = serializer

@@ -315,8 +315,8 @@ class TestConstruction:
             ({"token": None}, "ak"),
             ({"token": None, "ak": "a"}, "sk"),
             ({"token": None, "username": "u", "password": "p"}, "domain_name"),
-            ({"timeout": 0}, "timeout"),
-            ({"timeout": "10"}, "timeout"),
+            ({"request_timeout": 0}, "request_timeout"),
+            ({"request_timeout": "10"}, "request_timeout"),
             ({"serialization": "xml"}, "serialization"),
             ({"pool_maxsize": 0}, "pool_maxsize"),
             ({"verify": "/nonexistent/ca.pem"}, "verify"),
@@ -331,12 +331,12 @@ class TestConstruction:
         assert field == info.value.field
 
     def test_region_and_iam_endpoint_are_derived_from_a_huawei_endpoint(self):
-        """A dis.<region>.myhuaweicloud.com endpoint gives the region and the global IAM URL."""
+        """A dis.<region>.myhuaweicloud.com endpoint gives the region and that region's IAM URL."""
         with DISClient("https://dis.cn-east-3.myhuaweicloud.com/", "pid", token="t") as client:
             assert (
                 "https://dis.cn-east-3.myhuaweicloud.com",
                 "cn-east-3",
-                "https://iam.myhuaweicloud.com",
+                "https://iam.cn-east-3.myhuaweicloud.com",
             ) == (client.endpoint, client.region, client.iam_endpoint)
 
     def test_custom_endpoint_serves_iam_too(self, emulator):
@@ -575,14 +575,14 @@ class TestTransport:
         self, make_client, emulator, stream
     ):
         """A reply delayed past the read timeout raises TransportError."""
-        client = make_client(timeout=0.2)
+        client = make_client(request_timeout=0.2)
         emulator.set_delay(2.0, "PutRecords")
         with pytest.raises(TransportError, match="PutRecords"):
             client.put_records(stream, [(b"x", None)])
 
     def test_per_call_timeout_overrides_the_client_timeout(self, make_client, emulator, stream):
         """put_records(timeout=...) gives up sooner than the client's own timeout."""
-        client = make_client(timeout=30.0)
+        client = make_client(request_timeout=30.0)
         emulator.set_delay(2.0, "PutRecords")
         started = time.monotonic()
         with pytest.raises(TransportError):
@@ -591,7 +591,7 @@ class TestTransport:
 
     def test_per_call_timeout_leaves_later_calls_alone(self, make_client, emulator, stream):
         """A short per-call timeout does not change the timeout of the next call."""
-        client = make_client(timeout=5.0)
+        client = make_client(request_timeout=5.0)
         emulator.set_delay(0.3, "PutRecords")
         with pytest.raises(TransportError):
             client.put_records(stream, [(b"x", None)], timeout=0.05)
@@ -943,3 +943,24 @@ class TestScriptedReplies:
             [p["partition_id"] for p in described["partitions"]],
             scripted.received[1][1].split("&")[-1],
         )
+
+
+class TestKeywords:
+    def test_timeout_is_the_deprecated_name_of_request_timeout(self):
+        """DISClient(timeout=...) still works, with a DeprecationWarning pointing at the caller."""
+        with pytest.deprecated_call(match="request_timeout") as warned:
+            client = DISClient("http://127.0.0.1:9", "pid", token="t", timeout=3.0)  # the old name
+        client.close()
+        assert (3.0, 3.0, __file__) == (
+            client.request_timeout,
+            client.timeout,
+            warned.list[0].filename,
+        )
+
+    def test_unknown_keywords_are_all_named(self):
+        """Misspelled client keywords raise one ConfigError naming each with a suggestion."""
+        with pytest.raises(ConfigError) as info:
+            DISClient("http://127.0.0.1:9", "pid", token="t", request_timout=3, verfy=False)  # type: ignore[call-arg]
+        assert "request_timout, verfy" == info.value.field
+        assert "did you mean 'request_timeout'?" in str(info.value)
+        assert "did you mean 'verify'?" in str(info.value)

@@ -389,3 +389,149 @@ class TestResolveConnection:
         with pytest.raises(ConfigError) as info:
             resolve_connection(endpoint="http://127.0.0.1:1", project_id="p", env={})
         assert "credentials" == info.value.field
+
+
+class TestSourcesPerField:
+    def test_flag_sk_completes_the_environment_ak(self):
+        """An sk keyword (the CLI's --sk) with HUAWEICLOUD_SDK_AK set uses both."""
+        env = {"HUAWEICLOUD_SDK_AK": "EAK", "HUAWEICLOUD_SDK_SK": "ESK"}
+        config = build(env, ak=None, sk="FLAG-SK")
+        assert ("EAK", "FLAG-SK") == (config.ak, config.sk)
+
+    def test_project_from_file_with_keys_from_environment(self, tmp_path):
+        """The credentials file's project_id and iam_endpoint apply with keys from the environment."""
+        path = tmp_path / "credentials"
+        path.write_text(
+            "[basic]\nproject_id = FPID\niam_endpoint = https://iam.example.com\n", encoding="utf-8"
+        )
+        env = {
+            "HUAWEICLOUD_SDK_CREDENTIALS_FILE": str(path),
+            "HUAWEICLOUD_SDK_AK": "EAK",
+            "HUAWEICLOUD_SDK_SK": "ESK",
+        }
+        config = build(env, ak=None, sk=None, project_id=None)
+        assert ("EAK", "ESK", "FPID", "https://iam.example.com") == (
+            config.ak,
+            config.sk,
+            config.project_id,
+            config.iam_endpoint,
+        )
+
+    def test_project_from_file_with_keyword_keys(self, tmp_path):
+        """Keyword keys and a project id from the credentials file work together."""
+        path = tmp_path / "credentials"
+        path.write_text("[basic]\nproject_id = FPID\n", encoding="utf-8")
+        env = {"HUAWEICLOUD_SDK_CREDENTIALS_FILE": str(path)}
+        assert "FPID" == build(env, project_id=None).project_id
+
+    def test_security_token_comes_from_where_sk_came_from(self):
+        """An environment security token is not paired with a keyword secret key."""
+        env = {
+            "HUAWEICLOUD_SDK_AK": "EAK",
+            "HUAWEICLOUD_SDK_SK": "ESK",
+            "HUAWEICLOUD_SDK_SECURITY_TOKEN": "ETOKEN",
+        }
+        from_env = build(env, ak=None, sk=None)
+        from_keywords = build(env)
+        assert ("ETOKEN", None) == (from_env.security_token, from_keywords.security_token)
+
+    def test_domain_name_keyword_completes_the_environment_user(self):
+        """A domain_name keyword joins the IAM user and password from the environment."""
+        env = {"DIS_LOGGING_USERNAME": "u", "DIS_LOGGING_PASSWORD": "pw"}
+        config = build(env, ak=None, sk=None, domain_name="dom")
+        assert ("u", "pw", "dom") == (config.username, config.password, config.domain_name)
+
+    def test_missing_half_names_the_flag_and_variable(self):
+        """sk without any ak says where an ak can come from."""
+        with pytest.raises(ConfigError) as info:
+            build(ak=None, sk="S")
+        assert ("ak", "is required with sk: pass ak= (--ak) or set HUAWEICLOUD_SDK_AK") == (
+            info.value.field,
+            str(info.value).split(": ", 1)[1],
+        )
+
+    def test_unused_credentials_file_may_be_missing(self, tmp_path):
+        """A credentials file named but not needed (everything given otherwise) is not an error."""
+        env = {"HUAWEICLOUD_SDK_CREDENTIALS_FILE": str(tmp_path / "nope")}
+        assert "AK1" == build(env).ak
+
+
+class TestIamDefault:
+    @pytest.mark.parametrize(
+        ("endpoint", "region", "expected"),
+        [
+            (
+                "https://dis.cn-north-4.myhuaweicloud.com",
+                None,
+                "https://iam.cn-north-4.myhuaweicloud.com",
+            ),
+            (
+                "https://dis.cn-north-4.myhuaweicloud.com",
+                "cn-east-3",
+                "https://iam.cn-east-3.myhuaweicloud.com",
+            ),
+            ("https://dis-gw.myhuaweicloud.com", None, "https://iam.myhuaweicloud.com"),
+            ("http://127.0.0.1:8080", "cn-north-4", None),
+        ],
+    )
+    def test_one_derivation(self, endpoint, region, expected):
+        """default_iam_endpoint: regional IAM next to Huawei DIS, the endpoint itself elsewhere."""
+        from dis_logging.config import default_iam_endpoint
+
+        assert expected == default_iam_endpoint(endpoint, region)
+
+    def test_handler_and_client_agree(self):
+        """The handler's config and DISClient derive the same IAM endpoint for a region."""
+        from dis_logging.client import DISClient
+
+        config = build(
+            endpoint=None,
+            region="cn-north-4",
+            ak=None,
+            sk=None,
+            username="u",
+            password="pw",
+            domain_name="d",
+        )
+        with DISClient(
+            config.endpoint, "p1", username="u", password="pw", domain_name="d"
+        ) as client:
+            assert (
+                config.iam_endpoint
+                == client.iam_endpoint
+                == "https://iam.cn-north-4.myhuaweicloud.com"
+            )
+
+
+class TestEnabled:
+    @pytest.mark.parametrize(
+        ("keyword", "env", "expected"),
+        [
+            (None, {}, True),
+            (False, {}, False),
+            ("false", {}, False),
+            (None, {"DIS_LOGGING_ENABLED": "false"}, False),
+            (True, {"DIS_LOGGING_ENABLED": "0"}, True),
+            (None, {"DIS_LOGGING_ENABLED": "yes"}, True),
+        ],
+    )
+    def test_keyword_then_environment(self, keyword, env, expected):
+        """enabled= wins over DIS_LOGGING_ENABLED, which wins over the default (on)."""
+        assert expected == build(env, enabled=keyword).enabled
+
+    def test_disabled_needs_no_stream_endpoint_or_credentials(self):
+        """Switched off, a handler config needs neither stream, endpoint, project nor credentials."""
+        config = HandlerConfig.from_kwargs({"DIS_LOGGING_ENABLED": "off"}, flush_interval="2")
+        assert (False, "", 2.0) == (config.enabled, config.stream_name, config.flush_interval)
+
+    def test_disabled_still_rejects_bad_settings(self):
+        """Switched off, a malformed tuning setting or an unknown keyword still raises."""
+        with pytest.raises(ConfigError) as info:
+            HandlerConfig.from_kwargs({}, enabled=False, overflow="sometimes")
+        assert "overflow" == info.value.field
+
+    def test_bad_environment_value_names_the_variable(self):
+        """DIS_LOGGING_ENABLED=maybe is an error naming the variable."""
+        with pytest.raises(ConfigError) as info:
+            build({"DIS_LOGGING_ENABLED": "maybe"})
+        assert "DIS_LOGGING_ENABLED" == info.value.field

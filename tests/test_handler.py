@@ -703,3 +703,236 @@ class TestGuards:
         make_handler()
         assert [] == emulator.requests
         assert before == {t.name for t in threading.enumerate()}
+
+
+class TestSignature:
+    def test_every_setting_is_an_explicit_keyword(self):
+        """The constructor lists each HandlerConfig setting as a keyword-only argument, no **."""
+        import inspect
+
+        from dis_logging.config import HandlerConfig
+
+        parameters = inspect.signature(DISHandler.__init__).parameters
+        kinds = {
+            p.kind for name, p in parameters.items() if name not in ("self", "stream_name", "level")
+        }
+        assert ({inspect.Parameter.KEYWORD_ONLY}, HandlerConfig.keywords()) == (
+            kinds,
+            set(parameters) - {"self", "level"},
+        )
+
+    def test_handler_settings_match_the_signature(self):
+        """HandlerSettings (the processor's **kwargs type) has the handler's names and types."""
+        import inspect
+
+        from dis_logging.config import HandlerSettings
+
+        parameters = inspect.signature(DISHandler.__init__).parameters
+        expected = {
+            name: str(p.annotation)
+            for name, p in parameters.items()
+            if name not in ("self", "partition_key")
+        }
+        declared = {
+            name: getattr(annotation, "__forward_arg__", annotation)
+            for name, annotation in HandlerSettings.__annotations__.items()
+        }
+        assert expected == declared
+
+    def test_every_unknown_keyword_is_named_with_a_suggestion(self):
+        """Two misspelled options raise one ConfigError naming both and the closest names."""
+        with pytest.raises(ConfigError) as info:
+            DISHandler("s", flush_intervall=1.0, max_queue_record=5, bogus=1)  # type: ignore[call-arg]
+        assert (
+            "flush_intervall, max_queue_record, bogus: unknown settings: 'flush_intervall' "
+            "(did you mean 'flush_interval'?), 'max_queue_record' (did you mean "
+            "'max_queue_records'?), 'bogus'"
+        ) == str(info.value)
+
+    def test_dictconfig_reports_every_unknown_option(self, emulator, stream):
+        """dictConfig's error for a handler entry names all of its misspelled options."""
+        config = {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {
+                "dis": {
+                    "class": "dis_logging.DISHandler",
+                    "stream_name": stream,
+                    "endpoint": emulator.url,
+                    "flush_intervall": "1.0",
+                    "overflw": "block",
+                }
+            },
+        }
+        with pytest.raises(ValueError, match="Unable to configure handler 'dis'") as info:
+            logging.config.dictConfig(config)
+        cause = info.value.__cause__
+        assert ("flush_intervall, overflw", ConfigError) == (
+            getattr(cause, "field", None),
+            type(cause),
+        )
+
+    def test_strings_from_dictconfig_are_accepted(self, make_handler):
+        """Numbers, booleans and levels given as strings are converted."""
+        handler = make_handler(
+            flush_interval="0.5", max_batch_records="10", auto_rate_limit="false", level="INFO"
+        )
+        assert (0.5, 10, False, logging.INFO) == (
+            handler.config.flush_interval,
+            handler.config.max_batch_records,
+            handler.config.auto_rate_limit,
+            handler.level,
+        )
+
+
+def _socket_count() -> int:
+    import os
+
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{name}").startswith("socket:")
+        except OSError:
+            continue
+    return count
+
+
+class TestDisabled:
+    def test_environment_switch_needs_no_credentials_and_starts_nothing(self, monkeypatch):
+        """DIS_LOGGING_ENABLED=false: no settings needed, no thread, no socket, drops counted."""
+        monkeypatch.setenv("DIS_LOGGING_ENABLED", "false")
+        sockets = _socket_count()
+        handler = DISHandler()
+        log = logger_for(handler)
+        try:
+            for number in range(3):
+                log.info("record %d", number)
+            threads = [t.name for t in threading.enumerate() if t.name.startswith("dis-logging")]
+            assert ([], sockets) == (threads, _socket_count())
+            assert (3, 3, 0, {"disabled": 3}) == (
+                handler.stats.emitted,
+                handler.stats.dropped,
+                handler.stats.sent,
+                handler.stats.drops,
+            )
+        finally:
+            handler.close()
+
+    def test_keyword_switch_wins_over_environment(self, monkeypatch, emulator, stream):
+        """enabled=False turns a fully configured handler off; nothing reaches the emulator."""
+        monkeypatch.setenv("DIS_LOGGING_ENABLED", "true")
+        handler = DISHandler(
+            stream,
+            endpoint=emulator.url,
+            project_id=emulator.project_id,
+            ak=emulator.ak,
+            sk=emulator.sk,
+            enabled="false",
+        )
+        try:
+            logger_for(handler).warning("not shipped")
+            handler.enqueue(b"{}")
+            assert (False, 2, [], "<DISHandler disabled level=NOTSET>") == (
+                handler.flush(timeout=1.0),
+                handler.stats.drops["disabled"],
+                emulator.records(stream),
+                repr(handler),
+            )
+        finally:
+            handler.close()
+            handler.close()
+
+    def test_disabled_handler_in_dictconfig_without_credentials(self, monkeypatch):
+        """A dictConfig with a disabled handler and no credentials configures without error."""
+        monkeypatch.setenv("DIS_LOGGING_ENABLED", "0")
+        logging.config.dictConfig(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "handlers": {"dis": {"class": "dis_logging.DISHandler", "stream_name": "app"}},
+                "loggers": {"disabled_app": {"handlers": ["dis"], "level": "INFO"}},
+            }
+        )
+        [handler] = logging.getLogger("disabled_app").handlers
+        try:
+            logging.getLogger("disabled_app").info("dropped")
+            assert {"disabled": 1} == handler.stats.drops  # type: ignore[attr-defined]
+        finally:
+            logging.getLogger("disabled_app").removeHandler(handler)
+            handler.close()
+
+
+class TestOnFailure:
+    def test_records_rejected_for_good_reach_the_hook_on_the_flusher(self, make_handler, emulator):
+        """A batch DIS rejects for good is passed to on_failure on the flusher thread."""
+        calls = []
+        called = threading.Event()
+
+        def keep(records, reason):
+            calls.append((records, reason, threading.current_thread().name))
+            called.set()
+
+        emulator.fail_next(1, status=400, error_code="DIS.4200")
+        handler = plain(make_handler(on_failure=keep))
+        logger_for(handler).error("lost one")
+        assert called.wait(10.0)
+        assert ([([b"lost one"], "failed", "dis-logging-flusher")], 1) == (
+            calls,
+            handler.stats.failed,
+        )
+
+    def test_records_left_at_close_reach_the_hook(self, handlers):
+        """Records still queued when close() gives up are passed to on_failure with "close"."""
+        calls = []
+        handler = DISHandler(
+            "s",
+            endpoint="http://127.0.0.1:9",
+            project_id="p",
+            token="t",
+            close_timeout=0.2,
+            flush_interval=60.0,
+            max_retry_time=60.0,
+            on_failure=lambda records, reason: calls.append((sorted(records), reason)),
+            diagnostics=lambda line: None,
+        )
+        handlers.append(handler)
+        plain(handler)
+        for text in ("a", "b"):
+            logger_for(handler).warning(text)
+        handler.close()
+        assert [([b"a", b"b"], "close")] == calls
+
+    def test_a_raising_hook_is_reported_once(self, make_handler, emulator):
+        """Exceptions from on_failure never reach the flusher and are reported only once."""
+        lines = []
+        calls = []
+        called_twice = threading.Event()
+
+        def broken(records, reason):
+            calls.append(reason)
+            if len(calls) == 2:
+                called_twice.set()
+            raise RuntimeError("hook is broken")
+
+        emulator.fail_next(2, status=400, error_code="DIS.4200")
+        handler = plain(make_handler(on_failure=broken, diagnostics=lines.append))
+        log = logger_for(handler)
+        log.error("one")
+        assert handler.flush(timeout=5.0) is False
+        log.error("two")
+        assert handler.flush(timeout=5.0) is False
+        assert called_twice.wait(5.0)
+        log.error("three")
+        assert handler.flush(timeout=5.0)
+        hook_lines = [line for line in lines if "on_failure" in line]
+        assert (1, 1) == (len(hook_lines), handler.stats.sent)
+        assert "RuntimeError: hook is broken" in hook_lines[0]
+
+    def test_dotted_path_is_imported(self, make_handler):
+        """on_failure accepts a dotted path, as dictConfig passes it."""
+        handler = make_handler(on_failure="ext://test_handler.discard_records")
+        assert discard_records is handler.config.on_failure
+
+
+def discard_records(records, reason):
+    del records, reason

@@ -39,3 +39,36 @@ class TestErrors:
         error = ThrottledError("slow down", status=400, code="DIS.4303", request_id="r-1")
         assert "slow down status=400 code=DIS.4303 request_id=r-1" == str(error)
         assert error.retryable
+
+
+class TestTyping:
+    def test_type_checker_flags_a_misspelled_option(self, tmp_path):
+        """mypy, run on a user's file against the installed package, rejects a misspelled option."""
+        import subprocess
+        import sys
+
+        user = tmp_path / "user_settings.py"
+        user.write_text(
+            "from dis_logging import DISClient, DISHandler\n"
+            "from dis_logging.structlog_processor import DISProcessor\n"
+            'DISHandler("s", flush_interval="1.5", max_batch_records="10", enabled=False)\n'
+            'DISHandler("s", flush_intervall=1.0)\n'
+            'DISClient("http://127.0.0.1:9", "p", token="t", request_timeout=3)\n'
+            'DISProcessor(stream_name="s", overflw="block")\n',
+            encoding="utf-8",
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache")]
+            + [user.name],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+        assert [
+            'user_settings.py:4: error: Unexpected keyword argument "flush_intervall" for '
+            '"DISHandler"; did you mean "flush_interval"?  [call-arg]',
+            'user_settings.py:6: error: Unexpected keyword argument "overflw" for '
+            '"DISProcessor"; did you mean "overflow"?  [call-arg]',
+        ] == errors
