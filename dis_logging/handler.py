@@ -748,7 +748,7 @@ class DISHandler(logging.Handler):
         hook = self.config.on_failure
         assert hook is not None
         reporter = self._reporter
-        failed_before: List[Exception] = []  # non-empty once the hook raised: report only the first exception
+        failed_before: List[Exception] = []  # the first exception only is reported
 
         def call(records: List[bytes], reason: str) -> None:
             try:

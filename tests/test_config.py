@@ -399,7 +399,7 @@ class TestSourcesPerField:
         assert ("EAK", "FLAG-SK") == (config.ak, config.sk)
 
     def test_project_from_file_with_keys_from_environment(self, tmp_path):
-        """The credentials file's project_id and iam_endpoint apply with keys from the environment."""
+        """The file's project_id and iam_endpoint apply with keys from the environment."""
         path = tmp_path / "credentials"
         path.write_text(
             "[basic]\nproject_id = FPID\niam_endpoint = https://iam.example.com\n", encoding="utf-8"
@@ -520,7 +520,7 @@ class TestEnabled:
         assert expected == build(env, enabled=keyword).enabled
 
     def test_disabled_needs_no_stream_endpoint_or_credentials(self):
-        """Switched off, a handler config needs neither stream, endpoint, project nor credentials."""
+        """Switched off, a config needs neither stream, endpoint, project nor credentials."""
         config = HandlerConfig.from_kwargs({"DIS_LOGGING_ENABLED": "off"}, flush_interval="2")
         assert (False, "", 2.0) == (config.enabled, config.stream_name, config.flush_interval)
 

@@ -716,10 +716,8 @@ class TestSignature:
         kinds = {
             p.kind for name, p in parameters.items() if name not in ("self", "stream_name", "level")
         }
-        assert ({inspect.Parameter.KEYWORD_ONLY}, HandlerConfig.keywords()) == (
-            kinds,
-            set(parameters) - {"self", "level"},
-        )
+        assert [inspect.Parameter.KEYWORD_ONLY] == list(kinds)
+        assert set(HandlerConfig.keywords()) == set(parameters) - {"self", "level"}
 
     def test_handler_settings_match_the_signature(self):
         """HandlerSettings (the processor's **kwargs type) has the handler's names and types."""
@@ -904,8 +902,8 @@ class TestOnFailure:
 
     def test_a_raising_hook_is_reported_once(self, make_handler, emulator):
         """Exceptions from on_failure never reach the flusher and are reported only once."""
-        lines = []
-        calls = []
+        lines: List[str] = []
+        calls: List[str] = []
         called_twice = threading.Event()
 
         def broken(records, reason):

@@ -58,8 +58,7 @@ class TestTyping:
             encoding="utf-8",
         )
         result = subprocess.run(
-            [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache")]
-            + [user.name],
+            [sys.executable, "-m", "mypy", "--strict", "--cache-dir", "cache", user.name],
             cwd=tmp_path,
             capture_output=True,
             text=True,
