@@ -237,10 +237,15 @@ def check_keywords(init: _F) -> _F:
 
     @functools.wraps(init)
     def wrapper(self: object, *args: Any, **kwargs: Any) -> None:
-        unknown = [name for name in kwargs if name not in known]
-        if unknown:
-            raise unknown_keywords_error(unknown, known)
-        init(self, *args, **kwargs)
+        try:
+            unknown = [name for name in kwargs if name not in known]
+            if unknown:
+                raise unknown_keywords_error(unknown, known)
+            init(self, *args, **kwargs)
+        finally:
+            # A traceback that shows locals must not show the secrets among the keywords; init
+            # got its own bindings, so emptying this dict changes nothing for it.
+            kwargs.clear()
 
     return cast(_F, wrapper)
 

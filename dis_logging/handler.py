@@ -58,7 +58,7 @@ from typing import (
     Union,
 )
 
-from dis_logging._report import Reporter, error_key
+from dis_logging._report import Reporter, SecretSet, error_key
 from dis_logging.buffer import RecordBuffer
 from dis_logging.client import DISClient, Entry, JSONValue, PutResult
 from dis_logging.config import (
@@ -171,6 +171,9 @@ class _Lane:
 
 class _DisabledClient:
     """The client of a switched-off handler: holds no session and is never called."""
+
+    def __init__(self) -> None:
+        self.secrets = SecretSet()
 
     def put_records(
         self,
@@ -352,7 +355,12 @@ class DISHandler(logging.Handler):
         # Every argument but ``level`` is a HandlerConfig setting of the same name (a test keeps
         # the two lists equal); reading them from locals() keeps that list in one place.
         settings = {name: value for name, value in locals().items() if name in _SETTING_NAMES}
-        config = HandlerConfig.from_kwargs(**settings)
+        try:
+            config = HandlerConfig.from_kwargs(**settings)
+        finally:
+            # Keep secrets out of this frame's locals, which a traceback may show.
+            settings.clear()
+            del sk, security_token, password, token
         self.config = config
         # Everything that can raise ConfigError runs before logging.Handler.__init__ registers
         # the handler for logging.shutdown: a half-built handler must never be flushed at exit.

@@ -387,7 +387,12 @@ class TestTracebackLocals:
         """A ConfigError raised while building a client does not carry its secrets in locals."""
         with pytest.raises(ConfigError) as info:
             DISClient(
-                "http://127.0.0.1:1", "p", ak="AK", sk=secret, security_token=other, timeout=-1
+                "http://127.0.0.1:1",
+                "p",
+                ak="AK",
+                sk=secret,
+                security_token=other,
+                request_timeout=-1,
             )
         assert_absent(traceback_texts(info.value), secret, other)
 
