@@ -187,7 +187,7 @@ class RecordBuffer:
         batch_records: int = DEFAULT_MAX_BATCH_RECORDS,
         batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         wake: Optional[Callable[[], None]] = None,
-        on_lost: Optional[Callable[[List[bytes], str], None]] = None,
+        on_lost: Optional[Callable[[List[Payload], str], None]] = None,
     ) -> None:
         if overflow not in (OVERFLOW_DROP_OLDEST, OVERFLOW_DROP_NEWEST, OVERFLOW_BLOCK):
             raise ValueError(f"unknown overflow policy {overflow!r}")

@@ -86,7 +86,7 @@ from dis_logging.formatting import (
     truncate_bytes,
 )
 from dis_logging.retry import RetryPolicy
-from dis_logging.serializer import Payload
+from dis_logging.serializer import Payload, serialize_payloads
 
 __all__ = ["DISHandler", "HandlerStats"]
 
@@ -751,15 +751,16 @@ class DISHandler(logging.Handler):
             self._lanes.append(_Lane(buffer, flusher))
         self._single_lane = self._lanes[0] if lanes == 1 else None
 
-    def _failure_hook(self) -> Callable[[List[bytes], str], None]:
-        """Wrap ``on_failure`` so that it never raises, and its first exception is reported."""
+    def _failure_hook(self) -> Callable[[List[Payload], str], None]:
+        """Wrap ``on_failure``: payloads serialized, never raises, first exception reported."""
         hook = self.config.on_failure
         assert hook is not None
         reporter = self._reporter
         failed_before: List[Exception] = []  # the first exception only is reported
 
-        def call(records: List[bytes], reason: str) -> None:
+        def call(payloads: List[Payload], reason: str) -> None:
             try:
+                records = [data for data in serialize_payloads(payloads) if data is not None]
                 hook(records, reason)
             except Exception as exc:  # noqa: BLE001 - a user's hook must not break the flusher
                 if not failed_before:
