@@ -256,7 +256,8 @@ class RecordBuffer:
         high = levelno >= self.priority_level
         with self._lock:
             count = len(self._low) + len(self._high)
-            if count >= self.max_records or self._bytes + size > self.max_bytes:
+            total = self._bytes + size
+            if count >= self.max_records or total > self.max_bytes:
                 # A "block" wait releases the lock, so the sequence number is taken afterwards:
                 # each deque must stay sorted by it.
                 if not self._make_room(size, high):
@@ -264,10 +265,11 @@ class RecordBuffer:
                     self._count_drop("overflow", self._seq)
                     return False
                 count = len(self._low) + len(self._high)
+                total = self._bytes + size
             seq = self._seq = self._seq + 1
             (self._high if high else self._low).append((seq, data, key, levelno, 0.0))
-            self._bytes += size
-            return count + 1 >= self.batch_records or self._bytes >= self.batch_bytes
+            self._bytes = total
+            return count + 1 >= self.batch_records or total >= self.batch_bytes
 
     def refuse(self, reason: str) -> None:
         """Count one record that never entered the buffer (for example, oversize with ``"drop"``).

@@ -24,9 +24,11 @@ objects whose ``str()`` raises, megabytes of text).
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import logging
 import time
+import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from dis_logging import _otel
@@ -64,9 +66,11 @@ _OMIT = "\x00omit"
 _Fields = Dict[str, Any]
 
 #: What :meth:`JSONFormatter.capture` returns: a tuple whose layout is private to this module,
-#: except that item 0 is the :class:`DeferredEncoder` (or ``None``) and item 1 is the record's
-#: estimated size in bytes (see :data:`CAPTURED_RECORD_OVERHEAD`). Payloads in the buffer are
-#: either ``bytes`` or such a tuple.
+#: except that item 0 is the :attr:`DeferredEncoder.key` of the encoder that will serialize it (0
+#: for none) and item 1 is the record's estimated size in bytes (see
+#: :data:`CAPTURED_RECORD_OVERHEAD`). Payloads in the buffer are either ``bytes`` or such a tuple.
+#: It holds only strings, numbers, ``None``, dicts and tuples of those, so the garbage collector
+#: stops tracking it (a queue of 100,000 tracked records would make every full collection walk it).
 CapturedRecord = Tuple[Any, ...]
 # Positions in a CapturedRecord.
 _C_ENCODER = 0
@@ -103,7 +107,12 @@ def add_caller_fields_hook(
 
 
 class _Rendered:
-    """A mutable ``extra`` value captured as its JSON text (it encodes back to the same text)."""
+    """A value captured as JSON text; it encodes back to the same text.
+
+    In a :data:`CapturedRecord` such a value is kept as the 1-tuple ``(text,)`` (no captured value
+    is a tuple otherwise: tuples are rendered), and :meth:`JSONFormatter.captured_fields` turns it
+    into this class.
+    """
 
     __slots__ = ("text",)
 
@@ -115,7 +124,10 @@ class _Rendered:
 
 
 def _freeze(value: object) -> object:
-    """Return ``value`` itself when immutable, else what it will encode to, taken now."""
+    """Return ``value`` itself when immutable, else what it will encode to, taken now.
+
+    Rendered values are returned as ``(json_text,)``; see :class:`_Rendered`.
+    """
     cls = value.__class__
     if cls in _IMMUTABLE_TYPES:
         return value
@@ -123,9 +135,14 @@ def _freeze(value: object) -> object:
         # A str subclass encodes as its text; a plain copy encodes and truncates the same way.
         return str.__str__(value)
     try:
-        return _Rendered(_render_json(value))
+        return (_render_json(value),)
     except Exception:  # noqa: BLE001 - what the encoder's sanitizing fallback does: use its text
         return safe_str(value)
+
+
+def _thaw(value: object) -> object:
+    """The field value of a frozen value: a rendered ``(text,)`` becomes :class:`_Rendered`."""
+    return _Rendered(value[0]) if isinstance(value, tuple) else value
 
 
 def _render_json(value: object) -> str:
@@ -141,21 +158,28 @@ def _render_json(value: object) -> str:
 class DeferredEncoder:
     """Serializes captured records with one formatter and one size limit (the flusher's step).
 
-    The handler creates one per formatter and puts it into every record it captures, so that a
-    buffered record carries everything needed to encode it.
+    The handler creates one per formatter and puts its :attr:`key` into every record it
+    captures, so that a buffered record names everything needed to encode it
+    (:func:`encoder_for`).
 
     Args:
         formatter: the formatter that captured the records.
         max_bytes: the payload size limit in bytes.
         truncate: ``True`` cuts an oversized payload; ``False`` yields ``None`` for it.
+
+    Attributes:
+        key: a positive int unique in the process, registered for :func:`encoder_for` while the
+            encoder is alive.
     """
 
-    __slots__ = ("formatter", "max_bytes", "truncate")
+    __slots__ = ("__weakref__", "formatter", "key", "max_bytes", "truncate")
 
     def __init__(self, formatter: JSONFormatter, max_bytes: int, truncate: bool) -> None:
         self.formatter = formatter
         self.max_bytes = max_bytes
         self.truncate = truncate
+        self.key = next(_encoder_keys)
+        _ENCODERS[self.key] = self
 
     def __call__(self, captured: CapturedRecord) -> Optional[bytes]:
         """Return the payload of ``captured``, or ``None`` when oversize and not truncated."""
@@ -163,6 +187,29 @@ class DeferredEncoder:
 
     def __repr__(self) -> str:
         return f"DeferredEncoder({self.formatter!r}, max_bytes={self.max_bytes})"
+
+
+_encoder_keys = itertools.count(1)
+_ENCODERS: weakref.WeakValueDictionary[int, DeferredEncoder] = weakref.WeakValueDictionary()
+_fallback_encoder: List[DeferredEncoder] = []
+
+
+def encoder_for(key: int) -> DeferredEncoder:
+    """Return the encoder a captured record names (item 0 of a :data:`CapturedRecord`).
+
+    Args:
+        key: the :attr:`DeferredEncoder.key`.
+
+    Returns:
+        That encoder; one of a default :class:`JSONFormatter` with the default size limit if it
+        is gone (its handler was garbage-collected with records still referenced elsewhere).
+    """
+    encoder = _ENCODERS.get(key)
+    if encoder is None:
+        if not _fallback_encoder:
+            _fallback_encoder.append(DeferredEncoder(JSONFormatter(), 1_000_000, True))
+        encoder = _fallback_encoder[0]
+    return encoder
 
 
 def safe_str(value: object) -> str:
@@ -365,7 +412,12 @@ class JSONFormatter(logging.Formatter):
             The JSON text; it may contain lone surrogates copied from the record (see
             :func:`encode_text`).
         """
-        return self._encode(self.fields(record))
+        fields = self.fields(record)
+        if self._use_orjson:
+            data = _serializer.orjson_dumps(fields)
+            if data is not None:
+                return data.decode("utf-8")
+        return self._encode(fields)
 
     def format_bytes(
         self, record: logging.LogRecord, max_bytes: int, truncate: bool = True
@@ -437,8 +489,8 @@ class JSONFormatter(logging.Formatter):
 
         Args:
             record: the record.
-            encoder: stored in the capture so that whoever holds it can serialize it; default
-                ``None``.
+            encoder: its key is stored in the capture so that whoever holds the capture can
+                serialize it; default ``None`` (key 0).
 
         Returns:
             The captured record. It holds no reference to ``record``, its arguments or its
@@ -449,12 +501,16 @@ class JSONFormatter(logging.Formatter):
                 :meth:`format_bytes` and the handler turn that into :func:`fallback_payload`.
         """
         msg = record.msg
+        args = record.args
         format_error = None
-        if record.args or msg.__class__ is not str:
+        if args or msg.__class__ is not str:
             try:
-                msg = record.getMessage()
+                if msg.__class__ is str and record.__class__ is logging.LogRecord:
+                    msg = msg % args  # what LogRecord.getMessage does, without two calls
+                else:
+                    msg = record.getMessage()
             except Exception as exc:  # noqa: BLE001 - bad %-args or a msg whose __str__ raises
-                msg = f"{safe_str(record.msg)} % {safe_str(record.args)}"
+                msg = f"{safe_str(record.msg)} % {safe_str(args)}"
                 format_error = f"{type(exc).__name__}: {safe_str(exc)}"
         size = CAPTURED_RECORD_OVERHEAD + len(msg)
         exc_text = None
@@ -493,7 +549,7 @@ class JSONFormatter(logging.Formatter):
         else:
             extras = None
         return (
-            encoder,
+            0 if encoder is None else encoder.key,
             size,
             record.created,
             record.msecs,
@@ -562,7 +618,7 @@ class JSONFormatter(logging.Formatter):
         if self.static_fields:
             fields.update(self.static_fields)
         if exc_text is not None:
-            fields[k[10]] = exc_text
+            fields[k[10]] = _thaw(exc_text)
         if stack is not None:
             fields[k[11]] = stack
         if format_error is not None:
@@ -570,7 +626,8 @@ class JSONFormatter(logging.Formatter):
         if self._omits:
             fields.pop(_OMIT, None)
         if extras is not None:
-            fields.update(extras)
+            for key, value in extras.items():
+                fields[key] = _Rendered(value[0]) if value.__class__ is tuple else value
         return fields
 
     def serialize(
@@ -710,8 +767,8 @@ def _estimate(value: object) -> int:
     """Bytes a captured value adds to the record's size estimate."""
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, _Rendered):
-        return len(value.text)
+    if isinstance(value, tuple):
+        return len(value[0])  # a rendered value
     return 16
 
 

@@ -111,6 +111,18 @@ _SETTING_NAMES: Final = HandlerConfig.keywords()
 #: Slack added to a deadline-bounded close for the final bookkeeping, in seconds.
 _CLOSE_GRACE: Final = 0.2
 
+# Logger name -> whether it is ignored (IGNORED_LOGGERS); a dict lookup is the cheapest test per
+# record. Loggers live as long as the process, so their names are few and the cache stays small.
+_IGNORED_NAMES: Dict[str, bool] = {}
+
+
+def _is_ignored_logger(name: str) -> bool:
+    ignored = name in IGNORED_LOGGERS or name.startswith(IGNORED_LOGGER_PREFIXES)
+    if len(_IGNORED_NAMES) < 10_000 and isinstance(name, str):
+        _IGNORED_NAMES[name] = ignored
+    return ignored
+
+
 # Objects a forked child inherited from its parent and must neither use nor close (their locks or
 # sockets may be mid-use in the parent). Parked here so garbage collection does not close them.
 _INHERITED: List[object] = []
@@ -462,12 +474,10 @@ class DISHandler(logging.Handler):
         Returns:
             Whether the record passed the guard and the filters.
         """
-        name = record.name
-        if (
-            name in IGNORED_LOGGERS
-            or name.startswith(IGNORED_LOGGER_PREFIXES)
-            or _get_ident() in self._sending_threads
-        ):
+        ignored = _IGNORED_NAMES.get(record.name)
+        if ignored is None:
+            ignored = _is_ignored_logger(record.name)
+        if ignored or _get_ident() in self._sending_threads:
             return False
         if self.filters:
             result = self.filter(record)
@@ -491,15 +501,14 @@ class DISHandler(logging.Handler):
             record: the record.
         """
         try:
-            if self._closed:  # checked again below, after formatting, for a close() racing this
+            if self._closed:  # checked again below, after capturing, for a close() racing this
                 self._refuse(self._lanes[0], "closed")
                 return
             if self._pid != _getpid():
                 self._after_fork()
-            formatter = self.formatter or self._default_formatter
-            data: Optional[Payload]
             encoder = self._deferred_encoder
-            if formatter is encoder.formatter:
+            data: Optional[Payload]
+            if self.formatter is encoder.formatter:
                 json_formatter = encoder.formatter
                 try:
                     captured = json_formatter.capture(record, encoder)
@@ -511,41 +520,67 @@ class DISHandler(logging.Handler):
                     # Text that might not fit max_record_bytes is encoded (and cut) now, so that
                     # an oversize record never sits whole in the buffer.
                     data = encoder(captured) if captured[1] > self._defer_limit else captured
-            elif isinstance(formatter, JSONFormatter):
-                if formatter.is_deferrable:
-                    self._use_deferred(formatter)
-                    self.emit(record)
+                buffer = self._fast_buffer
+                if buffer is not None and data is not None and not self._closed:
+                    # The common setup (one lane, no key function, no flush_on_level), flat.
+                    if buffer.put(data, self._static_key, record.levelno):
+                        event = self._fast_event
+                        if not event.is_set():
+                            event.set()
+                    if not self._started:
+                        self._start_flushers()
                     return
-                data = formatter.format_bytes(record, self._max_record_bytes, self._truncate)
             else:
-                try:
-                    data = formatter.format(record).encode("utf-8")
-                except Exception:  # noqa: BLE001 - surrogates or a failing formatter: slow path
-                    data = encode_record(formatter, record, self._max_record_bytes, self._truncate)
-                if data is not None and len(data) > self._max_record_bytes:
-                    data = truncate_bytes(data, self._max_record_bytes) if self._truncate else None
-            key = self._static_key
-            if self._key_function is not None:
-                key = self._partition_key(record)
-            lane = self._single_lane
-            if lane is None:
-                lane = self._pick_lane(key)
-            levelno = record.levelno
-            if data is None or self._closed:
-                self._refuse(lane, "oversize" if data is None else "closed")
-                return
-            if lane.buffer.put(data, key, levelno):
-                event = lane.flusher.event
-                if not event.is_set():
-                    event.set()
-            if not self._started:
-                self._start_flushers()
-            if self._flush_on_level is not None and levelno >= self._flush_on_level:
-                lane.flusher.wake(force=True)
+                data = self._format(record)
+            self._enqueue_record(record, data)
         except RecursionError:  # as logging.Handler does: let a real recursion problem surface
             raise
         except Exception:  # noqa: BLE001 - emit must never raise into the application
             self.handleError(record)
+
+    def _format(self, record: logging.LogRecord) -> Optional[Payload]:
+        """Capture or format ``record`` with a formatter other than the current deferred one."""
+        formatter = self.formatter or self._default_formatter
+        if isinstance(formatter, JSONFormatter):
+            if not formatter.is_deferrable:
+                return formatter.format_bytes(record, self._max_record_bytes, self._truncate)
+            encoder = self._deferred_encoder
+            if encoder.formatter is not formatter:
+                encoder = DeferredEncoder(formatter, self._max_record_bytes, self._truncate)
+                self._deferred_encoder = encoder
+            try:
+                captured = formatter.capture(record, encoder)
+            except Exception:  # noqa: BLE001 - a hostile record: format_bytes falls back
+                return formatter.format_bytes(record, self._max_record_bytes, self._truncate)
+            return encoder(captured) if captured[1] > self._defer_limit else captured
+        try:
+            data: Optional[bytes] = formatter.format(record).encode("utf-8")
+        except Exception:  # noqa: BLE001 - surrogates or a failing formatter: slow path
+            data = encode_record(formatter, record, self._max_record_bytes, self._truncate)
+        if data is not None and len(data) > self._max_record_bytes:
+            data = truncate_bytes(data, self._max_record_bytes) if self._truncate else None
+        return data
+
+    def _enqueue_record(self, record: logging.LogRecord, data: Optional[Payload]) -> None:
+        """Queue a captured or formatted record: partition key, lane, append, wake-ups."""
+        key = self._static_key
+        if self._key_function is not None:
+            key = self._partition_key(record)
+        lane = self._single_lane
+        if lane is None:
+            lane = self._pick_lane(key)
+        levelno = record.levelno
+        if data is None or self._closed:
+            self._refuse(lane, "oversize" if data is None else "closed")
+            return
+        if lane.buffer.put(data, key, levelno):
+            event = lane.flusher.event
+            if not event.is_set():
+                event.set()
+        if not self._started:
+            self._start_flushers()
+        if self._flush_on_level is not None and levelno >= self._flush_on_level:
+            lane.flusher.wake(force=True)
 
     def enqueue(
         self, data: bytes, partition_key: Optional[str] = None, levelno: int = logging.INFO
@@ -638,10 +673,6 @@ class DISHandler(logging.Handler):
         finally:
             _HANDLERS.discard(self)
             super().close()
-
-    def _use_deferred(self, formatter: JSONFormatter) -> None:
-        """Capture records for ``formatter`` from now on, serializing them on the flusher."""
-        self._deferred_encoder = DeferredEncoder(formatter, self._max_record_bytes, self._truncate)
 
     def _make_client(self) -> Union[DISClient, _DisabledClient]:
         config = self.config
@@ -750,6 +781,11 @@ class DISHandler(logging.Handler):
             flusher_holder.append(flusher)
             self._lanes.append(_Lane(buffer, flusher))
         self._single_lane = self._lanes[0] if lanes == 1 else None
+        # emit's flat path: one lane, no partition-key function, no flush_on_level.
+        flat = self._single_lane is not None
+        flat = flat and self._key_function is None and self._flush_on_level is None
+        self._fast_buffer = self._lanes[0].buffer if flat else None
+        self._fast_event = self._lanes[0].flusher.event
 
     def _failure_hook(self) -> Callable[[List[Payload], str], None]:
         """Wrap ``on_failure``: payloads serialized, never raises, first exception reported."""

@@ -99,7 +99,7 @@ def serialize_payloads(payloads: Sequence[Payload]) -> List[Optional[bytes]]:
     """Turn buffered payloads into record bytes, in order (the serialize step of a batch).
 
     ``bytes`` pass through unchanged; a captured record is encoded by the
-    :class:`~dis_logging.formatting.DeferredEncoder` it carries, with that formatter's fields,
+    :class:`~dis_logging.formatting.DeferredEncoder` it names, with that formatter's fields,
     renames and size limit. Never raises.
 
     Args:
@@ -110,11 +110,18 @@ def serialize_payloads(payloads: Sequence[Payload]) -> List[Optional[bytes]]:
         One entry per payload: the bytes to ship, or ``None`` for a record over
         ``max_record_bytes`` with ``oversize="drop"`` (count it as dropped, reason ``oversize``).
     """
+    from dis_logging.formatting import encoder_for  # a cycle at import time otherwise
+
     out: List[Optional[bytes]] = []
     append = out.append
+    encoders: Dict[int, Any] = {}
     for payload in payloads:
         if isinstance(payload, bytes):
             append(payload)
-        else:
-            append(payload[0](payload))
+            continue
+        key = payload[0]
+        encoder = encoders.get(key)
+        if encoder is None:
+            encoder = encoders[key] = encoder_for(key)
+        append(encoder(payload))
     return out

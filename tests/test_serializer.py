@@ -170,9 +170,9 @@ class TestDeferredEqualsCallerPath:
     def test_orjson_and_pure_python_give_identical_bytes(
         self, msg, args, extra, exc, options, max_bytes
     ):
-        """The orjson path and the json-module path ship byte-identical payloads."""
+        """The orjson path and the json-module path give identical payloads and format() text."""
         rename, static, ascii_only = options
-        out = []
+        out: List[object] = []
         for use_orjson in (True, False):
             serializer._set_orjson(use_orjson)
             formatter = JSONFormatter(
@@ -180,7 +180,8 @@ class TestDeferredEqualsCallerPath:
             )
             encoder = DeferredEncoder(formatter, max_bytes, True)
             out.append(encoder(formatter.capture(_record(msg, args, extra, exc, None), encoder)))
-        assert out[0] == out[1]
+            out.append(formatter.format(_record(msg, args, extra, exc, None)))
+        assert out[:2] == out[2:]
 
     @needs_orjson
     @settings(max_examples=300, deadline=None)
