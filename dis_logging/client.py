@@ -46,7 +46,6 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from dis_logging._protobuf_wire import (
@@ -59,6 +58,7 @@ from dis_logging._protobuf_wire import (
     to_int64,
 )
 from dis_logging._report import SecretSet
+from dis_logging._transport import DeadlineAdapter, enter_deadline, leave_deadline
 from dis_logging._urls import check_base_url, is_loopback
 from dis_logging.auth import (
     AKSKAuth,
@@ -617,8 +617,9 @@ class DISClient:
             ``https://iam.<region>.myhuaweicloud.com`` for ``https://dis.<region>.myhuaweicloud.com``,
             otherwise ``endpoint`` itself (the emulator serves IAM on the same port).
         token: a ready ``X-Auth-Token`` string, or a callable returning one for every request.
-        request_timeout: connect and read timeout of each HTTP request in seconds; default 10.0
-            (the handler's setting of the same name).
+        request_timeout: total time of each HTTP request in seconds (connect, send and the whole
+            reply, however slowly the server answers); default 10.0 (the handler's setting of the
+            same name).
         timeout: the former name of ``request_timeout``, still accepted with a
             :class:`DeprecationWarning`; default ``None``.
         verify: ``True`` (default) checks TLS certificates against requests' CA bundle (or the
@@ -755,7 +756,7 @@ class DISClient:
             )
 
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_maxsize, max_retries=0)
+        adapter = DeadlineAdapter(pool_connections=2, pool_maxsize=pool_maxsize, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.verify = verify
@@ -830,8 +831,9 @@ class DISClient:
             partition_id: write every record to this partition (``shardId-0000000001`` or ``"1"``)
                 instead of hashing keys; default none.
             timeout: seconds for this call instead of the client's ``timeout`` (for a caller with a
-                deadline, such as a flush at exit); it bounds the connect and each read, and the
-                retry after a token refresh only gets what is left of it. ``None``: the default.
+                deadline, such as a flush at exit); it bounds the whole request (connect, send and
+                the complete reply), and the retry after a token refresh only gets what is left
+                of it. ``None``: the default.
 
         Returns:
             One :class:`RecordResult` per entry, in order, and the request id.
@@ -1166,6 +1168,10 @@ class DISClient:
         """
         if self._closed:
             raise DISError(f"{operation}: the client is closed")
+        limit = timeout or self._timeout
+        # One total deadline for connect, send and the whole reply (see _transport): the
+        # per-operation timeouts alone would let a trickling server hold the call for ever.
+        outer = enter_deadline(time.monotonic() + max(limit))
         error: DISError
         try:
             if reuse and params is None and not self._session.cookies:
@@ -1174,7 +1180,7 @@ class DISClient:
                 prepared.prepare_auth(auth)
                 return self._session.send(
                     prepared,
-                    timeout=timeout or self._timeout,
+                    timeout=limit,
                     allow_redirects=False,
                     proxies=dict(settings.proxies),
                     stream=settings.stream,
@@ -1188,7 +1194,7 @@ class DISClient:
                 data=_reveal(body),
                 headers=headers,
                 auth=auth,
-                timeout=timeout or self._timeout,
+                timeout=limit,
                 allow_redirects=False,
                 proxies=self._proxies_for(url),
                 verify=self.verify,
@@ -1211,6 +1217,8 @@ class DISClient:
             # http.client's ValueError('Invalid header value b"..."') quotes the value, which may
             # be a token: neither its text nor the exception itself is kept.
             error = self._invalid_value(operation, "header" if "header" in str(exc) else "request")
+        finally:
+            leave_deadline(outer)
         # Raised outside the except clauses, so the error has no __context__: the HTTP stack's
         # frames below (whose locals hold the request headers and body, token and IAM password
         # included) are not reachable from it.

@@ -1,5 +1,5 @@
-"""Shared fixtures: a running DIS emulator, a ready stream, clean logging and environment, and the
-DIS protobuf messages built by the protobuf runtime."""
+"""Shared fixtures: a running DIS emulator, a ready stream, clean logging and environment, the
+DIS protobuf messages built by the protobuf runtime, and a misbehaving raw-socket server."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import errno
 import logging
 import os
 import shutil
+import socket
+import struct
 import subprocess
+import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -162,3 +165,156 @@ def small_fs(tmp_path: Path) -> Iterator[SmallFS]:
         yield SmallFS(mount)
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+HOSTILE_MODES = ("trickle_body", "trickle_headers", "no_reply", "half_open", "reset")
+
+
+class HostileServer:
+    """A raw-socket HTTP server on 127.0.0.1 that misbehaves on purpose (for deadline tests).
+
+    Modes:
+        ``trickle_body``: reads the request, sends the status line and headers of a 1,000-byte
+            reply, then one body byte every ``interval`` seconds.
+        ``trickle_headers``: sends the status line, then a header one byte every ``interval`` s.
+        ``no_reply``: reads the request and never answers.
+        ``half_open``: accepts and never reads or answers.
+        ``reset``: reads the request and resets the connection (RST).
+
+    Every connection is served for at most ``lifetime`` seconds, far longer than any bound under
+    test, so a client that is not bounded is seen hanging, not lucky. Use as a context manager.
+    """
+
+    def __init__(self, mode: str, *, interval: float = 0.2, lifetime: float = 60.0) -> None:
+        assert mode in HOSTILE_MODES, mode
+        self.mode = mode
+        self.interval = interval
+        self.lifetime = lifetime
+        self.accepted = threading.Event()
+        self.requests = 0
+        self._stop = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.1)
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._threads: List[threading.Thread] = []
+        self._thread: Optional[threading.Thread] = None
+
+    def __enter__(self) -> HostileServer:
+        self._thread = threading.Thread(
+            target=self._accept_loop, name="hostile-accept", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for thread in self._threads:
+            thread.join(5)
+        self._listener.close()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.accepted.set()
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _read_request(self, conn: socket.socket) -> bool:
+        """Read one request (headers and a Content-Length body); False if the peer went away."""
+        data = b""
+        conn.settimeout(0.1)
+        while b"\r\n\r\n" not in data:
+            if self._stop.is_set():
+                return False
+            try:
+                chunk = conn.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            if self._stop.is_set():
+                return False
+            try:
+                chunk = conn.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                return False
+            body += chunk
+        self.requests += 1
+        return True
+
+    def _drip(self, conn: socket.socket, payload: bytes) -> None:
+        """Send ``payload`` one byte per interval until the peer goes away or time is up."""
+        for index in range(len(payload)):
+            if self._stop.wait(self.interval):
+                return
+            try:
+                conn.sendall(payload[index : index + 1])
+            except OSError:
+                return
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            mode = self.mode
+            if mode == "half_open":
+                self._stop.wait(self.lifetime)
+                return
+            if not self._read_request(conn):
+                return
+            if mode == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            if mode == "no_reply":
+                self._stop.wait(self.lifetime)
+                return
+            drips = int(self.lifetime / self.interval)
+            if mode == "trickle_body":
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 1000\r\n\r\n"
+                )
+                self._drip(conn, b" " * min(drips, 1000))
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                self._drip(conn, b"X-Slow: " + b"a" * drips)
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def hostile_server() -> Iterator[Callable[..., HostileServer]]:
+    """Start a :class:`HostileServer` in the given mode (``hostile_server("trickle_body")``);
+    every server started is stopped after the test."""
+    servers: List[HostileServer] = []
+
+    def start(mode: str, **kwargs: Any) -> HostileServer:
+        server = HostileServer(mode, **kwargs)
+        server.__enter__()
+        servers.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.__exit__(None, None, None)

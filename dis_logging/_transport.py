@@ -1,0 +1,161 @@
+"""A total deadline for each HTTP request: connect, send, status line, headers and the whole body.
+
+``requests`` and ``urllib3`` timeouts bound each socket operation, not the request: a server that
+sends one byte now and then keeps a read alive for ever (DESIGN.md, Pitfalls). Here the calling
+thread states the deadline of the request it is about to make (:func:`enter_deadline`), and the
+connections of :class:`DeadlineAdapter` check it before every send and every receive: each socket
+operation gets at most the time left, and once none is left the next operation raises
+:class:`socket.timeout`, which ``urllib3`` turns into its usual timeout errors. No thread is
+needed, so the bound also holds during interpreter shutdown, when Python 3.12+ refuses new threads.
+
+Only :mod:`dis_logging.client` imports this module; like the client, it may see socket and
+``urllib3`` internals.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import socket
+import threading
+import time
+from typing import Any, Optional
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
+
+__all__ = ["DeadlineAdapter", "current_deadline", "enter_deadline", "leave_deadline"]
+
+_local = threading.local()
+
+
+def current_deadline() -> Optional[float]:
+    """The calling thread's request deadline on the :func:`time.monotonic` clock, or ``None``."""
+    deadline: Optional[float] = getattr(_local, "deadline", None)
+    return deadline
+
+
+def enter_deadline(deadline: float) -> Optional[float]:
+    """Make ``deadline`` the calling thread's request deadline until :func:`leave_deadline`.
+
+    A nested request (a token fetch inside a request) can only shorten the outer deadline.
+
+    Args:
+        deadline: a :func:`time.monotonic` time.
+
+    Returns:
+        The outer deadline, to pass to :func:`leave_deadline` (in a ``finally``).
+    """
+    outer = current_deadline()
+    _local.deadline = deadline if outer is None else min(deadline, outer)
+    return outer
+
+
+def leave_deadline(outer: Optional[float]) -> None:
+    """Restore the deadline that :func:`enter_deadline` returned."""
+    _local.deadline = outer
+
+
+def _bound(sock: socket.socket, deadline: Optional[float]) -> None:
+    """Give ``sock``'s next operation no more than the time left before ``deadline``.
+
+    Raises:
+        socket.timeout: no time is left.
+    """
+    if deadline is None:
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise socket.timeout("the request's total deadline passed")
+    current = sock.gettimeout()
+    if current is None or current > remaining:
+        sock.settimeout(remaining)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket reader of one response; every receive stays within the request's deadline.
+
+    It wraps the reader ``socket.makefile`` made, so the socket stays open while the response
+    needs it (``http.client`` closes its connection early for ``Connection: close`` replies).
+    """
+
+    def __init__(self, raw: io.RawIOBase, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._raw = raw
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> Optional[int]:
+        _bound(self._sock, self._deadline)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """``http.client``'s response; reads through a :class:`_DeadlineReader` under a deadline."""
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        deadline = current_deadline()
+        if deadline is not None and isinstance(self.fp, io.BufferedReader):
+            # Nothing was read yet, so the buffer is empty and can be dropped.
+            raw = self.fp.detach()
+            self.fp = io.BufferedReader(_DeadlineReader(raw, sock, deadline))
+
+
+class _DeadlineHTTPConnection(HTTPConnection):
+    response_class = _DeadlineResponse
+
+    def send(self, data: Any) -> None:
+        if self.sock is None and self.auto_open:
+            self.connect()
+        if self.sock is not None:
+            _bound(self.sock, current_deadline())
+        super().send(data)
+
+
+class _DeadlineHTTPSConnection(HTTPSConnection):
+    response_class = _DeadlineResponse
+
+    def send(self, data: Any) -> None:
+        if self.sock is None and self.auto_open:
+            self.connect()
+        if self.sock is not None:
+            _bound(self.sock, current_deadline())
+        super().send(data)
+
+
+class _DeadlineHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+_POOL_CLASSES = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An :class:`~requests.adapters.HTTPAdapter` whose connections honour :func:`enter_deadline`.
+
+    Same arguments as ``HTTPAdapter``; connections through an HTTP(S) proxy are bounded as well.
+    """
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+        return manager

@@ -1,0 +1,154 @@
+"""Every request has a total deadline, whatever the server does (DESIGN R12).
+
+The hostile server keeps each connection alive for a minute (a byte every 0.2 s, or silence), so a
+call that is not bounded by its deadline shows up as a call that lasts that long; the bounds
+asserted here leave seconds of slack for a loaded machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dis_logging import DISClient, DISHandler
+from dis_logging.errors import TransportError
+
+pytestmark = pytest.mark.timeout(120)
+
+MODES = ["trickle_body", "trickle_headers", "no_reply", "half_open", "reset"]
+
+#: Seconds a bounded call may overrun its budget here (scheduling on a shared 2-core machine).
+SLACK = 3.0
+
+
+def make_client(url, timeout=10.0):
+    return DISClient(url, "project", ak="AK", sk="SK", timeout=timeout)
+
+
+class TestClientDeadline:
+    @pytest.mark.parametrize("mode", MODES)
+    def test_put_records_ends_within_the_call_timeout(self, hostile_server, mode):
+        """put_records(timeout=t) ends with a TransportError within t, however the server stalls."""
+        server = hostile_server(mode)
+        client = make_client(server.url)
+        start = time.monotonic()
+        with pytest.raises(TransportError):
+            client.put_records("s", [(b"x", None)], timeout=1.0)
+        elapsed = time.monotonic() - start
+        client.close()
+        assert elapsed < 1.0 + SLACK
+
+    @pytest.mark.parametrize("mode", ["trickle_body", "trickle_headers"])
+    def test_client_timeout_bounds_the_whole_request(self, hostile_server, mode):
+        """The client's own timeout bounds the whole request, not each read of a trickle."""
+        server = hostile_server(mode)
+        client = make_client(server.url, timeout=1.0)
+        start = time.monotonic()
+        with pytest.raises(TransportError):
+            client.put_records("s", [(b"x", None)])
+        elapsed = time.monotonic() - start
+        client.close()
+        assert elapsed < 1.0 + SLACK
+
+    def test_a_working_server_still_answers_after_a_deadline_abort(
+        self, hostile_server, emulator, stream
+    ):
+        """A request aborted by its deadline leaves the client usable for the next request."""
+        client = DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk)
+        server = hostile_server("trickle_body")
+        slow = make_client(server.url)
+        with pytest.raises(TransportError):
+            slow.put_records(stream, [(b"x", None)], timeout=0.5)
+        slow.close()
+        result = client.put_records(stream, [(b"ok", None)], timeout=5.0)
+        client.close()
+        assert (0, 1) == (result.failed_record_count, result.record_count)
+
+
+def make_handler(url, **settings):
+    handler = DISHandler(
+        "s", endpoint=url, project_id="project", ak="AK", sk="SK", flush_interval=60, **settings
+    )
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+
+
+def log_to(handler, count):
+    logger = logging.getLogger("deadline-test")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        for i in range(count):
+            logger.info("record %d", i)
+    finally:
+        logger.removeHandler(handler)
+
+
+class TestHandlerDeadline:
+    @pytest.mark.parametrize("mode", ["trickle_body", "trickle_headers", "no_reply"])
+    def test_flush_keeps_its_bound(self, hostile_server, mode):
+        """flush(timeout=1) returns False within its bound while the server trickles."""
+        server = hostile_server(mode)
+        handler = make_handler(server.url, close_timeout=1.0)
+        log_to(handler, 5)
+        start = time.monotonic()
+        ok = handler.flush(timeout=1.0)
+        elapsed = time.monotonic() - start
+        handler.close()
+        assert (False, True) == (ok, elapsed < 1.0 + SLACK)
+
+    def test_close_keeps_its_bound_and_counts_every_record(self, hostile_server):
+        """close() with close_timeout=1 returns within it and leaves every record counted."""
+        server = hostile_server("trickle_body")
+        handler = make_handler(server.url, close_timeout=1.0)
+        log_to(handler, 5)
+        start = time.monotonic()
+        handler.close()
+        elapsed = time.monotonic() - start
+        stats = handler.stats
+        assert elapsed < 1.0 + SLACK
+        assert stats.emitted == stats.sent + stats.dropped + stats.failed + stats.queued
+
+
+EXIT_SCRIPT = """
+import logging, os
+from dis_logging import DISHandler
+
+handler = DISHandler(
+    "s", endpoint=os.environ["T_URL"], project_id="project", ak="AK", sk="SK",
+    flush_interval=60, close_timeout=1.0,
+)
+log = logging.getLogger("exiting")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+for i in range(5):
+    log.info("exit-%d", i)
+"""
+
+
+class TestExitDeadline:
+    @pytest.mark.parametrize("mode", ["trickle_body", "no_reply"])
+    def test_interpreter_exit_keeps_its_bound(self, hostile_server, mode):
+        """A process that logged and exits ends within close_timeout while the server trickles."""
+        env = dict(os.environ, T_URL="")
+        server = hostile_server(mode)
+        env["T_URL"] = server.url
+        start = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - start
+        assert 0 == done.returncode, done.stderr
+        assert "5 record(s)" in done.stderr
+        # Interpreter start-up and imports take about a second on a loaded machine.
+        assert elapsed < 1.0 + SLACK + 2.0
