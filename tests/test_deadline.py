@@ -27,7 +27,7 @@ SLACK = 3.0
 
 
 def make_client(url, timeout=10.0):
-    return DISClient(url, "project", ak="AK", sk="SK", timeout=timeout)
+    return DISClient(url, "project", ak="AK", sk="SK", request_timeout=timeout)
 
 
 class TestClientDeadline:
