@@ -323,12 +323,12 @@ class TestV3OverHTTP:
         ("token", "status"), [("right-token", 200), ("wrong-token", 441), (None, 441)]
     )
     def test_required_security_token(self, session, token, status):
-        """When configured, the security token must be sent and must match (else DIS.4108)."""
+        """When configured, the security token must be sent and must match (else DIS.4112)."""
         extra = {"X-Security-Token": token} if token else {}
         with DISEmulator(security_token="right-token") as emu:
             url, headers = v3_signed("GET", f"{emu.url}/v2/{emu.project_id}/streams", headers=extra)
             reply = session.get(url, headers=headers)
-        assert (status, None if status == 200 else "DIS.4108") == (
+        assert (status, None if status == 200 else "DIS.4112") == (
             reply.status_code,
             code_of(reply) if reply.content else None,
         )
@@ -368,18 +368,18 @@ class TestAuthFailures:
     @pytest.mark.parametrize(
         ("case", "expected"),
         [
-            ({"drop": ("Authorization",)}, "DIS.4100"),
+            ({"drop": ("Authorization",)}, "DIS.4101"),
             ({"replace": {"Authorization": "Basic dXNlcjpwYXNz"}}, "DIS.4101"),
             ({"replace": {"Authorization": "SDK-HMAC-SHA256 garbage"}}, "DIS.4101"),
             ({"replace": {"Authorization": "SDK-HMAC-SHA256 Access=x"}}, "DIS.4101"),
-            ({"drop": ("X-Sdk-Date",)}, "DIS.4102"),
+            ({"drop": ("X-Sdk-Date",)}, "DIS.4103"),
             ({"replace": {"X-Sdk-Date": "2024-01-02 03:04:05"}}, "DIS.4103"),
             ({"headers": {"X-Sdk-Date": sdk_date(-20 * 60)}}, "DIS.4103"),
             ({"headers": {"X-Sdk-Date": sdk_date(20 * 60)}}, "DIS.4103"),
-            ({"ak": "UNKNOWNAK"}, "DIS.4104"),
-            ({"sk": "wrong-secret"}, "DIS.4106"),
-            ({"replace": {"X-Project-Id": "f" * 32}, "headers": {"X-Project-Id": PID}}, "DIS.4106"),
-            ({"headers": {"X-Extra": "1"}, "drop": ("X-Extra",)}, "DIS.4107"),
+            ({"ak": "UNKNOWNAK"}, "DIS.4107"),
+            ({"sk": "wrong-secret"}, "DIS.4112"),
+            ({"replace": {"X-Project-Id": "f" * 32}, "headers": {"X-Project-Id": PID}}, "DIS.4112"),
+            ({"headers": {"X-Extra": "1"}, "drop": ("X-Extra",)}, "DIS.4112"),
         ],
     )
     def test_failure_modes(self, emulator, stream, session, case, expected):
@@ -388,25 +388,25 @@ class TestAuthFailures:
         assert (441, expected) == (reply.status_code, code_of(reply))
 
     def test_tampered_body_is_4106(self, emulator, stream, session):
-        """A body changed after signing is rejected with DIS.4106."""
+        """A body changed after signing is rejected with DIS.4112."""
         body = json.dumps({"stream_name": stream, "records": [{"data": "eA=="}]}).encode()
         url, headers = v3_signed(
             "POST", f"{emulator.url}/v2/{emulator.project_id}/records", body=body
         )
         reply = session.post(url, data=body.replace(b"eA==", b"eQ=="), headers=headers)
-        assert (441, "DIS.4106", []) == (
+        assert (441, "DIS.4112", []) == (
             reply.status_code,
             code_of(reply),
             emulator.records(stream),
         )
 
     def test_tampered_query_is_4106(self, emulator, stream, session):
-        """A query changed after signing is rejected with DIS.4106."""
+        """A query changed after signing is rejected with DIS.4112."""
         url, headers = v3_signed(
             "GET", f"{emulator.url}/v2/{emulator.project_id}/streams", query=[("limit", "10")]
         )
         reply = session.get(url.replace("limit=10", "limit=11"), headers=headers)
-        assert (441, "DIS.4106") == (reply.status_code, code_of(reply))
+        assert (441, "DIS.4112") == (reply.status_code, code_of(reply))
 
     def test_failures_never_echo_secrets(self, emulator, stream, session):
         """Auth error bodies and the request log never contain the SK or the signature."""
@@ -446,7 +446,7 @@ class TestLegacyOverHTTP:
 
     @pytest.mark.parametrize("derived", [True, False])
     def test_legacy_wrong_region_is_4105(self, emulator, stream, session, derived):
-        """A legacy scope naming another region is rejected with DIS.4105."""
+        """A legacy scope naming another region is rejected with DIS.4111."""
         url, headers = legacy_signed(
             emulator,
             "GET",
@@ -455,4 +455,4 @@ class TestLegacyOverHTTP:
             region="eu-west-0",
         )
         reply = session.get(url, headers=headers)
-        assert (441, "DIS.4105") == (reply.status_code, code_of(reply))
+        assert (441, "DIS.4111") == (reply.status_code, code_of(reply))

@@ -110,14 +110,14 @@ class TestOfficialV3SDK:
         assert (400, "DIS.4301") == (caught.value.status_code, caught.value.error_code)
 
     def test_wrong_secret_is_rejected(self, emulator, stream):
-        """A v3 SDK with the wrong SK gets 441 DIS.4106."""
+        """A v3 SDK with the wrong SK gets 441 DIS.4112."""
         client = v3_client(emulator, sk="not-the-secret")
         try:
             with pytest.raises(ClientRequestException) as caught:
                 send(client, stream, entry(b"x"))
         finally:
             client.close()
-        assert (441, "DIS.4106") == (caught.value.status_code, caught.value.error_code)
+        assert (441, "DIS.4112") == (caught.value.status_code, caught.value.error_code)
 
     def test_per_record_failures_reach_the_sdk(self, emulator, stream, sdk):
         """Per-record failures appear in the SDK's result entries."""

@@ -40,16 +40,24 @@ SDK_DATE_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 #: X-Sdk-Content-Sha256 value that exempts the body from the signature (DIS-API.md §10).
 UNSIGNED_PAYLOAD: Final = "UNSIGNED-PAYLOAD"
 
-# Error codes for each AK/SK failure; DIS documents the range DIS.4100-4112 (DIS-API.md §9).
-MISSING_AUTHORIZATION: Final = "DIS.4100"
+# Error codes of the AK/SK failures, as DIS documents them (DIS-API.md §9): 4101 empty (or
+# unusable) Authorization, 4103 empty (or unusable) X-Sdk-Date, 4106 empty AK, 4107 invalid AK,
+# 4108 empty service name, 4111 bad region, 4112 signature mismatch. Failures the list does not
+# name use the nearest documented code.
+MISSING_AUTHORIZATION: Final = "DIS.4101"
 MALFORMED_AUTHORIZATION: Final = "DIS.4101"
-MISSING_DATE: Final = "DIS.4102"
+MISSING_DATE: Final = "DIS.4103"
 BAD_DATE: Final = "DIS.4103"
-UNKNOWN_AK: Final = "DIS.4104"
-BAD_REGION: Final = "DIS.4105"
-SIGNATURE_MISMATCH: Final = "DIS.4106"
-MISSING_SIGNED_HEADER: Final = "DIS.4107"
-BAD_SECURITY_TOKEN: Final = "DIS.4108"
+MISSING_AK: Final = "DIS.4106"
+UNKNOWN_AK: Final = "DIS.4107"
+MISSING_SERVICE: Final = "DIS.4108"
+BAD_REGION: Final = "DIS.4111"
+SIGNATURE_MISMATCH: Final = "DIS.4112"
+MISSING_SIGNED_HEADER: Final = "DIS.4112"
+BAD_SECURITY_TOKEN: Final = "DIS.4112"
+#: Most header names a ``SignedHeaders`` list may hold. Real clients sign two to six; the cap keeps
+#: a hostile list from costing the verifier work before the request is authenticated.
+MAX_SIGNED_HEADERS: Final = 32
 TOKEN_MISSING: Final = "DIS.4113"
 TOKEN_INVALID: Final = "DIS.4114"
 
@@ -401,12 +409,21 @@ def parse_authorization(value: str) -> Authorization:
         if len(scope) not in (3, 4) or (len(scope) == 4 and scope[3] != "sdk_request"):
             raise auth_error(MALFORMED_AUTHORIZATION, "Unparsable credential scope.")
     else:
-        raise auth_error(MALFORMED_AUTHORIZATION, "Authorization header names no access key.")
+        raise auth_error(MISSING_AK, "The Authorization header names no access key.")
     if algorithm == "V11-HMAC-SHA256" and not scope:
         raise auth_error(MALFORMED_AUTHORIZATION, "V11-HMAC-SHA256 needs a Credential scope.")
-    signed = tuple(h for h in fields.get("SignedHeaders", "").split(";") if h)
+    names = [h.strip().lower() for h in fields.get("SignedHeaders", "").split(";")]
+    # De-duplicated (first occurrence kept) and capped before any signature work: each repeat of
+    # a header with variants (host with a port) would double the signatures to try.
+    signed = tuple(dict.fromkeys(h for h in names if h))
+    if len(signed) > MAX_SIGNED_HEADERS:
+        raise auth_error(
+            MALFORMED_AUTHORIZATION, f"SignedHeaders names more than {MAX_SIGNED_HEADERS} headers."
+        )
     signature = fields.get("Signature", "")
-    if not ak or not signed or not signature:
+    if not ak:
+        raise auth_error(MISSING_AK, "The Authorization header names no access key.")
+    if not signed or not signature:
         raise auth_error(MALFORMED_AUTHORIZATION, "Incomplete Authorization header.")
     return Authorization(algorithm, ak, scope, signed, signature)
 
@@ -519,6 +536,8 @@ class SignatureVerifier:
         ):
             raise auth_error(BAD_SECURITY_TOKEN, "The security token is missing or invalid.")
         if auth.scope:
+            if len(auth.scope) == 4 and not auth.scope[2]:
+                raise auth_error(MISSING_SERVICE, "The credential scope names no service.")
             if auth.scope[0] != sdk_date.strip()[:8]:
                 raise auth_error(BAD_DATE, "The credential scope date does not match X-Sdk-Date.")
             if auth.scope[1] != self._region:
@@ -544,7 +563,7 @@ class SignatureVerifier:
         else:
             uris = [canonical_uri(request.path)]
             queries = [canonical_query(pairs)]
-        payloads = self._payload_hashes(request)
+        payloads = self._payload_hashes(request, auth.signed_headers)
         signatures: List[str] = []
         for headers in self._header_sets(auth.signed_headers, request.headers):
             for uri in uris:
@@ -557,13 +576,17 @@ class SignatureVerifier:
         return signatures
 
     @staticmethod
-    def _payload_hashes(request: SignedRequest) -> List[str]:
-        """Return the declared ``X-Sdk-Content-Sha256`` (if any), then the body's real hash."""
+    def _payload_hashes(request: SignedRequest, signed: Sequence[str]) -> List[str]:
+        """Return the payload hash to sign with: the body's own, unless the client signed an
+        ``X-Sdk-Content-Sha256`` header (then its value, e.g. ``UNSIGNED-PAYLOAD``).
+
+        An unsigned declared hash is ignored: trusting it would let anyone who captured a
+        signed request replace its body.
+        """
         declared = request.headers.get("x-sdk-content-sha256")
-        hashes = [sha256_hex(request.body)]
-        if declared:
-            hashes.insert(0, declared.strip())
-        return hashes
+        if declared and "x-sdk-content-sha256" in signed:
+            return [declared.strip()]
+        return [sha256_hex(request.body)]
 
     @staticmethod
     def _header_sets(

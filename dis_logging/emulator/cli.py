@@ -14,7 +14,7 @@ import threading
 from types import FrameType
 from typing import Any, Callable, Final, Iterator, List, Optional, TextIO, Tuple, Union
 
-from dis_logging._argtypes import fraction, non_negative_float
+from dis_logging._argtypes import fraction, non_negative_float, non_negative_int
 from dis_logging.emulator.server import (
     DEFAULT_AK,
     DEFAULT_DOMAIN_NAME,
@@ -26,7 +26,7 @@ from dis_logging.emulator.server import (
     DEFAULT_USERNAME,
     DISEmulator,
 )
-from dis_logging.emulator.state import STREAM_TYPES
+from dis_logging.emulator.state import DEFAULT_PARTITION_QUOTA, STREAM_TYPES
 
 DEFAULT_PORT: Final = 8080
 """Port of the command when --port is not given (a fixed one, so client settings can be reused)."""
@@ -116,6 +116,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="enforce per-partition write limits as per-record DIS.4303",
     )
+    parser.add_argument(
+        "--partition-quota",
+        type=non_negative_int,
+        default=DEFAULT_PARTITION_QUOTA,
+        help=f"partitions the account may hold in total (default {DEFAULT_PARTITION_QUOTA}, "
+        "the real default quota)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault generators")
     parser.add_argument(
         "--duration", type=non_negative_float, default=None, help="stop after this many seconds"
@@ -130,7 +137,8 @@ def build(args: argparse.Namespace) -> DISEmulator:
         args: Options from a parser that :func:`add_arguments` prepared.
 
     Returns:
-        The emulator, with the host, port, credentials, token lifetime, seed and verbosity given.
+        The emulator, with the host, port, credentials, token lifetime, partition quota, seed
+        and verbosity given.
     """
     return DISEmulator(
         args.host,
@@ -143,6 +151,7 @@ def build(args: argparse.Namespace) -> DISEmulator:
         domain_name=args.domain_name,
         region=args.region,
         token_ttl=args.token_ttl,
+        partition_quota=args.partition_quota,
         seed=args.seed,
         verbose=args.verbose,
     )

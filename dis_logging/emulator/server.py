@@ -8,6 +8,7 @@ stall on delayed ACKs (DESIGN.md, pitfalls). Requests are executed by
 
 from __future__ import annotations
 
+import re
 import selectors
 import socket
 import sys
@@ -38,6 +39,12 @@ DEFAULT_TOKEN_TTL: Final = 86400.0
 """IAM tokens live 24 h, in seconds (DIS-API.md §4, §8)."""
 
 MAX_BODY_BYTES: Final = 12 * 1024 * 1024
+#: Longest chunk-size or trailer line accepted in a chunked body.
+MAX_CHUNK_LINE: Final = 1024
+#: Most trailer lines accepted after the last chunk.
+MAX_TRAILER_LINES: Final = 32
+#: A chunk size: hex digits only, at most 8 of them (no sign, no blanks, no 0x prefix).
+_HEX_SIZE: Final = re.compile(rb"[0-9A-Fa-f]{1,8}")
 """AK/SK-signed bodies are capped at 12 MB by the API gateway (DIS-API.md §8)."""
 
 MAX_DISCARD_BYTES: Final = 64 * 1024 * 1024
@@ -76,7 +83,7 @@ class DISEmulator:
         seed: Seed for placing records that have neither key nor partition id; default None is
             random.
         partition_quota: Total partitions the account may hold; default
-            :data:`~dis_logging.emulator.state.DEFAULT_PARTITION_QUOTA` (200).
+            :data:`~dis_logging.emulator.state.DEFAULT_PARTITION_QUOTA` (50).
         verbose: When True, log every request line to stderr; default False (quiet).
 
     Nothing is bound until :meth:`start`.
@@ -618,26 +625,42 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _read_chunked(self) -> Optional[bytes]:
-        """Read a chunked body; reply and return None when it is malformed or too large."""
+        """Read a chunked body; reply and return None when it is malformed or too large.
+
+        Strict (RFC 9112 section 7.1): a chunk size is hex digits only (no sign, no blanks, no
+        ``0x``), each chunk ends in CRLF, the stream must not end early, and the total stays
+        under :data:`MAX_BODY_BYTES`, counted before anything is read.
+        """
         chunks: List[bytes] = []
         total = 0
         while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip() or b"x", 16)
-            except ValueError:
-                self.send_error(400, "Invalid chunked encoding.")
-                return None
+            line = self.rfile.readline(MAX_CHUNK_LINE)
+            size_text = line.split(b";", 1)[0].strip()
+            if not line.endswith(b"\n") or not _HEX_SIZE.fullmatch(size_text):
+                return self._bad_chunking()
+            size = int(size_text, 16)
             if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    continue
-                return b"".join(chunks)
+                for _ in range(MAX_TRAILER_LINES):
+                    trailer = self.rfile.readline(MAX_CHUNK_LINE)
+                    if trailer in (b"\r\n", b"\n"):
+                        return b"".join(chunks)
+                    if not trailer.endswith(b"\n"):
+                        break
+                return self._bad_chunking()
             total += size
             if total > MAX_BODY_BYTES:
                 self._too_large(None)
                 return None
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(1024)
+            data = self.rfile.read(size)
+            if len(data) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                return self._bad_chunking()
+            chunks.append(data)
+
+    def _bad_chunking(self) -> Optional[bytes]:
+        """Reply 400 and close the connection (the rest of the stream cannot be framed)."""
+        self.close_connection = True
+        self.send_error(400, "Invalid chunked encoding.")
+        return None
 
     def _too_large(self, length: Optional[int]) -> None:
         """Reply 413 APIG.0201, reading the rest of the body first when it is small enough."""

@@ -259,7 +259,7 @@ class Service:
         clock: Wall clock in seconds since the epoch; default :func:`time.time`.
         seed: Seed for placing records without key or partition id; default None is random.
         partition_quota: Total partitions the account may hold; default
-            :data:`~dis_logging.emulator.state.DEFAULT_PARTITION_QUOTA` (200).
+            :data:`~dis_logging.emulator.state.DEFAULT_PARTITION_QUOTA` (50).
         verbose: When True, unexpected errors print a traceback to stderr; default False.
 
     Attributes:

@@ -37,8 +37,9 @@ MIN_RETENTION_HOURS: Final = 24
 MAX_RETENTION_HOURS: Final = 72
 """Longest CreateStream ``data_duration``, hours (DIS-API.md §5, §8)."""
 
-DEFAULT_PARTITION_QUOTA: Final = 200
-"""Partitions the emulated account may hold in total; generous (real default: 50, DIS-API.md §8)."""
+DEFAULT_PARTITION_QUOTA: Final = 50
+"""Partitions the emulated account may hold in total: the default COMMON account quota (DIS-API.md
+§8). ``DISEmulator(partition_quota=...)`` and ``--partition-quota`` change it."""
 
 MAX_REQUEST_DATA_BYTES: Final = {"COMMON": 1024 * 1024, "ADVANCED": 5 * 1024 * 1024}
 """Total record data per PutRecords request, keys excluded (DIS-API.md §8)."""
@@ -334,7 +335,7 @@ class StreamStore:
     Args:
         clock: Wall clock in seconds since the epoch; default :func:`time.time`.
         partition_quota: Total partitions the account may hold across streams; default
-            :data:`DEFAULT_PARTITION_QUOTA` (200). ``0`` makes every stream creation fail.
+            :data:`DEFAULT_PARTITION_QUOTA` (50). ``0`` makes every stream creation fail.
         seed: Seed of the generator placing records without key or partition id; default None,
             which seeds from the system.
 
