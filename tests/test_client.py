@@ -483,12 +483,14 @@ class TestStreams:
             emulator.stream_names(),
         )
 
-    def test_list_streams_follows_every_page(self, make_client, emulator):
+    def test_list_streams_follows_every_page(self):
         """More streams than one ListStreams page are all returned, sorted."""
         names = sorted(f"s-{i:03d}" for i in range(105))
-        for name in names:
-            emulator.create_stream(name)
-        assert names == make_client().list_streams()
+        with DISEmulator(partition_quota=len(names)) as emu:
+            for name in names:
+                emu.create_stream(name)
+            with DISClient(emu.url, emu.project_id, ak=emu.ak, sk=emu.sk) as client:
+                assert names == client.list_streams()
 
     def test_existing_stream_is_a_request_error(self, make_client, stream):
         """Creating a stream that exists raises RequestError DIS.4307."""
