@@ -15,6 +15,8 @@ import time
 from collections import OrderedDict
 from typing import Callable, Dict, Final, Hashable, Iterable, Iterator, Optional, Protocol, Tuple
 
+from dis_logging import errors
+
 __all__ = ["DiagnosticSink", "Reporter", "ReporterLike", "SecretSet", "error_key", "redact"]
 
 #: seconds during which repeats of one kind of problem are counted instead of written.
@@ -151,6 +153,14 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def _is_call_failure(key: Hashable) -> bool:
+    """Whether ``key`` is :func:`error_key` of a :class:`~dis_logging.errors.DISError`."""
+    if not isinstance(key, tuple) or not key or not isinstance(key[0], str):
+        return False
+    cls = getattr(errors, key[0], None)
+    return isinstance(cls, type) and issubclass(cls, errors.DISError)
+
+
 class Reporter:
     """Rate-limited writer of diagnostic lines; never uses :mod:`logging` or :mod:`warnings`.
 
@@ -164,6 +174,9 @@ class Reporter:
             default none. Empty strings are ignored. A :class:`SecretSet` is kept as it is, so
             tokens added to it later are masked too.
         clock: monotonic time source in seconds; default :func:`time.monotonic`.
+        hint: the next step to append to reports of failed DIS or IAM calls (keys made by
+            :func:`error_key` from a :class:`~dis_logging.errors.DISError`) that do not already
+            name ``dis-logging check``; default ``""``, nothing appended.
 
     Attributes:
         lost_lines: how many lines could be written neither to the sink nor to stderr.
@@ -176,8 +189,10 @@ class Reporter:
         interval: float = DEFAULT_INTERVAL,
         secrets: Iterable[str] = (),
         clock: Callable[[], float] = time.monotonic,
+        hint: str = "",
     ) -> None:
         self._sink = sink
+        self._hint = hint
         self._interval = interval
         self._secrets = secrets if isinstance(secrets, SecretSet) else SecretSet(secrets)
         self._clock = clock
@@ -210,6 +225,8 @@ class Reporter:
                 return False
             suppressed = last[1] if last is not None else 0
             self._windows[key] = (now, 0)
+        if self._hint and _is_call_failure(key) and "dis-logging check" not in message:
+            message = f"{message}; {self._hint}"
         if suppressed:
             message = f"{message} ({suppressed} similar message(s) suppressed in the last window)"
         self._write(redact(PREFIX + message, self._secrets))

@@ -6,8 +6,15 @@ environment variables the handler reads (``HUAWEICLOUD_SDK_AK``, ``HUAWEICLOUD_S
 ``--project-id``, ``--ak``, ...). Prefer the environment for secrets: command-line arguments
 are visible to other users of the machine.
 
-Exit codes: 0 success, 1 a runtime failure (DIS unreachable, a request or a check failed),
-2 a usage or configuration error. Errors are printed as one line on stderr.
+Exit codes, the same in every command:
+
+* 0: success (also an empty stream, and ``tail --follow`` stopped with Ctrl-C);
+* 1: a runtime failure: DIS or IAM unreachable or refusing a request, records not stored, a
+  ``check`` step failed, or another command interrupted;
+* 2: a usage or configuration error: an unknown flag, a malformed value, an invalid stream name,
+  a missing setting (no endpoint, project id or credentials).
+
+Errors are printed as one line on stderr.
 
 Nothing happens at import time; :func:`main` builds the parser and imports what the chosen
 command needs.
@@ -16,6 +23,7 @@ command needs.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import io
 import json
@@ -31,6 +39,7 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
+    Deque,
     Dict,
     Final,
     Iterable,
@@ -63,6 +72,8 @@ MAX_REQUEST_BYTES: Final = 1_000_000
 MAX_REQUEST_RECORDS: Final = 1000
 # DIS-API.md section 5: GetRecords accepts limit 1..10000.
 MAX_FETCH_RECORDS: Final = 10_000
+#: ``send`` redraws its progress line on a terminal at most this often, in seconds.
+SEND_PROGRESS_INTERVAL: Final = 1.0
 
 _CURSOR_TYPES: Final = {
     "trim_horizon": "TRIM_HORIZON",
@@ -90,37 +101,58 @@ class _Progress:
         label: the word before the counter.
         total: the expected count, or ``None`` when unknown (no bar, only the counter).
         stream: where to draw; ``None`` (the default) uses ``sys.stderr``.
+        interval: the least time between two redraws, in seconds; default 0.1.
+        clock: monotonic time source; default :func:`time.monotonic`.
     """
 
     _WIDTH: Final = 30
-    _INTERVAL: Final = 0.1  # seconds between redraws
 
-    def __init__(self, label: str, total: Optional[int] = None, stream: Optional[IO[str]] = None):
+    def __init__(
+        self,
+        label: str,
+        total: Optional[int] = None,
+        stream: Optional[IO[str]] = None,
+        *,
+        interval: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._label = label
         self._total = total
         self._stream = stream if stream is not None else sys.stderr
         self._enabled = _is_tty(self._stream)
-        self._drawn_at = 0.0
+        self._interval = interval
+        self._clock = clock
+        self._drawn_at: Optional[float] = None
+        self._width = 0  # length of the line drawn last, to blank out what a shorter one leaves
 
-    def update(self, count: int, *, force: bool = False) -> None:
+    def update(self, count: int, *, detail: str = "", force: bool = False) -> None:
+        """Redraw the line with ``count`` and ``detail``, unless drawn less than ``interval`` ago.
+
+        Args:
+            count: the counter to show.
+            detail: text after the counter (rate, failures); default none.
+            force: draw even within ``interval``; default ``False``.
+        """
         if not self._enabled:
             return
-        now = time.monotonic()
-        if not force and now - self._drawn_at < self._INTERVAL:
+        now = self._clock()
+        if not force and self._drawn_at is not None and now - self._drawn_at < self._interval:
             return
         self._drawn_at = now
         if self._total:
             filled = min(self._WIDTH, self._WIDTH * count // self._total)
             bar = "#" * filled + "." * (self._WIDTH - filled)
-            line = f"\r{self._label:<9} [{bar}] {count:,}/{self._total:,}"
+            text = f"{self._label:<9} [{bar}] {count:,}/{self._total:,}{detail}"
         else:
-            line = f"\r{self._label:<9} {count:,}"
-        self._stream.write(line)
+            text = f"{self._label:<9} {count:,}{detail}"
+        self._stream.write("\r" + text.ljust(self._width))
+        self._width = len(text)
         self._stream.flush()
 
-    def done(self, count: int) -> None:
+    def done(self, count: int, *, detail: str = "") -> None:
+        """Draw the final state and end the line."""
         if self._enabled:
-            self.update(count, force=True)
+            self.update(count, detail=detail, force=True)
             self._stream.write("\n")
             self._stream.flush()
 
@@ -206,10 +238,13 @@ def _connection_parser() -> argparse.ArgumentParser:
     for flag, dest, help_text in _CONNECTION_FLAGS:
         group.add_argument(flag, dest=dest, metavar=dest.upper(), help=help_text)
     group.add_argument(
+        "--request-timeout",
         "--timeout",
+        dest="timeout",
         type=positive_float,
         default=10.0,
-        help="seconds to wait for each HTTP reply (default: %(default)s)",
+        help="seconds to wait for each HTTP reply, the handler's request_timeout "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--insecure",
@@ -304,6 +339,29 @@ def _print_record(partition_id: str, record: FetchedRecord, output: str, out: IO
     out.flush()
 
 
+class _PartitionReader:
+    """Reads one partition page by page; ``caught_up`` once a read returned nothing new."""
+
+    def __init__(self, client: DISClient, partition_id: str, cursor: str) -> None:
+        self.client = client
+        self.partition_id = partition_id
+        self.cursor = cursor
+        self.pending: Deque[FetchedRecord] = collections.deque()
+        self.caught_up = False
+
+    def fetch(self, limit: int) -> None:
+        result = self.client.get_records(self.cursor, limit=limit)
+        self.cursor = result.next_cursor
+        self.pending.extend(result.records)
+        self.caught_up = not result.records
+
+    def head_key(self) -> Tuple[int, str, int]:
+        """Sort key of the next record: write time, then partition, then sequence number."""
+        record = self.pending[0]
+        sequence = record.sequence_number
+        return (record.timestamp or 0, self.partition_id, int(sequence) if sequence else 0)
+
+
 def _cmd_tail(args: argparse.Namespace) -> int:
     cursor_type = _CURSOR_TYPES[
         args.from_ or ("at_timestamp" if args.timestamp else "trim_horizon")
@@ -312,37 +370,81 @@ def _cmd_tail(args: argparse.Namespace) -> int:
         raise UsageError("--from at_timestamp needs --timestamp")
     if args.timestamp is not None and cursor_type != "AT_TIMESTAMP":
         raise UsageError("--timestamp only works with --from at_timestamp")
+    _check_stream_name(args.stream)
     client = _make_client(_connection(args), args)
+    printed = 0
+    said_empty = False
     try:
         partitions = [args.partition] if args.partition else _partition_ids(client, args.stream)
-        cursors = {
-            pid: client.get_cursor(args.stream, pid, cursor_type, timestamp=args.timestamp)
+        readers = [
+            _PartitionReader(
+                client,
+                pid,
+                client.get_cursor(args.stream, pid, cursor_type, timestamp=args.timestamp),
+            )
             for pid in partitions
-        }
-        printed = 0
+        ]
         while True:
             remaining = None if args.limit is None else args.limit - printed
-            fetched: List[Tuple[str, FetchedRecord]] = []
-            for pid in partitions:
-                page_limit = min(MAX_FETCH_RECORDS, remaining or MAX_FETCH_RECORDS)
-                result = client.get_records(cursors[pid], limit=page_limit)
-                cursors[pid] = result.next_cursor
-                fetched.extend((pid, record) for record in result.records)
-            # Interleave partitions by write time; within a partition the order is kept.
-            fetched.sort(key=lambda item: item[1].timestamp or 0)
-            for pid, record in fetched:
+            page_limit = min(MAX_FETCH_RECORDS, remaining or MAX_FETCH_RECORDS)
+            batch: List[Tuple[str, FetchedRecord]] = []
+            if args.merge:
+                # A k-way merge: the oldest head is printed only once every partition that may
+                # still hold an older record has one buffered (or had nothing more to give).
+                for reader in readers:
+                    if not reader.pending and not reader.caught_up:
+                        reader.fetch(page_limit)
+                ready = [reader for reader in readers if reader.pending]
+                if ready:
+                    oldest = min(ready, key=_PartitionReader.head_key)
+                    batch.append((oldest.partition_id, oldest.pending.popleft()))
+            else:
+                # Partition after partition, a page of each per round.
+                for reader in readers:
+                    reader.fetch(page_limit)
+                    batch.extend((reader.partition_id, record) for record in reader.pending)
+                    reader.pending.clear()
+            for pid, record in batch:
                 _print_record(pid, record, args.output, sys.stdout)
                 printed += 1
                 if args.limit is not None and printed >= args.limit:
                     return EXIT_OK
-            if not fetched:
-                if not args.follow:
-                    return EXIT_OK
-                time.sleep(args.interval)
+            if batch:
+                continue
+            if printed == 0 and not said_empty:
+                said_empty = True
+                _say_empty(args, cursor_type)
+            if not args.follow:
+                return EXIT_OK
+            time.sleep(args.interval)
+            for reader in readers:
+                reader.caught_up = False
     except KeyboardInterrupt:
         return EXIT_OK if args.follow else EXIT_FAILURE
     finally:
         client.close()
+
+
+def _say_empty(args: argparse.Namespace, cursor_type: str) -> None:
+    """Say on stderr that nothing was found, so that an empty output is never ambiguous."""
+    where = {
+        "TRIM_HORIZON": "",
+        "LATEST": " after the latest one",
+        "AT_TIMESTAMP": f" since {_format_ms(args.timestamp)}",
+    }[cursor_type]
+    scope = f"partition {args.partition} of stream" if args.partition else "stream"
+    message = f"{PROG}: no records in {scope} {args.stream!r}{where}"
+    if args.follow:
+        message += "; waiting for new ones (Ctrl-C stops)"
+    print(message, file=sys.stderr, flush=True)
+
+
+def _check_stream_name(name: str) -> None:
+    """Raise :class:`UsageError` unless ``name`` is a valid DIS stream name."""
+    from dis_logging.config import STREAM_NAME_PATTERN
+
+    if not STREAM_NAME_PATTERN.fullmatch(name):
+        raise UsageError(f"invalid stream name {name!r}: use 1-64 characters of A-Z a-z 0-9 _ -")
 
 
 def _read_lines(source: IO[bytes]) -> Iterator[bytes]:
@@ -366,21 +468,48 @@ def _batches(lines: Iterable[bytes], key: Optional[str], max_records: int) -> It
 
 
 class _SendReport:
+    """Counts of a ``send`` run, failures grouped by their cause in words."""
+
     def __init__(self) -> None:
         self.sent = 0
         self.failed = 0
         self.requests = 0
         self.errors: Dict[str, int] = {}
+        #: the cause of the failure being retried now, or "" when nothing is being retried.
+        self.retrying = ""
 
-    def fail(self, count: int, code: str) -> None:
+    def fail(self, count: int, cause: str) -> None:
         self.failed += count
-        self.errors[code] = self.errors.get(code, 0) + count
+        self.errors[cause] = self.errors.get(cause, 0) + count
+
+    def causes(self) -> str:
+        """The failure causes, most frequent first: ``"cause (x3); other (x1)"``."""
+        ranked = sorted(self.errors.items(), key=lambda item: (-item[1], item[0]))
+        return "; ".join(f"{cause} (x{count})" for cause, count in ranked)
+
+
+def _cause(exc: DISError) -> str:
+    """A failed call in words: the message, with the DIS error code when there is one."""
+    message = str(exc.args[0]) if exc.args else type(exc).__name__
+    if exc.code and exc.code not in message:
+        return f"{exc.code}: {message}"
+    if exc.status is not None and not exc.code:
+        return f"HTTP {exc.status}: {message}"
+    return message
 
 
 def _put_batch(
-    client: DISClient, stream: str, batch: List[Entry], report: _SendReport, retry_time: float
+    client: DISClient,
+    stream: str,
+    batch: List[Entry],
+    report: _SendReport,
+    retry_time: float,
+    on_wait: Callable[[], None],
 ) -> None:
-    """Send one batch; resend retryable failures with backoff until ``retry_time`` runs out."""
+    """Send one batch; resend retryable failures with backoff until ``retry_time`` runs out.
+
+    ``on_wait`` is called before each backoff wait, with ``report.retrying`` naming the cause.
+    """
     from dis_logging.retry import RetryPolicy
 
     policy = RetryPolicy()
@@ -398,30 +527,42 @@ def _put_batch(
             if not exc.retryable:
                 raise
             retry_pending, retry_after = pending, exc.retry_after
-            last_code = exc.code or type(exc).__name__
+            last_cause = _cause(exc)
         else:
             retry_pending = []
-            last_code = ""
+            last_cause = ""
             for entry, outcome in zip(pending, result.records):
                 if outcome.ok:
                     report.sent += 1
                 elif outcome.retryable:
                     retry_pending.append(entry)
-                    last_code = outcome.error_code or "retryable"
+                    last_cause = _record_cause(outcome.error_code, outcome.error_message)
                 else:
-                    report.fail(1, outcome.error_code or "rejected")
+                    report.fail(1, _record_cause(outcome.error_code, outcome.error_message))
         pending = retry_pending
         if not pending:
+            report.retrying = ""
             return
         delay = policy.backoff(attempt, retry_after)
         attempt += 1
         if time.monotonic() + delay > deadline:
-            report.fail(len(pending), last_code)
+            report.fail(len(pending), last_cause)
+            report.retrying = ""
             return
+        report.retrying = last_cause
+        on_wait()
         time.sleep(delay)
 
 
+def _record_cause(code: Optional[str], message: Optional[str]) -> str:
+    """One rejected record in words: ``"DIS.4303: Exceeded traffic control limit"``."""
+    if code and message:
+        return f"{code}: {message}"
+    return code or message or "rejected"
+
+
 def _cmd_send(args: argparse.Namespace) -> int:
+    _check_stream_name(args.stream)
     connection = _connection(args)
     if args.file == "-":
         source: IO[bytes] = sys.stdin.buffer
@@ -432,13 +573,26 @@ def _cmd_send(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     client = _make_client(connection, args)
     report = _SendReport()
-    progress = _Progress("sent")
+    progress = _Progress("sent", interval=SEND_PROGRESS_INTERVAL)
     started = time.monotonic()
+
+    def detail() -> str:
+        rate = report.sent / max(time.monotonic() - started, 1e-9)
+        text = f" records, {rate:,.0f}/s, {report.failed:,} failed"
+        if report.retrying:
+            text += f"; retrying: {report.retrying}"
+        elif report.errors:
+            text += f" ({report.causes()})"
+        return text
+
+    def show() -> None:
+        progress.update(report.sent, detail=detail())
+
     try:
         for batch in _batches(_read_lines(source), args.partition_key, args.batch_records):
-            _put_batch(client, args.stream, batch, report, args.retry_time)
-            progress.update(report.sent)
-        progress.done(report.sent)
+            _put_batch(client, args.stream, batch, report, args.retry_time, show)
+            show()
+        progress.done(report.sent, detail=detail())
     finally:
         client.close()
         if source is not sys.stdin.buffer:
@@ -449,8 +603,8 @@ def _cmd_send(args: argparse.Namespace) -> int:
         f"{_counted(report.requests, 'request')} ({elapsed:.2f} s), {report.failed:,} failed"
     )
     if report.failed:
-        codes = ", ".join(f"{code} x{count}" for code, count in sorted(report.errors.items()))
-        _print_error(f"{report.failed} records were not stored: {codes}")
+        verb = "was" if report.failed == 1 else "were"
+        _print_error(f"{_counted(report.failed, 'record')} {verb} not stored: {report.causes()}")
         return EXIT_FAILURE
     return EXIT_OK
 
@@ -487,10 +641,11 @@ def _explain(exc: DISError, what: str) -> str:
     from dis_logging.errors import AuthError, TransportError
 
     if isinstance(exc, TransportError):
-        return (
-            f"{what}: the endpoint did not answer ({exc}); "
-            "check --endpoint/--region and the network"
-        )
+        from dis_logging.client import CHECK_HINT
+
+        # The message names the cause and the next step; this command is the check it suggests.
+        cause = str(exc).replace(f"; {CHECK_HINT}", "")
+        return f"the endpoint did not answer: {cause}"
     if isinstance(exc, AuthError):
         return f"{what}: the credentials were rejected ({exc}); check the AK/SK, token or IAM user"
     if exc.code == "DIS.4117":
@@ -499,14 +654,31 @@ def _explain(exc: DISError, what: str) -> str:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from dis_logging.config import ENV_STREAM, STREAM_NAME_PATTERN
     from dis_logging.errors import AuthError, TransportError
 
     checklist = _Checklist(sys.stdout)
+    stream: Optional[str] = args.stream or os.environ.get(ENV_STREAM, "").strip() or None
+    if stream is not None:
+        source = "" if args.stream else f" (from {ENV_STREAM})"
+        if not STREAM_NAME_PATTERN.fullmatch(stream):
+            checklist.fail(
+                "configuration",
+                f"invalid stream name {stream!r}{source}: use 1-64 characters of A-Z a-z 0-9 _ -",
+            )
+            return EXIT_USAGE
+        put_note = (
+            "no record is written (--no-put)"
+            if args.no_put
+            else ("writes one test record to it (--no-put skips that)")
+        )
+        print(f"checking stream {stream!r}{source}; {put_note}", flush=True)
+    args.stream = stream
     try:
         connection = _connection(args)
     except ConfigError as exc:
         checklist.fail("configuration", str(exc))
-        return EXIT_FAILURE
+        return EXIT_USAGE
     checklist.ok(
         "configuration",
         f"endpoint {connection.endpoint}, project {connection.project_id}, "
@@ -844,6 +1016,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("-n", "--limit", type=positive_int, help="stop after this many records")
     tail.add_argument(
+        "--merge",
+        action="store_true",
+        help="print the records of all partitions in write-time order (a k-way merge); "
+        "default: partition after partition, a page of each at a time",
+    )
+    tail.add_argument(
         "--output",
         choices=("pretty", "json", "raw"),
         default="pretty",
@@ -890,17 +1068,22 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         parents=[connection],
-        help="check credentials, endpoint and stream with one test record",
+        help="check settings, endpoint, credentials and stream; writes one test record",
         description="Check the configuration step by step: settings, endpoint, credentials, "
-        "the stream, and one test record. Exits with 1 when a step fails.",
+        "the stream, and one test record WRITTEN to the stream (a small JSON object with "
+        "message 'dis-logging check'; --no-put skips it). Exits with 1 when a step fails, "
+        "2 for a configuration error.",
     )
     check.add_argument(
         "stream",
         metavar="STREAM",
         nargs="?",
-        help="stream to check; without it only the connection is checked",
+        help="stream to check (default: DIS_LOGGING_STREAM); without either, only the "
+        "connection is checked",
     )
-    check.add_argument("--no-put", action="store_true", help="do not write the test record")
+    check.add_argument(
+        "--no-put", action="store_true", help="do not write the test record (read-only check)"
+    )
     check.set_defaults(func=_cmd_check)
     return parser
 

@@ -22,6 +22,8 @@ import json
 import math
 import os
 import re
+import socket
+import ssl
 import threading
 import time
 import warnings
@@ -1211,8 +1213,9 @@ class DISClient:
             http.client.HTTPException,
             OSError,
         ) as exc:
-            detail = self._clean(str(exc)) or type(exc).__name__
-            error = TransportError(f"{operation} to {urlsplit(url).netloc} failed: {detail}")
+            error = TransportError(
+                self._clean(describe_transport_failure(operation, url, exc, self.request_timeout))
+            )
         except ValueError as exc:
             # http.client's ValueError('Invalid header value b"..."') quotes the value, which may
             # be a token: neither its text nor the exception itself is kept.
@@ -1328,11 +1331,11 @@ class DISClient:
         )
 
     def _clean(self, text: str) -> str:
-        """Shorten a message and blank out any secret it might echo."""
+        """Shorten a message at a word boundary and blank out any secret it might echo."""
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, _REDACTED)
-        return text[:MAX_MESSAGE_CHARS]
+        return shorten(text, MAX_MESSAGE_CHARS)
 
 
 class _SendSettings(NamedTuple):
@@ -1398,3 +1401,126 @@ def _request_id(headers: Mapping[str, str]) -> Optional[str]:
         if value:
             return value
     return None
+
+
+#: What to do next, added to every transport failure message.
+CHECK_HINT: Final = "`dis-logging check STREAM` tests the whole setup step by step"
+
+
+def shorten(text: str, limit: int) -> str:
+    """Return ``text`` on one line, cut at a word boundary to at most ``limit`` characters.
+
+    Args:
+        text: any text; runs of whitespace (newlines included) become one space.
+        limit: the longest result, at least 2; a cut text ends with ``"…"``.
+
+    Returns:
+        The text, whole words only (a single word longer than ``limit`` is the one exception).
+    """
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    if space > limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:") + "…"
+
+
+def _causes(exc: BaseException) -> List[BaseException]:
+    """``exc`` and what it wraps: causes, contexts, and urllib3's ``reason``, outermost first."""
+    chain: List[BaseException] = []
+    todo: List[BaseException] = [exc]
+    while todo and len(chain) < 16:
+        current = todo.pop(0)
+        if any(current is seen for seen in chain):
+            continue
+        chain.append(current)
+        for inner in (
+            getattr(current, "reason", None),
+            current.__cause__,
+            current.__context__,
+            *(arg for arg in current.args if isinstance(arg, BaseException)),
+        ):
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+    return chain
+
+
+def describe_transport_failure(
+    operation: str, url: str, exc: BaseException, timeout: Optional[float] = None
+) -> str:
+    """Say in one line why no HTTP reply arrived, and what to try next.
+
+    One message per kind of failure: a host name that does not resolve (naming the region the
+    name was derived from), a refused connection, a TLS failure, a timeout, a connection closed
+    without a reply; anything else gets the library's text, shortened at a word boundary.
+
+    Args:
+        operation: the DIS or IAM operation, e.g. ``"PutRecords"``.
+        url: the URL that was requested.
+        exc: the exception raised by requests, urllib3 or the socket layer.
+        timeout: the request timeout in seconds, for the timeout message; default ``None``.
+
+    Returns:
+        The message, without secrets only if ``exc``'s text had none (the client cleans it).
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or parts.netloc
+    where = parts.netloc
+    chain = _causes(exc)
+
+    def has(*types: type) -> bool:
+        return any(isinstance(item, types) for item in chain)
+
+    timeout_text = f" within {timeout:g} s (request_timeout)" if timeout else ""
+    if has(urllib3.exceptions.NameResolutionError, socket.gaierror):
+        region = _REGION_HOST.match(host)
+        if region is not None:
+            return (
+                f"{operation}: the host {host} does not resolve; is the region "
+                f"{region.group(1)!r} right (set by region=, --region or DIS_LOGGING_REGION)? "
+                f"Check the region or endpoint and this machine's DNS; {CHECK_HINT}"
+            )
+        return (
+            f"{operation}: the host {host} does not resolve; check the endpoint "
+            f"(endpoint=, --endpoint or DIS_LOGGING_ENDPOINT) and this machine's DNS; {CHECK_HINT}"
+        )
+    if has(ConnectionRefusedError):
+        return (
+            f"{operation}: {where} refused the connection (nothing listens on that port); check "
+            f"the endpoint's host and port, or start the service; {CHECK_HINT}"
+        )
+    if has(requests.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError):
+        reason = next((item for item in chain if isinstance(item, ssl.SSLError)), None)
+        detail = getattr(reason, "reason", None) or "handshake failed"
+        if isinstance(reason, ssl.SSLCertVerificationError) and reason.verify_message:
+            detail = f"certificate not trusted: {reason.verify_message}"
+        return (
+            f"{operation}: TLS with {host} failed ({str(detail).lower().replace('_', ' ')}); "
+            f"for a private CA pass verify='/path/ca.pem', and check that the endpoint speaks "
+            f"https; {CHECK_HINT}"
+        )
+    if has(requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
+        return (
+            f"{operation}: could not connect to {where}{timeout_text}; check the endpoint, "
+            f"firewalls and proxies (HTTPS_PROXY); {CHECK_HINT}"
+        )
+    if has(requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, socket.timeout):
+        return (
+            f"{operation}: no reply from {where}{timeout_text}; the service or the network is "
+            f"slow: retry later or raise request_timeout; {CHECK_HINT}"
+        )
+    if has(
+        ConnectionResetError,
+        http.client.RemoteDisconnected,
+        urllib3.exceptions.ProtocolError,
+        BrokenPipeError,
+    ):
+        return (
+            f"{operation}: {where} closed the connection without a reply; check that the "
+            f"endpoint is a DIS endpoint and any proxy in between; {CHECK_HINT}"
+        )
+    innermost = chain[-1]
+    detail = str(innermost) or type(innermost).__name__
+    return f"{operation} to {where} failed: {shorten(detail, 160)}; {CHECK_HINT}"

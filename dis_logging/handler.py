@@ -725,7 +725,10 @@ class DISHandler(logging.Handler):
         self._pid = os.getpid()
         # The client's secret set also learns the tokens obtained at run time (callable, IAM).
         self._reporter = Reporter(
-            config.diagnostics, interval=config.report_interval, secrets=self._client.secrets
+            config.diagnostics,
+            interval=config.report_interval,
+            secrets=self._client.secrets,
+            hint=f"`dis-logging check {config.stream_name}` tests the setup step by step",
         )
         self._limiter: Optional[RateLimiter] = None
         if config.auto_rate_limit:

@@ -8,16 +8,23 @@ Installed with dis-logging and loaded automatically (entry point ``pytest11``). 
 ``dis_stream``
     the name of a fresh one-partition stream on ``dis_emulator``.
 ``dis_handler``
-    a :class:`~dis_logging.DISHandler` that sends to ``dis_stream``; closed after the test
-    and detached from every logger it was added to.
+    a :class:`~dis_logging.DISHandler` that sends to ``dis_stream`` (AK/SK auth, the default
+    :class:`~dis_logging.JSONFormatter`, level ``NOTSET``, ``flush_interval=0.05``); closed
+    after the test and detached from every logger it was added to. It sets no logger's level:
+    a logger without one passes on only WARNING and above, so set the level of the logger under
+    test (``caplog.set_level`` does it and restores it afterwards).
 
-Example::
+Example (the README's, run verbatim by the test suite)::
 
-    def test_checkout_logs_the_order(dis_emulator, dis_stream, dis_handler):
+    def checkout(order_id):  # stands for your code under test: it logs at INFO
+        logging.getLogger("shop").info("order placed", extra={"order_id": order_id})
+
+    def test_checkout_logs_the_order(dis_emulator, dis_stream, dis_handler, caplog):
+        caplog.set_level(logging.INFO, logger="shop")  # let INFO through; restored after the test
         logging.getLogger("shop").addHandler(dis_handler)
         checkout(order_id=42)
         assert dis_handler.flush(timeout=5)
-        [record] = dis_emulator.records(dis_stream)
+        [record] = dis_emulator.wait_for(dis_stream, 1, timeout=5)
         assert json.loads(record.data)["order_id"] == 42
 
 The plugin imports the emulator and the handler only when a test asks for a fixture, so it

@@ -324,7 +324,8 @@ class TestSend:
         source.write_text("a\nb\n")
         code, out, err = run(capsys, "send", stream, str(source), *connection_args(emulator))
         assert (1, True) == (code, "1 failed" in out)
-        assert "dis-logging: error: 1 records were not stored: DIS.4300 x1\n" == err
+        assert err.startswith("dis-logging: error: 1 record was not stored: DIS.4300")
+        assert err.endswith(" (x1)\n")
 
     def test_missing_file_is_a_usage_error(self, capsys, emulator, stream, tmp_path):
         """A file that cannot be read exits 2 with one line."""
@@ -353,7 +354,12 @@ class TestCheck:
     def test_passes_and_writes_one_test_record(self, capsys, emulator, stream):
         """A working setup passes every step and stores one test record."""
         code, out, _ = run(capsys, "check", stream, *connection_args(emulator))
-        assert (0, ["ok"] * 5) == (code, [line.split()[0] for line in out.splitlines()])
+        lines = out.splitlines()
+        assert (0, ["ok"] * 5) == (code, [line.split()[0] for line in lines[1:]])
+        assert (
+            f"checking stream {stream!r}; writes one test record to it (--no-put skips that)"
+            == lines[0]
+        )
         [record] = emulator.records(stream)
         assert "dis-logging check" == json.loads(record.data)["message"]
 
@@ -395,11 +401,11 @@ class TestCheck:
         assert (1, True) == (code, "did not answer" in out)
 
     def test_missing_configuration_fails_the_first_step(self, capsys):
-        """Missing settings fail the configuration step with exit 1."""
+        """Missing settings fail the configuration step with exit 2, as in every command."""
         code, out, _ = run(
             capsys, "check", "s", "--endpoint", "http://127.0.0.1:9", "--project-id", "p"
         )
-        assert (1, "FAIL  configuration") == (code, out[:19])
+        assert (2, "FAIL  configuration") == (code, out.splitlines()[1][:19])
 
     def test_never_prints_the_password(self, capsys, emulator, stream):
         """With password credentials the password is not printed."""
@@ -460,3 +466,133 @@ def test_demo_rejects_a_negative_show_count(capsys):
     """`demo --show -1` is a usage error (exit 2) naming the bad value."""
     code, _, err = run(capsys, "demo", "--show", "-1")
     assert (2, True) == (code, "'-1'" in err)
+
+
+class TestEveryday:
+    """What a new user meets: flags per field, progress, merged tail, empty streams, exit codes."""
+
+    def test_flag_completes_environment_per_field(self, capsys, emulator, stream, monkeypatch):
+        """--sk with HUAWEICLOUD_SDK_AK in the environment uses both (flags override per field)."""
+        monkeypatch.setenv("HUAWEICLOUD_SDK_AK", emulator.ak)
+        monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "wrong-secret-from-the-environment")
+        argv = ["check", stream, "--no-put", "--endpoint", emulator.url]
+        argv += ["--project-id", emulator.project_id, "--sk", emulator.sk]
+        code, out, err = run(capsys, *argv)
+        assert (0, "") == (code, err)
+        assert "ok    credentials    accepted" in out
+
+    def test_check_reads_the_stream_from_the_environment(
+        self, capsys, emulator, stream, monkeypatch
+    ):
+        """Without STREAM, check uses DIS_LOGGING_STREAM and says where the name came from."""
+        monkeypatch.setenv("DIS_LOGGING_STREAM", stream)
+        code, out, _ = run(capsys, "check", "--no-put", *connection_args(emulator))
+        assert (
+            0,
+            f"checking stream {stream!r} (from DIS_LOGGING_STREAM); no record is written "
+            "(--no-put)",
+        ) == (code, out.splitlines()[0])
+        assert f"ok    stream         {stream!r} is RUNNING" in out
+
+    @pytest.mark.parametrize("command", ["check", "tail", "send"])
+    def test_invalid_stream_name_exits_2_everywhere(self, capsys, emulator, command):
+        """An invalid stream name is a configuration error, exit 2, in every command."""
+        code, out, err = run(capsys, command, "bad name!", *connection_args(emulator))
+        assert 2 == code
+        assert "invalid stream name 'bad name!'" in out + err
+
+    @pytest.mark.parametrize("command", ["check", "tail", "send"])
+    def test_missing_credentials_exit_2_everywhere(self, capsys, command):
+        """Missing credentials are a configuration error, exit 2, in every command."""
+        code, _, _ = run(
+            capsys, command, "s", "--endpoint", "http://127.0.0.1:9", "--project-id", "p"
+        )
+        assert 2 == code
+
+    def test_empty_stream_says_so(self, capsys, emulator, stream):
+        """tail of an empty stream exits 0 and says on stderr that there are no records."""
+        code, out, err = run(capsys, "tail", stream, *connection_args(emulator))
+        assert (0, "", f"dis-logging: no records in stream {stream!r}\n") == (code, out, err)
+
+    def test_merge_orders_all_partitions_by_time(self, capsys, emulator, stream, client):
+        """tail --merge prints the records of every partition in write-time order."""
+        keys = ["k1", "hello"]  # one key per partition of the two-partition test stream
+        written = []
+        for number in range(12):
+            data = f"r{number}".encode()
+            put(client, stream, (data, keys[number % 2]))
+            written.append(data.decode())
+        stored = sorted(
+            emulator.records(stream),
+            key=lambda r: (r.timestamp, r.partition_id, int(r.sequence_number)),
+        )
+        code, out, _ = run(
+            capsys, "tail", stream, "--merge", "--output", "raw", *connection_args(emulator)
+        )
+        assert {"shardId-0000000000", "shardId-0000000001"} == {r.partition_id for r in stored}
+        assert (0, [r.data.decode() for r in stored]) == (code, out.splitlines())
+
+    def test_merge_pages_through_partitions(self, capsys, emulator, stream, client):
+        """--merge keeps the time order when partitions are read in many pages (--limit)."""
+        for number in range(30):
+            put(client, stream, (f"p{number:02d}".encode(), ["k1", "hello"][number % 3 == 0]))
+        stored = sorted(
+            emulator.records(stream),
+            key=lambda r: (r.timestamp, r.partition_id, int(r.sequence_number)),
+        )
+        code, out, _ = run(
+            capsys,
+            "tail",
+            stream,
+            "--merge",
+            "-n",
+            "25",
+            "--output",
+            "raw",
+            *connection_args(emulator),
+        )
+        assert (0, [r.data.decode() for r in stored][:25]) == (code, out.splitlines())
+
+    def test_send_names_the_cause_of_failures(self, capsys, tmp_path):
+        """send against a closed port ends with the cause in words, not an exception name."""
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        source = tmp_path / "lines.txt"
+        source.write_text("one\n")
+        argv = ["send", "s", str(source), "--endpoint", f"http://127.0.0.1:{port}"]
+        argv += ["--project-id", "p", "--token", "static-token-value", "--retry-time", "0.3"]
+        code, _, err = run(capsys, *argv)
+        assert 1 == code
+        assert err.startswith(
+            f"dis-logging: error: 1 record was not stored: PutRecords: 127.0.0.1:{port} refused "
+            "the connection (nothing listens on that port)"
+        )
+        assert "TransportError" not in err
+
+    def test_send_progress_on_a_terminal(self, capsys, emulator, stream, tmp_path, monkeypatch):
+        """On a TTY, send shows records sent, the rate and failures with their cause."""
+        terminal = TTY()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        emulator.fail_records("DIS.4300", every=1, limit=1)
+        source = tmp_path / "lines.txt"
+        source.write_text("a\nb\nc\n")
+        code = cli.main(["send", stream, str(source), *connection_args(emulator)])
+        drawn = terminal.getvalue()
+        assert 1 == code
+        assert drawn.startswith("\rsent      2 records, ")
+        assert "/s, 1 failed (DIS.4300" in drawn
+
+    def test_progress_redraws_at_most_once_per_interval(self):
+        """Updates within the interval are skipped; the final state is always drawn."""
+        now = [100.0]
+        terminal = TTY()
+        progress = cli._Progress("sent", stream=terminal, interval=1.0, clock=lambda: now[0])
+        for count, moment in [(1, 100.0), (2, 100.5), (3, 100.99), (4, 101.0), (5, 101.2)]:
+            now[0] = moment
+            progress.update(count)
+        progress.done(6)
+        frames = [frame.strip() for frame in terminal.getvalue().split("\r") if frame]
+        assert ["sent      1", "sent      4", "sent      6"] == frames

@@ -966,3 +966,87 @@ class TestKeywords:
         assert "request_timout, verfy" == info.value.field
         assert "did you mean 'request_timeout'?" in str(info.value)
         assert "did you mean 'verify'?" in str(info.value)
+
+
+def _closed_port_url() -> str:
+    """The URL of a loopback port with nothing listening."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+class TestTransportMessages:
+    """Each kind of transport failure reads as one line with the cause and the next step."""
+
+    def _fail(self, client, stream="s"):
+        with pytest.raises(TransportError) as info:
+            client.put_records(stream, [(b"x", None)])
+        return str(info.value)
+
+    def test_refused_connection(self):
+        """A closed port says the connection was refused and where."""
+        url = _closed_port_url()
+        with DISClient(url, "pid", token="static-test-token", request_timeout=2.0) as client:
+            message = self._fail(client)
+        netloc = url.split("//", 1)[1]
+        assert message.startswith(
+            f"PutRecords: {netloc} refused the connection (nothing listens on that port)"
+        )
+        assert "dis-logging check" in message
+
+    def test_tls_failure(self, emulator):
+        """https:// to a plain-HTTP server names a TLS failure and the CA bundle option."""
+        url = emulator.url.replace("http://", "https://")
+        with DISClient(url, "pid", token="static-test-token", request_timeout=5.0) as client:
+            message = self._fail(client)
+        assert message.startswith("PutRecords: TLS with 127.0.0.1 failed (")
+        assert "verify='/path/ca.pem'" in message
+
+    def test_read_timeout(self, emulator, stream):
+        """A reply slower than request_timeout says so with the timeout value."""
+        emulator.set_delay(1.0, operation="PutRecords")
+        with DISClient(
+            emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk, request_timeout=0.2
+        ) as client:
+            message = self._fail(client, stream)
+        assert message.startswith(
+            f"PutRecords: no reply from {emulator.url.split('//', 1)[1]} within 0.2 s "
+            "(request_timeout)"
+        )
+
+    def test_connection_closed_without_reply(self, emulator, stream):
+        """A connection dropped before the reply is named as such."""
+        emulator.drop_connections(1)
+        with DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk) as client:
+            message = self._fail(client, stream)
+        assert "closed the connection without a reply" in message
+
+    def test_unresolvable_host_names_the_region(self):
+        """A Huawei Cloud host that does not resolve names the region it was derived from."""
+        import socket
+
+        import urllib3
+
+        from dis_logging.client import describe_transport_failure
+
+        host = "dis.cn-nowhere-9.myhuaweicloud.com"
+        reason = socket.gaierror(-2, "Name or service not known")
+        error = urllib3.exceptions.NameResolutionError(host, None, reason)  # type: ignore[arg-type]
+        message = describe_transport_failure("PutRecords", f"https://{host}/v2/p/records", error)
+        assert message.startswith(
+            f"PutRecords: the host {host} does not resolve; is the region 'cn-nowhere-9' right"
+        )
+
+    @pytest.mark.parametrize("limit", [20, 37, 60])
+    def test_shorten_never_cuts_a_word(self, limit):
+        """shorten() keeps whole words and marks the cut."""
+        from dis_logging.client import shorten
+
+        text = "HTTPSConnectionPool host dis.cn-north-4.myhuaweicloud.com port 443 max retries"
+        short = shorten(text, limit)
+        words = text.split()
+        assert short.endswith("…")
+        assert len(short) <= limit
+        assert all(word in words for word in short[:-1].split())

@@ -934,3 +934,16 @@ class TestOnFailure:
 
 def discard_records(records, reason):
     del records, reason
+
+
+class TestDiagnosticsHint:
+    def test_failed_calls_point_to_dis_logging_check(self, make_handler, emulator, stream):
+        """A diagnostic about a failed DIS call names `dis-logging check STREAM`."""
+        lines: List[str] = []
+        emulator.fail_next(1, status=400, error_code="DIS.4200")
+        handler = plain(make_handler(diagnostics=lines.append))
+        logger_for(handler).error("rejected")
+        assert handler.flush(timeout=5.0) is False
+        failures = [line for line in lines if "DIS.4200" in line]
+        assert failures
+        assert all(f"`dis-logging check {stream}`" in line for line in failures)

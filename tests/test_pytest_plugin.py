@@ -98,3 +98,20 @@ def test_plugin_import_is_cheap():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert "[]" == result.stdout.strip()
+
+
+def _readme_block(heading: str) -> str:
+    """The first ```python block after ``heading`` in the README, verbatim."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading) :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```\n", start)]
+
+
+def test_readme_snippet_passes_verbatim_for_info_records(pytester):
+    """The README's pytest example, copied as it is, passes for code that logs at INFO."""
+    pytester.makepyfile(test_readme_example=_readme_block("## Testing your own logging"))
+    result = pytester.runpytest(*QUIET, "-W", "error")
+    result.assert_outcomes(passed=1)
