@@ -8,11 +8,17 @@ refused in one place is refused in the other.
 from __future__ import annotations
 
 import ipaddress
+from typing import Final
 from urllib.parse import urlsplit
 
 from dis_logging.errors import ConfigError
 
-__all__ = ["check_base_url", "is_loopback"]
+__all__ = ["METADATA_HOST", "check_base_url", "check_metadata_endpoint", "is_loopback"]
+
+#: The link-local address of the ECS/CCE metadata service (DIS-API.md §13).
+METADATA_HOST: Final = "169.254.169.254"
+#: Its base URL: plain HTTP, as the service offers nothing else (DIS-API.md §13).
+DEFAULT_METADATA_ENDPOINT: Final = f"http://{METADATA_HOST}"
 
 
 def is_loopback(host: str) -> bool:
@@ -73,3 +79,26 @@ def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
             "or allow_insecure_http=True",
         )
     return text.rstrip("/")
+
+
+def check_metadata_endpoint(value: object) -> str:
+    """Check the base URL of the metadata service that hands out temporary credentials.
+
+    Args:
+        value: ``http://169.254.169.254`` (the documented address), ``http://`` to a loopback
+            host (a local stand-in such as the emulator), or any ``https://`` URL.
+
+    Returns:
+        The URL, stripped of blanks and of a trailing ``/``.
+
+    Raises:
+        ConfigError: what :func:`check_base_url` refuses, and ``http://`` to any other host: the
+            reply carries a secret key, so it never crosses a network in clear.
+    """
+    try:
+        is_metadata_host = (
+            isinstance(value, str) and urlsplit(value.strip()).hostname == METADATA_HOST
+        )
+    except ValueError:  # check_base_url reports the malformed URL
+        is_metadata_host = False
+    return check_base_url("metadata_endpoint", value, allow_http=is_metadata_host)

@@ -57,12 +57,16 @@ __all__ = [
     "LegacySigner",
     "Secret",
     "StaticToken",
+    "TemporaryAKSKAuth",
+    "TemporaryCredentialCache",
+    "TemporaryCredentials",
     "TokenAuth",
     "TokenCache",
     "TokenSource",
     "header_value",
     "iam_token_request",
     "parse_iam_token_reply",
+    "parse_metadata_credentials",
 ]
 
 #: Signature algorithm of the v3 SDKs and of the dedicated DIS SDK's plain form
@@ -79,6 +83,15 @@ EMPTY_SHA256: Final = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7
 TOKEN_REFRESH_MARGIN: Final = 3600.0
 #: ... or this fraction of its lifetime, whichever is smaller, so that short test TTLs still cache.
 TOKEN_REFRESH_FRACTION: Final = 0.1
+#: Replace temporary AK/SK credentials this many seconds before their ``expires_at``: Huawei's own
+#: SDKs fetch a new set ahead of expiry (DIS-API.md §13); the metadata service issues sets that
+#: live hours, so ten minutes leaves room for several attempts.
+TEMPORARY_REFRESH_MARGIN: Final = 600.0
+#: ... or this fraction of the set's lifetime, whichever is smaller, so short lifetimes still cache.
+TEMPORARY_REFRESH_FRACTION: Final = 0.2
+#: After a failed refresh, the next attempt waits at most this long (seconds), or a quarter of the
+#: time the current set has left, whichever is shorter; the current set is used meanwhile.
+TEMPORARY_RETRY_INTERVAL: Final = 30.0
 
 _REDACTED: Final = "<redacted>"
 _CACHE_KEY: Final = "token"
@@ -997,3 +1010,269 @@ class AKSKAuth(AuthBase):
 
     def __repr__(self) -> str:
         return f"AKSKAuth({self.signer!r})"
+
+
+@dataclass(frozen=True)
+class TemporaryCredentials:
+    """One set of temporary AK/SK credentials, as the ECS/CCE metadata service hands it out.
+
+    The three secrets belong together (DIS-API.md section 13): a request is signed with this
+    ``ak``/``sk`` and carries this ``security_token``.
+
+    Args:
+        ak: the temporary access key id.
+        sk: its secret key; never shown by repr.
+        security_token: sent and signed as ``X-Security-Token``; never shown by repr.
+        expires_at: when the set stops working, in seconds since the epoch (UTC).
+    """
+
+    ak: str
+    sk: str = field(repr=False)
+    security_token: str = field(repr=False)
+    expires_at: float
+
+
+def parse_metadata_credentials(body: object) -> TemporaryCredentials:
+    """Read the metadata service's ``securitykey`` reply (DIS-API.md section 13).
+
+    Args:
+        body: the decoded JSON body,
+            ``{"credential": {"access", "secret", "securitytoken", "expires_at"}}``.
+
+    Returns:
+        The set, with ``expires_at`` as epoch seconds.
+
+    Raises:
+        ValueError: a value is missing, empty, not a string, or ``expires_at`` is unreadable.
+            The message names the field, never its value.
+    """
+    credential = body.get("credential") if isinstance(body, dict) else None
+    if not isinstance(credential, dict):
+        raise ValueError("the metadata reply has no credential object")
+    values: Dict[str, str] = {}
+    for name in ("access", "secret", "securitytoken", "expires_at"):
+        value = credential.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"the metadata reply has no credential.{name}")
+        values[name] = value.strip()
+    try:
+        expires_at = _parse_iam_time(values["expires_at"]).timestamp()
+    except ValueError:
+        raise ValueError("the metadata reply has an unreadable credential.expires_at") from None
+    return TemporaryCredentials(
+        values["access"], values["secret"], values["securitytoken"], expires_at
+    )
+
+
+class TemporaryCredentialCache:
+    """Holds the current temporary credentials and replaces them before they expire.
+
+    The set is fetched on first use and again once less than the refresh margin (the smaller of
+    ``refresh_margin`` and ``refresh_fraction`` of its lifetime) is left. One thread fetches at a
+    time; while it does, other threads keep using the current set if it is still valid, and wait
+    for the fetch only when there is none.
+
+    A refresh that fails keeps the current set in use until its ``expires_at``, and ``report`` is
+    called once for the whole run of failures (again only after a success); the next attempt comes
+    after ``retry_interval`` or a quarter of the time left, whichever is shorter. Once the set has
+    expired, a failing fetch raises to the caller.
+
+    Args:
+        fetch: performs the metadata request and returns a set; may raise. Never called with the
+            lock held.
+        clock: wall-clock seconds since the epoch, compared with ``expires_at``; default
+            :func:`time.time`. Tests pass a fake.
+        report: called with a one-line message, without secrets, when a refresh fails and the
+            current set is kept; default ``None``, no report.
+        refresh_margin: seconds before expiry at most when a new set is fetched; default
+            :data:`TEMPORARY_REFRESH_MARGIN` (600.0). ``0`` waits for the expiry.
+        refresh_fraction: fraction of the lifetime at most; default
+            :data:`TEMPORARY_REFRESH_FRACTION` (0.2).
+        retry_interval: longest wait in seconds before retrying a failed refresh; default
+            :data:`TEMPORARY_RETRY_INTERVAL` (30.0).
+        wait_limit: returns how long the calling thread may wait for another thread's fetch, in
+            seconds, or ``None`` for as long as it takes; default ``None`` (no limit).
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], TemporaryCredentials],
+        *,
+        clock: Callable[[], float] = time.time,
+        report: Optional[Callable[[str], None]] = None,
+        refresh_margin: float = TEMPORARY_REFRESH_MARGIN,
+        refresh_fraction: float = TEMPORARY_REFRESH_FRACTION,
+        retry_interval: float = TEMPORARY_RETRY_INTERVAL,
+        wait_limit: Optional[Callable[[], Optional[float]]] = None,
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._report = report
+        self._refresh_margin = refresh_margin
+        self._refresh_fraction = refresh_fraction
+        self._retry_interval = retry_interval
+        self._wait_limit = wait_limit
+        self._lock = threading.Lock()
+        self._current: Optional[TemporaryCredentials] = None
+        self._refresh_at = 0.0  # wall-clock time from which a new set is fetched
+        self._flight: Optional[_CredentialFlight] = None
+        self._failing = False  # a refresh failed and was reported; cleared by a success
+        self._fetches = 0
+
+    @property
+    def fetch_count(self) -> int:
+        """How many times ``fetch`` has been called."""
+        return self._fetches
+
+    def __repr__(self) -> str:
+        current = self._current
+        held = "none" if current is None else f"ak={current.ak!r}"
+        return f"TemporaryCredentialCache({held}, fetches={self._fetches})"
+
+    def get(self) -> TemporaryCredentials:
+        """Return the set to sign with now, fetching a new one when it is due.
+
+        Returns:
+            A set that has not expired by this cache's clock, or the last one while a refresh
+            is failing.
+
+        Raises:
+            Exception: whatever ``fetch`` raised, when there is no unexpired set to fall back on.
+        """
+        with self._lock:
+            now = self._clock()
+            current = self._current
+            if current is not None and now < self._refresh_at:
+                return current
+            usable = current if current is not None and now < current.expires_at else None
+            flight = self._flight
+            if flight is not None:
+                if usable is not None:
+                    return usable  # another thread is fetching; no need to wait for it
+                leader = False
+            else:
+                flight = self._flight = _CredentialFlight()
+                leader = True
+        if not leader:
+            return flight.wait(self._wait_limit() if self._wait_limit is not None else None)
+        try:
+            self._fetches += 1
+            fresh = self._fetch()
+        except Exception as exc:  # noqa: BLE001 - any fetch error: keep the current set or re-raise
+            return self._after_failure(flight, usable, exc)
+        except BaseException as exc:
+            with self._lock:
+                self._flight = None
+            flight.finish(None, exc)
+            raise
+        with self._lock:
+            now = self._clock()
+            lifetime = max(fresh.expires_at - now, 0.0)
+            margin = min(self._refresh_margin, lifetime * self._refresh_fraction)
+            self._current = fresh
+            self._refresh_at = now + lifetime - margin
+            self._failing = False
+            self._flight = None
+        flight.finish(fresh, None)
+        return fresh
+
+    def _after_failure(
+        self, flight: _CredentialFlight, usable: Optional[TemporaryCredentials], error: Exception
+    ) -> TemporaryCredentials:
+        """Keep ``usable`` after a failed refresh (reporting once), or raise ``error``."""
+        with self._lock:
+            self._flight = None
+            first_failure = not self._failing
+            if usable is not None:
+                now = self._clock()
+                wait = min(self._retry_interval, max((usable.expires_at - now) / 4.0, 0.0))
+                self._refresh_at = now + wait
+                self._failing = True
+        if usable is None:
+            flight.finish(None, error)
+            raise error
+        flight.finish(usable, None)
+        if first_failure and self._report is not None:
+            left = max(usable.expires_at - self._clock(), 0.0)
+            self._report(
+                f"temporary credentials: refresh failed ({type(error).__name__}: {error}); "
+                f"keeping the current set, which expires in {left:.0f} s"
+            )
+        return usable
+
+    def invalidate(self, ak: Optional[str] = None) -> None:
+        """Fetch a new set on the next :meth:`get`, because DIS rejected ``ak``.
+
+        Args:
+            ak: the access key of the rejected set; when the cache already holds another one,
+                nothing happens. ``None`` applies to whatever is held.
+        """
+        with self._lock:
+            current = self._current
+            if current is not None and (ak is None or current.ak == ak):
+                self._refresh_at = 0.0
+
+
+class _CredentialFlight:
+    """One metadata fetch in progress; its outcome is handed to the threads waiting on it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Optional[TemporaryCredentials] = None
+        self.error: Optional[BaseException] = None
+
+    def finish(self, value: Optional[TemporaryCredentials], error: Optional[BaseException]) -> None:
+        self.value, self.error = value, error
+        self.done.set()
+
+    def wait(self, timeout: Optional[float]) -> TemporaryCredentials:
+        if not self.done.wait(timeout):
+            raise TransportError(
+                "temporary credentials: another thread's fetch did not end within the deadline"
+            )
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
+
+class TemporaryAKSKAuth(AuthBase):
+    """``requests`` auth that signs with the current set of a :class:`TemporaryCredentialCache`.
+
+    Each request is signed like :class:`AKSKAuth` does, with the set's AK/SK, and carries its
+    security token as a signed ``X-Security-Token``. The secret key and security token of every
+    set used are registered in ``secrets`` for redaction.
+
+    Args:
+        source: the cache that fetches and refreshes the sets.
+        secrets: where the secrets are registered; default a new, private
+            :class:`~dis_logging._report.SecretSet`.
+    """
+
+    def __init__(
+        self, source: TemporaryCredentialCache, secrets: Optional[SecretSet] = None
+    ) -> None:
+        self.source = source
+        self.secrets = secrets if secrets is not None else SecretSet()
+        self._signed_with: Tuple[Optional[TemporaryCredentials], Optional[AKSKAuth]] = (None, None)
+
+    def __call__(self, r: PreparedRequest) -> PreparedRequest:
+        """Sign ``r`` with the current set and return it.
+
+        Raises:
+            Exception: whatever fetching the set raised.
+        """
+        credentials = self.source.get()
+        held, auth = self._signed_with
+        if held is not credentials or auth is None:
+            self.secrets.add(credentials.sk)
+            self.secrets.add(credentials.security_token)
+            signer = AKSKSigner(
+                credentials.ak, credentials.sk, security_token=credentials.security_token
+            )
+            auth = AKSKAuth(signer, self.secrets)
+            self._signed_with = (credentials, auth)
+        return auth(r)
+
+    def __repr__(self) -> str:
+        return f"TemporaryAKSKAuth({self.source!r})"

@@ -297,6 +297,8 @@ def _auth_method(connection: Connection) -> str:
         return f"IAM password of user {connection.username!r}"
     if kind == "token":
         return "X-Auth-Token"
+    if kind == "metadata":
+        return f"temporary AK/SK from the metadata service at {connection.metadata_endpoint}"
     return "none"
 
 

@@ -61,7 +61,7 @@ from dis_logging._protobuf_wire import (
 )
 from dis_logging._report import SecretSet
 from dis_logging._transport import DeadlineAdapter, enter_deadline, leave_deadline
-from dis_logging._urls import check_base_url, is_loopback
+from dis_logging._urls import check_base_url, check_metadata_endpoint, is_loopback
 from dis_logging.auth import (
     AKSKAuth,
     AKSKSigner,
@@ -69,12 +69,16 @@ from dis_logging.auth import (
     IssuedToken,
     Secret,
     StaticToken,
+    TemporaryAKSKAuth,
+    TemporaryCredentialCache,
+    TemporaryCredentials,
     TokenAuth,
     TokenCache,
     TokenSource,
     TokenValue,
     iam_token_request,
     parse_iam_token_reply,
+    parse_metadata_credentials,
 )
 from dis_logging.config import check_keywords, default_iam_endpoint
 from dis_logging.errors import (
@@ -637,10 +641,20 @@ class DISClient:
             that send at once.
         allow_insecure_http: accept ``http://`` endpoints on hosts other than loopback; default
             ``False`` (plain HTTP would carry tokens and logs in clear).
+        metadata_endpoint: base URL of the ECS/CCE metadata service, usually
+            ``http://169.254.169.254``, to sign with the temporary AK/SK and security token of the
+            instance's IAM agency (DIS-API.md section 13) instead of given credentials; default
+            ``None``. The set is fetched on first use, cached, and replaced before it expires; a
+            failed refresh keeps the current set until its ``expires_at``. ``http://`` is accepted
+            only for that address and loopback hosts.
+        report: called with one line of text (no secrets) when a refresh of temporary
+            credentials fails and the current set is kept, once per run of failures; default
+            ``None``, no report.
 
     Raises:
         ConfigError: a malformed URL, project id, timeout, pool size or serialization, a CA bundle
-            path that does not exist, or a missing or incomplete set of credentials. The precedence
+            path that does not exist, a missing or incomplete set of credentials, or
+            ``metadata_endpoint`` together with other credentials. The precedence
             of credentials is ``token``, then ``ak``/``sk``, then ``username``/``password``.
     """
 
@@ -665,6 +679,8 @@ class DISClient:
         pool_maxsize: int = 4,
         allow_insecure_http: bool = False,
         timeout: Optional[float] = None,
+        metadata_endpoint: Optional[str] = None,
+        report: Optional[Callable[[str], None]] = None,
     ) -> None:
         from dis_logging import (
             __version__,
@@ -736,7 +752,22 @@ class DISClient:
         self._refreshable = False
         self._auth: AuthBase
         kind = credentials.kind
-        if kind == "token":
+        #: Base URL of the metadata service the temporary credentials come from, or ``None``.
+        self.metadata_endpoint: Optional[str] = None
+        self._credential_cache: Optional[TemporaryCredentialCache] = None
+        if metadata_endpoint is not None:
+            if kind != "none":
+                raise ConfigError(
+                    "metadata_endpoint",
+                    f"conflicts with the {kind} credentials given: temporary credentials come "
+                    "from the metadata service",
+                )
+            self.metadata_endpoint = check_metadata_endpoint(metadata_endpoint)
+            self._credential_cache = TemporaryCredentialCache(
+                self._fetch_metadata_credentials, report=report, wait_limit=self._time_left
+            )
+            self._auth = TemporaryAKSKAuth(self._credential_cache, self.secrets)
+        elif kind == "token":
             assert credentials.token is not None
             static = StaticToken(credentials.token)
             self._token_source, self._refreshable = static, static.is_refreshable
@@ -773,6 +804,10 @@ class DISClient:
             base: (_NO_PROXY if is_loopback(urlsplit(base).hostname or "") else {})
             for base in (self.endpoint, self.iam_endpoint)
         }
+        if self.metadata_endpoint is not None:
+            # The metadata service is link-local (or a local stand-in): never through a proxy,
+            # which would also see the temporary secret key in its reply.
+            self._proxy_overrides[self.metadata_endpoint] = _NO_PROXY
         session.headers.update(
             {"User-Agent": f"dis-logging/{__version__}", "X-Project-Id": project_id}
         )
@@ -802,10 +837,13 @@ class DISClient:
     def __repr__(self) -> str:
         # getattr: a traceback that captures locals may show a client whose __init__ failed.
         credentials = getattr(self, "credentials", None)
+        kind = getattr(credentials, "kind", None)
+        if getattr(self, "metadata_endpoint", None) is not None:
+            kind = "metadata"
         return (
             f"DISClient(endpoint={getattr(self, 'endpoint', None)!r}, "
             f"project_id={getattr(self, 'project_id', None)!r}, "
-            f"auth={getattr(credentials, 'kind', None)!r}, "
+            f"auth={kind!r}, "
             f"serialization={getattr(self, 'serialization', None)!r})"
         )
 
@@ -1136,6 +1174,16 @@ class DISClient:
                         continue
                     if not self._refreshable:
                         error.retryable = False  # a fixed token stays rejected however often
+                elif isinstance(error, AuthError) and self._credential_cache is not None:
+                    # The temporary set was rejected (revoked or rotated early): fetch a new one
+                    # and try once more, as with an expired IAM token.
+                    out_of_time = deadline is not None and deadline - time.monotonic() <= 0
+                    if first and not out_of_time:
+                        signed = _ACCESS_KEY.search(
+                            response.request.headers.get("Authorization") or ""
+                        )
+                        self._credential_cache.invalidate(signed.group(1) if signed else None)
+                        continue
                 raise error
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
@@ -1305,6 +1353,33 @@ class DISClient:
         except ValueError:
             raise self._malformed("IAM token", response, _request_id(response.headers)) from None
 
+    def _fetch_metadata_credentials(self) -> TemporaryCredentials:
+        """Get a temporary AK/SK/security-token set from the metadata service (DIS-API.md 13)."""
+        assert self.metadata_endpoint is not None
+        left = self._time_left()
+        response = self._send(
+            "metadata credentials",
+            "GET",
+            self.metadata_endpoint + METADATA_SECURITY_KEY_PATH,
+            None,
+            None,
+            {"X-Project-Id": None},
+            None,
+            None if left is None else (max(left, 0.001), max(left, 0.001)),  # urllib3 rejects 0
+        )
+        if response.status_code != 200:
+            raise self._error("metadata credentials", response, token_auth=False)
+        try:
+            credentials = parse_metadata_credentials(json.loads(response.content))
+        except ValueError:
+            raise self._malformed(
+                "metadata credentials", response, _request_id(response.headers)
+            ) from None
+        # Masked from here on, before anything could log or raise with them.
+        self.secrets.add(credentials.sk)
+        self.secrets.add(credentials.security_token)
+        return credentials
+
     def _error(self, operation: str, response: requests.Response, *, token_auth: bool) -> DISError:
         status = response.status_code
         code, message, body_request_id = _error_fields(response.content)
@@ -1354,6 +1429,9 @@ def _unchanged(request: requests.PreparedRequest) -> requests.PreparedRequest:
 #: ``proxies`` for a request that must go direct: requests drops keys set to ``None`` after the
 #: environment's proxies were merged under them, so none of ``HTTP(S)_PROXY``/``ALL_PROXY`` applies.
 _NO_PROXY: Final[Dict[str, Optional[str]]] = {"http": None, "https": None, "all": None}
+#: Path of the metadata service's temporary credentials (DIS-API.md §13).
+METADATA_SECURITY_KEY_PATH: Final = "/openstack/latest/securitykey"
+_ACCESS_KEY = re.compile(r"Access=([^,\s]+)")
 
 
 def _verify_value(verify: object) -> Union[bool, str]:

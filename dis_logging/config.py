@@ -21,6 +21,10 @@ Where a value comes from, first match wins:
   ``DIS_LOGGING_PASSWORD`` / ``DIS_LOGGING_DOMAIN_NAME``; else ``HUAWEICLOUD_SDK_AK`` /
   ``HUAWEICLOUD_SDK_SK`` / ``HUAWEICLOUD_SDK_SECURITY_TOKEN``; else the ``[basic]`` section of the
   INI file named by ``HUAWEICLOUD_SDK_CREDENTIALS_FILE`` (default ``~/.huaweicloud/credentials``);
+* temporary credentials of the instance's IAM agency: ``metadata_credentials``, then
+  ``DIS_LOGGING_METADATA_CREDENTIALS``; their service at ``metadata_endpoint``, then
+  ``DIS_LOGGING_METADATA_ENDPOINT``, then ``http://169.254.169.254`` (DIS-API.md §13). When on,
+  no other credentials may be given and none are read from the environment or the file;
 * IAM endpoint (password tokens only): ``iam_endpoint``, ``HUAWEICLOUD_SDK_IAM_ENDPOINT``, the
   credentials file, then ``https://iam.<region>.myhuaweicloud.com`` for a Huawei Cloud DIS
   endpoint, else the DIS endpoint itself (the emulator and private gateways serve both).
@@ -58,7 +62,7 @@ from typing import (
 )
 from urllib.parse import urlsplit
 
-from dis_logging._urls import check_base_url
+from dis_logging._urls import DEFAULT_METADATA_ENDPOINT, check_base_url, check_metadata_endpoint
 from dis_logging.errors import ConfigError
 
 __all__ = [
@@ -125,6 +129,8 @@ ENV_STREAM: Final = "DIS_LOGGING_STREAM"
 ENV_REGION: Final = "DIS_LOGGING_REGION"
 ENV_SPOOL_DIR: Final = "DIS_LOGGING_SPOOL_DIR"
 ENV_ENABLED: Final = "DIS_LOGGING_ENABLED"
+ENV_METADATA_CREDENTIALS: Final = "DIS_LOGGING_METADATA_CREDENTIALS"
+ENV_METADATA_ENDPOINT: Final = "DIS_LOGGING_METADATA_ENDPOINT"
 DEFAULT_CREDENTIALS_FILE: Final = os.path.join("~", ".huaweicloud", "credentials")
 #: The credentials file section the Huawei SDK reads for project-scoped keys.
 CREDENTIALS_SECTION: Final = "basic"
@@ -197,6 +203,8 @@ class HandlerSettings(TypedDict, total=False):
     report_interval: FloatSetting
     enabled: Optional[BoolSetting]
     on_failure: Union[str, FailureHook, None]
+    metadata_credentials: Optional[BoolSetting]
+    metadata_endpoint: Optional[str]
 
 
 def unknown_keywords_error(unknown: Sequence[str], known: Iterable[str]) -> ConfigError:
@@ -283,6 +291,8 @@ class Connection:
         ak, sk, security_token: AK/SK credentials, or ``None``.
         username, password, domain_name: IAM password credentials, or ``None``.
         token: a ready ``X-Auth-Token`` or a callable returning one, or ``None``.
+        metadata_endpoint: base URL of the metadata service that hands out temporary AK/SK
+            credentials, or ``None`` when they are not used.
     """
 
     endpoint: str
@@ -296,10 +306,13 @@ class Connection:
     password: Optional[str] = field(default=None, repr=False)
     domain_name: Optional[str] = None
     token: TokenSetting = field(default=None, repr=False)
+    metadata_endpoint: Optional[str] = None
 
     @property
     def credential_kind(self) -> Optional[str]:
-        """``"aksk"``, ``"password"``, ``"token"``, or ``None`` when there are no credentials."""
+        """``"aksk"``, ``"password"``, ``"token"``, ``"metadata"``, or ``None`` without any."""
+        if self.metadata_endpoint is not None:
+            return "metadata"
         if self.ak is not None:
             return "aksk"
         if self.username is not None:
@@ -328,6 +341,8 @@ class Connection:
             kwargs["domain_name"] = self.domain_name
         if self.token is not None:
             kwargs["token"] = self.token
+        if self.metadata_endpoint is not None:
+            kwargs["metadata_endpoint"] = self.metadata_endpoint
         return kwargs
 
 
@@ -344,6 +359,8 @@ def resolve_connection(
     domain_name: Optional[str] = None,
     token: Union[str, Callable[[], str], None] = None,
     *,
+    metadata_credentials: object = None,
+    metadata_endpoint: Optional[str] = None,
     allow_insecure_http: bool = False,
     require_project: bool = True,
     require_credentials: bool = True,
@@ -365,6 +382,12 @@ def resolve_connection(
         username, password, domain_name: IAM user credentials; default ``None``.
         token: a ready token, a callable returning one, or ``"ext://module.attr"``; default
             ``None``.
+        metadata_credentials: ``True`` signs with the temporary credentials of the instance's IAM
+            agency, fetched from the metadata service (no other credentials allowed); default
+            ``None`` reads ``DIS_LOGGING_METADATA_CREDENTIALS`` (``false`` when unset).
+        metadata_endpoint: the metadata service's base URL, used with ``metadata_credentials``;
+            default ``None`` reads ``DIS_LOGGING_METADATA_ENDPOINT``, else
+            ``http://169.254.169.254``. Plain ``http://`` only to that address or loopback.
         allow_insecure_http: allow ``http://`` to non-loopback hosts; default ``False``.
         require_project: raise when no project id is found; default ``True``.
         require_credentials: raise when no credential kind is found; default ``True``.
@@ -384,20 +407,23 @@ def resolve_connection(
         raise ConfigError("region", f"must look like 'cn-north-4', got {region!r}")
 
     profile = _CredentialsFile(environ)
-    creds = _resolve_credentials(
-        {
-            "ak": ak,
-            "sk": sk,
-            "security_token": security_token,
-            "username": username,
-            "password": password,
-            "domain_name": domain_name,
-            "token": token,
-        },
-        environ,
-        profile,
-        require_credentials,
+    given_credentials = {
+        "ak": ak,
+        "sk": sk,
+        "security_token": security_token,
+        "username": username,
+        "password": password,
+        "domain_name": domain_name,
+        "token": token,
+    }
+    metadata_url = _metadata_endpoint(
+        metadata_credentials, metadata_endpoint, given_credentials, environ
     )
+    if metadata_url is None:
+        creds = _resolve_credentials(given_credentials, environ, profile, require_credentials)
+    else:
+        # The agency's temporary keys replace every other source: none is read.
+        creds = dict.fromkeys(given_credentials)
 
     url = _optional_str("endpoint", endpoint) or _env(environ, ENV_ENDPOINT)
     if url is None and region is None:
@@ -442,6 +468,7 @@ def resolve_connection(
         project_id=project,
         region=region,
         iam_endpoint=iam,
+        metadata_endpoint=metadata_url,
         **creds,
     )
 
@@ -532,6 +559,40 @@ def _kinds(values: Mapping[str, Any]) -> List[str]:
     if values.get("token") is not None:
         kinds.append("token")
     return kinds
+
+
+def _metadata_endpoint(
+    switch: object,
+    endpoint: Optional[str],
+    given_credentials: Mapping[str, object],
+    environ: Mapping[str, str],
+) -> Optional[str]:
+    """The metadata service's URL when temporary credentials are switched on, else ``None``.
+
+    Raises:
+        ConfigError: the switch is not a boolean, other credentials are given with it, the URL is
+            unsafe, or ``metadata_endpoint`` is given while the switch is off.
+    """
+    if switch is None:
+        use = _to_bool(ENV_METADATA_CREDENTIALS, _env(environ, ENV_METADATA_CREDENTIALS) or "false")
+    else:
+        use = _to_bool("metadata_credentials", switch)
+    if not use:
+        if _optional_str("metadata_endpoint", endpoint) is not None:
+            raise ConfigError("metadata_endpoint", "is used only with metadata_credentials=True")
+        return None
+    for name, value in given_credentials.items():
+        if value is not None and not (isinstance(value, str) and not value.strip()):
+            raise ConfigError(
+                name,
+                "conflicts with metadata_credentials: the temporary credentials come from the "
+                "metadata service",
+            )
+    return check_metadata_endpoint(
+        _optional_str("metadata_endpoint", endpoint)
+        or _env(environ, ENV_METADATA_ENDPOINT)
+        or DEFAULT_METADATA_ENDPOINT
+    )
 
 
 def _resolve_credentials(
@@ -889,6 +950,8 @@ class HandlerConfig:
     report_interval: float = 60.0
     enabled: bool = True
     on_failure: Optional[FailureHook] = None
+    metadata_credentials: bool = False
+    metadata_endpoint: Optional[str] = None
 
     @property
     def connection(self) -> Connection:
@@ -970,6 +1033,8 @@ class HandlerConfig:
             password=given.get("password"),
             domain_name=given.get("domain_name"),
             token=given.get("token"),
+            metadata_credentials=given.get("metadata_credentials"),
+            metadata_endpoint=given.get("metadata_endpoint"),
             allow_insecure_http=allow_http,
             env=environ,
         )
@@ -990,6 +1055,8 @@ class HandlerConfig:
             "token": conn.token,
             "allow_insecure_http": allow_http,
             "enabled": True,
+            "metadata_credentials": conn.metadata_endpoint is not None,
+            "metadata_endpoint": conn.metadata_endpoint,
         }
         values.update(_tuning(given, environ))
         return cls(**values)

@@ -301,6 +301,14 @@ class DISHandler(logging.Handler):
             time), ``"close"`` or ``"exit"`` (still queued at the deadline). Called on the
             thread that gave up (the flusher, or the one closing); its exceptions are reported
             once and never reach the handler. Default ``None``.
+        metadata_credentials: ``True`` signs with the temporary AK/SK and security token of the
+            ECS/CCE instance's IAM agency, fetched from the metadata service on the first send,
+            cached and refreshed before they expire (a failed refresh keeps the current set
+            until it expires and is reported once). No other credentials may be given. Default
+            ``None`` reads ``DIS_LOGGING_METADATA_CREDENTIALS``, else off.
+        metadata_endpoint: the metadata service's base URL; default ``None`` reads
+            ``DIS_LOGGING_METADATA_ENDPOINT``, else ``http://169.254.169.254``. ``http://`` only
+            for that address and loopback hosts. Only with ``metadata_credentials``.
 
     Raises:
         ConfigError: a setting is unknown (all unknown names are listed, each with the closest
@@ -363,6 +371,8 @@ class DISHandler(logging.Handler):
         report_interval: FloatSetting = 60.0,
         enabled: Optional[BoolSetting] = None,
         on_failure: Union[str, FailureHook, None] = None,
+        metadata_credentials: Optional[BoolSetting] = None,
+        metadata_endpoint: Optional[str] = None,
     ) -> None:
         # Every argument but ``level`` is a HandlerConfig setting of the same name (a test keeps
         # the two lists equal); reading them from locals() keeps that list in one place.
@@ -686,8 +696,15 @@ class DISHandler(logging.Handler):
             serialization=config.serialization,
             pool_maxsize=config.max_in_flight + 1,
             allow_insecure_http=config.allow_insecure_http,
+            report=self._report_credentials,
             **config.connection.client_kwargs(),
         )
+
+    def _report_credentials(self, message: str) -> None:
+        """Report a failed refresh of temporary credentials (the client calls it once per run)."""
+        reporter = getattr(self, "_reporter", None)  # set up after the client
+        if reporter is not None:
+            reporter.report_now(message)
 
     def _stream_rates(self) -> Optional[Tuple[float, float]]:
         """The stream's write rates for ``auto_rate_limit``: writable partitions x the DIS limit.

@@ -21,7 +21,7 @@ import hmac
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, Final, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, quote, unquote
 
@@ -463,6 +463,69 @@ def _header_variants(name: str, value: str) -> List[str]:
     return variants
 
 
+@dataclass
+class TemporaryKey:
+    """Temporary AK/SK credentials the metadata route handed out (secrets stay out of the repr).
+
+    Attributes:
+        sk: the secret key.
+        security_token: the token that must come with every request signed by this key.
+        expires_at: when the set stops being accepted, seconds since the epoch.
+    """
+
+    sk: str = field(repr=False)
+    security_token: str = field(repr=False)
+    expires_at: float
+
+
+class TemporaryKeyStore:
+    """Issues and looks up temporary AK/SK sets, as an IAM agency's metadata service hands out.
+
+    Args:
+        clock: Wall clock in seconds since the epoch; default :func:`time.time`.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: Dict[str, TemporaryKey] = {}
+
+    def issue(self, ttl: float) -> Tuple[str, TemporaryKey]:
+        """Create a new set valid for ``ttl`` seconds.
+
+        Args:
+            ttl: lifetime in seconds; ``0`` or less gives a set that is already expired.
+
+        Returns:
+            The access key and its :class:`TemporaryKey`.
+        """
+        ak = "TMP" + secrets.token_hex(10).upper()
+        key = TemporaryKey(
+            sk=secrets.token_urlsafe(30),
+            # Real security tokens are long base64 blobs; the length exercises header limits.
+            security_token="gQ" + base64.b64encode(secrets.token_bytes(900)).decode("ascii"),
+            expires_at=self._clock() + ttl,
+        )
+        with self._lock:
+            self._keys[ak] = key
+        return ak, key
+
+    def get(self, ak: str) -> Optional[TemporaryKey]:
+        """Return the set of ``ak``, expired or not, or ``None`` for an unknown key."""
+        with self._lock:
+            return self._keys.get(ak)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._keys)
+
+    def expire_all(self) -> None:
+        """Make every set issued so far expired; sets issued later are not affected."""
+        with self._lock:
+            for key in self._keys.values():
+                key.expires_at = min(key.expires_at, self._clock() - 1.0)
+
+
 @dataclass(frozen=True)
 class SignedRequest:
     """The parts of a received request that signatures cover.
@@ -491,6 +554,8 @@ class SignatureVerifier:
         clock: Wall clock in seconds since the epoch; default :func:`time.time`.
         security_token: When set, AK/SK requests must carry this ``X-Security-Token``; when None any
             (or no) security token is accepted.
+        temporary: Temporary sets also accepted, each only with its own security token, signed,
+            until it expires; default None accepts none.
     """
 
     def __init__(
@@ -499,11 +564,13 @@ class SignatureVerifier:
         region: str,
         clock: Callable[[], float] = time.time,
         security_token: Optional[str] = None,
+        temporary: Optional[TemporaryKeyStore] = None,
     ) -> None:
         self._keys = dict(keys)
         self._region = region
         self._clock = clock
         self._security_token = security_token
+        self._temporary = temporary
 
     def verify(self, request: SignedRequest) -> str:
         """Verify the request's signature and return its access key.
@@ -528,13 +595,26 @@ class SignatureVerifier:
         if abs(self._clock() - signed_at) > MAX_CLOCK_SKEW:
             raise auth_error(BAD_DATE, "X-Sdk-Date is more than 15 minutes off the server time.")
         sk = self._keys.get(auth.ak)
+        required_token = self._security_token
+        temporary: Optional[TemporaryKey] = None
+        if sk is None and self._temporary is not None:
+            temporary = self._temporary.get(auth.ak)
+            if temporary is not None:
+                if self._clock() >= temporary.expires_at:
+                    raise auth_error(BAD_SECURITY_TOKEN, "The temporary credentials have expired.")
+                sk, required_token = temporary.sk, temporary.security_token
         if sk is None:
             raise auth_error(UNKNOWN_AK, "The access key is unknown.")
-        if self._security_token is not None and not hmac.compare_digest(
+        if required_token is not None and not hmac.compare_digest(
             request.headers.get("x-security-token", "").encode("utf-8"),
-            self._security_token.encode("utf-8"),
+            required_token.encode("utf-8"),
         ):
             raise auth_error(BAD_SECURITY_TOKEN, "The security token is missing or invalid.")
+        if temporary is not None and "x-security-token" not in auth.signed_headers:
+            # A temporary set's token must be covered by the signature (DIS-API.md §13).
+            raise auth_error(
+                MISSING_SIGNED_HEADER, "Temporary credentials must sign X-Security-Token."
+            )
         if auth.scope:
             if len(auth.scope) == 4 and not auth.scope[2]:
                 raise auth_error(MISSING_SERVICE, "The credential scope names no service.")

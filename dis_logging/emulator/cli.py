@@ -91,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--token-ttl",
         type=non_negative_float,
         default=DEFAULT_TOKEN_TTL,
-        help="lifetime of issued tokens in seconds (default 86400)",
+        help="lifetime of issued tokens and of the metadata route's temporary AK/SK sets, "
+        "in seconds (default 86400)",
     )
     parser.add_argument(
         "--fail-rate",
@@ -176,6 +177,7 @@ def describe(emu: DISEmulator, streams: List[StreamSpec]) -> str:
         f"  region       {emu.region}",
         f"  AK / SK      {emu.ak} / {emu.sk}",
         f"  IAM user     {emu.username} / {emu.password} (account {emu.domain_name})",
+        f"  metadata     {emu.metadata_endpoint}{emu.metadata_path} (temporary AK/SK)",
     ]
     for name, count, stream_type in streams:
         lines.append(f"  stream       {name} ({count} partitions, {stream_type})")

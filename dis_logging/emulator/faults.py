@@ -23,8 +23,10 @@ OPERATIONS: Final = (
     "DescribeStream",
     "ListStreams",
     "DeleteStream",
+    "MetadataSecurityKey",
 )
-"""Operation names accepted by the fault methods (``CreateToken`` is IAM's POST /v3/auth/tokens)."""
+"""Operation names accepted by the fault methods (``CreateToken`` is IAM's POST /v3/auth/tokens,
+``MetadataSecurityKey`` the metadata service's GET /openstack/latest/securitykey)."""
 
 #: ``error_message`` DIS pairs with each retryable per-record code (DIS-API.md §9).
 _RECORD_MESSAGES: Final = {

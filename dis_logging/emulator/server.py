@@ -20,7 +20,14 @@ from typing import Any, Callable, Dict, Final, List, Optional, Set, Tuple, Type
 from urllib.parse import unquote, urlsplit
 
 from dis_logging.emulator.auth import query_pairs
-from dis_logging.emulator.service import Account, Reply, Request, Service, error_reply
+from dis_logging.emulator.service import (
+    METADATA_SECURITY_KEY_PATH,
+    Account,
+    Reply,
+    Request,
+    Service,
+    error_reply,
+)
 from dis_logging.emulator.state import (
     DEFAULT_PARTITION_QUOTA,
     RequestLogEntry,
@@ -74,8 +81,9 @@ class DISEmulator:
         domain_name: The IAM account (domain) name; default :data:`DEFAULT_DOMAIN_NAME`.
         region: Region: the project name for IAM scopes and the region of signature credential
             scopes; default ``"cn-north-4"``.
-        token_ttl: Lifetime of issued tokens in seconds; default 86400 (24 h). ``0`` issues
-            tokens that are already expired.
+        token_ttl: Lifetime of issued tokens and of the temporary AK/SK sets of the metadata route
+            (:attr:`metadata_path`) in seconds; default 86400 (24 h). ``0`` issues tokens that
+            are already expired.
         security_token: When set, AK/SK requests must send it as ``X-Security-Token``; default None
             accepts any or none.
         clock: Wall clock in seconds since the epoch, for token, cursor and signature-date checks;
@@ -337,6 +345,22 @@ class DISEmulator:
             self.token_ttl if ttl is None else ttl, self.project_id
         )
         return token
+
+    #: Path of the metadata route that hands out temporary AK/SK credentials (DIS-API.md §13).
+    metadata_path: Final = METADATA_SECURITY_KEY_PATH
+
+    @property
+    def metadata_endpoint(self) -> str:
+        """Base URL to pass as ``metadata_endpoint``: the emulator's own URL.
+
+        ``GET metadata_endpoint + metadata_path`` returns a new temporary AK/SK/security-token set
+        valid for :attr:`token_ttl` seconds, which the DIS routes accept until then.
+        """
+        return self.url
+
+    def expire_temporary_credentials(self) -> None:
+        """Make every temporary AK/SK set issued so far expired (441 on use); new ones work."""
+        self._service.temporary.expire_all()
 
     def expire_tokens(self) -> None:
         """Make every token issued so far expired (441 DIS.4114); new tokens still work."""

@@ -26,6 +26,7 @@ from dis_logging.emulator.auth import (
     TOKEN_MISSING,
     SignatureVerifier,
     SignedRequest,
+    TemporaryKeyStore,
     TokenStore,
     auth_error,
 )
@@ -59,6 +60,10 @@ MAX_DESCRIBE_LIMIT: Final = 1000
 DEFAULT_RETENTION_HOURS: Final = 24
 REQUEST_LOG_SIZE: Final = 100_000
 """Request log entries kept; older ones are discarded so long benchmarks stay bounded."""
+#: Path of the ECS/CCE metadata service's temporary credentials (DIS-API.md §13).
+METADATA_SECURITY_KEY_PATH: Final = "/openstack/latest/securitykey"
+#: Operation name of that route in the request log and for fault scripting.
+METADATA_OPERATION: Final = "MetadataSecurityKey"
 
 #: GetCursor ``cursor-type`` values (DIS-API.md §5).
 CURSOR_TYPES: Final = (
@@ -289,8 +294,9 @@ class Service:
         self.verbose = verbose
         self.store = StreamStore(clock=clock, partition_quota=partition_quota, seed=seed)
         self.tokens = TokenStore(clock=clock)
+        self.temporary = TemporaryKeyStore(clock=clock)
         self.verifier = SignatureVerifier(
-            {account.ak: account.sk}, account.region, clock, security_token
+            {account.ak: account.sk}, account.region, clock, security_token, self.temporary
         )
         self.faults = FaultPlan()
         self.stopping = threading.Event()
@@ -698,6 +704,21 @@ class Service:
             },
         )
 
+    def _security_key(self, request: Request) -> Reply:
+        """The ECS/CCE metadata service's temporary credentials (DIS-API.md section 13).
+
+        Every call issues a new set, valid for :attr:`token_ttl` seconds; earlier sets stay valid
+        until their own expiry, as they do while the real service rotates them.
+        """
+        ak, key = self.temporary.issue(self.token_ttl)
+        credential = {
+            "access": ak,
+            "secret": key.sk,
+            "securitytoken": key.security_token,
+            "expires_at": _iso(key.expires_at),
+        }
+        return json_reply(200, {"credential": credential})
+
     def _delete_stream(self, request: Request, name: str) -> Reply:
         self.store.delete(name)
         return Reply(204)
@@ -719,6 +740,8 @@ class Service:
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if parts == ["v3", "auth", "tokens"]:
             return self._pick(method, {"POST": ("CreateToken", self._create_token)}, "")
+        if "/" + "/".join(parts) == METADATA_SECURITY_KEY_PATH:
+            return self._pick(method, {"GET": (METADATA_OPERATION, self._security_key)}, "")
         if len(parts) >= 3 and parts[0] == "v2":
             project, rest = parts[1], parts[2:]
             table: Dict[str, Tuple[str, Callable[[Request], Reply]]] = {}
@@ -771,7 +794,7 @@ class Service:
         dropping = False
         try:
             operation, handler, project = self.route(request.method, request.path)
-            if operation != "CreateToken":
+            if operation not in ("CreateToken", METADATA_OPERATION):
                 self._authenticate(request)
                 self._check_project(request, project)
             if operation == "PutRecords":
