@@ -29,7 +29,7 @@ import json
 import logging
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Final, List, Mapping, Optional, Sequence, Tuple
 
 from dis_logging import _otel
 from dis_logging import serializer as _serializer
@@ -306,12 +306,17 @@ def _truncate_str(value: str, max_bytes: int) -> str:
     return head.decode("utf-8", "ignore") + TRUNCATION_MARKER.format(len(raw) - len(head))
 
 
+#: Former names of :class:`JSONFormatter`'s built-in fields, still accepted in ``rename_fields``.
+FORMER_FIELD_NAMES: Final = {"exc_info": "exception"}
+
+
 class JSONFormatter(logging.Formatter):
     """Format each record as one JSON object on one line.
 
     Fields, in order: ``timestamp`` (ISO-8601 UTC with milliseconds, ``2024-01-03T03:04:05.123Z``),
     ``level``, ``logger``, ``message``, the ``static_fields``, ``module``, ``funcName``, ``lineno``,
-    ``process``, ``processName``, ``threadName``, ``exc_info`` (formatted traceback, when present),
+    ``process``, ``processName``, ``threadName``, ``exception`` (formatted traceback, when present;
+    the structlog processor writes the same name),
     ``stack_info`` (when present), ``trace_id`` and ``span_id`` (when an OpenTelemetry span is
     current, or the record has valid ``otelTraceID``/``otelSpanID`` attributes; see
     :mod:`dis_logging._otel`), then every ``extra`` field of the record. Values JSON cannot
@@ -332,7 +337,9 @@ class JSONFormatter(logging.Formatter):
             ``static_fields``). Default: none.
         rename_fields: maps a built-in field name to the name to write instead, e.g.
             ``{"timestamp": "@timestamp", "message": "msg"}``; mapping a field to ``None`` or ``""``
-            leaves it out. Default: no renaming.
+            leaves it out. Default: no renaming. ``"exc_info"`` is accepted as the former name of
+            ``"exception"``; ``{"exception": "exc_info"}`` writes the traceback under that former
+            name (kept for one release, for consumers that still read it).
         static_fields: constant fields added to every object (service name, environment); ``extra``
             fields of the same name win. Default: none.
         ensure_ascii: escape every non-ASCII character (bigger, 7-bit safe); default ``False``.
@@ -349,7 +356,7 @@ class JSONFormatter(logging.Formatter):
         "process",
         "processName",
         "threadName",
-        "exc_info",
+        "exception",
         "stack_info",
     )
 
@@ -371,7 +378,10 @@ class JSONFormatter(logging.Formatter):
         super().__init__(datefmt=datefmt)
         if defaults:
             static_fields = {**defaults, **(static_fields or {})}
-        rename = dict(rename_fields or {})
+        rename = {
+            FORMER_FIELD_NAMES.get(name, name): value
+            for name, value in (rename_fields or {}).items()
+        }
         unknown = set(rename) - set(self._BUILTIN_FIELDS)
         if unknown:
             raise ValueError(

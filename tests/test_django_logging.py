@@ -198,7 +198,7 @@ class TestRequestContext:
             "user_id": None,
             "status_code": 500,
         } == request_fields(event)
-        assert "RuntimeError: the view failed" in event["exc_info"]
+        assert "RuntimeError: the view failed" in event["exception"]
 
     def test_not_found_record_carries_the_fields(self, emulator, stream, dis_logging_setup):
         """django.request's 404 record, logged after the middleware returned, finds the context."""
@@ -450,6 +450,27 @@ class TestStartup:
         )
         assert 0 != result.returncode
         assert "stream_name" in result.stderr
+
+    def test_manage_py_works_without_credentials_when_switched_off(self):
+        """With DIS_LOGGING_ENABLED=false and no credentials, manage.py check runs and passes."""
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("HUAWEICLOUD_SDK_", "DIS_LOGGING_", "DJANGO_"))
+        }
+        env.update(DIS_LOGGING_ENABLED="false", PYTHONUNBUFFERED="1")
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check"],
+            cwd=EXAMPLE_PROJECT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (0, "System check identified no issues (0 silenced).") == (
+            result.returncode,
+            result.stdout.strip(),
+        ), result.stderr
 
     def test_runserver_with_autoreloader_ships_each_record_once(self, emulator, stream, tmp_path):
         """Under runserver's reloader (parent and child) records are shipped once and it stops."""

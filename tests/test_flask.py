@@ -87,7 +87,7 @@ def test_flask_example_error(emulator, stream, flask_example):
     # Flask's own record of the exception has the request fields as well
     (error,) = [e for e in stored.values() if e["logger"] == "flask_app_example"]
     assert ("req-boom", "/boom") == (error["request_id"], error["http_path"])
-    assert "RuntimeError: the view failed" in error["exc_info"]
+    assert "RuntimeError: the view failed" in error["exception"]
 
 
 @pytest.fixture

@@ -97,8 +97,8 @@ class TestJSONFormatter:
             record = logging.LogRecord("a", logging.ERROR, "p", 1, "failed", (), sys.exc_info())
         record.stack_info = "Stack (most recent call last):\n  here"
         out = json.loads(JSONFormatter().format(record))
-        assert out["exc_info"].startswith("Traceback (most recent call last)")
-        assert "ValueError: boom" in out["exc_info"]
+        assert out["exception"].startswith("Traceback (most recent call last)")
+        assert "ValueError: boom" in out["exception"]
         assert "Stack (most recent call last):\n  here" == out["stack_info"]
 
     def test_rename_and_omit_fields(self):
@@ -280,3 +280,32 @@ class TestEncoding:
     def test_safe_str(self):
         """safe_str returns str(), else repr(), else a placeholder naming the type."""
         assert ("1", "<unprintable Unprintable object>") == (safe_str(1), safe_str(Unprintable()))
+
+
+class TestExceptionField:
+    def _record(self):
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            return logging.LogRecord("a", logging.ERROR, "p", 1, "failed", (), sys.exc_info())
+
+    def test_same_name_as_the_structlog_processor(self):
+        """JSONFormatter and render_json both write the traceback under "exception"."""
+        from dis_logging.structlog_processor import render_json
+
+        logged = json.loads(JSONFormatter().format(self._record()))
+        rendered = json.loads(render_json({"event": "failed", "exc_info": ValueError("boom")}))
+        assert ("exc_info" in logged, "exception" in logged, "exception" in rendered) == (
+            False,
+            True,
+            True,
+        )
+
+    @pytest.mark.parametrize(
+        ("rename", "expected"),
+        [({"exception": "exc_info"}, "exc_info"), ({"exc_info": "error"}, "error")],
+    )
+    def test_former_name_stays_available(self, rename, expected):
+        """rename_fields writes the former name, and accepts it as a key, for one release."""
+        out = json.loads(JSONFormatter(rename_fields=rename).format(self._record()))
+        assert (True, False) == (expected in out, "exception" in out)
