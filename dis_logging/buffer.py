@@ -7,8 +7,12 @@ number; batches are cut from the front of both deques in sequence order, which k
 order, and records that must be sent again go back to the front in their original place.
 
 The buffer is also the ledger: one lock guards the queue and the counters, so a :meth:`snapshot`
-always satisfies ``emitted == sent + dropped + failed + queued`` (``queued`` includes records in
-flight).
+always satisfies ``emitted + adopted == sent + dropped + failed + queued + spooled`` (``queued``
+includes records in flight; ``adopted`` and ``spooled`` stay 0 without a spool).
+
+With a spool, the flusher installs two spill hooks (:meth:`RecordBuffer.set_spill`): one wakes its
+persist step when the queue passes a high-water mark, the other lets a record that finds the queue
+full hand the oldest batch to the spool on the caller's thread before any record is shed.
 """
 
 from __future__ import annotations
@@ -112,6 +116,8 @@ class BufferCounts:
         in_flight: the part of ``queued`` that is in flight.
         queued_bytes: payload bytes buffered (not in flight).
         drops: ``dropped`` split by reason (``"overflow"``, ``"oversize"``, ``"close"``, ...).
+        spooled: records handed to the on-disk spool and not yet sent, failed or lost from it.
+        adopted: records the spool found on disk rather than received from this buffer.
     """
 
     emitted: int
@@ -123,6 +129,8 @@ class BufferCounts:
     in_flight: int
     queued_bytes: int
     drops: Dict[str, int]
+    spooled: int = 0
+    adopted: int = 0
 
 
 class FlushWatch:
@@ -216,6 +224,13 @@ class RecordBuffer:
         self._failed = 0
         self._retried = 0
         self._drops: Dict[str, int] = {}
+        self._spooled = 0
+        self._adopted = 0
+        # Spill hooks (see set_spill); None without a spool.
+        self._on_high_water: Optional[Callable[[], None]] = None
+        self._on_full: Optional[Callable[[], None]] = None
+        self._high_records = max_records + 1
+        self._high_bytes = max_bytes + 1
 
     def __repr__(self) -> str:
         return (
@@ -226,6 +241,36 @@ class RecordBuffer:
 
     def __len__(self) -> int:
         return len(self._low) + len(self._high)
+
+    def set_spill(
+        self,
+        on_high_water: Callable[[], None],
+        on_full: Callable[[], None],
+        *,
+        high_records: int,
+        high_bytes: int,
+    ) -> None:
+        """Install the spool's hooks; called once by a flusher that has a spool.
+
+        Args:
+            on_high_water: called (without the lock, on the caller's thread) after a put that left
+                at least ``high_records`` records or ``high_bytes`` bytes buffered; it must be
+                cheap (an ``Event.set``).
+            on_full: called (without the lock, on the caller's thread) when a record finds the
+                buffer full, before the overflow policy sheds anything; it may move the oldest
+                records out of the buffer and must return within a bounded time.
+            high_records: the high-water mark in records, >= 1.
+            high_bytes: the high-water mark in payload and key bytes, >= 1.
+        """
+        self._high_records = high_records
+        self._high_bytes = high_bytes
+        self._on_full = on_full
+        self._on_high_water = on_high_water
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Payload and key bytes buffered now, not in flight (read without the lock)."""
+        return self._bytes
 
     @property
     def last_seq(self) -> int:
@@ -254,6 +299,13 @@ class RecordBuffer:
         if key is not None:
             size += len(key)
         high = levelno >= self.priority_level
+        on_full = self._on_full
+        if on_full is not None and (
+            len(self._low) + len(self._high) >= self.max_records
+            or self._bytes + size > self.max_bytes
+        ):
+            # Read without the lock: a stale answer only means one spill more or less.
+            on_full()
         with self._lock:
             count = len(self._low) + len(self._high)
             total = self._bytes + size
@@ -269,7 +321,11 @@ class RecordBuffer:
             seq = self._seq = self._seq + 1
             (self._high if high else self._low).append((seq, data, key, levelno, 0.0))
             self._bytes = total
-            return count + 1 >= self.batch_records or total >= self.batch_bytes
+            ready = count + 1 >= self.batch_records or total >= self.batch_bytes
+            spill = count + 1 >= self._high_records or total >= self._high_bytes
+        if spill and self._on_high_water is not None:
+            self._on_high_water()
+        return ready
 
     def refuse(self, reason: str) -> None:
         """Count one record that never entered the buffer (for example, oversize with ``"drop"``).
@@ -413,6 +469,7 @@ class RecordBuffer:
             self._in_flight_records -= len(batch.items)
             self._sent += len(sent)
             self._failed += len(failed)
+            self._spooled += len(spooled)
             if dropped:
                 self._drops[drop_reason] = self._drops.get(drop_reason, 0) + len(dropped)
             lost = [item[0] for group in (failed, dropped) for item in group]
@@ -427,16 +484,31 @@ class RecordBuffer:
         if failed and self._on_lost is not None:
             self._on_lost([item[1] for item in failed], "failed")
 
-    def count_spool_outcome(self, *, sent: int = 0, failed: int = 0) -> None:
-        """Count records that were delivered from, or rejected out of, the spool.
+    def count_spool_outcome(self, *, sent: int = 0, failed: int = 0, lost: int = 0) -> None:
+        """Count records that left the spool: delivered, rejected, or lost with a corrupt file.
 
         Args:
             sent: spooled records DIS acknowledged; default 0.
             failed: spooled records DIS rejected for good; default 0.
+            lost: spooled records lost with a spool file found corrupt, counted as dropped
+                (``"spool_corrupt"``); default 0.
         """
         with self._lock:
             self._sent += sent
             self._failed += failed
+            if lost:
+                self._drops["spool_corrupt"] = self._drops.get("spool_corrupt", 0) + lost
+            self._spooled -= sent + failed + lost
+
+    def count_adopted(self, records: int) -> None:
+        """Count records the spool found on disk (orphans, or its own file reopened).
+
+        Args:
+            records: how many; they count as ``adopted`` and as ``spooled``.
+        """
+        with self._lock:
+            self._adopted += records
+            self._spooled += records
 
     def is_batch_ready(self, records: int, data_bytes: int) -> bool:
         """Whether ``records`` records or ``data_bytes`` bytes are buffered (read without a lock).
@@ -591,6 +663,8 @@ class RecordBuffer:
                 in_flight=self._in_flight_records,
                 queued_bytes=self._bytes,
                 drops=dict(self._drops),
+                spooled=self._spooled,
+                adopted=self._adopted,
             )
 
     def _head_seq(self) -> Optional[int]:

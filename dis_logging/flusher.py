@@ -17,9 +17,19 @@ and ``close()`` never depend on the flusher thread being able to run: while ``lo
 lock is held (``dictConfig``, ``logging.shutdown``) the flusher may be stuck inside urllib3 waiting
 for that lock, and the caller sends the remaining batches itself.
 
-With a spool (``spool_dir``), batches that keep failing go to disk instead of memory and are
-replayed oldest first once DIS answers again; ``spool_mode="always"`` writes every batch to disk
-before sending it.
+With a spool (``spool_dir``) the flusher has two steps, each on its own thread:
+
+* the **persist step** (:class:`~dis_logging._persist.Persister`, thread ``dis-logging-spool``)
+  moves buffered records to disk whatever the send step is doing: everything within
+  ``flush_interval`` in ``spool_mode="always"`` or during an outage, and the oldest records as soon
+  as the memory queue passes its high-water mark; a record finding the queue full hands the oldest
+  batch to the spool itself;
+* the **send step** (this thread) sends from the spool while it holds records, oldest first, and
+  from memory otherwise. In ``"always"`` mode it sends from memory only while the spool refuses
+  records (full or broken), so a full disk never stops delivery.
+
+Batches that keep failing in an outage go to the spool too. Records the spool refuses stay in
+memory; only the memory queue's overflow policy drops them.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from typing import (
     cast,
 )
 
+from dis_logging._persist import Persister
 from dis_logging._report import ReporterLike, SecretSet, error_key, redact
 from dis_logging.buffer import Batch, Item, RecordBuffer
 from dis_logging.client import Entry, PutResult
@@ -57,6 +68,8 @@ MIN_BATCH_BYTES: Final = 1024
 STATUS_TOO_LARGE: Final = 413
 #: Consecutive whole-request failures after which a spool takes the batch ("an outage").
 SPOOL_AFTER_FAILURES: Final = 2
+#: Seconds before opening a spool that could not be opened (a full disk, say) is tried again.
+SPOOL_REOPEN_INTERVAL: Final = 30.0
 #: Shortest per-request timeout a deadline-bounded send asks the client for, in seconds.
 MIN_REQUEST_TIMEOUT: Final = 0.05
 
@@ -300,7 +313,9 @@ class Flusher:
         self._spool_factory = spool_factory
         self._spool_mode = spool_mode
         self._spool: Optional[SpoolLike] = None
-        self._spool_failed = False
+        self._spool_retry_at = 0.0  # after a failed open: when to try again
+        self._spool_adopted_seen = 0  # the spool's adopted/lost counters already in the ledger
+        self._spool_lost_seen = 0
         # A SecretSet is kept as is: tokens obtained later are masked too.
         self._secrets = secrets if isinstance(secrets, SecretSet) else SecretSet(secrets)
         self._clock = clock
@@ -318,6 +333,24 @@ class Flusher:
         self._not_before = 0.0
         self._requests = 0
         self._last_error: Optional[str] = None
+        self._persister: Optional[Persister] = None
+        if spool_factory is not None:
+            self._persister = Persister(
+                buffer,
+                self._get_spool,
+                take=self._take,
+                serialize=self._serialize,
+                mode=spool_mode,
+                batch_records=batch_records,
+                batch_bytes=batch_bytes,
+                flush_interval=flush_interval,
+                reporter=reporter,
+                sending_threads=sending_threads,
+                in_outage=self._is_in_outage,
+                on_stored=self.wake,
+                on_spool_used=self._sync_spool_counts,
+                clock=clock,
+            )
 
     def __repr__(self) -> str:
         alive = self._thread is not None and self._thread.is_alive()
@@ -388,6 +421,8 @@ class Flusher:
         if failure is not None:
             self.reporter.report(error_key(failure), f"cannot start the flusher thread: {failure}")
             return False
+        if self._persister is not None:
+            self._persister.start()
         return True
 
     def wake(self, *, force: bool = False) -> None:
@@ -405,13 +440,19 @@ class Flusher:
         """Ask the thread to finish its current request and exit; does not wait."""
         self._stop.set()
         self._event.set()
+        if self._persister is not None:
+            self._persister.stop()
 
     def join(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the thread to exit; ``True`` if it is not running."""
+        """Wait up to ``timeout`` seconds for the threads to exit; ``True`` if none is running."""
+        deadline = self._clock() + timeout
+        persister = self._persister
+        if persister is not None and not persister.join(timeout):
+            return False
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return True
-        thread.join(max(timeout, 0.0))
+        thread.join(max(deadline - self._clock(), 0.0))
         return not thread.is_alive()
 
     def close_spool(self) -> None:
@@ -498,11 +539,15 @@ class Flusher:
         if self._spool_factory is None or self._get_spool() is None:
             return 0
         stored = 0
+        if self._persister is not None:
+            stored = self._persister.persist(everything=True)
         while True:
             batch = self._take()
             if batch is None:
                 return stored
-            stored += self._spool_batch(batch)
+            kept, lost = self._spool_put(batch.items)
+            self.buffer.settle(batch, spooled=kept, dropped=lost)
+            stored += len(kept)
 
     def _run(self) -> None:
         ident = threading.get_ident()
@@ -569,12 +614,18 @@ class Flusher:
         """
         while True:
             batch = self.buffer.take(self.batch_records, self.batch_bytes)
-            if batch is None or batch.is_serialized:
-                return batch
-            payloads = serialize_payloads([item[1] for item in batch.items])
-            resolved = self.buffer.resolve(batch, payloads, self.batch_bytes)
+            if batch is None:
+                return None
+            resolved = self._serialize(batch)
             if resolved is not None:
                 return resolved
+
+    def _serialize(self, batch: Batch) -> Optional[Batch]:
+        """Serialize a batch cut from the buffer (see :meth:`_take`); ``None`` if none is left."""
+        if batch.is_serialized:
+            return batch
+        payloads = serialize_payloads([item[1] for item in batch.items])
+        return self.buffer.resolve(batch, payloads, self.batch_bytes)
 
     def _cut_and_send(self, *, timeout: Optional[float], limit: bool = False) -> Optional[str]:
         batch = self._take()
@@ -604,9 +655,10 @@ class Flusher:
                 result = self._put(batch.entries, timeout)
             except DISError as exc:
                 outcome, retry, failed = self._classify_error(batch, exc)
-                if retry and self._should_spool():
-                    stored, lost = self._spool_put(retry)
-                    self.buffer.settle(batch, failed=failed, spooled=stored, dropped=lost)
+                if retry and (self._should_spool() or self._would_overflow(retry)):
+                    # What the spool refuses stays in memory: only the queue's bound may drop it.
+                    stored, rest = self._spool_put(retry)
+                    self.buffer.settle(batch, failed=failed, spooled=stored, retry=rest)
                 else:
                     self.buffer.settle(batch, retry=retry, failed=failed)
                 settled = True
@@ -738,22 +790,53 @@ class Flusher:
         self._last_error = redact(f"{type(exc).__name__}: {exc}", self._secrets)
 
     def _get_spool(self) -> Optional[SpoolLike]:
-        if self._spool is not None or self._spool_factory is None or self._spool_failed:
+        """The spool, opened on first use; ``None`` without one or while it cannot be opened."""
+        if self._spool is not None or self._spool_factory is None:
             return self._spool
+        if self._clock() < self._spool_retry_at:
+            return None
         with self._state:
-            if self._spool is None and not self._spool_failed:
+            if self._spool is None and self._clock() >= self._spool_retry_at:
                 try:
                     self._spool = self._spool_factory()
                 except (OSError, ValueError) as exc:
-                    self._spool_failed = True
-                    self.reporter.report(error_key(exc), f"cannot open the spool: {exc}")
+                    self._spool_retry_at = self._clock() + SPOOL_REOPEN_INTERVAL
+                    self.reporter.report(
+                        error_key(exc),
+                        f"cannot open the spool (records stay in memory; retrying in"
+                        f" {SPOOL_REOPEN_INTERVAL:.0f}s): {exc}",
+                    )
+        if self._spool is not None:
+            self._sync_spool_counts()
         return self._spool
+
+    def _sync_spool_counts(self) -> None:
+        """Bring the ledger up to date with records the spool adopted or lost on its own."""
+        spool = self._spool
+        if spool is None:
+            return
+        adopted = int(getattr(spool, "adopted", 0))
+        lost = int(getattr(spool, "lost", 0))
+        with self._state:
+            new_adopted = adopted - self._spool_adopted_seen
+            new_lost = lost - self._spool_lost_seen
+            self._spool_adopted_seen = adopted
+            self._spool_lost_seen = lost
+        if new_adopted > 0:
+            self.buffer.count_adopted(new_adopted)
+        if new_lost > 0:
+            self.buffer.count_spool_outcome(lost=new_lost)
+
+    def _is_in_outage(self) -> bool:
+        """Whether sends keep failing as a whole (the point where outage mode spools)."""
+        return self._attempt >= SPOOL_AFTER_FAILURES
 
     def _spool_has_work(self, *, include_buffer: bool) -> bool:
         """Whether to take a spool step: a backlog is on disk, or always-mode has records.
 
         Args:
-            include_buffer: in always-mode, count buffered records as work (they go to disk first).
+            include_buffer: in always-mode, count buffered records as work (they go to disk
+                first), unless the spool refuses records just now: then they are sent from memory.
         """
         if self._spool_factory is None:
             return False
@@ -764,47 +847,69 @@ class Flusher:
             return False
         if spool.pending_records > 0:
             return True
-        return self._spool_mode == "always" and include_buffer and len(self.buffer) > 0
+        persister = self._persister
+        if persister is not None and persister.has_handoff:
+            return True
+        return (
+            self._spool_mode == "always"
+            and include_buffer
+            and len(self.buffer) > 0
+            and persister is not None
+            and persister.is_accepting
+        )
 
     def _should_spool(self) -> bool:
         """Whether a failed batch goes to disk: in an outage (repeated failures) or always-mode."""
         if self._spool_factory is None:
             return False
-        with self._state:
-            outage = self._attempt >= SPOOL_AFTER_FAILURES
-        return (outage or self._spool_mode == "always") and self._get_spool() is not None
+        return (self._is_in_outage() or self._spool_mode == "always") and (
+            self._get_spool() is not None
+        )
+
+    def _would_overflow(self, items: Sequence[Item]) -> bool:
+        """Whether putting ``items`` back would push the queue over its bounds (with a spool).
+
+        Records that failed once go back to memory, but not at the price of shedding others
+        while the spool has room: then they go to the spool instead.
+        """
+        if self._persister is None:
+            return False
+        buffer = self.buffer
+        size = sum(len(cast(bytes, item[1])) + len(item[2] or "") for item in items)
+        return (
+            len(buffer) + len(items) > buffer.max_records
+            or buffer.buffered_bytes + size > buffer.max_bytes
+        )
 
     def _spool_put(self, items: Sequence[Item]) -> Tuple[Sequence[Item], Sequence[Item]]:
-        """Store items in the spool; return (stored, dropped because the spool is full)."""
-        spool = self._get_spool()
-        entries = [(cast(bytes, item[1]), item[2]) for item in items]  # serialized by _take
-        stored = spool.put(entries) if spool is not None else 0
-        if stored < len(items):
-            self.reporter.report(
-                ("SpoolFull", None),
-                f"spool full or unavailable: dropped {len(items) - stored} record(s)",
-            )
+        """Store items in the spool; return (stored, refused) as two slices of ``items``."""
+        persister = self._persister
+        stored = 0
+        if persister is not None:
+            entries = [(cast(bytes, item[1]), item[2]) for item in items]  # serialized by _take
+            stored = persister.put_entries(entries)
         return items[:stored], items[stored:]
 
-    def _spool_batch(self, batch: Batch) -> int:
-        stored, lost = self._spool_put(batch.items)
-        self.buffer.settle(batch, spooled=stored, dropped=lost)
-        return len(stored)
-
     def _spool_step(self, *, timeout: Optional[float]) -> Optional[str]:
-        """Move buffered batches into the spool, then send its oldest batch (caller holds slot)."""
-        while True:
-            batch = self._take()
-            if batch is None:
-                break
-            self._spool_batch(batch)
-        return self._send_from_spool(timeout)
+        """Persist what is buffered, then send the spool's oldest batch (caller holds the slot).
+
+        When the spool holds nothing because it refuses records (full, broken), the oldest
+        buffered batch is sent from memory instead, so delivery goes on.
+        """
+        persister = self._persister
+        if persister is not None:
+            persister.persist(everything=self._spool_mode == "always" or self._is_in_outage())
+        outcome = self._send_from_spool(timeout)
+        if outcome is None and self.buffer.has_buffered():
+            outcome = self._cut_and_send(timeout=timeout, limit=True)
+        return outcome
 
     def _send_from_spool(self, timeout: Optional[float]) -> Optional[str]:
         spool = self._spool
         if spool is None:
             return None
         ids, entries = spool.read(self.batch_records, self.batch_bytes)
+        self._sync_spool_counts()  # a read of an empty spool may adopt orphans
         if not ids:
             return None
         try:

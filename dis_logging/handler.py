@@ -137,9 +137,13 @@ _get_ident = threading.get_ident
 class HandlerStats:
     """A snapshot of a handler's counters.
 
-    At any instant ``emitted == sent + dropped + failed + queued``; with a spool,
-    ``emitted + adopted == sent + dropped + failed + queued + spooled``, except for the moment a
-    batch is being written to the spool, when its records count in both ``queued`` and ``spooled``.
+    Every snapshot satisfies ``emitted + adopted == sent + dropped + failed + queued + spooled``
+    exactly (without a spool ``adopted`` and ``spooled`` are 0). Each lane's counters are read under
+    one lock, and a record moves from one counter to the next in a single step: a batch being
+    written to disk counts as ``queued`` until the write returns, then as ``spooled``; a spooled
+    batch being sent counts as ``spooled`` until DIS answers. ``spooled`` is the handler's ledger
+    of records on disk; the spool file may hold a batch more for the moment of a write, or
+    acknowledged rows whose delete a full disk refused (see the README's "Durable spool").
 
     Attributes:
         emitted: records the handler accepted (after its own recursion guard and filters).
@@ -150,11 +154,14 @@ class HandlerStats:
         retried: resends of records after a failure (one record resent twice counts twice).
         queued: records buffered in memory or in flight.
         requests: PutRecords requests made.
-        spooled: records waiting in the on-disk spool.
+        spooled: records waiting in the on-disk spool (handed to it, adopted, or found in the
+            process's own file when it was reopened) and not yet sent, failed or lost.
         last_error: the most recent failure in one line, without secrets, or ``None``.
         in_flight: the part of ``queued`` inside a request now.
         drops: ``dropped`` by reason (``overflow``, ``oversize``, ``close``, ``exit``, ...).
-        adopted: records the spool took over from processes that died with a backlog.
+        adopted: records the spool found on disk rather than received from this handler: the
+            backlog of processes that died, and the records of this process's own spool file when
+            a new handler (a ``dictConfig`` reconfiguration, say) reopens it.
     """
 
     emitted: int = 0
@@ -449,12 +456,8 @@ class DISHandler(logging.Handler):
             for reason, count in counts.drops.items():
                 drops[reason] = drops.get(reason, 0) + count
             requests += lane.flusher.requests
-            spooled += lane.flusher.spooled
-            adopted += lane.flusher.adopted
-            lost = lane.flusher.spool_lost
-            if lost:
-                totals["dropped"] += lost
-                drops["spool_corrupt"] = drops.get("spool_corrupt", 0) + lost
+            spooled += counts.spooled
+            adopted += counts.adopted
             last_error = last_error or lane.flusher.last_error
         return HandlerStats(
             emitted=totals["emitted"],

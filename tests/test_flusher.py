@@ -307,19 +307,23 @@ class TestSpoolSeam:
         assert flusher.flush_on_caller(far(), may_wait=True)
         assert (4, 0) == (buffer.snapshot().sent, spool.pending_records)
 
-    def test_spool_full_counts_drops(self):
-        """Entries the spool cannot store are counted as dropped; the stored ones are delivered."""
+    def test_full_spool_keeps_records_in_memory(self):
+        """Entries a full spool refuses stay in memory and are delivered; nothing is dropped."""
         spool = FakeSpool(capacity=2)
         sender = FakeSender([TransportError("down")] * 2)
         flusher, buffer, _ = make(sender, records=5, spool=spool)
-        assert not flusher.flush_on_caller(far(), may_wait=True)
+        assert flusher.flush_on_caller(far(), may_wait=True)
         counts = buffer.snapshot()
-        assert (2, 3, {"spool_full": 3}, 0) == (
-            counts.sent,
-            counts.dropped,
-            counts.drops,
-            spool.pending_records,
-        )
+        assert (5, 0, 0, 0) == (counts.sent, counts.dropped, counts.spooled, spool.pending_records)
+        assert sorted(sender.stored) == sorted(b"r%d" % i for i in range(5))
+
+    def test_leftovers_beyond_the_spool_bound_are_dropped_at_close(self):
+        """At close, what the full spool cannot take is counted as dropped (spool_full)."""
+        spool = FakeSpool(capacity=3)
+        flusher, buffer, _ = make(FakeSender(), records=5, spool=spool)
+        assert 3 == flusher.spool_leftovers()
+        counts = buffer.snapshot()
+        assert (3, 2, {"spool_full": 2}) == (counts.spooled, counts.dropped, counts.drops)
 
     def test_leftovers_go_to_the_spool(self):
         """spool_leftovers moves buffered records to the spool instead of dropping them."""

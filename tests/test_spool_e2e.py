@@ -1,0 +1,506 @@
+"""The spool end to end: overflow spills instead of dropping, "always" survives SIGKILL, a full disk
+never stops or multiplies delivery, each backlog reaches only its own stream, counters add up.
+
+DIS is "down" while the emulator is stopped: its port refuses connections until it starts again on
+the same port, so spool files keep one endpoint across the outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List
+
+import pytest
+
+from dis_logging.emulator import DISEmulator
+from dis_logging.handler import DISHandler, HandlerStats
+
+PAD = "p" * 150
+
+
+def settings_for(emu: DISEmulator, stream: str, **kwargs: Any) -> Dict[str, Any]:
+    settings: Dict[str, Any] = {
+        "stream_name": stream,
+        "endpoint": emu.url,
+        "project_id": emu.project_id,
+        "ak": emu.ak,
+        "sk": emu.sk,
+        "flush_interval": 0.05,
+        "request_timeout": 1.0,
+        "initial_backoff": 0.05,
+        "max_backoff": 0.2,
+        "close_timeout": 2.0,
+        "diagnostics": lambda _line: None,
+    }
+    settings.update(kwargs)
+    return settings
+
+
+def make_handler(emu: DISEmulator, stream: str, **kwargs: Any) -> DISHandler:
+    return DISHandler(**settings_for(emu, stream, **kwargs))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    """Poll a cheap predicate every 10 ms until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.01)
+
+
+def seqs(emu: DISEmulator, stream: str) -> List[int]:
+    """Sequence numbers (``seq=N``) of the stored records, duplicates kept."""
+    out = []
+    for record in emu.records(stream):
+        text = record.data.decode("utf-8", "replace")
+        at = text.find("seq=")
+        if at >= 0:
+            out.append(int(text[at + 4 :].split(" ", 1)[0].rstrip('",')))
+    return out
+
+
+def balanced(stats: HandlerStats) -> bool:
+    """The documented identity: emitted + adopted == sent + dropped + failed + queued + spooled."""
+    return stats.emitted + stats.adopted == (
+        stats.sent + stats.dropped + stats.failed + stats.queued + stats.spooled
+    )
+
+
+def run_child(code: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def attach() -> Iterator[Callable[[DISHandler], logging.Logger]]:
+    """Attach each handler to a private logger of its own; close them after the test."""
+    attached: List[logging.Logger] = []
+
+    def add(handler: DISHandler) -> logging.Logger:
+        logger = logging.getLogger(f"tests.spool_e2e.{len(attached)}")
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.disabled = False
+        logger.addHandler(handler)
+        attached.append(logger)
+        return logger
+
+    try:
+        yield add
+    finally:
+        for logger in attached:
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+                handler.close()
+
+
+class TestOverflowSpills:
+    @pytest.mark.parametrize("mode", ["outage", "always"])
+    def test_burst_beyond_memory_is_spilled_not_dropped(
+        self, emulator, stream, attach, tmp_path, mode
+    ):
+        """DIS down, max_queue_records=1000: a burst of 5,000 records drops none and all arrive."""
+        emulator.stop()
+        handler = make_handler(
+            emulator, stream, spool_dir=str(tmp_path), spool_mode=mode, max_queue_records=1000
+        )
+        logger = attach(handler)
+        for seq in range(5000):
+            logger.info("seq=%d %s", seq, PAD)
+        stats = handler.stats
+        assert 0 == stats.dropped, stats.drops
+        assert balanced(stats), stats
+        wait_until(lambda: handler.stats.queued == 0, what="everything on disk")
+        assert 5000 == handler.stats.spooled
+        emulator.start()
+        assert handler.flush(timeout=60)
+        assert list(range(5000)) == sorted(seqs(emulator, stream))
+        stats = handler.stats
+        assert (5000, 0, 0, 0) == (stats.sent, stats.dropped, stats.queued, stats.spooled)
+
+    def test_steady_rate_during_outage_drops_nothing(self, emulator, stream, attach, tmp_path):
+        """At a steady rate against a closed port, with a small memory queue, nothing is dropped."""
+        emulator.stop()
+        handler = make_handler(
+            emulator, stream, spool_dir=str(tmp_path), max_queue_records=100, max_backoff=1.0
+        )
+        logger = attach(handler)
+        for seq in range(1500):
+            logger.info("seq=%d %s", seq, PAD)
+            if seq % 20 == 19:
+                time.sleep(0.01)  # about 2,000 records/s
+        assert 0 == handler.stats.dropped, handler.stats.drops
+        emulator.start()
+        assert handler.flush(timeout=60)
+        assert list(range(1500)) == sorted(seqs(emulator, stream))
+
+    def test_a_full_spool_is_the_only_reason_to_drop(self, emulator, stream, attach, tmp_path):
+        """Drops start only once the spool is at spool_max_bytes; every record is accounted for."""
+        emulator.stop()
+        handler = make_handler(
+            emulator,
+            stream,
+            spool_dir=str(tmp_path),
+            max_queue_records=100,
+            spool_max_bytes=100_000,
+        )
+        logger = attach(handler)
+        for seq in range(2000):
+            logger.info("seq=%d %s", seq, PAD)
+        stats = handler.stats
+        assert stats.dropped > 0
+        assert balanced(stats)
+        # Every record is under 500 bytes: the spool holds all it can, less than one more.
+        wait_until(lambda: spool_bytes(tmp_path) > 100_000 - 500, what="a full spool")
+        assert spool_bytes(tmp_path) <= 100_000
+        emulator.start()
+        handler.flush(timeout=60)
+        stored = seqs(emulator, stream)
+        assert len(stored) == len(set(stored))
+        assert max(len(record.data) for record in emulator.records(stream)) < 500
+        assert 2000 == len(stored) + handler.stats.dropped
+
+
+def spool_bytes(directory: Path) -> int:
+    """Payload bytes stored in the spool files of ``directory``, read through SQLite read-only."""
+    total = 0
+    for path in directory.glob("dis-spool-*.sqlite"):
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            total += conn.execute("SELECT COALESCE(SUM(size), 0) FROM records").fetchone()[0]
+        finally:
+            conn.close()
+    return total
+
+
+CHILD_ALWAYS_KILLED = """
+    import logging, os, signal, sys, time
+    from dis_logging.handler import DISHandler
+
+    url, project, ak, sk, stream, spool_dir, interval = sys.argv[1:8]
+    interval = float(interval)
+    handler = DISHandler(stream_name=stream, endpoint=url, project_id=project, ak=ak, sk=sk,
+                         spool_dir=spool_dir, spool_mode="always", flush_interval=interval,
+                         request_timeout=0.5, initial_backoff=0.05, max_backoff=0.5,
+                         diagnostics=lambda line: None)
+    logger = logging.getLogger("child")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    logged = []
+    start = time.monotonic()
+    seq = 0
+    while time.monotonic() - start < 3.0:       # about 200 records/s for 3 s
+        logger.info("seq=%d before the kill", seq)
+        logged.append((seq, time.monotonic()))
+        seq += 1
+        time.sleep(0.005)
+    now = time.monotonic()
+    grace = float(sys.argv[8])
+    safe = max((s for s, at in logged if at <= now - interval - grace), default=-1)
+    print(safe, seq, handler.stats.sent, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+class TestAlwaysMeansAlways:
+    def test_sigkill_loses_at_most_the_last_flush_interval(
+        self, emulator, stream, attach, tmp_path
+    ):
+        """After SIGKILL in "always" mode with DIS down, only the last flush_interval (plus a
+        short grace) may be missing, and a restart delivers the rest exactly once."""
+        emulator.stop()
+        child = run_child(
+            CHILD_ALWAYS_KILLED,
+            emulator.url,
+            emulator.project_id,
+            emulator.ak,
+            emulator.sk,
+            stream,
+            str(tmp_path),
+            "0.2",
+            "1.0",
+        )
+        assert -signal.SIGKILL == child.returncode, child.stderr
+        safe, logged, sent = (int(part) for part in child.stdout.split())
+        assert sent == 0
+        assert safe >= logged // 2  # the child logged for 3 s; at least 1.8 s of it is "safe"
+        emulator.start()
+        handler = make_handler(emulator, stream, spool_dir=str(tmp_path))
+        logger = attach(handler)
+        logger.info("seq=%d after the restart", 100_000)
+        assert handler.flush(timeout=30)
+        stored = seqs(emulator, stream)
+        assert 1 == Counter(stored).most_common(1)[0][1]
+        assert set(range(safe + 1)) <= set(stored)
+        assert handler.stats.adopted >= safe + 1
+        assert balanced(handler.stats)
+
+    def test_always_mode_writes_while_a_send_hangs(self, emulator, stream, attach, tmp_path):
+        """A send stuck on a slow DIS does not keep records from disk in "always" mode."""
+        emulator.set_delay(3.0, "PutRecords")
+        handler = make_handler(
+            emulator, stream, spool_dir=str(tmp_path), spool_mode="always", request_timeout=5.0
+        )
+        logger = attach(handler)
+        logger.info("seq=%d %s", 0, PAD)
+        wait_until(lambda: handler.stats.in_flight == 0 and handler.stats.requests == 1)
+        for seq in range(1, 301):
+            logger.info("seq=%d %s", seq, PAD)
+        # The first request is still waiting on the emulator's delay.
+        wait_until(lambda: handler.stats.queued == 0, what="records on disk during the send")
+        assert handler.stats.sent == 0
+        assert 301 == handler.stats.spooled
+        emulator.set_delay(0)
+        assert handler.flush(timeout=30)
+        assert list(range(301)) == sorted(seqs(emulator, stream))
+
+
+class TestFullDisk:
+    def test_disk_fills_after_spooling_no_duplicates(self, emulator, stream, attach, small_fs):
+        """Records spooled in an outage reach DIS exactly once when the disk has filled since."""
+        lines: List[str] = []
+        handler = make_handler(
+            emulator, stream, spool_dir=str(small_fs.path / "spool"), diagnostics=lines.append
+        )
+        logger = attach(handler)
+        emulator.stop()
+        logger.info("seq=%d %s", 0, PAD)
+        wait_until(lambda: handler.stats.last_error is not None, what="a failed send")
+        for seq in range(1, 1001):
+            logger.info("seq=%d %s", seq, PAD)
+        wait_until(lambda: handler.stats.spooled == 1001, what="1001 records on disk")
+        filler = small_fs.fill()
+        emulator.start()
+        assert handler.flush(timeout=30)
+        stored = seqs(emulator, stream)
+        assert list(range(1001)) == sorted(stored)
+        assert 1 == Counter(stored).most_common(1)[0][1]
+        assert any("spool ack failed" in line for line in lines), lines
+        stats = handler.stats
+        assert (1001, 0, 0, 0) == (stats.sent, stats.dropped, stats.queued, stats.spooled)
+        logger.info("seq=%d %s", 1001, PAD)
+        assert handler.flush(timeout=10)
+        assert 1002 == len(seqs(emulator, stream))  # still one copy of each: no resend loop
+        filler.unlink()
+        handler.close()
+        assert 1002 == len(seqs(emulator, stream))
+
+    def test_always_mode_on_a_disk_that_fills_sends_from_memory(
+        self, emulator, stream, attach, small_fs
+    ):
+        """ "always" mode with its spool open on a disk that fills keeps delivering from memory."""
+        lines: List[str] = []
+        handler = make_handler(
+            emulator,
+            stream,
+            spool_dir=str(small_fs.path / "spool"),
+            spool_mode="always",
+            diagnostics=lines.append,
+        )
+        logger = attach(handler)
+        logger.info("seq=%d %s", 0, PAD)
+        assert handler.flush(timeout=10)
+        filler = small_fs.fill()
+        for seq in range(1, 1001):
+            logger.info("seq=%d %s", seq, PAD)
+        assert handler.flush(timeout=30)
+        stored = seqs(emulator, stream)
+        assert list(range(1001)) == sorted(stored)
+        stats = handler.stats
+        assert (1001, 0) == (stats.sent, stats.dropped), stats.drops
+        assert 1 == sum("the spool took" in line for line in lines), lines  # once per window
+        filler.unlink()
+
+    def test_always_mode_on_a_disk_full_from_the_start(self, emulator, stream, attach, small_fs):
+        """ "always" mode with no room for a spool file sends from memory: nothing lost."""
+        directory = small_fs.path / "spool"
+        directory.mkdir(mode=0o700)
+        filler = small_fs.fill()
+        handler = make_handler(emulator, stream, spool_dir=str(directory), spool_mode="always")
+        logger = attach(handler)
+        for seq in range(1001):
+            logger.info("seq=%d %s", seq, PAD)
+        assert handler.flush(timeout=30)
+        assert list(range(1001)) == sorted(seqs(emulator, stream))
+        assert (1001, 0) == (handler.stats.sent, handler.stats.dropped)
+        filler.unlink()
+
+
+CHILD_SPOOLS_THEN_DIES = """
+    import logging, os, signal, sys, time
+    from dis_logging.handler import DISHandler
+
+    url, project, ak, sk, stream, spool_dir, count = sys.argv[1:8]
+    handler = DISHandler(stream_name=stream, endpoint=url, project_id=project, ak=ak, sk=sk,
+                         spool_dir=spool_dir, spool_mode="always", flush_interval=0.05,
+                         request_timeout=0.5, diagnostics=lambda line: None)
+    logger = logging.getLogger("child")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    for seq in range(int(count)):
+        logger.info("seq=%d of %s", seq, stream)
+    deadline = time.monotonic() + 20
+    while handler.stats.spooled < int(count) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print(handler.stats.spooled, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+class TestDestinations:
+    def test_killed_backlog_reaches_only_its_own_stream(self, emulator, stream, attach, tmp_path):
+        """A backlog left for stream A is not adopted by a handler for stream B in the same
+        directory; A's next handler delivers it, to A only."""
+        emulator.create_stream("other-stream", partitions=1)
+        emulator.stop()
+        child = run_child(
+            CHILD_SPOOLS_THEN_DIES,
+            emulator.url,
+            emulator.project_id,
+            emulator.ak,
+            emulator.sk,
+            stream,
+            str(tmp_path),
+            "200",
+        )
+        assert -signal.SIGKILL == child.returncode, child.stderr
+        assert "200" == child.stdout.strip()
+        emulator.start()
+        other = make_handler(emulator, "other-stream", spool_dir=str(tmp_path))
+        attach(other).info("seq=%d for the other stream", 0)
+        assert other.flush(timeout=10)
+        assert [0] == seqs(emulator, "other-stream")
+        assert (0, 0) == (other.stats.adopted, other.stats.spooled)
+        assert [] == seqs(emulator, stream)
+        own = make_handler(emulator, stream, spool_dir=str(tmp_path))
+        attach(own).info("seq=%d after the restart", 200)
+        assert own.flush(timeout=30)
+        assert list(range(201)) == sorted(seqs(emulator, stream))
+        assert [0] == seqs(emulator, "other-stream")
+        assert 200 == own.stats.adopted
+
+    def test_two_handlers_in_one_process_keep_their_streams(
+        self, emulator, stream, attach, tmp_path
+    ):
+        """Two handlers sharing a spool_dir through an outage each deliver only their records."""
+        emulator.create_stream("other-stream", partitions=1)
+        emulator.stop()
+        first = make_handler(emulator, stream, spool_dir=str(tmp_path), spool_mode="always")
+        second = make_handler(
+            emulator, "other-stream", spool_dir=str(tmp_path), spool_mode="always"
+        )
+        log_first, log_second = attach(first), attach(second)
+        for seq in range(300):
+            log_first.info("seq=%d first", seq)
+            log_second.info("seq=%d second", seq + 1000)
+        wait_until(lambda: (first.stats.spooled, second.stats.spooled) == (300, 300))
+        first.close()  # its file stays for the next handler of the same stream
+        emulator.start()
+        assert second.flush(timeout=30)
+        assert list(range(1000, 1300)) == sorted(seqs(emulator, "other-stream"))
+        assert [] == seqs(emulator, stream)
+        again = make_handler(emulator, stream, spool_dir=str(tmp_path))
+        attach(again)
+        assert again.flush(timeout=30)
+        assert list(range(300)) == sorted(seqs(emulator, stream))
+
+
+class TestCounters:
+    def test_reconfiguration_reopens_own_file_as_adopted(self, emulator, stream, tmp_path):
+        """dictConfig replacing the handler during an outage: the new one reopens the process's
+        file, counts its records as adopted, and the identity holds throughout."""
+        emulator.stop()
+
+        def configure() -> DISHandler:
+            settings = settings_for(
+                emulator, stream, spool_dir=str(tmp_path), spool_mode="always", close_timeout=0.5
+            )
+            settings["()"] = "dis_logging.DISHandler"
+            logging.config.dictConfig(
+                {
+                    "version": 1,
+                    "disable_existing_loggers": False,
+                    "handlers": {"dis": settings},
+                    "loggers": {"tests.spool_e2e.dict": {"handlers": ["dis"], "level": "INFO"}},
+                }
+            )
+            found = logging.getLogger("tests.spool_e2e.dict").handlers[0]
+            assert isinstance(found, DISHandler)
+            return found
+
+        logger = logging.getLogger("tests.spool_e2e.dict")
+        try:
+            first = configure()
+            for seq in range(100):
+                logger.info("seq=%d before", seq)
+            wait_until(lambda: first.stats.spooled == 100)
+            second = configure()  # closes the first handler, which keeps its spool file
+            assert first is not second
+            logger.info("seq=%d after", 100)
+            assert balanced(second.stats)
+            wait_until(lambda: second.stats.adopted == 100, what="the kept file reopened")
+            stats = second.stats
+            assert (1, 100) == (stats.emitted, stats.adopted)
+            assert balanced(stats), stats
+            emulator.start()
+            assert second.flush(timeout=30)
+            stats = second.stats
+            assert (1, 100, 101, 0) == (stats.emitted, stats.adopted, stats.sent, stats.spooled)
+            assert balanced(stats)
+            assert list(range(101)) == sorted(seqs(emulator, stream))
+        finally:
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+                handler.close()
+            logger.propagate = True
+
+    def test_identity_holds_at_every_sample(self, emulator, stream, attach, tmp_path):
+        """Sampling stats while records spill, spool and replay never breaks the identity."""
+        emulator.stop()
+        handler = make_handler(emulator, stream, spool_dir=str(tmp_path), max_queue_records=200)
+        logger = attach(handler)
+        bad: List[HandlerStats] = []
+        samples = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                stats = handler.stats
+                samples[0] += 1
+                if not balanced(stats):
+                    bad.append(stats)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            for seq in range(3000):
+                logger.info("seq=%d %s", seq, PAD)
+            emulator.start()
+            assert handler.flush(timeout=60)
+        finally:
+            done.set()
+            sampler.join()
+        assert [] == bad[:3]
+        assert samples[0] > 10
+        # A sampler spinning on stats starves the spool thread, so a drop or two may happen here
+        # (the burst tests above check drops); whatever happened, every record is accounted for.
+        stats = handler.stats
+        stored = seqs(emulator, stream)
+        assert len(stored) == len(set(stored)) == stats.sent
+        assert 3000 == stats.sent + stats.dropped
