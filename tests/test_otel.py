@@ -163,8 +163,13 @@ def test_handler_ships_ids_read_on_the_logging_thread(emulator, stream, dis_hand
 
 def test_logging_instrumentation_through_a_queue_listener(emulator, stream, dis_handler):
     """With OpenTelemetry's logging instrumentation, ids survive a QueueHandler hand-off."""
+    # set_logging_format turns the attributes on in every release (newer ones also accept
+    # inject_trace_context); the basicConfig it calls is undone by the conftest's root restore.
     LoggingInstrumentor().instrument(
-        inject_trace_context=True, enable_log_auto_instrumentation=False
+        set_logging_format=True,
+        logging_format="%(message)s",
+        inject_trace_context=True,
+        enable_log_auto_instrumentation=False,
     )
     records: queue.Queue[logging.LogRecord] = queue.Queue()
     listener = logging.handlers.QueueListener(records, dis_handler)

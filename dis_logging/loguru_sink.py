@@ -1,0 +1,276 @@
+"""A Loguru sink that ships each message to DIS as one JSON record.
+
+Loguru is optional (extra ``loguru``) and only this module's tests import it: the sink reads the
+message's ``record`` dict and needs nothing from the package itself::
+
+    from loguru import logger
+    from dis_logging.loguru_sink import DISSink
+
+    sink_id = logger.add(DISSink(stream_name="app-logs", region="cn-north-4"), level="INFO")
+    logger.bind(order_id=42).info("order {} paid", 42)
+    logger.complete()        # waits until what was logged is acknowledged by DIS
+    logger.remove(sink_id)   # closes the sink (and the handler it built)
+
+Each message becomes ``{"time", "level", "message", "name", "function", "line", "extra",
+"exception"}`` (plus ``trace_id``/``span_id`` inside an OpenTelemetry span). Rendering and queueing
+happen on the logging thread; batching and HTTP on the handler's flusher thread.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import logging
+import traceback
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Mapping, Optional, Union
+
+from dis_logging import _otel
+from dis_logging.errors import ConfigError
+from dis_logging.formatting import _truncate_str, safe_str
+from dis_logging.handler import DISHandler
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from dis_logging.config import HandlerSettings
+
+__all__ = ["DISSink", "render_record"]
+
+#: A partition key: a fixed string, or a callable picking one from Loguru's record dict.
+PartitionKey = Union[str, Callable[[Mapping[str, Any]], Optional[str]]]
+
+# Room kept for the JSON around the cut fields when a record is too large (keys, punctuation).
+_ENVELOPE_BYTES = 512
+
+
+def _iso_utc(moment: object) -> str:
+    """``2024-01-03T03:04:05.123Z`` for an aware datetime (Loguru's), its text otherwise."""
+    if isinstance(moment, datetime.datetime):
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(datetime.timezone.utc)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return safe_str(moment)
+
+
+def _json_default(value: object) -> object:
+    """``json`` fallback: dates as ISO text, bytes decoded, sets as lists, anything else as text."""
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return safe_str(value)
+
+
+def _exception_text(exception: object) -> Optional[str]:
+    """The traceback of Loguru's ``record["exception"]`` (type, value, traceback), or ``None``."""
+    if exception is None:
+        return None
+    kind = getattr(exception, "type", None)
+    value = getattr(exception, "value", None)
+    if kind is None and value is None:
+        return None
+    try:
+        lines = traceback.format_exception(kind, value, getattr(exception, "traceback", None))
+        return "".join(lines).rstrip("\n")
+    except Exception:  # noqa: BLE001 - a hostile exception must not lose the record
+        return f"{safe_str(kind)}: {safe_str(value)}"
+
+
+def render_record(record: Mapping[str, Any], max_bytes: Optional[int] = None) -> bytes:
+    """Render a Loguru record dict as one UTF-8 JSON object; never raises.
+
+    Args:
+        record: ``message.record`` as Loguru passes it to a sink.
+        max_bytes: when the result would be larger, the message and the traceback are cut (each
+            ending with ``...[truncated N bytes]``) so that the JSON stays valid; default
+            ``None``, no limit.
+
+    Returns:
+        ``{"time", "level", "message", "name", "function", "line", "extra", "exception"}``:
+        ``time`` in ISO 8601 UTC with milliseconds, ``level`` the level name, ``exception`` the
+        formatted traceback or ``null``, ``extra`` the bound values (unencodable ones as text),
+        plus ``trace_id`` and ``span_id`` when an OpenTelemetry span is current.
+    """
+    try:
+        level = record.get("level")
+        fields: Dict[str, Any] = {
+            "time": _iso_utc(record.get("time")),
+            "level": getattr(level, "name", None) or safe_str(level),
+            "message": safe_str(record.get("message", "")),
+            "name": record.get("name"),
+            "function": record.get("function"),
+            "line": record.get("line"),
+            "extra": dict(record.get("extra") or {}),
+            "exception": _exception_text(record.get("exception")),
+        }
+        trace = _otel.current_trace_fields()  # on the logging thread, unless enqueue=True
+        if trace is not None:
+            fields.update(trace)
+        data = _encode(fields)
+        if max_bytes is not None and len(data) > max_bytes:
+            data = _shrink(fields, max_bytes)
+        return data
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: a minimal record
+        fallback = {
+            "message": safe_str(record.get("message", "")),
+            "format_error": f"{type(exc).__name__}: {safe_str(exc)}",
+        }
+        return json.dumps(fallback, ensure_ascii=True).encode("ascii")
+
+
+def _encode(fields: Mapping[str, Any]) -> bytes:
+    try:
+        text = json.dumps(fields, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError, OverflowError):
+        # Circular or non-string keys inside ``extra``: keep its values as text.
+        safe = dict(fields)
+        safe["extra"] = {safe_str(k): safe_str(v) for k, v in dict(fields["extra"]).items()}
+        text = json.dumps(safe, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _shrink(fields: Dict[str, Any], max_bytes: int) -> bytes:
+    """Cut the message and traceback (and drop ``extra`` if need be) to fit ``max_bytes``."""
+    budget = max(max_bytes - _ENVELOPE_BYTES, 0)
+    for name in ("exception", "message"):
+        value = fields.get(name)
+        if isinstance(value, str):
+            fields[name] = _truncate_str(value, budget // 2)
+    data = _encode(fields)
+    if len(data) > max_bytes:
+        fields["extra"] = {"truncated": True}
+        data = _encode(fields)
+    return data
+
+
+class _Finished:
+    """An awaitable that is already done: what :meth:`DISSink.complete` returns."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        return iter(())  # type: ignore[return-value]  # an empty iterator finishes at once
+
+
+async def _complete_marker(sink: DISSink) -> None:
+    """Never runs; gives :class:`_Completer` the coroutine-function look Loguru checks for."""
+    del sink  # pragma: no cover
+
+
+class _Completer(functools.partial):  # type: ignore[type-arg]  # partial of _complete_marker
+    """``DISSink.complete``: flushes at once when called, yet looks like a coroutine function.
+
+    Loguru's ``logger.complete()`` calls a sink's ``complete`` only when
+    :func:`inspect.iscoroutinefunction` says it is one, and collects the result to be awaited
+    (by ``await logger.complete()``) or dropped (by a plain ``logger.complete()``). That function
+    looks through :class:`functools.partial` to the wrapped function (documented since Python
+    3.8), so a partial of an ``async def`` passes; calling this subclass runs the flush right
+    away and returns an awaitable that is already done, so both forms wait for DIS and neither
+    leaves a coroutine that is never awaited.
+    """
+
+    def __call__(self, /, *args: object, **kwargs: object) -> _Finished:
+        sink: DISSink = self.args[0]
+        sink.handler.flush()  # bounded by the handler's close_timeout
+        return _Finished()
+
+
+class DISSink:
+    """A Loguru sink that ships each message as one JSON record through a DISHandler.
+
+    Add it with ``logger.add(DISSink(...))``; Loguru's own ``level``, ``filter`` and
+    ``enqueue`` options apply as usual (its ``format``/``serialize`` do not: the record dict is
+    rendered, see :func:`render_record`). ``logger.complete()`` (or ``await logger.complete()``)
+    waits until everything logged so far is acknowledged, at most ``close_timeout``;
+    ``logger.remove()`` closes the sink, sending what is left. For a wait with another bound,
+    use ``sink.handler.flush(timeout)``. The sink has no ``flush`` method on purpose: Loguru
+    would call it after every message.
+
+    Args:
+        handler: an existing :class:`~dis_logging.DISHandler` to queue on (shared with
+            :mod:`logging`, left open by :meth:`stop`); default ``None`` builds one from
+            ``handler_settings``, owned and closed by the sink.
+        partition_key: a fixed key, or a callable taking Loguru's record dict and returning a
+            key or ``None``; default ``None`` uses the handler's own setting. A callable that
+            raises counts as ``None``.
+        **handler_settings: the keyword arguments of :class:`~dis_logging.DISHandler`
+            (``stream_name``, ``region``, credentials, tuning), typed by
+            :class:`~dis_logging.config.HandlerSettings`; only when ``handler`` is ``None``.
+
+    Raises:
+        ConfigError: both ``handler`` and handler settings were given, or the settings are
+            invalid (the error names the setting). Nothing touches the network here.
+    """
+
+    def __init__(
+        self,
+        handler: Optional[DISHandler] = None,
+        *,
+        partition_key: Optional[PartitionKey] = None,
+        **handler_settings: Unpack[HandlerSettings],
+    ) -> None:
+        if handler is not None and handler_settings:
+            raise ConfigError(
+                "handler",
+                "pass either a handler or handler settings, not both "
+                f"(got {', '.join(sorted(handler_settings))})",
+            )
+        self._owns_handler = handler is None
+        self._handler = handler if handler is not None else DISHandler(**handler_settings)
+        self._partition_key = partition_key
+        self._max_bytes = self._handler.config.max_record_bytes
+        #: Called by ``logger.complete()``; see :class:`_Completer`.
+        self.complete: Callable[[], _Finished] = _Completer(_complete_marker, self)
+
+    @property
+    def handler(self) -> DISHandler:
+        """The handler messages are queued on."""
+        return self._handler
+
+    @property
+    def name(self) -> str:
+        """What Loguru shows for this sink in its handler list."""
+        return f"DISSink(stream={self._handler.config.stream_name!r})"
+
+    def __repr__(self) -> str:
+        return f"DISSink(handler={self._handler!r})"
+
+    def write(self, message: object) -> None:
+        """Queue one Loguru message; never raises.
+
+        Args:
+            message: the ``loguru.Message`` (a ``str`` with a ``record`` dict); a plain string
+                without ``record`` is shipped as ``{"message": ...}``.
+        """
+        try:
+            record = getattr(message, "record", None)
+            if not isinstance(record, Mapping):
+                text = safe_str(message).rstrip("\n")
+                self._handler.enqueue(json.dumps({"message": text}).encode("utf-8"))
+                return
+            level = record.get("level")
+            levelno = getattr(level, "no", logging.INFO)
+            if not isinstance(levelno, int) or levelno < self._handler.level:
+                return
+            data = render_record(record, self._max_bytes)
+            self._handler.enqueue(data, partition_key=self._key_for(record), levelno=levelno)
+        except Exception as exc:  # noqa: BLE001 - a sink must never raise into the application
+            self._handler.handleError(
+                logging.makeLogRecord({"msg": f"DISSink.write failed: {exc!r}"})
+            )
+
+    def _key_for(self, record: Mapping[str, Any]) -> Optional[str]:
+        key = self._partition_key
+        if key is None or isinstance(key, str):
+            return key
+        try:
+            chosen = key(record)
+        except Exception:  # noqa: BLE001 - a user callable must not break logging; DIS picks
+            chosen = None
+        return chosen if isinstance(chosen, str) else None
+
+    def stop(self) -> None:
+        """Close the handler if the sink built it (``logger.remove()`` calls this); idempotent."""
+        if self._owns_handler:
+            self._handler.close()
