@@ -34,11 +34,15 @@ memory; only the memory queue's overflow policy drops them.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import sys
 import threading
 import time
+from collections import deque
 from typing import (
     Callable,
+    Deque,
     Final,
     Iterable,
     List,
@@ -58,7 +62,7 @@ from dis_logging.errors import DISError
 from dis_logging.retry import RetryPolicy
 from dis_logging.serializer import serialize_payloads
 
-__all__ = ["Flusher", "RateLimiter", "Sender", "SpoolLike"]
+__all__ = ["Flusher", "Grant", "RateLimiter", "Sender", "SpoolLike"]
 
 #: Thread name of the first flusher; further lanes append ``-1``, ``-2``, ...
 THREAD_NAME: Final = "dis-logging-flusher"
@@ -144,14 +148,42 @@ def _tighter(configured: float, measured: float) -> float:
     return min(configured, measured)
 
 
+class Grant:
+    """Room in the rate limit that :meth:`RateLimiter.grant` booked for one request.
+
+    Attributes:
+        wait: seconds to wait before sending.
+        records: records the request may hold at most.
+        data_bytes: payload bytes the request may hold at most.
+        empty_window: whether nothing else was sent in the window, so a single record larger
+            than the whole byte budget may go alone.
+    """
+
+    __slots__ = ("_entry", "data_bytes", "empty_window", "records", "wait")
+
+    def __init__(
+        self, wait: float, records: int, data_bytes: int, empty_window: bool, entry: List[float]
+    ) -> None:
+        self.wait = wait
+        self.records = records
+        self.data_bytes = data_bytes
+        self.empty_window = empty_window
+        self._entry = entry
+
+    def __repr__(self) -> str:
+        return f"Grant(wait={self.wait:.3f}, records={self.records}, data_bytes={self.data_bytes})"
+
+
 class RateLimiter:
     """Per-second budgets for records and bytes, shared by the lanes of one handler.
 
-    DIS counts writes in one-second windows (DIS-API.md section 8), so the limiter does too: a
-    request goes in the current window while the window's budget holds it, otherwise it waits for
-    the next window. No window ever carries more than the budget (a single request larger than
-    the whole budget travels alone in a fresh window). Windows last :data:`RATE_WINDOW` seconds,
-    slightly over one, so that network jitter cannot make the server count two of ours as one.
+    DIS counts writes per second (DIS-API.md section 8). The limiter keeps a log of what it let
+    through and holds the budget in *every* window of :data:`RATE_WINDOW` seconds (one second
+    plus a margin for network jitter), not just in fixed windows: a request is booked at the
+    earliest moment when what was sent in the window before it, plus the request, fits the
+    budget. :meth:`grant` tells the sender how much it may put in the next request, so batches
+    are cut to what the window still allows instead of waiting for a whole empty window; only a
+    single record larger than the whole byte budget is let through alone, in an empty window.
 
     Args:
         records_per_second: records per window; ``0`` means unlimited.
@@ -175,9 +207,9 @@ class RateLimiter:
         self._configured = (records_per_second, bytes_per_second)
         self._clock = clock
         self._lock = threading.Lock()
-        self._window_start: Optional[float] = None  # may lie ahead: reserved for waiting sends
-        self._used_records = 0
-        self._used_bytes = 0
+        # [time, records, bytes] of each request let through, in booking order; times never
+        # decrease (a booking may lie ahead, for a sender that is waiting).
+        self._log: Deque[List[float]] = deque()
         self._sizer = sizer
         self._size_at = clock()  # when to ask the sizer (next)
         self._sizing = threading.Lock()
@@ -187,6 +219,13 @@ class RateLimiter:
             f"RateLimiter(records_per_second={self.records_per_second}, "
             f"bytes_per_second={self.bytes_per_second})"
         )
+
+    @property
+    def is_limited(self) -> bool:
+        """Whether any budget applies (asks the sizer first, if it is due)."""
+        if self._sizer is not None:
+            self._apply_sizer()
+        return self.records_per_second > 0 or self.bytes_per_second > 0
 
     def _apply_sizer(self) -> None:
         # One thread asks (a DescribeStream round trip); the others go on with the rates they have.
@@ -207,19 +246,101 @@ class RateLimiter:
         finally:
             self._sizing.release()
 
-    def _fits(self, records: int, data_bytes: int) -> bool:
-        if self._used_records == 0 and self._used_bytes == 0:
-            return True
-        if self.records_per_second > 0 and self._used_records + records > self.records_per_second:
-            return False
-        return not (
-            self.bytes_per_second > 0 and self._used_bytes + data_bytes > self.bytes_per_second
-        )
+    def _budgets(self) -> Tuple[float, float]:
+        """The per-window budgets, ``inf`` when unlimited; at least one record per window."""
+        records = max(self.records_per_second, 1.0) if self.records_per_second > 0 else math.inf
+        data = self.bytes_per_second if self.bytes_per_second > 0 else math.inf
+        return records, data
+
+    def _earliest(
+        self, now: float, records: float, data_bytes: float
+    ) -> Tuple[float, float, float]:
+        """Find the earliest booking time for a request of this size (caller holds the lock).
+
+        Returns:
+            ``(time, records used, bytes used)``: the moment, and what the log holds in the
+            window that ends there.
+        """
+        log = self._log
+        while log and log[0][0] <= now - RATE_WINDOW:
+            log.popleft()
+        start = max(now, log[-1][0]) if log else now
+        used_records = sum(entry[1] for entry in log)
+        used_bytes = sum(entry[2] for entry in log)
+        max_records, max_bytes = self._budgets()
+        index = 0
+        while index < len(log) and (
+            log[index][0] <= start - RATE_WINDOW
+            or used_records + records > max_records
+            or used_bytes + data_bytes > max_bytes
+        ):
+            # The oldest entry still counted leaves the window at its time + RATE_WINDOW.
+            oldest = log[index]
+            start = max(start, oldest[0] + RATE_WINDOW)
+            used_records -= oldest[1]
+            used_bytes -= oldest[2]
+            index += 1
+        return start, used_records, used_bytes
+
+    def grant(
+        self,
+        max_records: int,
+        max_bytes: int,
+        min_bytes: int = 1,
+        max_wait: Optional[float] = None,
+    ) -> Optional[Grant]:
+        """Book the room for the next request: as much as the window allows, up to the maxima.
+
+        Follow with :meth:`settle`, once the request is cut, to give back what it did not use.
+
+        Args:
+            max_records: the most records the sender would put in one request.
+            max_bytes: the most payload bytes it would put in one request.
+            min_bytes: the room the next record needs, in bytes; default 1. A value above the
+                byte budget waits for an empty window.
+            max_wait: the longest wait the caller accepts, in seconds; default ``None`` accepts
+                any wait.
+
+        Returns:
+            The grant (wait, records, bytes); or ``None``, with nothing booked, when the wait
+            would exceed ``max_wait``.
+        """
+        budget_records, budget_bytes = self._budgets()
+        with self._lock:
+            now = self._clock()
+            need_bytes = min(float(min_bytes), budget_bytes)
+            start, used_records, used_bytes = self._earliest(now, 1, need_bytes)
+            wait = max(0.0, start - now)
+            if max_wait is not None and wait > max_wait:
+                return None
+            records = int(min(max_records, budget_records - used_records))
+            data = int(min(max_bytes, budget_bytes - used_bytes))
+            entry = [start, float(records), float(data)]
+            self._log.append(entry)
+            empty = used_records == 0 and used_bytes == 0
+            return Grant(wait, max(records, 1), max(data, 1), empty, entry)
+
+    def settle(self, grant: Grant, records: int, data_bytes: int) -> None:
+        """Shrink a grant's booking to what the request really holds (``0, 0``: cancel it).
+
+        Args:
+            grant: from :meth:`grant`.
+            records: records in the request as cut.
+            data_bytes: payload bytes in the request as cut.
+        """
+        with self._lock:
+            entry = grant._entry
+            entry[1], entry[2] = float(records), float(data_bytes)
+            if records == 0 and data_bytes == 0:
+                with contextlib.suppress(ValueError):  # already expired from the log
+                    self._log.remove(entry)
 
     def reserve(
         self, records: int, data_bytes: int, max_wait: Optional[float] = None
     ) -> Optional[float]:
-        """Reserve room for one request and return how long to wait before sending it.
+        """Book room for one request of a known size and return how long to wait before it.
+
+        A request larger than the whole budget waits for an empty window and goes alone.
 
         Args:
             records: records in the request.
@@ -228,27 +349,21 @@ class RateLimiter:
                 any wait.
 
         Returns:
-            Seconds to wait (``0.0`` when the current window has room), with the room booked; or
+            Seconds to wait (``0.0`` when the window has room), with the room booked; or
             ``None``, with nothing booked, when the wait would exceed ``max_wait``.
         """
-        if self._sizer is not None:
-            self._apply_sizer()
-        if self.records_per_second <= 0 and self.bytes_per_second <= 0:
+        if not self.is_limited:
             return 0.0
+        budget_records, budget_bytes = self._budgets()
         with self._lock:
             now = self._clock()
-            start = self._window_start
-            used_records, used_bytes = self._used_records, self._used_bytes
-            if start is None or now >= start + RATE_WINDOW:
-                start, used_records, used_bytes = now, 0, 0
-            elif not self._fits(records, data_bytes):
-                start, used_records, used_bytes = start + RATE_WINDOW, 0, 0
+            start, _, _ = self._earliest(
+                now, min(records, budget_records), min(data_bytes, budget_bytes)
+            )
             wait = max(0.0, start - now)
             if max_wait is not None and wait > max_wait:
                 return None
-            self._window_start = start
-            self._used_records = used_records + records
-            self._used_bytes = used_bytes + data_bytes
+            self._log.append([start, float(records), float(data_bytes)])
             return wait
 
 
@@ -602,50 +717,81 @@ class Flusher:
             if outcome != SENT:
                 return
 
-    def _take(self) -> Optional[Batch]:
+    def _take(
+        self, max_records: Optional[int] = None, max_bytes: Optional[int] = None
+    ) -> Optional[Batch]:
         """Cut the next batch and serialize it: every later step (send, spool) sees bytes.
 
         Records captured on the caller's thread become bytes here, a batch at a time, outside the
         buffer's lock (:func:`~dis_logging.serializer.serialize_payloads`). A batch whose records
         were all dropped as oversize is skipped.
 
+        Args:
+            max_records: records per batch at most; default ``None``, the flusher's batch size.
+            max_bytes: payload bytes per batch at most; default ``None``, the flusher's.
+
         Returns:
             A batch of serialized records, or ``None`` when the buffer is empty.
         """
+        records = (
+            self.batch_records if max_records is None else min(max_records, self.batch_records)
+        )
+        data_bytes = self.batch_bytes if max_bytes is None else min(max_bytes, self.batch_bytes)
         while True:
-            batch = self.buffer.take(self.batch_records, self.batch_bytes)
+            batch = self.buffer.take(records, data_bytes)
             if batch is None:
                 return None
-            resolved = self._serialize(batch)
+            resolved = self._serialize(batch, data_bytes)
             if resolved is not None:
                 return resolved
 
-    def _serialize(self, batch: Batch) -> Optional[Batch]:
-        """Serialize a batch cut from the buffer (see :meth:`_take`); ``None`` if none is left."""
+    def _serialize(self, batch: Batch, max_bytes: Optional[int] = None) -> Optional[Batch]:
+        """Serialize a batch cut from the buffer (see :meth:`_take`); ``None`` if none is left.
+
+        ``max_bytes`` bounds the serialized batch (default ``None``: the flusher's batch bytes).
+        """
         if batch.is_serialized:
             return batch
         payloads = serialize_payloads([item[1] for item in batch.items])
-        return self.buffer.resolve(batch, payloads, self.batch_bytes)
+        limit = self.batch_bytes if max_bytes is None else max_bytes
+        return self.buffer.resolve(batch, payloads, limit)
 
     def _cut_and_send(self, *, timeout: Optional[float], limit: bool = False) -> Optional[str]:
-        batch = self._take()
-        if batch is None:
-            return None
-        if limit and self.limiter is not None:
+        limiter = self.limiter
+        if not limit or limiter is None or not limiter.is_limited:
+            batch = self._take()
+            return None if batch is None else self._send(batch, timeout)
+        # Rate-limited: ask the limiter how much the window still allows, and cut the batch to
+        # that, so no one-second window ever carries more than the budget.
+        need_bytes = 1
+        while True:
+            if not self.buffer.has_buffered():
+                return None
             # A flush on the caller's thread books only a wait that leaves time to send.
             max_wait = None if timeout is None else timeout - MIN_REQUEST_TIMEOUT
-            delay = self.limiter.reserve(len(batch), batch.data_bytes, max_wait)
-            if delay is None:
-                self.buffer.settle(batch, unsent=batch.items)
+            grant = limiter.grant(self.batch_records, self.batch_bytes, need_bytes, max_wait)
+            if grant is None:
                 return DEFERRED
-            if delay > 0:
-                stopped = self._stop.wait(delay)
+            if grant.wait > 0:
+                stopped = self._stop.wait(grant.wait)
                 if timeout is not None:
-                    timeout -= delay
+                    timeout -= grant.wait
                 elif stopped:
-                    self.buffer.settle(batch, unsent=batch.items)
+                    limiter.settle(grant, 0, 0)
                     return RETRY
-        return self._send(batch, timeout)
+            batch = self._take(grant.records, grant.data_bytes)
+            if batch is None:
+                limiter.settle(grant, 0, 0)
+                return None
+            if batch.data_bytes > grant.data_bytes and not grant.empty_window:
+                # One record larger than what the window has left: put it back and wait for
+                # room for it (a record larger than the whole budget goes alone, window empty).
+                self.buffer.settle(batch, unsent=batch.items)
+                limiter.settle(grant, 0, 0)
+                need_bytes = batch.data_bytes
+                continue
+            limiter.settle(grant, len(batch), batch.data_bytes)
+            return self._send(batch, timeout)
 
     def _send(self, batch: Batch, timeout: Optional[float]) -> str:
         """Send one batch and settle every record of it in the buffer's ledger."""

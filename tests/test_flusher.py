@@ -7,6 +7,8 @@ import threading
 from typing import List, Optional, Sequence, Tuple
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dis_logging._report import Reporter, error_key, redact
 from dis_logging.buffer import RecordBuffer
@@ -461,3 +463,98 @@ class TestReporter:
     def test_redact(self, text, expected):
         """redact replaces every secret occurrence."""
         assert expected == redact(text, ["s1", "s2", ""])
+
+
+class TestRateLimitWindows:
+    def test_grant_cuts_to_the_record_budget(self):
+        """A grant offers what the window still holds: 50 of a 500-record batch at 50/s."""
+        clock = FakeClock()
+        limiter = RateLimiter(records_per_second=50, clock=clock)
+        first = limiter.grant(500, 10**6)
+        assert first is not None
+        limiter.settle(first, first.records, 100)
+        second = limiter.grant(500, 10**6)
+        assert second is not None
+        assert [(0.0, 50), (pytest.approx(RATE_WINDOW), 50)] == [
+            (first.wait, first.records),
+            (second.wait, second.records),
+        ]
+
+    def test_grant_cuts_to_the_byte_budget(self):
+        """At 20000 bytes/s, a grant offers at most 20000 bytes however large the batch."""
+        limiter = RateLimiter(bytes_per_second=20000, clock=FakeClock())
+        grant = limiter.grant(500, 1_000_000)
+        assert grant is not None
+        assert (0.0, 20000) == (grant.wait, grant.data_bytes)
+
+    def test_a_part_used_window_offers_the_rest(self):
+        """What the last window used is subtracted, and more follows as its requests age out."""
+        clock = FakeClock()
+        limiter = RateLimiter(records_per_second=100, clock=clock)
+        limiter.reserve(30, 0)
+        clock.now += 1.0
+        rest = limiter.grant(500, 10**6)
+        assert rest is not None
+        limiter.settle(rest, rest.records, 0)
+        later = limiter.grant(500, 10**6)
+        assert later is not None
+        assert [(0.0, 70), (pytest.approx(RATE_WINDOW - 1.0), 30)] == [
+            (rest.wait, rest.records),
+            (later.wait, later.records),
+        ]
+
+    def test_settle_to_nothing_returns_the_room(self):
+        """A grant settled at zero (nothing was sent) leaves the whole budget free."""
+        limiter = RateLimiter(records_per_second=10, clock=FakeClock())
+        grant = limiter.grant(500, 10**6)
+        assert grant is not None
+        limiter.settle(grant, 0, 0)
+        again = limiter.grant(500, 10**6)
+        assert again is not None
+        assert (0.0, 10) == (again.wait, again.records)
+
+    @given(
+        steps=st.lists(
+            st.tuples(
+                st.floats(min_value=0.0, max_value=0.7),
+                st.integers(min_value=1, max_value=400),
+                st.integers(min_value=1, max_value=60_000),
+            ),
+            min_size=1,
+            max_size=40,
+        )
+    )
+    def test_no_window_ever_exceeds_the_budget(self, steps):
+        """Whatever the pattern of requests, every RATE_WINDOW holds at most the budget."""
+        clock = FakeClock()
+        limiter = RateLimiter(records_per_second=50, bytes_per_second=20000, clock=clock)
+        sent: List[Tuple[float, int, int]] = []
+        for pause, records, data_bytes in steps:
+            clock.now += pause
+            grant = limiter.grant(records, data_bytes)
+            assert grant is not None
+            used = (min(records, grant.records), min(data_bytes, grant.data_bytes))
+            limiter.settle(grant, *used)
+            sent.append((clock.now + grant.wait, *used))
+            clock.now += grant.wait
+        for start, _, _ in sent:
+            window = [(r, b) for t, r, b in sent if start <= t < start + RATE_WINDOW - 1e-9]
+            assert sum(r for r, _ in window) <= 50
+            assert sum(b for _, b in window) <= 20000
+
+    def test_flusher_sends_no_more_than_the_window_allows(self):
+        """The flusher cuts its batch to the grant: 5 of 10 records at 5 records/s."""
+        sender = FakeSender()
+        limiter = RateLimiter(records_per_second=5, clock=FakeClock())
+        flusher, buffer, _ = make(sender, records=10, limiter=limiter)
+        assert "sent" == flusher._cut_and_send(timeout=None, limit=True)
+        assert ([5], 5) == ([len(call) for call in sender.calls], buffer.snapshot().queued)
+
+    def test_record_larger_than_the_rest_waits_for_room(self):
+        """A record that does not fit what the window has left goes back to the buffer."""
+        sender = FakeSender()
+        limiter = RateLimiter(bytes_per_second=10, clock=FakeClock())
+        limiter.reserve(1, 9)
+        flusher, buffer, _ = make(sender, records=3, limiter=limiter)
+        assert "deferred" == flusher._cut_and_send(timeout=0.5, limit=True)
+        assert ([], 3) == (sender.calls, buffer.snapshot().queued)

@@ -317,3 +317,44 @@ class TestEmptyErrorCode:
             handler.close()
             server.close()
         assert (1, 0) == (handler.stats.sent, handler.stats.failed)
+
+
+class TestRateLimitHolds:
+    @pytest.mark.parametrize(
+        ("settings", "count", "size"),
+        [
+            ({"max_records_per_second": 50}, 120, 10),
+            ({"max_bytes_per_second": 20000, "max_record_bytes": 2000}, 45, 1000),
+        ],
+    )
+    def test_no_request_exceeds_the_per_second_budget(
+        self, emulator, stream, settings, count, size
+    ):
+        """With limits below the batch size, batches are cut to the budget: no request is
+        larger than one second's allowance, and everything arrives."""
+        handler = DISHandler(
+            stream_name=stream,
+            endpoint=emulator.url,
+            project_id=emulator.project_id,
+            ak=emulator.ak,
+            sk=emulator.sk,
+            max_batch_records=500,
+            flush_interval=0.05,
+            **settings,
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger = logging.getLogger("tests.security.rate")
+        logger.addHandler(handler)
+        try:
+            for i in range(count):
+                logger.warning("%s", f"{i:06d}".ljust(size, "x"))
+            assert handler.flush(timeout=15.0)
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+        puts = [e for e in emulator.requests if e.operation == "PutRecords"]
+        assert (count, True, True) == (
+            sum(e.record_count for e in puts),
+            all(e.record_count <= settings.get("max_records_per_second", 10**9) for e in puts),
+            all(e.data_bytes <= settings.get("max_bytes_per_second", 10**12) for e in puts),
+        )
