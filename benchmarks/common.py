@@ -59,6 +59,7 @@ class Sizes:
         p5_seconds: length of the 100 records/s latency run.
         p6_close_timeout: close_timeout given to the handler in P6, in seconds.
         p7_records: records per run over the 50 ms link.
+        p8_records: records logged per phase of the spill run (DIS down, spool on).
     """
 
     p1_rounds: int
@@ -72,6 +73,7 @@ class Sizes:
     p5_seconds: float
     p6_close_timeout: float
     p7_records: int
+    p8_records: int
 
     @classmethod
     def for_run(cls, quick: bool, scale: float = 1.0) -> Sizes:
@@ -102,6 +104,7 @@ class Sizes:
             p5_seconds=max(1.5, base.p5_seconds * scale),
             p6_close_timeout=base.p6_close_timeout,
             p7_records=n(base.p7_records, 1_000),
+            p8_records=n(base.p8_records, 2_000),
         )
 
 
@@ -117,6 +120,7 @@ _FULL = Sizes(
     p5_seconds=30.0,
     p6_close_timeout=5.0,
     p7_records=50_000,
+    p8_records=200_000,
 )
 _QUICK = Sizes(
     p1_rounds=9,
@@ -130,6 +134,7 @@ _QUICK = Sizes(
     p5_seconds=5.0,
     p6_close_timeout=1.0,
     p7_records=20_000,
+    p8_records=50_000,
 )
 
 

@@ -1,4 +1,4 @@
-"""Run every benchmark (P1-P7 of DESIGN.md), print a table, write results.json and chart.png.
+"""Run every benchmark (P1-P7 of DESIGN.md, P8 the spool); print a table, write results and chart.
 
 Usage::
 
@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7")
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")
 FIGURES = {
     "P1": "caller cost of logger.info",
     "P2": "delivered records/s into the emulator",
@@ -31,6 +31,7 @@ FIGURES = {
     "P5": "emit-to-stored p99 at 100 records/s",
     "P6": "close() with DIS unreachable",
     "P7": "records/s over a 50 ms link",
+    "P8": "records/s spilled to disk, DIS down",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -137,7 +138,7 @@ def _error_row(pid: str, exc: BaseException) -> Dict[str, Any]:
 
 def run_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
     """Run the selected benchmarks and return their rows in id order."""
-    from benchmarks import caller_cost, close_time, cpu, latency, memory, throughput
+    from benchmarks import caller_cost, close_time, cpu, latency, memory, spill, throughput
     from benchmarks.common import Sizes, load_handler_class
     from benchmarks.emulator_host import EmulatorProcess
 
@@ -168,6 +169,7 @@ def run_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
             attempt("P7", lambda: throughput.run_p7(sizes, emu, handler_cls))
     attempt("P4", lambda: memory.run(sizes, handler_cls))
     attempt("P6", lambda: close_time.run(sizes, handler_cls))
+    attempt("P8", lambda: spill.run(sizes))
     return [rows[pid] for pid in ALL if pid in rows]
 
 
