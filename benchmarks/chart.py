@@ -13,6 +13,7 @@ _COLORS = {
     "budget": "#cfcfcf",
     "naive": "#d62728",
     "format only": "#ff7f0e",
+    "fluent async": "#8c564b",
 }
 #: Rows whose baseline is a budget derived from the configuration rather than a measured contender.
 _BUDGETS = ("P4", "P5", "P6")
@@ -49,6 +50,12 @@ def _bars(row: Dict[str, Any]) -> List[Tuple[str, float]]:
     floor = details.get("cpu", {}).get("added_ns_per_call", {}).get("format_only")
     if floor is not None and row.get("value") is not None:
         bars.append(("format only", float(floor["median"])))
+    if details.get("fluent_added_ns") is not None:
+        bars.append(("fluent async", float(details["fluent_added_ns"])))
+    if row["id"] in ("S1", "S2") and details.get("runs"):
+        key = "delivered_rps" if row["id"] == "S1" else "cpu_us_per_record"
+        name = "threads" if row["id"] == "S1" else "message_bytes"
+        return [(f"{r[name]}", float(r[key])) for r in details["runs"]]
     return bars
 
 
@@ -65,11 +72,12 @@ def write_chart(rows: List[Dict[str, Any]], path: Path, meta: Dict[str, Any]) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 4, figsize=(16, 8))
+    fig, axes = plt.subplots(3, 4, figsize=(16, 12))
     flat = list(axes.flat)
     for ax, row in zip(flat, rows):
         bars = _bars(row)
-        ax.bar([b[0] for b in bars], [b[1] for b in bars], color=[_COLORS[b[0]] for b in bars])
+        colors = [_COLORS.get(b[0], _COLORS["dis-logging"]) for b in bars]
+        ax.bar([b[0] for b in bars], [b[1] for b in bars], color=colors)
         title = f"{row['id']}: {row['figure']}"
         if row["status"] == "ok" and row.get("ratio") is not None:
             title += f"\nratio {row['ratio']:.3g}, target {row['target']}"

@@ -21,9 +21,25 @@ MESSAGE = "handled request %s for user %s"
 USER = "alice@example.com"
 
 
+#: The plain formatter of P2 (as the issue states the target): the payload is the message alone.
+MESSAGE_FORMAT = "%(message)s"
+
+
 def make_formatter() -> logging.Formatter:
     """Return a fresh instance of the shared plain-text formatter."""
     return logging.Formatter(LOG_FORMAT)
+
+
+def make_message_formatter() -> logging.Formatter:
+    """Return a fresh ``%(message)s`` formatter (P2)."""
+    return logging.Formatter(MESSAGE_FORMAT)
+
+
+def make_json_formatter() -> logging.Formatter:
+    """Return a fresh ``dis_logging.JSONFormatter`` with defaults (P1, P3, scaling)."""
+    from dis_logging.formatting import JSONFormatter
+
+    return JSONFormatter()
 
 
 def isolated_logger(name: str, handler: logging.Handler) -> logging.Logger:
@@ -60,6 +76,10 @@ class Sizes:
         p6_close_timeout: close_timeout given to the handler in P6, in seconds.
         p7_records: records per run over the 50 ms link.
         p8_records: records logged per phase of the spill run (DIS down, spool on).
+        scale_records: records per thread-count run of the scaling benchmark (S1), all threads
+            together.
+        size_records: records per record-size run (S2).
+        memory_records: records queued to measure memory per queued record (M1).
     """
 
     p1_rounds: int
@@ -74,6 +94,9 @@ class Sizes:
     p6_close_timeout: float
     p7_records: int
     p8_records: int
+    scale_records: int
+    size_records: int
+    memory_records: int
 
     @classmethod
     def for_run(cls, quick: bool, scale: float = 1.0) -> Sizes:
@@ -105,6 +128,9 @@ class Sizes:
             p6_close_timeout=base.p6_close_timeout,
             p7_records=n(base.p7_records, 1_000),
             p8_records=n(base.p8_records, 2_000),
+            scale_records=n(base.scale_records, 1_600),
+            size_records=n(base.size_records, 500),
+            memory_records=n(base.memory_records, 2_000),
         )
 
 
@@ -121,6 +147,9 @@ _FULL = Sizes(
     p6_close_timeout=5.0,
     p7_records=50_000,
     p8_records=200_000,
+    scale_records=96_000,
+    size_records=20_000,
+    memory_records=50_000,
 )
 _QUICK = Sizes(
     p1_rounds=9,
@@ -135,6 +164,9 @@ _QUICK = Sizes(
     p6_close_timeout=1.0,
     p7_records=20_000,
     p8_records=50_000,
+    scale_records=16_000,
+    size_records=4_000,
+    memory_records=20_000,
 )
 
 

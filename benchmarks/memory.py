@@ -2,13 +2,23 @@
 
 A fresh interpreter (``python -m benchmarks.memory``, arguments as JSON on stdin) builds a
 DISHandler whose endpoint is a loopback port nothing listens on, with the default bounds
-(``max_queue_bytes`` 64 MiB), and logs records padded to about 1 KiB, so the byte bound is what
-holds memory down. RSS is read from ``/proc/self/status``: ``VmRSS`` just before the first call
-("start") and ``VmHWM`` (the peak, reset first through ``/proc/self/clear_refs``) after the last.
+(``max_queue_bytes`` 64 MiB) and its default ``JSONFormatter`` (records are buffered as
+captured records, so this checks that their accounting keeps memory within the bound), and logs
+records padded to about 1 KiB, so the byte bound is what holds memory down. RSS is read from
+``/proc/self/status``: ``VmRSS`` just before the first call ("start") and ``VmHWM`` (the peak,
+reset first through ``/proc/self/clear_refs``) after the last.
 
 The baseline is the bound itself, start + max_queue_bytes + 32 MiB, from the same process. Counting
 is exact when, with nothing delivered, ``emitted == sent + dropped + failed + queued`` after
 logging, and ``queued == 0`` with ``emitted == sent + dropped + failed`` after ``close()``.
+
+M1 (memory per queued record) runs in another fresh interpreter: with ``tracemalloc`` on, it queues
+``memory_records`` benchmark records (``logger.info(MESSAGE, i, USER)``) into a DISHandler whose
+endpoint accepts connections and never answers (one batch sits in flight), and divides the
+traced memory growth by the number queued; the same for a DISHandler with a plain
+``logging.Formatter`` (records buffered as bytes) and for the stdlib ``QueueHandler`` (which keeps
+a copy of each LogRecord). ``accounted`` is what the buffer counts
+towards ``max_queue_bytes`` per record.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ import time
 from typing import Any, Dict
 
 from benchmarks.common import (
+    MESSAGE,
+    USER,
     Sizes,
     isolated_logger,
     make_formatter,
@@ -74,7 +86,6 @@ def worker(args: Dict[str, Any]) -> Dict[str, Any]:
         max_queue_bytes=MAX_QUEUE_BYTES,
         close_timeout=args["close_timeout"],
     )
-    handler.setFormatter(make_formatter())
     info = isolated_logger("bench.p4", handler).info
     pad = "x" * args["payload_bytes"]
     n = args["records"]
@@ -143,5 +154,97 @@ def run(sizes: Sizes, handler_cls: Any) -> Dict[str, Any]:
     )
 
 
+def per_record_worker(args: Dict[str, Any]) -> Dict[str, Any]:
+    """Child side of M1: traced bytes per queued record for three ways of queueing a record.
+
+    Args:
+        args: ``records``.
+
+    Returns:
+        Per contender: ``traced_bytes_per_record`` and, for DISHandler, ``accounted_bytes``.
+    """
+    import gc
+    import logging.handlers
+    import queue
+    import tracemalloc
+
+    from benchmarks.common import BlackHole
+    from dis_logging.handler import DISHandler
+
+    hole = BlackHole()
+    n = args["records"]
+    out: Dict[str, Any] = {}
+    for name in ("captured", "bytes", "queue_handler"):
+        handler: Any
+        if name == "queue_handler":
+            handler = logging.handlers.QueueHandler(queue.Queue())
+            handler.setFormatter(make_formatter())
+        else:
+            handler = DISHandler(
+                stream_name="bench-m1",
+                endpoint=f"http://127.0.0.1:{hole.port}",
+                project_id="0" * 32,
+                token="bench-token",
+                max_queue_records=n + 1_000,
+                max_queue_bytes=2**31,
+                request_timeout=600.0,
+                close_timeout=0.1,
+                diagnostics=lambda message: None,
+            )
+            if name == "bytes":
+                handler.setFormatter(make_formatter())
+        info = isolated_logger(f"bench.m1.{name}", handler).info
+        info(MESSAGE, -1, USER)  # first-record set-up (thread start) outside the measurement
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(n):
+            info(MESSAGE, i, USER)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        row: Dict[str, Any] = {"traced_bytes_per_record": (after - before) / n}
+        if name != "queue_handler":
+            counts = handler._lanes[0].buffer.snapshot()
+            row["accounted_bytes"] = counts.queued_bytes / max(counts.queued, 1)
+            row["queued"] = counts.queued
+        out[name] = row
+        handler.close()
+    hole.__exit__()
+    return out
+
+
+def run_per_record(sizes: Sizes) -> Dict[str, Any]:
+    """Measure M1 in a child process and return its results.json row (see the module docstring)."""
+    args = {"records": sizes.memory_records, "mode": "per_record"}
+    out = run_worker("benchmarks.memory", args, timeout=600.0)
+    captured = out["captured"]["traced_bytes_per_record"]
+    baseline = out["queue_handler"]["traced_bytes_per_record"]
+    accounted = out["captured"]["accounted_bytes"]
+    details = dict(out, records=sizes.memory_records)
+    details["traced_vs_accounted"] = captured / accounted
+    return result(
+        "M1",
+        "memory per queued record",
+        value=captured,
+        unit="bytes/record",
+        baseline=baseline,
+        baseline_name="QueueHandler (LogRecord copy), same message",
+        ratio=captured / baseline,
+        target="report",
+        met=None,
+        details=details,
+        note=(
+            f"counted towards max_queue_bytes: {accounted:.0f} B/record "
+            f"(traced/counted {captured / accounted:.2f}); buffered as bytes with a plain "
+            f"formatter: {out['bytes']['traced_bytes_per_record']:.0f} B/record"
+        ),
+    )
+
+
 if __name__ == "__main__":
-    print(json.dumps(worker(json.load(sys.stdin))))
+    _args = json.load(sys.stdin)
+    if _args.get("mode") == "per_record":
+        print(json.dumps(per_record_worker(_args)))
+    else:
+        print(json.dumps(worker(_args)))

@@ -3,8 +3,11 @@
 Usage::
 
     python -m benchmarks                 # full run, several minutes on 2 cores
-    python -m benchmarks --quick         # short run
+    python -m benchmarks --quick         # short run, written to benchmarks/results/quick/
     python benchmarks/run.py --quick --only P1,P6 --out /tmp/bench
+
+A full run writes ``benchmarks/results/`` (the files the README shows); a ``--quick`` run writes
+``benchmarks/results/quick/`` unless ``--out`` says otherwise, so it never replaces them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "S1", "S2", "M1")
 FIGURES = {
     "P1": "caller cost of logger.info",
     "P2": "delivered records/s into the emulator",
@@ -32,8 +35,13 @@ FIGURES = {
     "P6": "close() with DIS unreachable",
     "P7": "records/s over a 50 ms link",
     "P8": "records/s spilled to disk, DIS down",
+    "S1": "delivered records/s, 16 threads vs 1",
+    "S2": "CPU per record, 10 KB vs 100 B messages",
+    "M1": "memory per queued record",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+#: Where ``--quick`` writes unless ``--out`` is given: never over the committed full-run files.
+QUICK_OUT = DEFAULT_OUT / "quick"
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -53,12 +61,19 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--only", default=",".join(ALL), help="comma-separated ids to run (default: all)"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for the results")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for the results (default benchmarks/results/, quick runs results/quick/)",
+    )
     parser.add_argument("--no-chart", action="store_true", help="skip chart.png")
     parser.add_argument(
         "--markdown", action="store_true", help="print the table as markdown (for the README)"
     )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = QUICK_OUT if args.quick else DEFAULT_OUT
     args.only = [x.strip().upper() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(args.only) - set(ALL))
     if unknown:
@@ -138,7 +153,16 @@ def _error_row(pid: str, exc: BaseException) -> Dict[str, Any]:
 
 def run_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
     """Run the selected benchmarks and return their rows in id order."""
-    from benchmarks import caller_cost, close_time, cpu, latency, memory, spill, throughput
+    from benchmarks import (
+        caller_cost,
+        close_time,
+        cpu,
+        latency,
+        memory,
+        scaling,
+        spill,
+        throughput,
+    )
     from benchmarks.common import Sizes, load_handler_class
     from benchmarks.emulator_host import EmulatorProcess
 
@@ -160,16 +184,19 @@ def run_all(args: argparse.Namespace) -> List[Dict[str, Any]]:
             print(rows[pid]["details"]["traceback"], file=sys.stderr)
         rows[pid]["seconds"] = round(time.monotonic() - start, 1)
 
-    if {"P1", "P2", "P3", "P5", "P7"} & set(args.only):
+    if {"P1", "P2", "P3", "P5", "P7", "S1", "S2"} & set(args.only):
         with EmulatorProcess() as emu:
             attempt("P1", lambda: caller_cost.run(sizes, emu, handler_cls))
             attempt("P2", lambda: throughput.run_p2(sizes, emu, handler_cls))
             attempt("P3", lambda: cpu.run(sizes, emu, handler_cls))
             attempt("P5", lambda: latency.run(sizes, emu, handler_cls))
             attempt("P7", lambda: throughput.run_p7(sizes, emu, handler_cls))
+            attempt("S1", lambda: scaling.run_threads(sizes, emu, handler_cls))
+            attempt("S2", lambda: scaling.run_sizes(sizes, emu, handler_cls))
     attempt("P4", lambda: memory.run(sizes, handler_cls))
     attempt("P6", lambda: close_time.run(sizes, handler_cls))
     attempt("P8", lambda: spill.run(sizes))
+    attempt("M1", lambda: memory.run_per_record(sizes))
     return [rows[pid] for pid in ALL if pid in rows]
 
 

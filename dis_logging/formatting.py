@@ -76,10 +76,17 @@ CapturedRecord = Tuple[Any, ...]
 _C_ENCODER = 0
 _C_SIZE = 1
 #: Bytes counted for a captured record on top of its text: the capture tuple (17 slots), the
-#: float and int objects it owns, and the buffer's own item tuple. It also stands in for the JSON
-#: framing (keys, timestamp, quotes) when batches are cut by estimated size. Measured with
-#: ``tracemalloc`` by ``benchmarks/memory.py`` (memory per queued record).
-CAPTURED_RECORD_OVERHEAD = 400
+#: message's string header, the float and int objects it owns, and the buffer's own item tuple and
+#: sequence number, as ``tracemalloc`` measures them (``benchmarks/memory.py``, M1: about 650 bytes
+#: on CPython 3.11, 64-bit). Batches are cut by this estimate too, and re-cut by the real
+#: serialized sizes on the flusher.
+CAPTURED_RECORD_OVERHEAD = 660
+#: Bytes counted per ``extra`` field on top of its text (a dict slot, the key, a value object).
+EXTRA_FIELD_OVERHEAD = 100
+#: Bytes counted for the dict that holds a record's ``extra`` fields.
+EXTRA_FIELDS_OVERHEAD = 240
+# module name -> the same string: LogRecord makes a new one per record, the capture keeps one.
+_MODULE_NAMES: Dict[str, str] = {}
 # Exact types kept by reference in a capture: their values cannot change after the call.
 _IMMUTABLE_TYPES = frozenset({str, int, float, bool, type(None)})
 # Caller-thread hooks adding context-bound fields (see add_caller_fields_hook).
@@ -553,9 +560,13 @@ class JSONFormatter(logging.Formatter):
             for key, value in attributes.items():
                 if key not in _RECORD_ATTRIBUTES:
                     extras[key] = _freeze(value)
+        module: object = _MODULE_NAMES.get(record.module)
+        if module is None:
+            module = _shared_module_name(record.module)
         if extras:
+            size += EXTRA_FIELDS_OVERHEAD
             for key, value in extras.items():
-                size += len(key) + _estimate(value)
+                size += EXTRA_FIELD_OVERHEAD + len(key) + _estimate(value)
         else:
             extras = None
         return (
@@ -566,7 +577,7 @@ class JSONFormatter(logging.Formatter):
             record.levelname,
             record.name,
             msg,
-            record.module,
+            module,
             record.funcName,
             record.lineno,
             record.process,
@@ -771,6 +782,13 @@ def _longest_string(fields: _Fields) -> Tuple[Optional[str], str]:
         if isinstance(value, str) and len(value) > len(best):
             best_key, best = key, value
     return best_key, best
+
+
+def _shared_module_name(module: object) -> object:
+    """Remember ``module`` (a str) so that later captures share one object; at most 4096 names."""
+    if isinstance(module, str) and len(_MODULE_NAMES) < 4096:
+        return _MODULE_NAMES.setdefault(module, module)
+    return module
 
 
 def _estimate(value: object) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-IDS = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"]
+IDS = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "S1", "S2", "M1"]
 
 
 @pytest.fixture(scope="module")
