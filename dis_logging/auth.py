@@ -157,7 +157,9 @@ def header_value(name: str, value: Secret[str]) -> str:
     if not text:
         del text
         raise ConfigError(name, "is empty (or only whitespace)")
-    bad = next((i for i, char in enumerate(text) if not _is_header_char(char)), None)
+    # Printable ASCII throughout is the common case, checked in C; only other text is scanned.
+    fine = text.isascii() and text.isprintable()
+    bad = None if fine else next((i for i, c in enumerate(text) if not _is_header_char(c)), None)
     if bad is not None:
         del text
         raise ConfigError(

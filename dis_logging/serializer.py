@@ -19,7 +19,7 @@ and the caller takes the ``json`` path. Both paths are tested against each other
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Dict, Final, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, Final, List, Optional, Sequence, Union, cast
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; formatting imports this module
     from dis_logging.formatting import CapturedRecord
@@ -70,9 +70,30 @@ def orjson_dumps(fields: Dict[str, Any]) -> Optional[bytes]:
             return None
         fields = converted
     try:
-        return _orjson.dumps(fields)
+        data = _orjson.dumps(fields)
     except (TypeError, ValueError):  # lone surrogates, ints beyond 64 bits, non-str keys
         return None
+    # orjson returns a bytes object with spare capacity from the system allocator; kept in a
+    # batch for a while, hundreds of those cost about 1.5 us each in fresh pages. An exact-size
+    # copy comes from Python's small-object allocator and the original is freed at once.
+    return bytes(memoryview(data))
+
+
+def orjson_dumps_native(fields: Dict[str, Any]) -> Optional[bytes]:
+    """:func:`orjson_dumps` for the common record: only str, int, bool and ``None`` values.
+
+    Args:
+        fields: the ordered fields of one record.
+
+    Returns:
+        The bytes, or ``None`` when some value is of another type (use :func:`orjson_dumps`).
+
+    Raises:
+        TypeError: orjson refused a value (a lone surrogate, an int beyond 64 bits).
+    """
+    if set(map(type, fields.values())) <= _NATIVE:
+        return bytes(memoryview(_orjson.dumps(fields)))  # an exact-size copy: see orjson_dumps
+    return None
 
 
 def _convert(fields: Dict[str, Any], types: set[type]) -> Optional[Dict[str, Any]]:
@@ -113,15 +134,15 @@ def serialize_payloads(payloads: Sequence[Payload]) -> List[Optional[bytes]]:
     from dis_logging.formatting import encoder_for  # a cycle at import time otherwise
 
     out: List[Optional[bytes]] = []
-    append = out.append
-    encoders: Dict[int, Any] = {}
-    for payload in payloads:
+    groups: Dict[int, List[int]] = {}  # encoder key -> positions of its records
+    for index, payload in enumerate(payloads):
         if isinstance(payload, bytes):
-            append(payload)
-            continue
-        key = payload[0]
-        encoder = encoders.get(key)
-        if encoder is None:
-            encoder = encoders[key] = encoder_for(key)
-        append(encoder(payload))
+            out.append(payload)
+        else:
+            out.append(None)
+            groups.setdefault(payload[0], []).append(index)
+    for key, positions in groups.items():
+        encoded = encoder_for(key).many([cast("CapturedRecord", payloads[i]) for i in positions])
+        for index, data in zip(positions, encoded):
+            out[index] = data
     return out
