@@ -7,7 +7,8 @@ and returns a frozen :class:`HandlerConfig`. Any problem raises
 :class:`~dis_logging.errors.ConfigError` naming the setting, in the caller's thread, before a
 thread is started or a socket opened.
 
-Where a value comes from, first match wins:
+Each setting is looked up on its own, first match wins (so a project id from the credentials file
+works with keys from the environment, and a keyword or command-line flag completes the rest):
 
 * endpoint: the keyword; then ``DIS_LOGGING_ENDPOINT``; then
   ``HUAWEICLOUD_SDK_REGION_DIS_<REGION>`` (first URL of a comma-separated list); then
@@ -16,18 +17,26 @@ Where a value comes from, first match wins:
 * region: ``region``, then ``DIS_LOGGING_REGION``;
 * spool directory: ``spool_dir``, then ``DIS_LOGGING_SPOOL_DIR``;
 * project: ``project_id``, then ``HUAWEICLOUD_SDK_PROJECT_ID``, then the credentials file;
-* credentials: the keywords (exactly one kind: ``ak``/``sk`` [+ ``security_token``],
-  ``username``/``password``/``domain_name``, or ``token``); else ``DIS_LOGGING_USERNAME`` /
-  ``DIS_LOGGING_PASSWORD`` / ``DIS_LOGGING_DOMAIN_NAME``; else ``HUAWEICLOUD_SDK_AK`` /
-  ``HUAWEICLOUD_SDK_SK`` / ``HUAWEICLOUD_SDK_SECURITY_TOKEN``; else the ``[basic]`` section of the
-  INI file named by ``HUAWEICLOUD_SDK_CREDENTIALS_FILE`` (default ``~/.huaweicloud/credentials``);
+* switch: ``enabled``, then ``DIS_LOGGING_ENABLED``, else on. Off, nothing below is read or
+  checked (no stream, endpoint or credentials needed);
+* credentials: exactly one kind, ``ak``/``sk`` [+ ``security_token``],
+  ``username``/``password``/``domain_name``, or ``token``. The kind comes from the keywords when
+  they name one; else from the environment (``DIS_LOGGING_USERNAME``/``DIS_LOGGING_PASSWORD``
+  first, then ``HUAWEICLOUD_SDK_AK``/``HUAWEICLOUD_SDK_SK``); else from the ``[basic]`` section of
+  the INI file named by ``HUAWEICLOUD_SDK_CREDENTIALS_FILE`` (default
+  ``~/.huaweicloud/credentials``). Each field of that kind is then the keyword, else its
+  environment variable (``HUAWEICLOUD_SDK_AK``, ``HUAWEICLOUD_SDK_SK``, ``DIS_LOGGING_USERNAME``,
+  ``DIS_LOGGING_PASSWORD``, ``DIS_LOGGING_DOMAIN_NAME``), else the file (keys only); a
+  ``security_token`` that is not a keyword is read from where ``sk`` came from
+  (``HUAWEICLOUD_SDK_SECURITY_TOKEN`` or the file);
 * temporary credentials of the instance's IAM agency: ``metadata_credentials``, then
   ``DIS_LOGGING_METADATA_CREDENTIALS``; their service at ``metadata_endpoint``, then
   ``DIS_LOGGING_METADATA_ENDPOINT``, then ``http://169.254.169.254`` (DIS-API.md §13). When on,
   no other credentials may be given and none are read from the environment or the file;
 * IAM endpoint (password tokens only): ``iam_endpoint``, ``HUAWEICLOUD_SDK_IAM_ENDPOINT``, the
-  credentials file, then ``https://iam.<region>.myhuaweicloud.com`` for a Huawei Cloud DIS
-  endpoint, else the DIS endpoint itself (the emulator and private gateways serve both).
+  credentials file, then :func:`default_iam_endpoint` (``https://iam.<region>.myhuaweicloud.com``
+  for a Huawei Cloud DIS endpoint, else the DIS endpoint itself: the emulator and private gateways
+  serve both). :class:`~dis_logging.client.DISClient` and the command line derive it the same way.
 """
 
 from __future__ import annotations

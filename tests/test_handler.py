@@ -947,3 +947,42 @@ class TestDiagnosticsHint:
         failures = [line for line in lines if "DIS.4200" in line]
         assert failures
         assert all(f"`dis-logging check {stream}`" in line for line in failures)
+
+
+EXIT_HOOK_SCRIPT = """
+import logging, sys
+from dis_logging.handler import DISHandler
+
+def keep(records, reason):
+    with open(sys.argv[2], "a", encoding="utf-8") as out:
+        out.write(reason + " " + " ".join(r.decode() for r in sorted(records)) + "\\n")
+
+handler = DISHandler(
+    "s", endpoint=sys.argv[1], project_id="p", token="static-test-token", close_timeout=0.3,
+    flush_interval=60, max_retry_time=60, on_failure=keep, diagnostics=lambda line: None,
+)
+handler.setFormatter(logging.Formatter("%(message)s"))
+log = logging.getLogger("exiting")
+log.addHandler(handler)
+log.warning("a")
+log.warning("b")
+# no flush, no close: the exit drain gives up on the closed port
+"""
+
+
+def test_on_failure_gets_records_left_at_exit(tmp_path):
+    """Records the exit drain could not deliver are passed to on_failure with reason "exit"."""
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    kept = tmp_path / "kept.txt"
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_HOOK_SCRIPT, url, str(kept)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (0, "exit a b\n") == (done.returncode, kept.read_text(encoding="utf-8")), done.stderr
