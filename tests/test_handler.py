@@ -937,6 +937,28 @@ def discard_records(records, reason):
 
 
 class TestDiagnosticsHint:
+    def test_last_error_names_the_cause_in_words(self, handlers):
+        """stats.last_error of a refused connection is one readable line, not urllib3's text."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        lines: List[str] = []
+        handler = DISHandler(
+            "s",
+            endpoint=f"http://127.0.0.1:{port}",
+            project_id="p",
+            token="static-test-token",
+            max_retry_time=60.0,
+            diagnostics=lines.append,
+        )
+        handlers.append(handler)
+        logger_for(handler).error("x")
+        assert handler.flush(timeout=0.5) is False
+        last_error = handler.stats.last_error or ""
+        assert f"127.0.0.1:{port} refused the connection" in last_error
+        assert "HTTPConnectionPool" not in last_error
+        assert "\n" not in last_error
+
     def test_failed_calls_point_to_dis_logging_check(self, make_handler, emulator, stream):
         """A diagnostic about a failed DIS call names `dis-logging check STREAM`."""
         lines: List[str] = []
