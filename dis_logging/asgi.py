@@ -45,7 +45,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Any ASGI 3 callable: frameworks type their scopes differently (TypedDicts, MutableMapping).
+ASGIApp = Callable[..., Awaitable[None]]
 
 # Attributes tried, in order, for the id of an authenticated ``scope["user"]``: Starlette's
 # BaseUser has ``identity`` (which may raise NotImplementedError) and ``display_name``.

@@ -390,3 +390,37 @@ def test_lifespan_passes_through():
 def test_scope_user_id(scope, expected):
     """scope_user_id reads an authenticated scope['user'] and ignores anonymous ones."""
     assert expected == scope_user_id(scope)
+
+
+def test_quart_app(emulator, stream, dis_handler):
+    """Under Quart (wrapping app.asgi_app) views log with the request fields and get the header."""
+    import quart
+
+    app = quart.Quart("test_quart_app")
+
+    @app.route("/q/<int:n>")
+    async def view(n):
+        view_logger.info("quart view %d", n)
+        return {"n": n}
+
+    # Quart types its scopes as TypedDicts; the middleware takes any mapping (Starlette's typing).
+    app.asgi_app = RequestContextMiddleware(  # type: ignore[method-assign, assignment]
+        app.asgi_app, access_logger="test.asgi.access"
+    )
+
+    async def main():
+        client = app.test_client()
+        return await client.get("/q/5", headers={"X-Request-ID": "quart-1"})
+
+    response = asyncio.run(main())
+    assert (200, "quart-1") == (response.status_code, response.headers["X-Request-ID"])
+    by_message = {e["message"]: e for e in events(emulator, stream, 2)}
+    assert ("quart-1", "/q/5", None) == (
+        by_message["quart view 5"]["request_id"],
+        by_message["quart view 5"]["http_path"],
+        by_message["quart view 5"]["status_code"],
+    )
+    assert ("quart-1", 200) == (
+        by_message["GET /q/5 200"]["request_id"],
+        by_message["GET /q/5 200"]["status_code"],
+    )
