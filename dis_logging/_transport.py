@@ -21,9 +21,9 @@ import threading
 import time
 from typing import Any, Optional
 
+import urllib3.connection
+import urllib3.connectionpool
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 
 __all__ = ["DeadlineAdapter", "current_deadline", "enter_deadline", "leave_deadline"]
@@ -112,7 +112,12 @@ class _DeadlineResponse(http.client.HTTPResponse):
             self.fp = io.BufferedReader(_DeadlineReader(raw, sock, deadline))
 
 
-class _DeadlineHTTPConnection(HTTPConnection):
+# The four classes below keep urllib3's names, which its error messages quote.
+
+
+class HTTPConnection(urllib3.connection.HTTPConnection):
+    """urllib3's connection; every send and receive stays within the thread's deadline."""
+
     response_class = _DeadlineResponse
 
     def send(self, data: Any) -> None:
@@ -123,7 +128,9 @@ class _DeadlineHTTPConnection(HTTPConnection):
         super().send(data)
 
 
-class _DeadlineHTTPSConnection(HTTPSConnection):
+class HTTPSConnection(urllib3.connection.HTTPSConnection):
+    """The TLS variant of :class:`HTTPConnection`."""
+
     response_class = _DeadlineResponse
 
     def send(self, data: Any) -> None:
@@ -134,15 +141,19 @@ class _DeadlineHTTPSConnection(HTTPSConnection):
         super().send(data)
 
 
-class _DeadlineHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _DeadlineHTTPConnection
+class HTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
+    """urllib3's pool, making :class:`HTTPConnection` connections."""
+
+    ConnectionCls = HTTPConnection
 
 
-class _DeadlineHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _DeadlineHTTPSConnection
+class HTTPSConnectionPool(urllib3.connectionpool.HTTPSConnectionPool):
+    """urllib3's TLS pool, making :class:`HTTPSConnection` connections."""
+
+    ConnectionCls = HTTPSConnection
 
 
-_POOL_CLASSES = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
+_POOL_CLASSES = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
 
 
 class DeadlineAdapter(HTTPAdapter):

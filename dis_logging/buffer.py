@@ -178,7 +178,11 @@ class RecordBuffer:
             drains; default ``None``, no call.
         on_lost: called (without the lock, on the thread that settles or drains) with the
             payloads given up on and a reason: ``"failed"`` from :meth:`settle`, the drop reason
-            from :meth:`drain`; default ``None``, no call. It must not raise.
+            from :meth:`drain`, ``"close"`` for records of a batch that comes back after
+            :meth:`close`; default ``None``, no call. It must not raise.
+        on_late: called (without the lock) when a batch settles after :meth:`close`, with a
+            one-line account of its records (sent, failed, dropped); default ``None``, no call.
+            It must not raise.
 
     Raises:
         ValueError: ``overflow`` is not one of the three policies.
@@ -196,6 +200,7 @@ class RecordBuffer:
         batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         wake: Optional[Callable[[], None]] = None,
         on_lost: Optional[Callable[[List[Payload], str], None]] = None,
+        on_late: Optional[Callable[[str], None]] = None,
     ) -> None:
         if overflow not in (OVERFLOW_DROP_OLDEST, OVERFLOW_DROP_NEWEST, OVERFLOW_BLOCK):
             raise ValueError(f"unknown overflow policy {overflow!r}")
@@ -208,6 +213,7 @@ class RecordBuffer:
         self.batch_bytes = batch_bytes
         self._wake = wake
         self._on_lost = on_lost
+        self._on_late = on_late
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._settled = threading.Condition(self._lock)
@@ -220,6 +226,7 @@ class RecordBuffer:
         self._in_flight_records = 0
         self._watches: List[FlushWatch] = []
         self._closed = False
+        self._close_token = 0  # batches up to this token were taken before close()
         self._sent = 0
         self._failed = 0
         self._retried = 0
@@ -231,6 +238,11 @@ class RecordBuffer:
         self._on_full: Optional[Callable[[], None]] = None
         self._high_records = max_records + 1
         self._high_bytes = max_bytes + 1
+        # Records refused on a reentrant path (a signal handler, or logging from inside the
+        # handler) are noted here without the lock, which this thread may be holding already,
+        # and folded into the counters by the next caller that holds the lock. list.append and
+        # a slice deletion are each atomic under the GIL.
+        self._reentrant: List[None] = []
 
     def __repr__(self) -> str:
         return (
@@ -307,14 +319,18 @@ class RecordBuffer:
             # Read without the lock: a stale answer only means one spill more or less.
             on_full()
         with self._lock:
+            if self._reentrant:
+                self._absorb_reentrant()
             count = len(self._low) + len(self._high)
             total = self._bytes + size
-            if count >= self.max_records or total > self.max_bytes:
+            if count >= self.max_records or total > self.max_bytes or self._closed:
                 # A "block" wait releases the lock, so the sequence number is taken afterwards:
                 # each deque must stay sorted by it.
-                if not self._make_room(size, high):
+                if self._closed or not self._make_room(size, high):
+                    # After close() nothing drains the buffer any more (a "block" put woken by
+                    # close() lands here too): the record is counted, never left queued.
                     self._seq += 1
-                    self._count_drop("overflow", self._seq)
+                    self._count_drop("closed" if self._closed else "overflow", self._seq)
                     return False
                 count = len(self._low) + len(self._high)
                 total = self._bytes + size
@@ -336,6 +352,16 @@ class RecordBuffer:
         with self._lock:
             self._seq += 1
             self._count_drop(reason, self._seq)
+
+    def refuse_reentrant(self) -> None:
+        """Count one record refused on a reentrant path, without taking the lock.
+
+        For a record logged by a signal handler or by code the handler itself runs (a filter,
+        formatter or partition key that logs) while this thread may hold the lock: taking it
+        again would deadlock. The record is counted as dropped, reason ``"reentrant"``, as soon as
+        any thread next holds the lock (every :meth:`snapshot` does).
+        """
+        self._reentrant.append(None)
 
     def take(self, max_records: int, max_bytes: int) -> Optional[Batch]:
         """Cut the oldest records into a batch and mark them in flight.
@@ -418,7 +444,12 @@ class RecordBuffer:
                 self._drops["oversize"] = self._drops.get("oversize", 0) + len(dropped)
                 if self._watches:
                     self._mark_lost(min(item[0] for item in dropped))
-            if back:
+            if back and self._closed:
+                # Nothing drains a closed buffer: what does not fit goes, counted.
+                self._drops["close"] = self._drops.get("close", 0) + len(back)
+                if self._watches:
+                    self._mark_lost(back[0][0])
+            elif back:
                 self._requeue(back)
             if not keep:
                 self._settled.notify_all()
@@ -463,16 +494,26 @@ class RecordBuffer:
         A batch that is no longer in flight (settled already, or forgotten by a fork reset) is
         ignored.
         """
+        late: List[Item] = []
         with self._lock:
             if self._in_flight.pop(batch.token, None) is None:
                 return  # settled already (a fork reset the ledger)
             self._in_flight_records -= len(batch.items)
+            closed = self._closed
+            in_flight_at_close = closed and batch.token <= self._close_token
+            if closed:
+                # close() has returned: nothing will send these again. They are the final
+                # outcome of the request that was in flight then, and are counted now.
+                late = [*retry, *unsent]
+                retry = unsent = ()
+                if late:
+                    self._drops["close"] = self._drops.get("close", 0) + len(late)
             self._sent += len(sent)
             self._failed += len(failed)
             self._spooled += len(spooled)
             if dropped:
                 self._drops[drop_reason] = self._drops.get(drop_reason, 0) + len(dropped)
-            lost = [item[0] for group in (failed, dropped) for item in group]
+            lost = [item[0] for group in (failed, dropped, late) for item in group]
             if lost and self._watches:
                 self._mark_lost(min(lost))
             if retry:
@@ -483,6 +524,14 @@ class RecordBuffer:
             self._settled.notify_all()
         if failed and self._on_lost is not None:
             self._on_lost([item[1] for item in failed], "failed")
+        if late and self._on_lost is not None:
+            self._on_lost([item[1] for item in late], "close")
+        if in_flight_at_close and self._on_late is not None:
+            self._on_late(
+                f"a request still in flight at close() ended: {len(sent)} record(s) sent, "
+                f"{len(failed)} failed, {len(late) + len(dropped)} dropped"
+                + (f", {len(spooled)} spooled" if spooled else "")
+            )
 
     def count_spool_outcome(self, *, sent: int = 0, failed: int = 0, lost: int = 0) -> None:
         """Count records that left the spool: delivered, rejected, or lost with a corrupt file.
@@ -552,9 +601,12 @@ class RecordBuffer:
         return count
 
     def close(self) -> None:
-        """Stop ``"block"`` puts from waiting (closing and exiting must not block callers)."""
+        """Close the buffer for good: ``"block"`` puts stop waiting, and from now on every put is
+        refused (counted as dropped, reason ``"closed"``) and records of batches that come back
+        are dropped (reason ``"close"``) instead of queued, as nothing will send them."""
         with self._lock:
             self._closed = True
+            self._close_token = self._tokens
             self._space.notify_all()
 
     def has_pending(self, upto: int) -> bool:
@@ -644,28 +696,40 @@ class RecordBuffer:
                 self._settled.wait(remaining)
             return True
 
-    def snapshot(self) -> BufferCounts:
+    def snapshot(self, *, wait: bool = True) -> BufferCounts:
         """Return all counters, read atomically.
+
+        Args:
+            wait: wait for the lock (default). ``False`` reads without it when it is taken, for a
+                caller that may hold it already (a signal handler); the counters may then be
+                off by a record that moves between two of them meanwhile.
 
         Returns:
             A frozen :class:`BufferCounts`, consistent with itself because every counter is read
             under one lock.
         """
-        with self._lock:
+        locked = self._lock.acquire(wait)
+        try:
+            if locked and self._reentrant:
+                self._absorb_reentrant()
             buffered = len(self._low) + len(self._high)
+            pending = 0 if locked else len(self._reentrant)
             return BufferCounts(
-                emitted=self._seq,  # every put and refuse takes one sequence number
+                emitted=self._seq + pending,  # every put and refuse takes one sequence number
                 sent=self._sent,
-                dropped=sum(self._drops.values()),
+                dropped=sum(self._drops.values()) + pending,
                 failed=self._failed,
                 retried=self._retried,
                 queued=buffered + self._in_flight_records,
                 in_flight=self._in_flight_records,
                 queued_bytes=self._bytes,
-                drops=dict(self._drops),
+                drops=self._drops_with(pending),
                 spooled=self._spooled,
                 adopted=self._adopted,
             )
+        finally:
+            if locked:
+                self._lock.release()
 
     def _head_seq(self) -> Optional[int]:
         low, high = self._low, self._high
@@ -683,6 +747,22 @@ class RecordBuffer:
         if head is not None and head <= upto:
             return True
         return any(low <= upto for _, low in self._in_flight.values())
+
+    def _drops_with(self, reentrant: int) -> Dict[str, int]:
+        drops = dict(self._drops)
+        if reentrant:
+            drops["reentrant"] = drops.get("reentrant", 0) + reentrant
+        return drops
+
+    def _absorb_reentrant(self) -> None:
+        """Fold the records refused by :meth:`refuse_reentrant` into the counters (lock held)."""
+        pending = self._reentrant
+        count = len(pending)
+        del pending[:count]  # appends made meanwhile stay for the next call
+        self._seq += count
+        self._drops["reentrant"] = self._drops.get("reentrant", 0) + count
+        if self._watches:
+            self._mark_lost(self._seq - count + 1)
 
     def _count_drop(self, reason: str, seq: int) -> None:
         self._drops[reason] = self._drops.get(reason, 0) + 1

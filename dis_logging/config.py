@@ -198,6 +198,7 @@ class HandlerSettings(TypedDict, total=False):
     initial_backoff: FloatSetting
     max_backoff: FloatSetting
     close_timeout: FloatSetting
+    drain_on_sigterm: BoolSetting
     max_in_flight: IntSetting
     max_records_per_second: FloatSetting
     max_bytes_per_second: FloatSetting
@@ -945,6 +946,7 @@ class HandlerConfig:
     initial_backoff: float = 0.1
     max_backoff: float = 30.0
     close_timeout: float = 5.0
+    drain_on_sigterm: bool = True
     max_in_flight: int = 1
     max_records_per_second: float = 0.0
     max_bytes_per_second: float = 0.0
@@ -1125,6 +1127,7 @@ def _tuning(given: Dict[str, Any], environ: Mapping[str, str]) -> Dict[str, Any]
     if out["initial_backoff"] > out["max_backoff"]:
         raise ConfigError("initial_backoff", f"must not exceed max_backoff ({out['max_backoff']})")
     out["close_timeout"] = _to_float("close_timeout", get("close_timeout"))
+    out["drain_on_sigterm"] = _to_bool("drain_on_sigterm", get("drain_on_sigterm"))
     out["max_in_flight"] = _to_int("max_in_flight", get("max_in_flight"), 1, MAX_IN_FLIGHT)
     out["max_records_per_second"] = _to_float(
         "max_records_per_second", get("max_records_per_second")

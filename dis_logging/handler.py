@@ -41,6 +41,7 @@ import atexit
 import itertools
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -128,6 +129,14 @@ def _is_ignored_logger(name: str) -> bool:
 _INHERITED: List[object] = []
 _HANDLERS: weakref.WeakSet[DISHandler] = weakref.WeakSet()
 _exit_hooks_installed = False
+#: SIGTERM where the platform has it (Windows has no usable SIGTERM handler semantics for this).
+_SIGTERM: Final = getattr(signal, "SIGTERM", None) if os.name == "posix" else None
+#: How often the SIGTERM helper thread checks whether the main thread has left the handler, s.
+_SIGTERM_POLL_INTERVAL: Final = 0.01
+_sigterm_installed = False
+_sigterm_draining = threading.Event()
+_sigterm_poll = threading.Event()  # never set: waiting on it is a bounded pause
+_sigterm_retry_until: Optional[float] = None
 # Bound once: the per-record path looks these up on every call.
 _getpid = os.getpid
 _get_ident = threading.get_ident
@@ -281,7 +290,13 @@ class DISHandler(logging.Handler):
         max_retry_time: give up on a record this long after its first failure; default 300.0.
         initial_backoff: the first retry delay; default 0.1.
         max_backoff: the longest retry delay; default 30.0.
-        close_timeout: bound of ``close()``, a bare ``flush()`` and the exit drain; default 5.0.
+        close_timeout: bound of ``close()``, a bare ``flush()``, the exit drain and the SIGTERM
+            drain; default 5.0.
+        drain_on_sigterm: when the handler is created on the main thread and SIGTERM has its
+            default disposition (containers, systemd), install a SIGTERM handler that drains
+            every handler within its ``close_timeout``, restores the default and sends SIGTERM
+            again, so the process still ends as killed by SIGTERM; an application's own SIGTERM
+            handler is never replaced. Default ``True``; ``False`` leaves SIGTERM alone.
         max_in_flight: parallel send lanes, 1-16; default 1. Each partition key stays on one
             lane.
         max_records_per_second: client-side rate limit; default 0 (off).
@@ -364,6 +379,7 @@ class DISHandler(logging.Handler):
         initial_backoff: FloatSetting = 0.1,
         max_backoff: FloatSetting = 30.0,
         close_timeout: FloatSetting = 5.0,
+        drain_on_sigterm: BoolSetting = True,
         max_in_flight: IntSetting = 1,
         max_records_per_second: FloatSetting = 0.0,
         max_bytes_per_second: FloatSetting = 0.0,
@@ -421,6 +437,7 @@ class DISHandler(logging.Handler):
         # reason "disabled") before anything could start a thread or open a connection.
         self._closed = not config.enabled
         self._exit_drained = False
+        self._exit_marks: Tuple[int, ...] = ()
         self._no_threads = False
         # (start, end) of the last flush() without a timeout; close() right after shares its budget.
         self._last_bare_flush: Tuple[float, float] = (0.0, float("-inf"))
@@ -444,13 +461,29 @@ class DISHandler(logging.Handler):
 
     @property
     def stats(self) -> HandlerStats:
-        """A consistent snapshot of the counters (see :class:`HandlerStats`)."""
+        """A consistent snapshot of the counters (see :class:`HandlerStats`).
+
+        Read from a signal handler while this thread is inside the handler, the counters are
+        read without the buffer's lock (that thread may hold it), so they may be off by a record
+        in flight between two of them.
+        """
+        ident = _get_ident()
+        inside = self._inside
+        if ident in inside:
+            return self._collect_stats(wait=False)
+        inside.add(ident)
+        try:
+            return self._collect_stats()
+        finally:
+            inside.discard(ident)
+
+    def _collect_stats(self, *, wait: bool = True) -> HandlerStats:
         totals: Dict[str, int] = {}
         drops: Dict[str, int] = {}
         requests = spooled = adopted = 0
         last_error: Optional[str] = None
         for lane in self._lanes:
-            counts = lane.buffer.snapshot()
+            counts = lane.buffer.snapshot(wait=wait)
             for name in ("emitted", "sent", "dropped", "failed", "retried", "queued", "in_flight"):
                 totals[name] = totals.get(name, 0) + getattr(counts, name)
             for reason, count in counts.drops.items():
@@ -490,15 +523,36 @@ class DISHandler(logging.Handler):
         ignored = _IGNORED_NAMES.get(record.name)
         if ignored is None:
             ignored = _is_ignored_logger(record.name)
-        if ignored or _get_ident() in self._sending_threads:
+        if ignored:
             return False
-        if self.filters:
-            result = self.filter(record)
-            if not result:
-                return False
-            if isinstance(result, logging.LogRecord):  # Python 3.12+: a filter may replace it
-                record = result
-        self.emit(record)
+        ident = _get_ident()
+        inside = self._inside
+        if ident in inside:
+            # A signal handler, or a filter, formatter or key function that logs, while this
+            # thread is inside the handler (perhaps holding one of its locks): count, never wait.
+            self._lanes[0].buffer.refuse_reentrant()
+            return False
+        if ident in self._sending_threads:
+            return False
+        inside.add(ident)
+        try:
+            if self.filters:
+                try:
+                    result = self.filter(record)
+                except Exception as exc:  # noqa: BLE001 - a user's filter must not reach the app
+                    self._refuse(self._lanes[0], "filter_error")
+                    self._reporter.report(
+                        error_key(exc),
+                        f"a filter of the handler raised {exc!r}; the record was dropped",
+                    )
+                    return False
+                if not result:
+                    return False
+                if isinstance(result, logging.LogRecord):  # Python 3.12+: a filter may replace it
+                    record = result
+            self.emit(record)
+        finally:
+            inside.discard(ident)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -548,8 +602,18 @@ class DISHandler(logging.Handler):
             self._enqueue_record(record, data)
         except RecursionError:  # as logging.Handler does: let a real recursion problem surface
             raise
-        except Exception:  # noqa: BLE001 - emit must never raise into the application
-            self.handleError(record)
+        except Exception as exc:  # noqa: BLE001 - emit must never raise into the application
+            self._lost_in_emit(exc)
+
+    def _lost_in_emit(self, exc: Exception) -> None:
+        """Count and report a record that an unexpected error kept out of the buffer."""
+        try:
+            self._refuse(self._lanes[0], "error")
+            self._reporter.report(
+                error_key(exc), f"a record could not be queued and was dropped: {exc!r}"
+            )
+        except Exception:  # noqa: BLE001 - last resort: never raise into the application
+            return
 
     def _format(self, record: logging.LogRecord) -> Optional[Payload]:
         """Capture or format ``record`` with a formatter other than the current deferred one."""
@@ -568,7 +632,14 @@ class DISHandler(logging.Handler):
             return encoder(captured) if captured[1] > self._defer_limit else captured
         try:
             data: Optional[bytes] = formatter.format(record).encode("utf-8")
-        except Exception:  # noqa: BLE001 - surrogates or a failing formatter: slow path
+        except UnicodeEncodeError:  # lone surrogates: the slow path escapes them
+            data = encode_record(formatter, record, self._max_record_bytes, self._truncate)
+        except Exception as exc:  # noqa: BLE001 - a user's formatter: ship a fallback, say so
+            self._reporter.report(
+                error_key(exc),
+                f"the handler's formatter raised {exc!r}; the record was shipped with its "
+                "message and the error instead",
+            )
             data = encode_record(formatter, record, self._max_record_bytes, self._truncate)
         if data is not None and len(data) > self._max_record_bytes:
             data = truncate_bytes(data, self._max_record_bytes) if self._truncate else None
@@ -607,8 +678,14 @@ class DISHandler(logging.Handler):
                 ``partition_key`` when it is a string.
             levelno: the record's level number; decides shedding priority and ``flush_on_level``.
         """
+        ident = _get_ident()
+        inside = self._inside
+        if ident in inside:  # reentrant, as in handle()
+            self._lanes[0].buffer.refuse_reentrant()
+            return
+        inside.add(ident)
         try:
-            if threading.get_ident() in self._sending_threads:
+            if ident in self._sending_threads:
                 return
             if self._pid != os.getpid():
                 self._after_fork()
@@ -618,7 +695,9 @@ class DISHandler(logging.Handler):
             key = partition_key if partition_key is not None else self._static_key
             self._enqueue(payload, key, levelno)
         except Exception as exc:  # noqa: BLE001 - enqueue must never raise into the application
-            self._reporter.report(error_key(exc), f"enqueue failed: {exc!r}")
+            self._lost_in_emit(exc)
+        finally:
+            inside.discard(ident)
 
     def flush(self, timeout: Optional[float] = None) -> bool:  # type: ignore[override]  # bool: see Returns
         """Send everything queued so far, on this thread, within ``timeout``; never raises.
@@ -628,29 +707,41 @@ class DISHandler(logging.Handler):
                 reports whether anything is pending.
 
         Returns:
-            ``True`` when every record emitted before the call was acknowledged by DIS (nothing
-            of it is queued, and none of it was dropped or failed meanwhile). After ``close()``
-            nothing is sent; the result says whether no record was ever dropped, failed or left
-            queued.
+            ``True`` only when every record the handler accepted before the call was
+            acknowledged by DIS. Once any record was dropped or failed (``stats.drops`` says
+            why), ``flush()`` returns ``False`` for good: loss is never hidden by a later
+            success. With a spool, a record still waiting in the spool is not acknowledged yet,
+            so ``False`` too. After ``close()`` nothing is sent; the result says whether no
+            record was ever dropped, failed or left queued. A call from a signal handler (or
+            any code the handler runs) while this thread is inside the handler sends nothing
+            and returns ``False``.
         """
+        ident = _get_ident()
+        if ident in self._inside:
+            return False  # this thread holds, or may hold, the handler's locks: never wait here
+        self._inside.add(ident)
         try:
             if self._closed:
                 # Nothing sends after close(): report whether every record made it.
-                stats = self.stats
+                stats = self._collect_stats()
                 return stats.queued == stats.dropped == stats.failed == 0
             if self._pid != os.getpid():
                 self._after_fork()
             now = time.monotonic()
+            earlier = self._collect_stats()
+            lost_before = earlier.dropped + earlier.failed > 0
             budget = self.config.close_timeout if timeout is None else max(timeout, 0.0)
             if timeout is None and self._exit_drained:
-                budget = min(budget, _CLOSE_GRACE)  # the exit drain spent the budget already
+                budget = self._after_exit_budget(budget)
             ok = self._flush_lanes(now + budget)
             if timeout is None:
                 self._last_bare_flush = (now, time.monotonic())
-            return ok
+            return ok and not lost_before
         except Exception as exc:  # noqa: BLE001 - logging calls flush at shutdown; never raise
             self._reporter.report(error_key(exc), f"flush failed: {exc!r}")
             return False
+        finally:
+            self._inside.discard(ident)
 
     def close(self) -> None:
         """Send what is left within ``close_timeout``, stop the flusher, release resources.
@@ -658,11 +749,24 @@ class DISHandler(logging.Handler):
         Idempotent. A ``flush()`` with the default timeout right before (as ``logging.shutdown``
         and ``dictConfig`` do) shares the same ``close_timeout`` budget. Records still queued at
         the deadline are counted as dropped and reported on the diagnostics channel; records in
-        flight are reported as such (their request may still succeed).
+        flight are reported as such, and their request's outcome is counted and reported when it
+        ends. Records emitted after ``close()`` (also by threads blocked in an ``overflow="block"``
+        append) are counted as dropped, reason ``"closed"``. Called from a signal handler while
+        this thread is inside the handler, it does nothing (the exit drain still runs).
         """
         if not self.config.enabled:
             super().close()  # nothing was ever sent or started; only leave logging's registry
             return
+        ident = _get_ident()
+        if ident in self._inside:
+            return  # this thread holds, or may hold, the handler's locks: never wait here
+        self._inside.add(ident)
+        try:
+            self._close()
+        finally:
+            self._inside.discard(ident)
+
+    def _close(self) -> None:
         with self._lock_state:
             if self._closed:
                 return
@@ -674,17 +778,18 @@ class DISHandler(logging.Handler):
             budget = self.config.close_timeout
             started, ended = self._last_bare_flush
             if self._exit_drained:
-                budget = _CLOSE_GRACE  # the exit drain spent the budget already
+                budget = self._after_exit_budget(budget)
             elif now - ended <= _CLOSE_GRACE:
                 # close() right after a bare flush(), as logging.shutdown and dictConfig call
                 # them: both share one close_timeout (a flush that ended long ago does not count).
                 budget = max(started + budget - now, _CLOSE_GRACE)
-            self._shutdown(now + budget)
+            self._shutdown(now + budget, budget)
             self._client.close()
         except Exception as exc:  # noqa: BLE001 - logging.shutdown must complete
             self._reporter.report(error_key(exc), f"close failed: {exc!r}")
         finally:
             _HANDLERS.discard(self)
+            _restore_sigterm_if_unused()
             super().close()
 
     def _make_client(self) -> Union[DISClient, _DisabledClient]:
@@ -758,6 +863,8 @@ class DISHandler(logging.Handler):
         elif config.max_records_per_second > 0 or config.max_bytes_per_second > 0:
             self._limiter = RateLimiter(config.max_records_per_second, config.max_bytes_per_second)
         self._sending_threads: Set[int] = set()
+        # Threads inside handle(), flush() or close() now; a record from one of them is reentrant.
+        self._inside: Set[int] = set()
         self._started = False
         self._start_retry_at = 0.0
         lanes = config.max_in_flight
@@ -782,6 +889,7 @@ class DISHandler(logging.Handler):
                 batch_bytes=config.max_batch_bytes,
                 wake=wake,
                 on_lost=on_lost,
+                on_late=self._report_late,
             )
             flusher = Flusher(
                 buffer,
@@ -809,6 +917,12 @@ class DISHandler(logging.Handler):
         flat = flat and self._key_function is None and self._flush_on_level is None
         self._fast_buffer = self._lanes[0].buffer if flat else None
         self._fast_event = self._lanes[0].flusher.event
+
+    def _report_late(self, account: str) -> None:
+        """Report the outcome of a request that ended after ``close()`` returned."""
+        self._reporter.report_now(
+            f"handler for stream {self.config.stream_name!r}: {account} (after close())"
+        )
 
     def _failure_hook(self) -> Callable[[List[Payload], str], None]:
         """Wrap ``on_failure``: payloads serialized, never raises, first exception reported."""
@@ -859,10 +973,14 @@ class DISHandler(logging.Handler):
         assert function is not None
         try:
             key = function(record)
+            # str() of a foreign object runs user code too, so it stays inside the guard.
+            return key if key is None or key.__class__ is str else str(key)
         except Exception as exc:  # noqa: BLE001 - a user's key function must not lose the record
-            self._reporter.report(error_key(exc), f"partition_key callable failed: {exc!r}")
+            self._reporter.report(
+                error_key(exc),
+                f"partition_key callable failed: {exc!r}; the record is shipped without a key",
+            )
             return None
-        return key if key is None or isinstance(key, str) else str(key)
 
     def _enqueue(self, data: Optional[bytes], key: Optional[str], levelno: int) -> None:
         lane = self._single_lane
@@ -918,7 +1036,7 @@ class DISHandler(logging.Handler):
             ok = lane.flusher.flush_on_caller(deadline, may_wait=may_wait) and ok
         return ok
 
-    def _shutdown(self, deadline: float) -> None:
+    def _shutdown(self, deadline: float, budget: float) -> None:
         """Stop the flushers, send the rest on this thread until ``deadline``, count leftovers."""
         may_wait = not _holds_logging_lock()
         self._flush_lanes(deadline)
@@ -928,46 +1046,85 @@ class DISHandler(logging.Handler):
         if may_wait:
             for lane in self._lanes:
                 lane.flusher.join(deadline - time.monotonic())
-        self._settle_leftovers("close", close_spool=True)
+        self._settle_leftovers("close", budget, close_spool=True)
 
-    def _drain_at_exit(self) -> None:
-        """Deliver what is queued at interpreter exit on this thread, without starting threads."""
-        with self._lock_state:
-            if self._closed or self._exit_drained:
-                return
-            self._exit_drained = True
-            self._no_threads = True
-        if self._pid != os.getpid():
-            self._after_fork()
-        deadline = time.monotonic() + self.config.close_timeout
-        if not self._flush_lanes(deadline):
-            self._settle_leftovers("interpreter exit", close_spool=False)
+    def _emitted_marks(self) -> Tuple[int, ...]:
+        """The newest sequence number of each lane: what has been emitted up to now."""
+        return tuple(lane.buffer.last_seq for lane in self._lanes)
 
-    def _settle_leftovers(self, event: str, *, close_spool: bool) -> None:
-        """Spool or drop what is still buffered after a deadline, and say so on the diagnostics."""
+    def _after_exit_budget(self, budget: float) -> float:
+        """The budget of a flush/close that follows the exit drain.
+
+        Records emitted after the drain (by ``atexit`` functions, or ``logging.shutdown``'s
+        callers) get a full ``budget`` of their own; otherwise the drain has spent it already.
+        """
+        if self._emitted_marks() != self._exit_marks:
+            return budget
+        return min(budget, _CLOSE_GRACE)
+
+    def _drain_at_exit(self, event: str = "interpreter exit") -> None:
+        """Deliver what is queued at exit on this thread, without starting threads.
+
+        Runs from threading's exit hook, again from ``atexit`` and on SIGTERM; a later run only
+        sends what was emitted since the earlier one, with a fresh ``close_timeout``.
+        """
+        ident = _get_ident()
+        if ident in self._inside:
+            return  # a signal landed inside the handler; the next exit step drains
+        self._inside.add(ident)
+        try:
+            with self._lock_state:
+                if self._closed:
+                    return
+                again = self._exit_drained
+                self._exit_drained = True
+                self._no_threads = True
+            if self._pid != os.getpid():
+                self._after_fork()
+            marks = self._emitted_marks()
+            if again and marks == self._exit_marks:
+                return  # nothing new since the last exit drain
+            self._exit_marks = marks
+            budget = self.config.close_timeout
+            if not self._flush_lanes(time.monotonic() + budget):
+                self._settle_leftovers(event, budget, close_spool=False)
+        finally:
+            self._inside.discard(ident)
+
+    def _settle_leftovers(self, event: str, budget: float, *, close_spool: bool) -> None:
+        """Spool or drop what is still buffered after a deadline, and say so on the diagnostics.
+
+        The one place where records are given up at close, exit or SIGTERM: each is counted
+        (reason ``"close"`` or ``"exit"``) and handed to ``on_failure``.
+        """
         spooled = dropped = in_flight = 0
-        reason = "exit" if event == "interpreter exit" else event
+        reason = "close" if event == "close" else "exit"
         for lane in self._lanes:
             lane.flusher.spool_leftovers()
+            if close_spool:
+                # Closed first, so that no append (a blocked "block" put, a racing emit) lands
+                # after the drain below and stays queued for ever.
+                lane.buffer.close()
             dropped += lane.buffer.drain(reason)
             in_flight += lane.buffer.snapshot().in_flight
             spooled += lane.flusher.spooled
             if close_spool:
-                lane.buffer.close()
                 lane.flusher.close_spool()
         if not (dropped or in_flight or spooled):
             return
         parts = []
         if dropped:
             parts.append(
-                f"{dropped} record(s) could not be sent within "
-                f"{self.config.close_timeout}s and were dropped"
+                f"{dropped} record(s) could not be sent within {budget:.1f}s and were dropped"
             )
         if in_flight:
-            parts.append(f"{in_flight} record(s) were still in flight")
+            parts.append(
+                f"{in_flight} record(s) were still in flight (their outcome is counted when "
+                "the request ends)"
+            )
         if spooled:
             parts.append(f"{spooled} record(s) were kept in the spool for the next start")
-        last_error = self.stats.last_error
+        last_error = self._collect_stats().last_error
         self._reporter.report_now(
             f"{event} of the handler for stream {self.config.stream_name!r}: "
             + "; ".join(parts)
@@ -984,6 +1141,7 @@ class DISHandler(logging.Handler):
         self._client = self._make_client()
         self._lock_state = threading.Lock()
         self._exit_drained = False
+        self._exit_marks = ()
         self._no_threads = False
         self._setup()
 
@@ -992,6 +1150,7 @@ def _register(handler: DISHandler) -> None:
     """Track ``handler`` for the fork and exit hooks (installed once per process)."""
     global _exit_hooks_installed
     _HANDLERS.add(handler)
+    _install_sigterm(handler)
     if _exit_hooks_installed:  # the hook lists survive os.fork, so once per interpreter is enough
         return
     _exit_hooks_installed = True
@@ -1005,6 +1164,97 @@ def _register(handler: DISHandler) -> None:
         except RuntimeError:  # registering after shutdown started: atexit still runs
             atexit.register(_drain_all_at_exit)
     atexit.register(_drain_all_at_exit)
+
+
+def _install_sigterm(handler: DISHandler) -> None:
+    """Install the SIGTERM drain for ``handler`` when it may (see ``drain_on_sigterm``).
+
+    Only on the main thread (``signal.signal`` works nowhere else) and only while SIGTERM has
+    its default disposition: an application or server that handles SIGTERM itself (gunicorn,
+    uvicorn, Celery) keeps its handler, and its graceful exit goes through the exit drain.
+    """
+    global _sigterm_installed
+    if not handler.config.drain_on_sigterm or _SIGTERM is None:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(_SIGTERM) is not signal.SIG_DFL:
+            return  # ours already, or the application's
+        signal.signal(_SIGTERM, _on_sigterm)
+    except (ValueError, OSError, RuntimeError):  # no signals here (an embedded interpreter)
+        return
+    _sigterm_installed = True
+
+
+def _restore_sigterm_if_unused() -> None:
+    """Give SIGTERM back its default once no live handler wants the drain."""
+    global _sigterm_installed
+    if not _sigterm_installed or any(h.config.drain_on_sigterm for h in list(_HANDLERS)):
+        return
+    if threading.current_thread() is not threading.main_thread() or _SIGTERM is None:
+        return
+    try:
+        if signal.getsignal(_SIGTERM) is _on_sigterm:
+            signal.signal(_SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError, RuntimeError):
+        return
+    _sigterm_installed = False
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """Drain every handler within its ``close_timeout``, then die of SIGTERM as by default.
+
+    Python runs this on the main thread between bytecodes, possibly while that thread is inside
+    one of our handlers and holds its lock. Then nothing is drained here: a helper thread waits
+    until the main thread has left the handler and sends SIGTERM again, which runs this anew.
+    """
+    global _sigterm_retry_until
+    if _sigterm_draining.is_set():
+        return  # a second SIGTERM while draining: the drain is bounded anyway
+    main = _get_ident()
+    handlers = [h for h in list(_HANDLERS) if h.config.drain_on_sigterm]
+    busy = [h for h in handlers if main in h._inside]
+    now = time.monotonic()
+    if busy and (_sigterm_retry_until is None or now < _sigterm_retry_until):
+        if _sigterm_retry_until is None:
+            longest = max(h.config.close_timeout for h in handlers)
+            _sigterm_retry_until = now + longest
+        if _resignal_when_left(busy, main, _sigterm_retry_until):
+            return
+    _sigterm_draining.set()
+    try:
+        if not busy:
+            for handler in handlers:
+                try:
+                    handler._drain_at_exit("SIGTERM")
+                except Exception as exc:  # noqa: BLE001 - one handler must not stop the others
+                    handler._reporter.report_now(f"SIGTERM drain failed: {exc!r}")
+    finally:
+        # As if the signal had met its default disposition: the process ends, killed by SIGTERM
+        # (exit status 143 in a shell, -15 from subprocess), without atexit or finally blocks.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _resignal_when_left(busy: List[DISHandler], main: int, until: float) -> bool:
+    """Start a thread that sends SIGTERM again once ``main`` has left every ``busy`` handler.
+
+    Returns:
+        Whether the thread started (not possible during interpreter shutdown).
+    """
+
+    def watch() -> None:
+        while any(main in h._inside for h in busy) and time.monotonic() < until:
+            _sigterm_poll.wait(_SIGTERM_POLL_INTERVAL)
+        if _SIGTERM is not None:
+            os.kill(os.getpid(), _SIGTERM)
+
+    try:
+        threading.Thread(target=watch, name="dis-logging-sigterm", daemon=True).start()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _drain_all_at_exit() -> None:

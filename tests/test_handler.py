@@ -359,7 +359,7 @@ class TestFailures:
             log.info("o%02d", i)
         stats = handler.stats
         assert (25, 15, 10) == (stats.emitted, stats.dropped, stats.queued)
-        assert handler.flush(timeout=10)
+        assert not handler.flush(timeout=10)  # records emitted before it were dropped
         assert [f"o{i:02d}".encode() for i in range(15, 25)] == sorted(
             r.data for r in emulator.records(stream)
         )
@@ -373,7 +373,7 @@ class TestFailures:
         for i in range(25):
             log.info("n%02d", i)
         assert {"overflow": 15} == handler.stats.drops
-        assert handler.flush(timeout=10)
+        assert not handler.flush(timeout=10)  # records emitted before it were dropped
         assert [f"n{i:02d}".encode() for i in range(10)] == sorted(
             r.data for r in emulator.records(stream)
         )
@@ -386,7 +386,7 @@ class TestFailures:
             log.warning("w%d", i)
         for i in range(30):
             log.info("i%d", i)
-        assert handler.flush(timeout=10)
+        assert not handler.flush(timeout=10)  # INFO records were shed: not all were sent
         stored = {r.data for r in emulator.records(stream)}
         assert {f"w{i}".encode() for i in range(5)} <= stored
         assert 10 == len(stored)
@@ -921,7 +921,7 @@ class TestOnFailure:
         assert handler.flush(timeout=5.0) is False
         assert called_twice.wait(5.0)
         log.error("three")
-        assert handler.flush(timeout=5.0)
+        assert handler.flush(timeout=5.0) is False  # "one" and "two" failed earlier
         hook_lines = [line for line in lines if "on_failure" in line]
         assert (1, 1) == (len(hook_lines), handler.stats.sent)
         assert "RuntimeError: hook is broken" in hook_lines[0]

@@ -1,0 +1,476 @@
+"""Every way out is bounded and accounted for: SIGTERM, signal handlers, reentrant logging,
+atexit, close() racing appenders and in-flight requests, and user code that raises
+(DESIGN R10, R11, R13; issue 10)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import List
+
+import pytest
+
+from dis_logging import DISHandler
+
+pytestmark = pytest.mark.timeout(120)
+
+#: Seconds a bounded step may overrun its budget here (a loaded 2-core machine).
+SLACK = 3.0
+
+PRELUDE = """
+import atexit, json, logging, os, signal, sys, time
+from dis_logging import DISHandler
+
+def make_handler(**extra):
+    settings = dict(
+        endpoint=os.environ["T_URL"], project_id=os.environ["T_PROJECT"],
+        ak=os.environ["T_AK"], sk=os.environ["T_SK"], flush_interval=30, close_timeout=5.0,
+    )
+    settings.update(json.loads(os.environ.get("T_SETTINGS", "{}")))
+    settings.update(extra)
+    handler = DISHandler(os.environ["T_STREAM"], **settings)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+
+log = logging.getLogger("app")
+log.setLevel(logging.INFO)
+"""
+
+
+def run(emulator, stream, body, *, settings=None, timeout=60):
+    """Run PRELUDE + body in a fresh interpreter; return (completed process, seconds taken)."""
+    env = dict(os.environ)
+    env.update(
+        T_URL=emulator.url,
+        T_PROJECT=emulator.project_id,
+        T_AK=emulator.ak,
+        T_SK=emulator.sk,
+        T_STREAM=stream,
+        T_SETTINGS=json.dumps(settings or {}),
+    )
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", PRELUDE + body],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done, time.monotonic() - start
+
+
+@pytest.fixture
+def make_handler(emulator, stream):
+    """Build DISHandlers for the emulator (plain "%(message)s" records); closed after the test."""
+    handlers: List[DISHandler] = []
+
+    def build(**settings):
+        options = dict(
+            endpoint=emulator.url,
+            project_id=emulator.project_id,
+            ak=emulator.ak,
+            sk=emulator.sk,
+        )
+        options.update(settings)
+        handler = DISHandler(stream, **options)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handlers.append(handler)
+        return handler
+
+    yield build
+    for handler in handlers:
+        handler.close()
+
+
+def stored(emulator, stream):
+    return sorted(r.data.decode() for r in emulator.records(stream))
+
+
+class TestSigterm:
+    def test_sigterm_drains_and_ends_as_killed(self, emulator, stream):
+        """SIGTERM at its default disposition delivers the queue, then the process dies of it."""
+        body = """
+log.addHandler(make_handler())
+for i in range(5):
+    log.info("rec-%d", i)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(30)
+print("survived")
+"""
+        done, elapsed = run(emulator, stream, body)
+        assert (-signal.SIGTERM, "") == (done.returncode, done.stdout)
+        assert [f"rec-{i}" for i in range(5)] == stored(emulator, stream)
+        assert elapsed < 5.0 + SLACK + 2.0
+
+    def test_unreachable_dis_keeps_the_close_timeout(self, emulator, stream):
+        """With DIS unreachable, the SIGTERM drain gives up after close_timeout and says so."""
+        url = emulator.url
+        emulator.stop()
+        body = """
+log.addHandler(make_handler(close_timeout=1.0))
+for i in range(5):
+    log.info("rec-%d", i)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(30)
+"""
+        done, elapsed = run(emulator, stream, body, settings={"endpoint": url})
+        assert -signal.SIGTERM == done.returncode
+        assert "SIGTERM" in done.stderr
+        assert "5 record(s) could not be sent within 1.0s" in done.stderr
+        assert elapsed < 1.0 + SLACK + 2.0
+
+    def test_an_application_handler_is_kept(self, emulator, stream):
+        """An application's own SIGTERM handler stays; its graceful exit goes through the exit
+        drain."""
+        body = """
+def graceful(signum, frame):
+    print("app handler")
+    sys.exit(3)
+
+signal.signal(signal.SIGTERM, graceful)
+log.addHandler(make_handler())
+for i in range(5):
+    log.info("rec-%d", i)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(30)
+"""
+        done, _ = run(emulator, stream, body)
+        assert (3, "app handler\n") == (done.returncode, done.stdout)
+        assert [f"rec-{i}" for i in range(5)] == stored(emulator, stream)
+
+    def test_drain_on_sigterm_false_leaves_sigterm_alone(self, emulator, stream):
+        """drain_on_sigterm=False installs nothing: SIGTERM kills at once, nothing is sent."""
+        body = """
+log.addHandler(make_handler(drain_on_sigterm=False))
+print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
+log.info("rec")
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(30)
+"""
+        done, _ = run(emulator, stream, body)
+        assert (-signal.SIGTERM, "True\n", []) == (
+            done.returncode,
+            done.stdout,
+            stored(emulator, stream),
+        )
+
+    def test_sigterm_inside_the_handler_is_drained_after_it(self, emulator, stream):
+        """A SIGTERM that lands while the main thread is inside the handler never deadlocks: the
+        drain runs once the thread has left it."""
+        body = """
+class Signalling(logging.Formatter):
+    def format(self, record):
+        if record.getMessage() == "rec-3":
+            os.kill(os.getpid(), signal.SIGTERM)  # the Python handler runs right here
+        return super().format(record)
+
+handler = make_handler()
+handler.setFormatter(Signalling("%(message)s"))
+log.addHandler(handler)
+for i in range(10):
+    log.info("rec-%d", i)
+time.sleep(30)
+print("survived")
+"""
+        done, elapsed = run(emulator, stream, body)
+        assert (-signal.SIGTERM, "") == (done.returncode, done.stdout)
+        assert [f"rec-{i}" for i in range(10)] == stored(emulator, stream)
+        assert elapsed < 5.0 + SLACK + 2.0
+
+    def test_sigterm_in_a_multiprocessing_child(self, emulator, stream):
+        """A forked multiprocessing child ended by terminate() drains its own records first."""
+        body = """
+import multiprocessing
+
+def child():
+    for i in range(3):
+        log.info("child-%d", i)
+    print("ready", flush=True)
+    time.sleep(30)
+
+log.addHandler(make_handler())
+process = multiprocessing.get_context("fork").Process(target=child)
+process.start()
+time.sleep(0.2)
+deadline = time.monotonic() + 20
+while process.is_alive() and time.monotonic() < deadline:
+    process.terminate()
+    process.join(0.5)
+print(process.exitcode)
+"""
+        done, _ = run(emulator, stream, body)
+        assert 0 == done.returncode, done.stderr
+        assert f"{-signal.SIGTERM}\n" == done.stdout.splitlines(keepends=True)[-1]
+        assert {"child-0", "child-1", "child-2"} <= set(stored(emulator, stream))
+
+
+STATS = """
+stats = handler.stats
+print(json.dumps({"emitted": stats.emitted, "sent": stats.sent, "dropped": stats.dropped,
+                  "failed": stats.failed, "queued": stats.queued, "drops": stats.drops}))
+"""
+
+
+class TestReentrancy:
+    @pytest.mark.parametrize(
+        "settings",
+        [
+            {"flush_interval": 0.05},
+            {
+                "flush_interval": 0.05,
+                "overflow": "block",
+                "max_queue_records": 20,
+                "block_timeout": 0.005,
+            },
+        ],
+        ids=["drop_oldest", "block"],
+    )
+    def test_logging_from_a_signal_handler_never_deadlocks(self, emulator, stream, settings):
+        """A timer signal whose handler logs, firing every millisecond of CPU while the main
+        thread logs, neither deadlocks nor raises, and every record is counted."""
+        body = (
+            """
+handler = make_handler()
+log.addHandler(handler)
+
+def on_timer(signum, frame):
+    log.info("from-signal")
+
+signal.signal(signal.SIGPROF, on_timer)
+signal.setitimer(signal.ITIMER_PROF, 0.001, 0.001)
+for i in range(3000):
+    log.info("main-%d", i)
+signal.setitimer(signal.ITIMER_PROF, 0, 0)
+handler.close()
+"""
+            + STATS
+        )
+        done, _ = run(emulator, stream, body, settings=settings)
+        assert (0, "") == (done.returncode, done.stderr)
+        stats = json.loads(done.stdout)
+        assert 0 == stats["queued"]
+        assert stats["emitted"] == stats["sent"] + stats["dropped"] + stats["failed"]
+        assert stats["emitted"] >= 3000
+
+    def test_a_formatter_that_logs_is_counted_reentrant(self, emulator, stream, make_handler):
+        """A record logged by the handler's own formatter is dropped and counted as reentrant."""
+        log = logging.getLogger("reentrant-formatter")
+        log.propagate = False
+
+        class Chatty(logging.Formatter):
+            def format(self, record):
+                log.warning("formatting %s", record.getMessage())
+                return super().format(record)
+
+        handler = make_handler(flush_interval=60)
+        handler.setFormatter(Chatty("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        try:
+            log.info("outer")
+            assert not handler.flush(timeout=10)  # the inner record was dropped
+        finally:
+            log.removeHandler(handler)
+        stats = handler.stats
+        assert (["outer"], 2, 1, {"reentrant": 1}) == (
+            stored(emulator, stream),
+            stats.emitted,
+            stats.sent,
+            stats.drops,
+        )
+
+
+def attach(handler: DISHandler, name: str) -> logging.Logger:
+    log = logging.getLogger(name)
+    log.propagate = False
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    return log
+
+
+class TestUserCode:
+    def test_a_raising_filter_is_contained_and_counted(self, emulator, stream, make_handler):
+        """A handler filter that raises never reaches the application: the record is dropped,
+        counted and reported once."""
+        lines: List[str] = []
+        handler = make_handler(flush_interval=60, diagnostics=lines.append)
+
+        def broken(record):
+            if record.getMessage().startswith("bad"):
+                raise ValueError("filter bug")
+            return True
+
+        handler.addFilter(broken)
+        log = attach(handler, "filter-test")
+        log.info("bad-1")
+        log.info("bad-2")
+        log.info("good")
+        assert not handler.flush(timeout=10)
+        stats = handler.stats
+        assert (["good"], {"filter_error": 2}, 3) == (
+            stored(emulator, stream),
+            stats.drops,
+            stats.emitted,
+        )
+        assert 1 == sum("filter" in line for line in lines)
+
+    def test_a_key_whose_str_raises_ships_without_key(self, emulator, stream, make_handler):
+        """A partition_key result whose str() raises ships the record without a key, reported."""
+
+        class Hostile:
+            def __str__(self):
+                raise RuntimeError("no text")
+
+        lines: List[str] = []
+        handler = make_handler(
+            flush_interval=60, partition_key=lambda record: Hostile(), diagnostics=lines.append
+        )
+        log = attach(handler, "key-test")
+        log.info("keyless")
+        assert handler.flush(timeout=10)
+        records = emulator.records(stream)
+        assert (["keyless"], 1) == ([r.data.decode() for r in records], handler.stats.sent)
+        assert 1 == sum("partition_key" in line for line in lines)
+
+    def test_a_raising_formatter_ships_a_fallback(self, emulator, stream, make_handler):
+        """A formatter that raises ships a fallback payload with the message, and is reported."""
+
+        class Broken(logging.Formatter):
+            def format(self, record):
+                raise KeyError("missing field")
+
+        lines: List[str] = []
+        handler = make_handler(flush_interval=60, diagnostics=lines.append)
+        handler.setFormatter(Broken())
+        log = attach(handler, "formatter-test")
+        log.info("still here")
+        assert handler.flush(timeout=10)
+        assert 1 == len(emulator.records(stream))
+        assert b"still here" in emulator.records(stream)[0].data
+        assert 1 == sum("formatter" in line for line in lines)
+
+
+class TestCloseAccounting:
+    def test_blocked_appenders_racing_close_are_counted(self, emulator, stream, make_handler):
+        """Threads blocked in an overflow="block" append when close() runs end promptly, and
+        their records are counted, never left queued."""
+        emulator.stop()
+        handler = make_handler(
+            overflow="block",
+            max_queue_records=5,
+            block_timeout=30,
+            flush_interval=60,
+            close_timeout=0.5,
+        )
+        log = attach(handler, "block-race")
+        all_blocked = threading.Barrier(5)
+
+        def append():
+            all_blocked.wait(10)
+            for i in range(20):
+                log.info("r%d", i)
+
+        threads = [threading.Thread(target=append) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        all_blocked.wait(10)
+        deadline = time.monotonic() + 10
+        while handler.stats.queued < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        handler.close()
+        for thread in threads:
+            thread.join(10)
+        stats = handler.stats
+        assert ([False] * 4, 80, 0) == (
+            [thread.is_alive() for thread in threads],
+            stats.emitted,
+            stats.queued,
+        )
+        assert stats.emitted == stats.sent + stats.dropped + stats.failed
+
+    def test_a_request_failing_after_close_is_counted_and_reported(
+        self, hostile_server, make_handler
+    ):
+        """Records in flight when close() returns are counted when their request fails later,
+        and the late outcome is reported once."""
+        server = hostile_server("no_reply")
+        lines: List[str] = []
+        handler = DISHandler(
+            "s",
+            endpoint=server.url,
+            project_id="project",
+            ak="AK",
+            sk="SK",
+            flush_interval=0.01,
+            request_timeout=1.5,
+            close_timeout=0.2,
+            diagnostics=lines.append,
+        )
+        log = attach(handler, "late")
+        for i in range(100):
+            log.info("r%d", i)
+        deadline = time.monotonic() + 10
+        while handler.stats.in_flight < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        handler.close()
+        deadline = time.monotonic() + 1.5 + SLACK
+        while handler.stats.queued and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stats = handler.stats
+        assert (100, 0, 100) == (stats.emitted, stats.queued, stats.dropped)
+        late = [line for line in lines if "after close()" in line]
+        assert 1 == len(late), lines
+        assert "100 dropped" in late[0]
+
+
+class TestFlushTruth:
+    def test_flush_is_false_after_an_earlier_failure(self, emulator, stream, make_handler):
+        """A record that failed before flush() was called makes flush() False."""
+        handler = make_handler(flush_interval=0.01, sk="wrong-secret-key")
+        log = attach(handler, "bad-sk")
+        log.info("rejected")
+        deadline = time.monotonic() + 10
+        while handler.stats.failed == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (1, False) == (handler.stats.failed, handler.flush(timeout=2))
+
+
+class TestAtexit:
+    @pytest.mark.parametrize("order", ["before", "after"])
+    def test_records_from_atexit_get_the_close_timeout(self, emulator, stream, order):
+        """Records logged by an atexit function, registered before or after the handler, get
+        the whole close_timeout, not a short grace."""
+        emulator.set_delay(0.3, "PutRecords")
+        body = f"""
+def late():
+    for i in range(1500):
+        log.info("late-%d", i)
+
+if "{order}" == "before":
+    atexit.register(late)
+log.addHandler(make_handler(max_batch_records=250))
+if "{order}" == "after":
+    atexit.register(late)
+log.info("early")
+"""
+        done, _ = run(emulator, stream, body)
+        assert (0, "") == (done.returncode, done.stderr)
+        assert 1501 == len(emulator.records(stream))
+
+    def test_the_exit_message_states_the_real_budget(self, emulator, stream):
+        """The exit report names the budget that was actually spent."""
+        url = emulator.url
+        emulator.stop()
+        body = """
+log.addHandler(make_handler(close_timeout=0.7))
+log.info("lost")
+"""
+        done, _ = run(emulator, stream, body, settings={"endpoint": url})
+        assert 0 == done.returncode
+        assert "1 record(s) could not be sent within 0.7s and were dropped" in done.stderr
