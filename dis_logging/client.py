@@ -119,12 +119,23 @@ THROTTLED_CODES: Final = frozenset({"DIS.4303", "DIS.4305"})
 RETRYABLE_REQUEST_CODES: Final = frozenset({"DIS.4205"})
 #: HTTP statuses of authentication and permission failures; DIS uses 441 for its own (DIS-API.md 9).
 AUTH_STATUSES: Final = frozenset({401, 403, 441})
+#: Authentication failures that repeated attempts make worse (lockout) or cannot fix: 401
+#: (APIG.0301 signature or token, APIG.0307, IAM login) and 441 (DIS.41xx) (DIS-API.md 9).
+LOCKOUT_STATUSES: Final = frozenset({401, 441})
+#: Seconds without requests after the first lasting authentication failure: past the five-minute
+#: lockout that five consecutive AK/SK failures cause at the gateway (DIS-API.md 9).
+AUTH_BLOCK_FIRST: Final = 330.0
+#: Longest wait between attempts while authentication keeps failing, in seconds.
+AUTH_BLOCK_MAX: Final = 3600.0
 #: Response headers that carry the server's request id, in order of preference.
 REQUEST_ID_HEADERS: Final = ("X-Request-Id", "X-Apig-Request-Id", "X-Openstack-Request-Id")
 #: ListStreams page size; the documented maximum is 100 (DIS-API.md 8).
 LIST_STREAMS_PAGE: Final = 100
 #: DescribeStream partitions per page; the documented maximum is 1000 (DIS-API.md 8).
 DESCRIBE_PARTITIONS_PAGE: Final = 1000
+#: Record data one PutRecords request may carry, by stream type (DIS-API.md 8: 1 MB and 5 MB;
+#: decimal megabytes, the stricter reading).
+REQUEST_DATA_LIMITS: Final = {"COMMON": 1_000_000, "ADVANCED": 5_000_000}
 #: Longest server message kept in an exception, in characters.
 MAX_MESSAGE_CHARS: Final = 300
 
@@ -819,6 +830,11 @@ class DISClient:
         ] = {}
         self._base = f"{self.endpoint}/v2/{quote(project_id, safe='')}"
         self._closed = False
+        self._data_limits: Dict[str, int] = {}  # stream -> per-request data limit, bytes
+        # Authentication failures in a row, and (until, error) while no request may be sent.
+        self._auth_strikes = 0
+        self._auth_block: Optional[Tuple[float, AuthError]] = None
+        self._auth_lock = threading.Lock()
         self._deadlines = threading.local()  # per-thread deadline of the call in progress
 
     # -- lifecycle
@@ -896,15 +912,19 @@ class DISClient:
             stream_id=stream_id,
             partition_id=partition_id,
         )
-        response = self._call(
-            "PutRecords",
-            "POST",
-            self._base + "/records",
-            body=body,
-            content_type=self._put_content_type,
-            timeout=timeout,
-            reuse=True,
-        )
+        try:
+            response = self._call(
+                "PutRecords",
+                "POST",
+                self._base + "/records",
+                body=body,
+                content_type=self._put_content_type,
+                timeout=timeout,
+                reuse=True,
+            )
+        except RequestError as exc:
+            self._mark_too_large(exc, stream_name, entries)
+            raise
         request_id = _request_id(response.headers)
         content = response.content
         deferred = None
@@ -928,6 +948,49 @@ class DISClient:
             return deferred
         failed = sum(1 for record in records if record.error_code)
         return PutResult(failed, records, request_id)
+
+    def request_data_limit(self, stream_name: str) -> Optional[int]:
+        """Return how many bytes of record data one PutRecords request to the stream may carry.
+
+        The limit follows the stream type: 1 MB on COMMON streams, 5 MB on ADVANCED (DIS-API.md
+        8). It is read once with DescribeStream, or learned from a rejection, and remembered.
+
+        Args:
+            stream_name: the stream.
+
+        Returns:
+            The limit in bytes, or ``None`` when the stream cannot be described now (try later).
+        """
+        known = self._data_limits.get(stream_name)
+        if known is not None:
+            return known
+        try:
+            stream_type = self.describe_stream(stream_name).get("stream_type")
+        except DISError:
+            return None
+        limit = REQUEST_DATA_LIMITS.get(str(stream_type), REQUEST_DATA_LIMITS["COMMON"])
+        self._data_limits[stream_name] = limit
+        return limit
+
+    def _mark_too_large(
+        self, exc: RequestError, stream_name: str, entries: Sequence[Entry]
+    ) -> None:
+        """Flag a 400 to a request whose data exceeds the stream's limit as ``too_large``.
+
+        DIS answers such a request with a plain 400 (DIS.4200 or similar, DIS-API.md 9). Record
+        data within the smaller (COMMON) limit can never be the cause, so only larger requests
+        are flagged; one within the ADVANCED limit also shows that the stream is COMMON.
+        """
+        if exc.status != 400:
+            return
+        data_bytes = sum(len(data) for data, _ in entries)
+        limit = self._data_limits.get(stream_name, REQUEST_DATA_LIMITS["COMMON"])
+        if data_bytes <= limit:
+            return
+        if data_bytes <= REQUEST_DATA_LIMITS["ADVANCED"]:
+            self._data_limits[stream_name] = REQUEST_DATA_LIMITS["COMMON"]
+        exc.too_large = True
+        exc.data_limit = self._data_limits.get(stream_name)
 
     def get_cursor(
         self,
@@ -1148,6 +1211,8 @@ class DISClient:
         ``reuse`` sends through a request prepared once for this method, URL and headers (see
         :meth:`_send`); only for calls without ``params``.
         """
+        if self._auth_block is not None:
+            self._check_auth_block(operation)
         headers = {"Content-Type": content_type} if content_type else None
         deadline = None if timeout is None else time.monotonic() + timeout
         # The token fetch (or the wait for another thread's) happens inside _send's auth step;
@@ -1160,10 +1225,27 @@ class DISClient:
                 if deadline is not None:
                     left = max(deadline - time.monotonic(), 0.001)  # urllib3 rejects 0
                     limit = (left, left)
-                response = self._send(
-                    operation, method, url, params, body, headers, self._auth, limit, reuse=reuse
-                )
+                try:
+                    response = self._send(
+                        operation,
+                        method,
+                        url,
+                        params,
+                        body,
+                        headers,
+                        self._auth,
+                        limit,
+                        reuse=reuse,
+                    )
+                except AuthError as exc:
+                    # IAM refused the login (wrong password, locked user): logging in again
+                    # and again would only lock the user; wait before the next attempt.
+                    if exc.status in LOCKOUT_STATUSES:
+                        self._strike_auth(exc)
+                    raise
                 if response.status_code in ok:
+                    if self._auth_strikes:
+                        self._auth_strikes = 0
                     return response
                 error = self._error(operation, response, token_auth=self._token_source is not None)
                 if isinstance(error, TokenExpiredError):
@@ -1172,8 +1254,11 @@ class DISClient:
                         assert self._token_source is not None
                         self._token_source.invalidate(response.request.headers.get("X-Auth-Token"))
                         continue
-                    if not self._refreshable:
-                        error.retryable = False  # a fixed token stays rejected however often
+                    if not first or not self._refreshable:
+                        # A fresh token refused too (APIG.0307 for a token of another region,
+                        # a user without access), or a fixed token: refreshing again would
+                        # only loop through IAM logins. Permanent, and no retry for a while.
+                        error.retryable = False
                 elif isinstance(error, AuthError) and self._credential_cache is not None:
                     # The temporary set was rejected (revoked or rotated early): fetch a new one
                     # and try once more, as with an expired IAM token.
@@ -1184,10 +1269,50 @@ class DISClient:
                         )
                         self._credential_cache.invalidate(signed.group(1) if signed else None)
                         continue
+                if (
+                    isinstance(error, AuthError)
+                    and not error.retryable
+                    and error.status in LOCKOUT_STATUSES
+                ):
+                    self._strike_auth(error)
                 raise error
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             self._deadlines.value = outer
+
+    def _strike_auth(self, error: AuthError) -> None:
+        """Stop sending for a while after an authentication failure that will not heal soon.
+
+        Five AK/SK signature failures in a row lock the access key for five minutes at the
+        gateway, and retrying during the lockout prolongs it (APIG.0301, DIS-API.md 9); a token
+        refused even when fresh (APIG.0307) or an IAM login refused stays so. The first wait
+        outlasts the lockout, and each further failure doubles it up to
+        :data:`AUTH_BLOCK_MAX`; a success resets it.
+        """
+        with self._auth_lock:
+            self._auth_strikes += 1
+            seconds = min(AUTH_BLOCK_FIRST * 2 ** (self._auth_strikes - 1), AUTH_BLOCK_MAX)
+            self._auth_block = (time.monotonic() + seconds, error)
+
+    def _check_auth_block(self, operation: str) -> None:
+        """Raise the last authentication failure again, without a request, while blocked."""
+        block = self._auth_block
+        if block is None:
+            return
+        until, error = block
+        left = until - time.monotonic()
+        if left <= 0:
+            return  # the next call tries again; a new failure blocks for longer
+        repeated = type(error)(
+            f"{operation}: not sent; authentication failed ({error.code or error.status}) and "
+            f"is retried in {left:.0f} s",
+            status=error.status,
+            code=error.code,
+            retry_after=left,
+            retryable=False,
+        )
+        repeated.repeat = True
+        raise repeated
 
     def _time_left(self) -> Optional[float]:
         """Seconds left of the current thread's call deadline, or ``None`` without one."""

@@ -69,6 +69,9 @@ class DISError(DISLoggingError):
 
     #: whether repeating the same request later may succeed.
     retryable: bool = False
+    #: ``True`` when the client refused the call without a request because the same failure
+    #: happened just before (an authentication failure it waits out); already reported once.
+    repeat: bool = False
 
     def __init__(
         self,
@@ -133,3 +136,9 @@ class ServerError(DISHTTPError):
 
 class RequestError(DISHTTPError):
     """The request is wrong and will keep failing (unknown stream, bad project, malformed body)."""
+
+    #: ``True`` when the request's record data exceeded the stream's per-request limit (1 MB on
+    #: COMMON streams, 5 MB on ADVANCED; DIS-API.md 8): smaller requests will succeed.
+    too_large: bool = False
+    #: The per-request record-data limit the client believes applies, in bytes, or ``None``.
+    data_limit: Optional[int] = None

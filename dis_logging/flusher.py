@@ -70,6 +70,9 @@ THREAD_NAME: Final = "dis-logging-flusher"
 MIN_BATCH_BYTES: Final = 1024
 #: 413 APIG.0201: the gateway refused the body as too large; split the batch (DIS-API.md §9).
 STATUS_TOO_LARGE: Final = 413
+#: Record data per PutRecords request on COMMON streams, the smaller of the two stream types'
+#: limits (1 MB; 5 MB on ADVANCED, DIS-API.md §8): larger batches need the stream's type.
+SMALLEST_REQUEST_DATA_LIMIT: Final = 1_000_000
 #: Consecutive whole-request failures after which a spool takes the batch ("an outage").
 SPOOL_AFTER_FAILURES: Final = 2
 #: Seconds before opening a spool that could not be opened (a full disk, say) is tried again.
@@ -448,6 +451,7 @@ class Flusher:
         self._not_before = 0.0
         self._requests = 0
         self._last_error: Optional[str] = None
+        self._data_limit_at = 0.0  # when to ask the sender for the stream's request limit
         self._persister: Optional[Persister] = None
         if spool_factory is not None:
             self._persister = Persister(
@@ -757,6 +761,8 @@ class Flusher:
         return self.buffer.resolve(batch, payloads, limit)
 
     def _cut_and_send(self, *, timeout: Optional[float], limit: bool = False) -> Optional[str]:
+        if self.batch_bytes > SMALLEST_REQUEST_DATA_LIMIT and timeout is None:
+            self._learn_data_limit()  # a network call: never on a caller's bounded flush
         limiter = self.limiter
         if not limit or limiter is None or not limiter.is_limited:
             batch = self._take()
@@ -831,14 +837,9 @@ class Flusher:
     def _classify_error(self, batch: Batch, exc: DISError) -> Tuple[str, List[Item], List[Item]]:
         """Decide what a whole-request failure means for the batch's records."""
         self._note_error(exc)
-        if exc.status == STATUS_TOO_LARGE and len(batch) > 1:
-            # The gateway's body limit is below ours: send smaller batches from now on.
-            with self._state:
-                self.batch_bytes = max(batch.data_bytes // 2, MIN_BATCH_BYTES)
-                self.batch_records = max(len(batch) // 2, 1)
-            self.reporter.report(
-                error_key(exc), f"request too large; batches are now at most {self.batch_bytes} B"
-            )
+        if self._is_too_large(exc, batch.data_bytes, len(batch)):
+            # Split and resend: the records go back to the front, and the next batches are cut
+            # to the limit (or to half of this one when the limit is not known).
             return RETRY, list(batch.items), []
         if exc.retryable:
             retry, failed = self._age(batch.items)
@@ -850,12 +851,54 @@ class Flusher:
             )
             return RETRY, retry, failed
         self._set_backoff(escalate=True)
+        if not exc.repeat:  # the client is waiting out a failure that was reported already
+            self.reporter.report(
+                error_key(exc),
+                f"PutRecords to stream {self.stream_name!r} failed permanently: {exc}; "
+                f"{len(batch)} record(s) counted as failed",
+            )
+        return REJECTED, [], list(batch.items)
+
+    def _is_too_large(self, exc: DISError, data_bytes: int, records: int) -> bool:
+        """Whether ``exc`` refused a request for its size; if so, shrink the next batches.
+
+        413 (APIG.0201, the gateway's body limit) and a request over the stream type's
+        per-request data limit (1 MB COMMON, 5 MB ADVANCED; DIS-API.md 8 and 9) both mean that
+        smaller requests succeed. A single record cannot be split: it fails as usual.
+        """
+        if records <= 1 or not (exc.status == STATUS_TOO_LARGE or getattr(exc, "too_large", False)):
+            return False
+        limit: Optional[int] = getattr(exc, "data_limit", None)
+        with self._state:
+            if limit is not None and data_bytes > limit:
+                self.batch_bytes = max(min(self.batch_bytes, limit), MIN_BATCH_BYTES)
+            else:
+                self.batch_bytes = max(data_bytes // 2, MIN_BATCH_BYTES)
+                self.batch_records = max(records // 2, 1)
         self.reporter.report(
             error_key(exc),
-            f"PutRecords to stream {self.stream_name!r} failed permanently: {exc}; "
-            f"{len(batch)} record(s) counted as failed",
+            f"request of {data_bytes} B too large for stream {self.stream_name!r}; split and "
+            f"resent, batches are now at most {self.batch_bytes} B",
         )
-        return REJECTED, [], list(batch.items)
+        return True
+
+    def _learn_data_limit(self) -> None:
+        """Cap the batch size at the stream's per-request data limit, asked once of the sender.
+
+        Only needed when batches may exceed the smallest limit (1 MB, COMMON streams); the
+        sender reads the stream type with one DescribeStream. Until it can tell, a rejection
+        teaches the same (see :meth:`_is_too_large`).
+        """
+        ask = getattr(self.sender, "request_data_limit", None)
+        now = self._clock()
+        if ask is None or now < self._data_limit_at:
+            return
+        self._data_limit_at = now + SIZER_RETRY_INTERVAL
+        limit = ask(self.stream_name)
+        if isinstance(limit, int) and limit > 0:
+            with self._state:
+                self.batch_bytes = min(self.batch_bytes, limit)
+            self._data_limit_at = float("inf")
 
     def _classify_result(
         self, items: Sequence[Item], result: PutResult
@@ -1062,6 +1105,8 @@ class Flusher:
             result = self._put(entries, timeout)
         except DISError as exc:
             self._note_error(exc)
+            if self._is_too_large(exc, sum(len(data) for data, _ in entries), len(ids)):
+                return RETRY  # left in the spool, read again in smaller batches
             if exc.retryable:
                 self._set_backoff(escalate=True, retry_after=exc.retry_after)
                 self.reporter.report(

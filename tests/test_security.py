@@ -13,15 +13,20 @@ import shutil
 import ssl
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from dis_logging.client import DISClient
+from dis_logging._report import Reporter
+from dis_logging.buffer import RecordBuffer
+from dis_logging.client import DISClient, Entry
 from dis_logging.config import HandlerConfig
-from dis_logging.errors import ConfigError, TransportError
+from dis_logging.emulator import DISEmulator
+from dis_logging.errors import AuthError, ConfigError, RequestError, TransportError
+from dis_logging.flusher import Flusher
 from dis_logging.handler import DISHandler
 
 PUT_OK = {"failed_record_count": 0, "records": [{"partition_id": "shardId-0000000000"}]}
@@ -358,3 +363,181 @@ class TestRateLimitHolds:
             all(e.record_count <= settings.get("max_records_per_second", 10**9) for e in puts),
             all(e.data_bytes <= settings.get("max_bytes_per_second", 10**12) for e in puts),
         )
+
+
+def operations(emu: DISEmulator, name: str) -> List[Tuple[int, Optional[str]]]:
+    return [(e.status, e.error_code) for e in emu.requests if e.operation == name]
+
+
+def run_handler(emu: DISEmulator, stream: str, messages: List[str], **settings: Any):
+    """Log ``messages`` one flush at a time through a handler; return it (closed) and its
+    diagnostics."""
+    diagnostics: List[str] = []
+    base: Dict[str, Any] = {"ak": emu.ak, "sk": emu.sk}
+    if {"username", "token", "ak"} & set(settings):
+        base = {}
+    handler = DISHandler(
+        stream_name=stream,
+        endpoint=emu.url,
+        project_id=emu.project_id,
+        flush_interval=0.05,
+        diagnostics=diagnostics.append,
+        **{**base, **settings},
+    )
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("tests.security.handler")
+    logger.addHandler(handler)
+    try:
+        for message in messages:
+            logger.warning("%s", message)
+            handler.flush(timeout=5.0)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    return handler, diagnostics
+
+
+class TestRequestDataLimit:
+    def test_rejection_flags_the_request_and_teaches_the_limit(self, emulator, stream):
+        """A 400 to a request over 1 MB is flagged too_large with the COMMON limit."""
+        entries: List[Entry] = [(b"x" * 300_000, None)] * 4
+        with DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk) as c:
+            with pytest.raises(RequestError) as info:
+                c.put_records(stream, entries)
+            learned = c.request_data_limit(stream)
+        assert (True, 1_000_000, 1_000_000, []) == (
+            info.value.too_large,
+            info.value.data_limit,
+            learned,
+            operations(emulator, "DescribeStream"),
+        )
+
+    @pytest.mark.parametrize(
+        ("stream_type", "limit"), [("COMMON", 1_000_000), ("ADVANCED", 5_000_000)]
+    )
+    def test_limit_follows_the_stream_type_read_once(self, emulator, stream_type, limit):
+        """request_data_limit reads the stream type once with DescribeStream."""
+        emulator.create_stream("typed", partitions=1, stream_type=stream_type)
+        with DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk) as c:
+            limits = [c.request_data_limit("typed") for _ in range(3)]
+        assert ([limit] * 3, 1) == (limits, len(operations(emulator, "DescribeStream")))
+
+    def test_too_large_batch_is_split_and_resent_never_failed(self, emulator, stream):
+        """A 3 MB batch to a COMMON stream is refused once, then split and stored in full."""
+        buffer = RecordBuffer(1000, 10**8, batch_records=500, batch_bytes=3_000_000)
+        for i in range(10):
+            buffer.put(b"%d" % i + b"x" * 299_999, None, logging.INFO)
+        with DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk) as c:
+            flusher = Flusher(
+                buffer,
+                c,
+                stream_name=stream,
+                batch_records=500,
+                batch_bytes=3_000_000,
+                reporter=Reporter(lambda line: None),
+                sending_threads=set(),
+            )
+            assert flusher.flush_on_caller(time.monotonic() + 20, may_wait=True)
+        counts = buffer.snapshot()
+        puts = [e for e in emulator.requests if e.operation == "PutRecords"]
+        assert (10, 0, 10, [400], True) == (
+            counts.sent,
+            counts.failed,
+            len(emulator.records(stream)),
+            [e.status for e in puts if e.status != 200],
+            all(e.data_bytes <= 1_000_000 for e in puts if e.status == 200),
+        )
+
+    def test_flusher_thread_learns_the_limit_before_sending(self, emulator):
+        """The flusher thread asks DescribeStream once, so no request is ever refused."""
+        emulator.create_stream("big", partitions=1)
+        handler = DISHandler(
+            stream_name="big",
+            endpoint=emulator.url,
+            project_id=emulator.project_id,
+            ak=emulator.ak,
+            sk=emulator.sk,
+            max_batch_bytes=3_000_000,
+            max_record_bytes=400_000,
+            flush_interval=0.05,
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger = logging.getLogger("tests.security.limit")
+        logger.addHandler(handler)
+        try:
+            for i in range(8):
+                logger.warning("%s", f"{i}".ljust(300_000, "y"))
+            emulator.wait_for("big", 8, timeout=20)
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+        puts = operations(emulator, "PutRecords")
+        assert (1, [], 0) == (
+            len(operations(emulator, "DescribeStream")),
+            [p for p in puts if p[0] != 200],
+            handler.stats.failed,
+        )
+
+
+class TestAuthenticationFailures:
+    def test_fresh_token_refused_is_permanent_without_a_login_loop(self, emulator, stream):
+        """APIG.0307 for a fresh token too: one refresh, then permanent, reported once, and no
+        further IAM logins for the following records."""
+        emulator.fail_next(50, status=401, error_code="APIG.0307")
+        handler, diagnostics = run_handler(
+            emulator,
+            stream,
+            [f"m{i}" for i in range(6)],
+            username=emulator.username,
+            password=emulator.password,
+            domain_name=emulator.domain_name,
+        )
+        logins = operations(emulator, "CreateToken")
+        puts = operations(emulator, "PutRecords")
+        reported = [line for line in diagnostics if "APIG.0307" in line]
+        assert (2, 2, 1, 6, 0) == (
+            len(logins),
+            len(puts),
+            len(reported),
+            handler.stats.failed,
+            handler.stats.sent,
+        )
+
+    def test_signature_failure_backs_off_past_the_lockout(self, emulator, stream):
+        """A refused AK/SK signature is not tried again within the gateway's lockout window:
+        later calls fail at once, without a request."""
+        with DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk="wrong") as client:
+            with pytest.raises(AuthError) as first:
+                client.put_records(stream, [(b"a", None)])
+            with pytest.raises(AuthError) as later:
+                client.put_records(stream, [(b"b", None)])
+        assert (1, "DIS.4112", False, True, True) == (
+            len(operations(emulator, "PutRecords")),
+            first.value.code,
+            first.value.repeat,
+            later.value.repeat,
+            later.value.retry_after is not None and later.value.retry_after > 300,
+        )
+
+    def test_handler_with_a_bad_signature_sends_once_and_reports_once(self, emulator, stream):
+        """Through the handler: one request, one diagnostic, every record counted as failed."""
+        handler, diagnostics = run_handler(
+            emulator, stream, [f"s{i}" for i in range(5)], ak=emulator.ak, sk="wrong"
+        )
+        assert (1, 1, 5) == (
+            len(operations(emulator, "PutRecords")),
+            len([line for line in diagnostics if "DIS.4112" in line]),
+            handler.stats.failed,
+        )
+
+    def test_success_after_the_block_resets_it(self, emulator, stream):
+        """A transient refusal blocks sends; once the block ends, a success clears the count."""
+        emulator.fail_next(1, status=441, error_code="DIS.4112")
+        with DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk) as c:
+            with pytest.raises(AuthError):
+                c.put_records(stream, [(b"a", None)])
+            block = c._auth_block
+            assert block is not None
+            c._auth_block = (time.monotonic(), block[1])  # as if the wait were over
+            assert c.put_records(stream, [(b"b", None)]).ok
+            assert (0, 2) == (c._auth_strikes, len(operations(emulator, "PutRecords")))
