@@ -150,6 +150,10 @@ class Persister:
         self._thread = thread
         return True
 
+    def resume(self) -> None:
+        """Forget a pause after a refusal: the next write tries the spool at once."""
+        self._paused_until = 0.0
+
     def wake(self) -> None:
         """Ask the thread to write now (the high-water hook; cheap when already asked)."""
         if not self._event.is_set():

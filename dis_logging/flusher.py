@@ -496,18 +496,6 @@ class Flusher:
         return self._thread.ident if self._thread is not None else None
 
     @property
-    def adopted(self) -> int:
-        """Records the spool took over from dead processes' spool files (0 without a spool)."""
-        spool = self._spool
-        return int(getattr(spool, "adopted", 0)) if spool is not None else 0
-
-    @property
-    def spool_lost(self) -> int:
-        """Spooled records lost with a spool file found corrupt (0 without a spool)."""
-        spool = self._spool
-        return int(getattr(spool, "lost", 0)) if spool is not None else 0
-
-    @property
     def spooled(self) -> int:
         """Records waiting in the spool (0 without one)."""
         spool = self._spool
@@ -621,7 +609,7 @@ class Flusher:
                     break  # the spool is read by one thread at a time; leave it to the flusher
                 try:
                     if spool_step:
-                        outcome = self._spool_step(timeout=remaining)
+                        outcome = self._spool_step(timeout=remaining, limit=not self._stop.is_set())
                     else:
                         outcome = self._cut_and_send(
                             timeout=remaining, limit=not self._stop.is_set()
@@ -659,6 +647,7 @@ class Flusher:
             return 0
         stored = 0
         if self._persister is not None:
+            self._persister.resume()  # at close, try the spool even if it refused a batch lately
             stored = self._persister.persist(everything=True)
         while True:
             batch = self._take()
@@ -710,7 +699,7 @@ class Flusher:
             ready = force or buffer.is_batch_ready(self.batch_records, self.batch_bytes)
             if self._spool_has_work(include_buffer=ready):
                 with self._slot:
-                    outcome = self._spool_step(timeout=None)
+                    outcome = self._spool_step(timeout=None, limit=True)
                 if outcome != SENT:
                     return
                 continue
@@ -1079,7 +1068,7 @@ class Flusher:
             stored = persister.put_entries(entries)
         return items[:stored], items[stored:]
 
-    def _spool_step(self, *, timeout: Optional[float]) -> Optional[str]:
+    def _spool_step(self, *, timeout: Optional[float], limit: bool) -> Optional[str]:
         """Persist what is buffered, then send the spool's oldest batch (caller holds the slot).
 
         When the spool holds nothing because it refuses records (full, broken), the oldest
@@ -1088,17 +1077,61 @@ class Flusher:
         persister = self._persister
         if persister is not None:
             persister.persist(everything=self._spool_mode == "always" or self._is_in_outage())
-        outcome = self._send_from_spool(timeout)
+        outcome = self._send_from_spool(timeout, limit=limit)
         if outcome is None and self.buffer.has_buffered():
-            outcome = self._cut_and_send(timeout=timeout, limit=True)
+            outcome = self._cut_and_send(timeout=timeout, limit=limit)
         return outcome
 
-    def _send_from_spool(self, timeout: Optional[float]) -> Optional[str]:
+    def _read_spool(
+        self, spool: SpoolLike, timeout: Optional[float], limit: bool
+    ) -> Tuple[Optional[str], Optional[float], List[int], List[Entry]]:
+        """Read the spool's next batch, cut to what the rate limit's window still allows.
+
+        Returns:
+            ``(outcome, timeout left, ids, entries)``: outcome is ``None`` when the batch may be
+            sent now, or :data:`DEFERRED`/:data:`RETRY` when the wait did not fit ``timeout`` or
+            the flusher stopped during it (nothing read then).
+        """
+        limiter = self.limiter
+        if not limit or limiter is None or spool.pending_records == 0 or not limiter.is_limited:
+            ids, entries = spool.read(self.batch_records, self.batch_bytes)
+            return None, timeout, ids, entries
+        need_bytes = 1
+        while True:
+            max_wait = None if timeout is None else timeout - MIN_REQUEST_TIMEOUT
+            grant = limiter.grant(self.batch_records, self.batch_bytes, need_bytes, max_wait)
+            if grant is None:
+                return DEFERRED, timeout, [], []
+            if grant.wait > 0:
+                stopped = self._stop.wait(grant.wait)
+                if timeout is not None:
+                    timeout -= grant.wait
+                elif stopped:
+                    limiter.settle(grant, 0, 0)
+                    return RETRY, timeout, [], []
+            ids, entries = spool.read(grant.records, grant.data_bytes)
+            size = sum(len(data) for data, _ in entries)
+            if ids and size > grant.data_bytes and not grant.empty_window:
+                # One record larger than what the window has left: wait for room for it.
+                limiter.settle(grant, 0, 0)
+                need_bytes = size
+                continue
+            limiter.settle(grant, len(ids), size)
+            return None, timeout, ids, entries
+
+    def _send_from_spool(self, timeout: Optional[float], *, limit: bool) -> Optional[str]:
+        """Send the spool's oldest batch (within the rate limit when ``limit``); acknowledge it.
+
+        Returns:
+            The outcome, or ``None`` when the spool had nothing to send.
+        """
         spool = self._spool
         if spool is None:
             return None
-        ids, entries = spool.read(self.batch_records, self.batch_bytes)
+        waited, timeout, ids, entries = self._read_spool(spool, timeout, limit)
         self._sync_spool_counts()  # a read of an empty spool may adopt orphans
+        if waited is not None:
+            return waited
         if not ids:
             return None
         try:

@@ -271,6 +271,35 @@ class TestAlwaysMeansAlways:
         assert list(range(301)) == sorted(seqs(emulator, stream))
 
 
+class TestReplay:
+    def test_replay_keeps_to_the_rate_limit(self, emulator, stream, attach, tmp_path):
+        """A backlog replayed from the spool keeps to max_records_per_second in every window."""
+        emulator.stop()
+        handler = make_handler(
+            emulator,
+            stream,
+            spool_dir=str(tmp_path),
+            spool_mode="always",
+            max_records_per_second=100,
+        )
+        logger = attach(handler)
+        for seq in range(250):
+            logger.info("seq=%d %s", seq, PAD)
+        wait_until(lambda: handler.stats.spooled == 250, what="the backlog on disk")
+        emulator.start()
+        assert handler.flush(timeout=30)
+        assert list(range(250)) == sorted(seqs(emulator, stream))
+        puts = [
+            (entry.time, entry.record_count)
+            for entry in emulator.requests
+            if entry.operation == "PutRecords" and entry.status == 200
+        ]
+        assert max(count for _, count in puts) <= 100
+        for at, _ in puts:  # any one-second span holds at most the budget
+            assert sum(c for t, c in puts if at <= t < at + 1.0) <= 100, puts
+        assert puts[-1][0] - puts[0][0] >= 1.0  # 250 records need at least three windows
+
+
 class TestFullDisk:
     def test_disk_fills_after_spooling_no_duplicates(self, emulator, stream, attach, small_fs):
         """Records spooled in an outage reach DIS exactly once when the disk has filled since."""
