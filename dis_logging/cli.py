@@ -669,11 +669,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 f"invalid stream name {stream!r}{source}: use 1-64 characters of A-Z a-z 0-9 _ -",
             )
             return EXIT_USAGE
-        put_note = (
-            "no record is written (--no-put)"
-            if args.no_put
-            else ("writes one test record to it (--no-put skips that)")
-        )
+        put_note = "no record is written (--no-put)"
+        if not args.no_put:
+            put_note = "writes one test record to it (--no-put skips that)"
         print(f"checking stream {stream!r}{source}; {put_note}", flush=True)
     args.stream = stream
     try:
