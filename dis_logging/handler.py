@@ -1207,7 +1207,9 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
     Python runs this on the main thread between bytecodes, possibly while that thread is inside
     one of our handlers and holds its lock. Then nothing is drained here: a helper thread waits
-    until the main thread has left the handler and sends SIGTERM again, which runs this anew.
+    until the main thread has left the handler and sends SIGTERM again, which runs this anew. If
+    no helper thread can start (interpreter shutdown, when the exit drain is already running),
+    the signal is let go: the exit in progress is bounded and drains anyway.
     """
     global _sigterm_retry_until
     if _sigterm_draining.is_set():
@@ -1220,8 +1222,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
         if _sigterm_retry_until is None:
             longest = max(h.config.close_timeout for h in handlers)
             _sigterm_retry_until = now + longest
-        if _resignal_when_left(busy, main, _sigterm_retry_until):
-            return
+        _resignal_when_left(busy, main, _sigterm_retry_until)
+        return
     _sigterm_draining.set()
     try:
         if not busy:
@@ -1234,14 +1236,20 @@ def _on_sigterm(signum: int, frame: object) -> None:
         # As if the signal had met its default disposition: the process ends, killed by SIGTERM
         # (exit status 143 in a shell, -15 from subprocess), without atexit or finally blocks.
         signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+        pthread_kill = getattr(signal, "pthread_kill", None)
+        if pthread_kill is not None:
+            pthread_kill(threading.get_ident(), signum)  # delivered before it returns
+        else:
+            os.kill(os.getpid(), signum)
+        # Still alive: the kernel ignores a default-disposition SIGTERM sent to a PID namespace's
+        # init, which a Python started as PID 1 in a container is. End as a shell would report.
+        os._exit(128 + signum)
 
 
-def _resignal_when_left(busy: List[DISHandler], main: int, until: float) -> bool:
+def _resignal_when_left(busy: List[DISHandler], main: int, until: float) -> None:
     """Start a thread that sends SIGTERM again once ``main`` has left every ``busy`` handler.
 
-    Returns:
-        Whether the thread started (not possible during interpreter shutdown).
+    During interpreter shutdown no thread can start (Python 3.12+); then nothing is sent.
     """
 
     def watch() -> None:
@@ -1253,8 +1261,7 @@ def _resignal_when_left(busy: List[DISHandler], main: int, until: float) -> bool
     try:
         threading.Thread(target=watch, name="dis-logging-sigterm", daemon=True).start()
     except RuntimeError:
-        return False
-    return True
+        return
 
 
 def _drain_all_at_exit() -> None:

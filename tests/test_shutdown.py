@@ -210,6 +210,48 @@ print(process.exitcode)
         assert {"child-0", "child-1", "child-2"} <= set(stored(emulator, stream))
 
 
+class TestExitPaths:
+    @pytest.mark.parametrize(
+        ("ending", "returncode"),
+        [
+            ("sys.exit(3)", 3),
+            ("raise RuntimeError('boom')", 1),
+            ("os.kill(os.getpid(), signal.SIGINT); time.sleep(30)", -signal.SIGINT),
+        ],
+        ids=["sys.exit", "uncaught exception", "SIGINT"],
+    )
+    def test_every_ordinary_ending_delivers_the_queue(self, emulator, stream, ending, returncode):
+        """sys.exit, an uncaught exception and Ctrl-C (SIGINT) all go through the exit drain."""
+        body = f"""
+log.addHandler(make_handler())
+for i in range(5):
+    log.info("rec-%d", i)
+{ending}
+"""
+        done, _ = run(emulator, stream, body)
+        assert returncode == done.returncode, done.stderr
+        assert [f"rec-{i}" for i in range(5)] == stored(emulator, stream)
+
+    def test_a_multiprocessing_child_delivers_at_its_exit(self, emulator, stream):
+        """A forked multiprocessing child, which ends through os._exit, delivers its queue."""
+        body = """
+import multiprocessing
+
+def child():
+    for i in range(3):
+        log.info("child-%d", i)
+
+log.addHandler(make_handler())
+process = multiprocessing.get_context("fork").Process(target=child)
+process.start()
+process.join(30)
+print(process.exitcode)
+"""
+        done, _ = run(emulator, stream, body)
+        assert (0, "0\n") == (done.returncode, done.stdout), done.stderr
+        assert ["child-0", "child-1", "child-2"] == stored(emulator, stream)
+
+
 STATS = """
 stats = handler.stats
 print(json.dumps({"emitted": stats.emitted, "sent": stats.sent, "dropped": stats.dropped,
