@@ -208,24 +208,47 @@ _CONNECTION_FLAGS: Final = (
     ("--region", "region", "region id such as cn-north-4 (else DIS_LOGGING_REGION)"),
     ("--project-id", "project_id", "project id (else HUAWEICLOUD_SDK_PROJECT_ID)"),
     ("--ak", "ak", "access key id (else HUAWEICLOUD_SDK_AK)"),
-    ("--sk", "sk", "secret access key (else HUAWEICLOUD_SDK_SK)"),
+    (
+        "--sk",
+        "sk",
+        "secret access key (else HUAWEICLOUD_SDK_SK or the credentials file); visible to "
+        "other users in the process list, so prefer those or --sk-file",
+    ),
     (
         "--security-token",
         "security_token",
-        "temporary security token (else HUAWEICLOUD_SDK_SECURITY_TOKEN)",
+        "temporary security token (else HUAWEICLOUD_SDK_SECURITY_TOKEN or the credentials "
+        "file); visible in the process list, so prefer those or --security-token-file",
     ),
     (
         "--username",
         "username",
         "IAM user name, for password authentication (else DIS_LOGGING_USERNAME)",
     ),
-    ("--password", "password", "IAM password (else DIS_LOGGING_PASSWORD)"),
+    (
+        "--password",
+        "password",
+        "IAM password (else DIS_LOGGING_PASSWORD); visible in the process list, so prefer "
+        "the variable or --password-file",
+    ),
     (
         "--domain-name",
         "domain_name",
         "account (domain) name of the IAM user (else DIS_LOGGING_DOMAIN_NAME)",
     ),
-    ("--token", "token", "a ready X-Auth-Token"),
+    (
+        "--token",
+        "token",
+        "a ready X-Auth-Token; visible in the process list, so prefer --token-file",
+    ),
+)
+#: Secret flags, and the flag that reads the same secret from a file (``-`` for stdin).
+#: A secret given on the command line shows in ``ps`` and /proc to other users of the machine.
+_SECRET_FILE_FLAGS: Final = (
+    ("--sk", "sk", "--sk-file"),
+    ("--security-token", "security_token", "--security-token-file"),
+    ("--password", "password", "--password-file"),
+    ("--token", "token", "--token-file"),
 )
 _CONNECTION_FIELDS: Final = tuple(dest for _, dest, _ in _CONNECTION_FLAGS)
 
@@ -237,6 +260,14 @@ def _connection_parser() -> argparse.ArgumentParser:
     )
     for flag, dest, help_text in _CONNECTION_FLAGS:
         group.add_argument(flag, dest=dest, metavar=dest.upper(), help=help_text)
+    for flag, dest, file_flag in _SECRET_FILE_FLAGS:
+        group.add_argument(
+            file_flag,
+            dest=f"{dest}_file",
+            metavar="PATH",
+            help=f"read the value of {flag} from this file (its first line), or from stdin "
+            "with '-'; keeps it out of the process list",
+        )
     group.add_argument(
         "--request-timeout",
         "--timeout",
@@ -268,7 +299,54 @@ def _connection(args: argparse.Namespace) -> Connection:
     from dis_logging.config import resolve_connection
 
     given = {name: getattr(args, name) for name in _CONNECTION_FIELDS}
+    given.update(_secret_inputs(args))
     return resolve_connection(**given, allow_insecure_http=args.allow_http)
+
+
+def _secret_inputs(args: argparse.Namespace) -> Dict[str, str]:
+    """Read the secrets named by ``--*-file`` flags, and warn about secrets given as flags.
+
+    Returns:
+        The secret values read from files, by setting name.
+
+    Raises:
+        UsageError: both a secret flag and its file flag are given, stdin is named twice, or a
+            file cannot be read or is empty (the message never shows file contents).
+    """
+    values: Dict[str, str] = {}
+    stdin_used = False
+    for flag, dest, file_flag in _SECRET_FILE_FLAGS:
+        path = getattr(args, f"{dest}_file", None)
+        if getattr(args, dest, None) is not None:
+            if path is not None:
+                raise UsageError(f"give {flag} or {file_flag}, not both")
+            print(
+                f"{PROG}: warning: {flag} on the command line is visible to other users of this "
+                f"machine (process list); use the environment, the credentials file or "
+                f"{file_flag}",
+                file=sys.stderr,
+            )
+            continue
+        if path is None:
+            continue
+        if path == "-":
+            if stdin_used:
+                raise UsageError("only one secret can be read from stdin ('-')")
+            stdin_used = True
+            text = sys.stdin.readline()
+        else:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.readline()
+            except (OSError, UnicodeError) as exc:
+                raise UsageError(
+                    f"{file_flag}: cannot read {path!r}: {type(exc).__name__}"
+                ) from None
+        text = text.rstrip("\r\n")
+        if not text:
+            raise UsageError(f"{file_flag}: {'stdin' if path == '-' else repr(path)} is empty")
+        values[dest] = text
+    return values
 
 
 def _make_client(connection: Connection, args: argparse.Namespace) -> DISClient:

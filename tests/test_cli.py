@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -18,13 +20,29 @@ from dis_logging.client import DISClient
 COMMANDS = ["emulator", "demo", "tail", "send", "check"]
 
 
+#: A directory for the secret files the connection flags name (set per test).
+SECRET_DIRS: List[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _secret_dir(tmp_path):
+    SECRET_DIRS[:] = [tmp_path]
+    yield
+    SECRET_DIRS.clear()
+
+
 def connection_args(emulator, **overrides):
+    """Connection flags for the emulator; the SK goes through --sk-file, as users should pass it."""
+    sk_file = SECRET_DIRS[0] / "sk"
+    sk_file.write_text(emulator.sk + "\n", encoding="utf-8")
     values = {
         "--endpoint": emulator.url,
         "--project-id": emulator.project_id,
         "--ak": emulator.ak,
-        "--sk": emulator.sk,
+        "--sk-file": str(sk_file),
     }
+    if "--sk" in overrides:
+        del values["--sk-file"]
     values.update(overrides)
     return [item for pair in values.items() for item in pair]
 
@@ -478,7 +496,10 @@ class TestEveryday:
         argv = ["check", stream, "--no-put", "--endpoint", emulator.url]
         argv += ["--project-id", emulator.project_id, "--sk", emulator.sk]
         code, out, err = run(capsys, *argv)
-        assert (0, "") == (code, err)
+        assert (0, ["warning: --sk on the command line"]) == (
+            code,
+            [line[len("dis-logging: ") :][:33] for line in err.splitlines()],
+        )
         assert "ok    credentials    accepted" in out
 
     def test_check_reads_the_stream_from_the_environment(
@@ -563,7 +584,9 @@ class TestEveryday:
         source = tmp_path / "lines.txt"
         source.write_text("one\n")
         argv = ["send", "s", str(source), "--endpoint", f"http://127.0.0.1:{port}"]
-        argv += ["--project-id", "p", "--token", "static-token-value", "--retry-time", "0.3"]
+        token = tmp_path / "token"
+        token.write_text("static-token-value\n")
+        argv += ["--project-id", "p", "--token-file", str(token), "--retry-time", "0.3"]
         code, _, err = run(capsys, *argv)
         assert 1 == code
         assert err.startswith(

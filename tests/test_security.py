@@ -7,11 +7,13 @@ PutRecords as scripted.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
+from dis_logging import cli
 from dis_logging._report import Reporter
 from dis_logging.buffer import RecordBuffer
 from dis_logging.client import DISClient, Entry
@@ -541,3 +544,102 @@ class TestAuthenticationFailures:
             c._auth_block = (time.monotonic(), block[1])  # as if the wait were over
             assert c.put_records(stream, [(b"b", None)]).ok
             assert (0, 2) == (c._auth_strikes, len(operations(emulator, "PutRecords")))
+
+
+class TestCommandLineSecrets:
+    def connection(self, emu: DISEmulator) -> List[str]:
+        return ["--endpoint", emu.url, "--project-id", emu.project_id]
+
+    def run(self, capsys, *argv: str) -> Tuple[int, str, str]:
+        code = cli.main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def test_password_from_stdin(self, capsys, emulator, stream, monkeypatch):
+        """--password-file - reads the password's line from stdin, with no warning."""
+        monkeypatch.setattr(sys, "stdin", io.StringIO(emulator.password + "\n"))
+        code, out, err = self.run(
+            capsys,
+            "check",
+            stream,
+            "--no-put",
+            *self.connection(emulator),
+            "--username",
+            emulator.username,
+            "--domain-name",
+            emulator.domain_name,
+            "--password-file",
+            "-",
+        )
+        assert (0, "", True) == (code, err, "credentials    accepted" in out)
+
+    @pytest.mark.parametrize("flag", ["--sk", "--token", "--password", "--security-token"])
+    def test_secret_flags_warn_and_the_help_says_why(self, capsys, flag):
+        """Each secret flag's help points to the process list and to its --*-file sibling."""
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["check", "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert f"{flag}-file PATH" in text
+        entry = text.rsplit(f"{flag} {flag[2:].upper().replace('-', '_')}", 1)[1][:200]
+        assert "process list" in entry
+
+    def test_secret_flag_still_works_with_a_warning(self, capsys, emulator, stream):
+        """--sk on the command line works, and stderr warns once that others can see it."""
+        code, _, err = self.run(
+            capsys,
+            "check",
+            stream,
+            "--no-put",
+            *self.connection(emulator),
+            "--ak",
+            emulator.ak,
+            "--sk",
+            emulator.sk,
+        )
+        assert (0, 1) == (code, err.count("warning: --sk on the command line is visible"))
+        assert emulator.sk not in err
+
+    def test_flag_and_file_together_are_a_usage_error(self, capsys, emulator, stream, tmp_path):
+        """--token and --token-file together exit 2 with one line."""
+        token_file = tmp_path / "token"
+        token_file.write_text("t\n")
+        code, _, err = self.run(
+            capsys,
+            "check",
+            stream,
+            *self.connection(emulator),
+            "--token",
+            "t",
+            "--token-file",
+            str(token_file),
+        )
+        assert (2, 1) == (code, len(err.splitlines()))
+
+    def test_wrapped_security_token_in_credentials_file(
+        self, capsys, emulator, stream, tmp_path, monkeypatch
+    ):
+        """A security token wrapped over two lines in the credentials file is a one-line
+        configuration error: no traceback, and neither half of the token is shown."""
+        halves = ("FirstHalfOfTheSecurityToken0001", "SecondHalfOfTheSecurityToken002")
+        credentials = tmp_path / "credentials"
+        credentials.write_text(
+            f"[basic]\nak = {emulator.ak}\nsk = {emulator.sk}\n"
+            f"security_token = {halves[0]}\n    {halves[1]}\n"
+        )
+        monkeypatch.setenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE", str(credentials))
+        code, out, err = self.run(capsys, "check", stream, *self.connection(emulator))
+        assert (2, 1, False) == (code, len(err.splitlines()), "Traceback" in out + err)
+        assert "security_token" in err
+        assert halves[0] not in out + err
+        assert halves[1] not in out + err
+
+    def test_token_file_with_a_control_character(self, capsys, emulator, stream, tmp_path):
+        """A token with a control character fails with one line that does not show it."""
+        secret = "TokenWithAControlChar\x01Inside0001"
+        token_file = tmp_path / "token"
+        token_file.write_text(secret + "\n")
+        code, out, err = self.run(
+            capsys, "check", stream, *self.connection(emulator), "--token-file", str(token_file)
+        )
+        assert (2, 1, False) == (code, len(err.splitlines()), "Traceback" in out + err)
+        assert "TokenWithAControlChar" not in out + err
