@@ -1,31 +1,43 @@
 """Durable on-disk queue of DIS entries: one SQLite file per process, written in WAL mode.
 
-The flusher puts entries here while DIS is unreachable and replays them oldest first once it is
-back. Entries stay on disk until :meth:`Spool.ack` deletes them, so a process that is killed keeps
-its backlog; the next process that opens a :class:`Spool` on the same directory adopts it::
+The flusher's persist step puts entries here (overflow, outages, or everything with
+``spool_mode="always"``) and its send step replays them oldest first. Entries stay on disk until
+:meth:`Spool.ack` deletes them, so a process that is killed keeps its backlog; the next process
+that opens a :class:`Spool` for the same destination on the same directory adopts it::
 
-    spool = Spool("/var/spool/myapp", max_bytes=256 * 2**20)
-    stored = spool.put(entries)               # entries[stored:] did not fit: count them as dropped
+    spool = Spool("/var/spool/myapp", max_bytes=256 * 2**20,
+                  destination={"project": "p", "stream": "app-logs", "endpoint": "https://..."})
+    stored = spool.put(entries)               # entries[stored:] did not fit: keep them elsewhere
     ids, batch = spool.read(500, 1_000_000)   # oldest first; nothing is removed yet
     ...                                       # send batch to DIS
-    spool.ack(ids)                            # now they are gone
+    spool.ack(ids)                            # now they are gone (or remembered as gone)
 
 Files in the directory:
 
-- ``dis-spool-<pid>.sqlite`` (plus SQLite's ``-wal`` and ``-shm``): the records of one process. A
-  process whose own name is taken by a live owner (two containers with the same pid sharing a
-  volume) uses ``dis-spool-<pid>-<n>.sqlite``.
+- ``dis-spool-<pid>.sqlite`` (plus SQLite's ``-wal`` and ``-shm``): the records of one process for
+  one destination, which a ``meta`` table records (project, stream name or id, endpoint). A name
+  taken by a live owner, by another destination's file or by a file this user did not create is
+  skipped for ``dis-spool-<pid>-<n>.sqlite``.
 - ``<file>.lock``: held with an exclusive ``flock`` for as long as the owner has the file open, so
   there is never more than one writer. It also records the owner's pid and process start time.
 - ``<file>.corrupt-<timestamp>``: a file SQLite could not read, moved aside for inspection.
 
-A file whose lock can be taken and whose owner process is gone is an orphan: its records are moved
-into this process's file (oldest first, as far as ``max_bytes`` allows) and it is deleted once
-empty. That happens when the spool opens, and again from :meth:`Spool.read` while it is empty.
+Trust: the directory must belong to this user and not be writable by group or others
+(:func:`check_directory`, a :class:`~dis_logging.errors.ConfigError` otherwise). Every file is
+opened with ``O_NOFOLLOW``, created exclusively with mode 0600, and used only when ``fstat`` shows a
+regular file owned by this user without group or other permission bits; SQLite then opens the same
+inode by name. Anything else is skipped and reported, never opened, truncated or adopted.
+
+A file of our destination whose lock can be taken and whose owner process is gone is an orphan:
+its records are moved into this process's file (oldest first, as far as ``max_bytes`` allows) and
+it is deleted once empty. That happens when the spool opens, and again from :meth:`Spool.read`
+while it is empty. Records found in this process's own file when it is (re)opened, for example by a
+new handler after a ``dictConfig`` reconfiguration, count as adopted too.
 
 Durability: ``synchronous=NORMAL`` in WAL mode, so a committed ``put`` survives the process being
 killed; a power cut may lose the last transactions. Delivery is at least once: a crash between a
-send and its ``ack`` replays those records.
+send and its ``ack`` replays those records. An ``ack`` whose delete fails (a full disk) is
+remembered in memory, so those rows are never read again, and the delete is retried later.
 
 The spool never raises from :meth:`~Spool.put`, :meth:`~Spool.read` or :meth:`~Spool.ack`: disk and
 SQLite problems go to the ``report`` callable (never to :mod:`logging`) and the call returns what it

@@ -253,7 +253,7 @@ class TestAlwaysMeansAlways:
 
     def test_always_mode_writes_while_a_send_hangs(self, emulator, stream, attach, tmp_path):
         """A send stuck on a slow DIS does not keep records from disk in "always" mode."""
-        emulator.set_delay(3.0, "PutRecords")
+        emulator.set_delay(1.5, "PutRecords")
         handler = make_handler(
             emulator, stream, spool_dir=str(tmp_path), spool_mode="always", request_timeout=5.0
         )
@@ -430,7 +430,9 @@ class TestDestinations:
         """Two handlers sharing a spool_dir through an outage each deliver only their records."""
         emulator.create_stream("other-stream", partitions=1)
         emulator.stop()
-        first = make_handler(emulator, stream, spool_dir=str(tmp_path), spool_mode="always")
+        first = make_handler(
+            emulator, stream, spool_dir=str(tmp_path), spool_mode="always", close_timeout=0.5
+        )
         second = make_handler(
             emulator, "other-stream", spool_dir=str(tmp_path), spool_mode="always"
         )
