@@ -52,11 +52,18 @@ def example_env(emulator, stream):
     return env
 
 
+#: ASGI servers the FastAPI example runs under: command line after ``python -m``.
+SERVERS = {
+    "uvicorn": ["uvicorn", "fastapi_app:app", "--host", "127.0.0.1", "--port", "0"],
+    "hypercorn": ["hypercorn", "fastapi_app:app", "--bind", "127.0.0.1:0"],
+}
+
+
 @contextmanager
-def uvicorn_serving(env):
-    """Run examples/fastapi_app.py under a uvicorn process on 127.0.0.1 and a free port."""
+def asgi_serving(server, env):
+    """Run examples/fastapi_app.py under an ASGI server process on 127.0.0.1 and a free port."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", *SERVERS[server]],
         cwd=EXAMPLES,
         env=env,
         stdout=subprocess.PIPE,
@@ -81,10 +88,10 @@ def uvicorn_serving(env):
             try:
                 line = lines.get(timeout=30.0)
             except queue.Empty:
-                pytest.fail("uvicorn did not start in 30 s:\n" + "".join(output))
+                pytest.fail(f"{server} did not start in 30 s:\n" + "".join(output))
             if not line:
-                pytest.fail("uvicorn exited:\n" + "".join(output))
-            found = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
+                pytest.fail(f"{server} exited:\n" + "".join(output))
+            found = re.search(r"(?i)running on (http://127\.0\.0\.1:\d+)", line)
             url = found.group(1) if found else None
         yield url, output
     finally:
@@ -113,9 +120,10 @@ def events(emulator, stream, count):
     return [json.loads(r.data) for r in emulator.wait_for(stream, count, timeout=15.0)]
 
 
-def test_fastapi_example_under_uvicorn(emulator, stream):
-    """The FastAPI example, served by uvicorn, ships records with request fields and access logs."""
-    with uvicorn_serving(example_env(emulator, stream)) as (url, output):
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_fastapi_example_under_a_server(emulator, stream, server):
+    """The FastAPI example, served by a real ASGI server, ships records with request fields."""
+    with asgi_serving(server, example_env(emulator, stream)) as (url, output):
         given = get(url + "/items/42", {"X-Request-ID": "req-fastapi-1"})
         generated = get(url + "/items/7", {"X-Request-ID": "not a valid id"})
         failed = get(url + "/boom", {"X-Request-ID": "req-boom"})
