@@ -326,9 +326,10 @@ class RecordBuffer:
             if count >= self.max_records or total > self.max_bytes or self._closed:
                 # A "block" wait releases the lock, so the sequence number is taken afterwards:
                 # each deque must stay sorted by it.
-                if self._closed or not self._make_room(size, high):
-                    # After close() nothing drains the buffer any more (a "block" put woken by
-                    # close() lands here too): the record is counted, never left queued.
+                if self._closed or not self._make_room(size, high) or self._closed:
+                    # After close() nothing drains the buffer any more, and a "block" wait
+                    # releases the lock, so close() may have run meanwhile: such a record is
+                    # counted, never left queued.
                     self._seq += 1
                     self._count_drop("closed" if self._closed else "overflow", self._seq)
                     return False

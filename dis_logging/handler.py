@@ -779,9 +779,9 @@ class DISHandler(logging.Handler):
             started, ended = self._last_bare_flush
             if self._exit_drained:
                 budget = self._after_exit_budget(budget)
-            elif now - ended <= _CLOSE_GRACE:
+            if now - ended <= _CLOSE_GRACE:
                 # close() right after a bare flush(), as logging.shutdown and dictConfig call
-                # them: both share one close_timeout (a flush that ended long ago does not count).
+                # them: both share one budget (a flush that ended long ago does not count).
                 budget = max(started + budget - now, _CLOSE_GRACE)
             self._shutdown(now + budget, budget)
             self._client.close()
@@ -1229,7 +1229,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
         if not busy:
             for handler in handlers:
                 try:
-                    handler._drain_at_exit("SIGTERM")
+                    handler._drain_at_exit("SIGTERM drain")
                 except Exception as exc:  # noqa: BLE001 - one handler must not stop the others
                     handler._reporter.report_now(f"SIGTERM drain failed: {exc!r}")
     finally:

@@ -286,3 +286,76 @@ class TestLedger:
         assert not buffer.wait_settled(target, 0.01)
         buffer.settle(batch, sent=batch.items)
         assert buffer.wait_settled(target, 0.01)
+
+
+class TestShutdownAndReentrancy:
+    def test_a_blocked_put_woken_by_close_is_refused_and_counted(self):
+        """A "block" put waiting when close() runs is refused and counted, never left queued."""
+        buffer = RecordBuffer(2, 10_000, overflow="block", block_timeout=30)
+        fill(buffer, 2)
+        started = threading.Event()
+        results: List[bool] = []
+
+        def put():
+            started.set()
+            results.append(buffer.put(b"late", None, INFO))
+
+        thread = threading.Thread(target=put)
+        thread.start()
+        assert started.wait(5)
+        deadline = time.monotonic() + 5
+        while not buffer._space._waiters and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.001)  # until the put is waiting inside the Condition
+        buffer.close()
+        assert 2 == buffer.drain("close")
+        thread.join(5)
+        counts = buffer.snapshot()
+        assert ([False], 0, {"close": 2, "closed": 1}) == (results, counts.queued, counts.drops)
+        assert invariant_holds(buffer)
+
+    def test_puts_after_close_are_refused(self):
+        """Every put after close() is counted as dropped with reason "closed"."""
+        buffer = RecordBuffer(10, 10_000)
+        buffer.close()
+        fill(buffer, 3)
+        counts = buffer.snapshot()
+        assert (3, 0, {"closed": 3}) == (counts.emitted, counts.queued, counts.drops)
+
+    def test_a_batch_coming_back_after_close_is_counted_once_and_reported(self):
+        """Records of a batch in flight at close() that come back for a retry are dropped,
+        counted, and their outcome reported once."""
+        reports: List[str] = []
+        lost: List[str] = []
+        buffer = RecordBuffer(
+            10,
+            10_000,
+            on_late=reports.append,
+            on_lost=lambda payloads, reason: lost.append(reason),
+        )
+        fill(buffer, 4)
+        batch = take(buffer)
+        buffer.close()
+        buffer.settle(batch, sent=batch.items[:1], retry=batch.items[1:])
+        counts = buffer.snapshot()
+        assert (0, 1, {"close": 3}, ["close"]) == (
+            counts.queued,
+            counts.sent,
+            counts.drops,
+            lost,
+        )
+        assert [
+            "a request still in flight at close() ended: 1 record(s) sent, 0 failed, 3 dropped"
+        ] == reports
+
+    def test_reentrant_refusal_never_takes_the_lock(self):
+        """refuse_reentrant() works while the lock is held (a signal handler inside put) and is
+        counted by the next snapshot."""
+        buffer = RecordBuffer(10, 10_000)
+        fill(buffer, 1)
+        with buffer._lock:  # as an interrupted put holds it
+            buffer.refuse_reentrant()
+            unlocked = buffer.snapshot(wait=False)
+        counts = buffer.snapshot()
+        assert (2, {"reentrant": 1}) == (unlocked.emitted, unlocked.drops)
+        assert (2, 1, {"reentrant": 1}) == (counts.emitted, counts.queued, counts.drops)
+        assert invariant_holds(buffer)

@@ -160,6 +160,31 @@ time.sleep(30)
             stored(emulator, stream),
         )
 
+    def test_only_the_main_thread_installs_and_the_last_close_restores(self, emulator, stream):
+        """A handler made on another thread installs nothing; closing the last handler that
+        wants the drain gives SIGTERM its default back."""
+        body = """
+import threading
+made = []
+worker = threading.Thread(target=lambda: made.append(make_handler()))
+worker.start()
+worker.join()
+print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+first, second = make_handler(), make_handler()
+print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+first.close()
+print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+second.close()
+print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)  # the thread's handler is still open
+made[0].close()
+print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+"""
+        done, _ = run(emulator, stream, body)
+        assert (0, ["True", "False", "False", "False", "True"]) == (
+            done.returncode,
+            done.stdout.split(),
+        ), done.stderr
+
     def test_sigterm_inside_the_handler_is_drained_after_it(self, emulator, stream):
         """A SIGTERM that lands while the main thread is inside the handler never deadlocks: the
         drain runs once the thread has left it."""
