@@ -12,7 +12,7 @@ import contextlib
 import json
 import re
 import socket
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import pytest
 import requests
@@ -79,6 +79,26 @@ class TestSignedHeaders:
             + ", Signature=00"
         )
         assert ("host", "x-sdk-date") == auth.signed_headers
+
+    def test_header_readings_stay_few_however_many_headers_have_variants(self):
+        """Thirty signed UTF-8 headers plus a host with a port give at most four readings to
+        try, not 2^31."""
+        names = ["host", *(f"x-h{i}" for i in range(30))]
+        utf8_latin1 = "caf\u00e9".encode().decode("latin-1")  # how http.server hands it over
+        headers = {"host": "127.0.0.1:8080", **{name: utf8_latin1 for name in names[1:]}}
+        readings = verifier.SignatureVerifier._header_sets(names, headers)
+        assert (4, {"127.0.0.1:8080", "127.0.0.1"}, {utf8_latin1, "caf\u00e9"}) == (
+            len(readings),
+            {dict(reading)["host"] for reading in readings},
+            {dict(reading)["x-h7"] for reading in readings},
+        )
+
+    def test_utf8_signed_headers_still_verify(self, emulator, stream):
+        """A header value signed as UTF-8 text and sent as UTF-8 bytes still verifies."""
+        body = put_body(stream)
+        url, headers = signed_put(emulator, stream, body, {"X-Meta": "caf\u00e9"})
+        wire: Dict[str, Union[str, bytes]] = {**headers, "X-Meta": "caf\u00e9".encode()}
+        assert 200 == requests.post(url, data=body, headers=wire, timeout=10).status_code
 
     def test_too_many_names_are_refused_before_signature_work(self, emulator, stream):
         """More distinct names than the cap is a 441 DIS.4101 without any signature attempt."""

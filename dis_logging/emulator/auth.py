@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import calendar
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -447,20 +448,16 @@ def parse_sdk_date(value: str) -> float:
     return float(calendar.timegm(parsed))
 
 
-def _header_variants(name: str, value: str) -> List[str]:
-    """Return each value a client may have signed for one received header, the raw one first."""
-    # The legacy SDK signs the host without its port although the wire Host header has one.
-    variants = [value]
-    if name == "host" and ":" in value and not value.endswith("]"):
-        variants.append(value.rsplit(":", 1)[0])
-    try:
+def _header_value(name: str, value: str, *, utf8: bool, drop_port: bool) -> str:
+    """Return one received header value as a client may have signed it."""
+    if utf8:
         # http.server decodes header bytes as Latin-1; signers canonicalize the UTF-8 text.
-        utf8 = value.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        utf8 = value
-    if utf8 != value:
-        variants.append(utf8)
-    return variants
+        with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+            value = value.encode("latin-1").decode("utf-8")
+    if drop_port and name == "host" and ":" in value and not value.endswith("]"):
+        # The legacy SDK signs the host without its port although the wire Host header has one.
+        value = value.rsplit(":", 1)[0]
+    return value
 
 
 @dataclass
@@ -673,11 +670,21 @@ class SignatureVerifier:
     def _header_sets(
         names: Sequence[str], headers: Mapping[str, str]
     ) -> List[List[Tuple[str, str]]]:
-        """Return every combination of the signed headers' variants, in signed order."""
-        sets: List[List[Tuple[str, str]]] = [[]]
-        for name in names:
-            variants = _header_variants(name, headers[name])
-            sets = [[*s, (name, v)] for s in sets for v in variants]
+        """Return the readings of the signed headers a client may have used: at most four.
+
+        A client decodes every header the same way and either keeps or drops the port of
+        ``host``, so the readings are combined across all headers at once, never per header
+        (per header, n headers with two readings each would be 2^n signatures to try).
+        """
+        sets: List[List[Tuple[str, str]]] = []
+        for utf8 in (False, True):
+            for drop_port in (False, True):
+                reading = [
+                    (name, _header_value(name, headers[name], utf8=utf8, drop_port=drop_port))
+                    for name in names
+                ]
+                if reading not in sets:
+                    sets.append(reading)
         return sets
 
     @staticmethod
