@@ -69,6 +69,8 @@ class Persister:
         on_stored: called after records were stored (wakes the send step).
         on_spool_used: called after every spool write (brings the counters up to date with what
             the spool adopted or lost).
+        is_unusable: tells, without any I/O, that the spool could not be opened lately (the
+            hand-off then leaves records to the overflow policy); default: never.
         clock: monotonic time source; default :func:`time.monotonic`.
     """
 
@@ -88,6 +90,7 @@ class Persister:
         in_outage: Callable[[], bool],
         on_stored: Callable[[], None],
         on_spool_used: Callable[[], None],
+        is_unusable: Callable[[], bool] = lambda: False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.buffer = buffer
@@ -103,6 +106,7 @@ class Persister:
         self._in_outage = in_outage
         self._on_stored = on_stored
         self._on_spool_used = on_spool_used
+        self._is_unusable = is_unusable
         self._clock = clock
         self._writer = threading.Lock()  # one writer at a time keeps the spool oldest first
         self._event = threading.Event()
@@ -232,9 +236,7 @@ class Persister:
         touches the disk. While the spool is paused or unusable it returns at once, and the
         overflow policy applies.
         """
-        if self._stop.is_set() or self._clock() < self._paused_until:
-            return
-        if self._get_spool() is None:
+        if self._stop.is_set() or self._clock() < self._paused_until or self._is_unusable():
             return
         limit = self.buffer.max_records
         with self._handoff_ready:

@@ -339,7 +339,9 @@ class RecordBuffer:
             (self._high if high else self._low).append((seq, data, key, levelno, 0.0))
             self._bytes = total
             ready = count + 1 >= self.batch_records or total >= self.batch_bytes
-            spill = count + 1 >= self._high_records or total >= self._high_bytes
+            spill = self._on_high_water is not None and (
+                count + 1 >= self._high_records or total >= self._high_bytes
+            )
         if spill and self._on_high_water is not None:
             self._on_high_water()
         return ready

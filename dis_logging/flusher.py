@@ -468,6 +468,7 @@ class Flusher:
                 in_outage=self._is_in_outage,
                 on_stored=self.wake,
                 on_spool_used=self._sync_spool_counts,
+                is_unusable=self._is_spool_unusable,
                 clock=clock,
             )
 
@@ -987,6 +988,10 @@ class Flusher:
         if self._spool is not None:
             self._sync_spool_counts()
         return self._spool
+
+    def _is_spool_unusable(self) -> bool:
+        """Whether opening the spool failed lately (no I/O: safe on a caller's thread)."""
+        return self._spool is None and self._clock() < self._spool_retry_at
 
     def _sync_spool_counts(self) -> None:
         """Bring the ledger up to date with records the spool adopted or lost on its own."""

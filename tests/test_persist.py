@@ -92,6 +92,29 @@ class TestHooks:
         assert (35, 0) == (counts.emitted, counts.dropped)
         assert 0 == spool.puts  # the caller's thread wrote nothing
 
+    def test_hand_off_never_opens_the_spool_on_the_caller(self):
+        """The hand-off parks batches without asking for the spool, so no caller opens it."""
+        buffer, spool, persister, _ = make(records=20)
+        callers: List[str] = []
+
+        def get_spool():
+            callers.append(threading.current_thread().name)
+            return spool
+
+        persister._get_spool = get_spool
+        fill(buffer, 35)
+        assert [] == callers
+        assert (35, 0) == (buffer.snapshot().emitted, buffer.snapshot().dropped)
+
+    def test_hand_off_leaves_records_to_the_policy_when_the_spool_is_unusable(self):
+        """While the spool could not be opened, a full queue sheds per its overflow policy."""
+        buffer, spool, persister, _ = make(records=20)
+        persister._is_unusable = lambda: True
+        fill(buffer, 35)
+        counts = buffer.snapshot()
+        assert (35, 15, 20) == (counts.emitted, counts.dropped, counts.queued)
+        assert 0 == spool.puts
+
     def test_parked_batches_are_written_first_and_in_order(self):
         """persist() writes handed-off batches before newer buffered records, oldest first."""
         buffer, spool, persister, _ = make(records=20)
