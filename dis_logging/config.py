@@ -1009,6 +1009,20 @@ class HandlerConfig:
         # None means "not given" for every setting: the handler passes its defaults explicitly.
         given = {name: value for name, value in kwargs.items() if value is not None}
 
+        try:
+            return cls._from_given(given, environ)
+        except ConfigError as exc:
+            # Raised again from here: the frames below hold the keywords (secrets among them)
+            # in their locals, which a traceback capturing locals would show.
+            error = ConfigError(exc.field, str(exc).partition(": ")[2])
+        finally:
+            given.clear()
+            kwargs.clear()
+        raise error
+
+    @classmethod
+    def _from_given(cls, given: Dict[str, Any], environ: Mapping[str, str]) -> HandlerConfig:
+        """:meth:`from_kwargs` after the unknown-keyword check, with ``None`` values removed."""
         stream = _optional_str("stream_name", given.get("stream_name")) or _env(environ, ENV_STREAM)
         if not is_enabled(given.get("enabled"), environ):
             # Switched off: nothing is sent, so neither stream, endpoint nor credentials are

@@ -451,6 +451,8 @@ class DISHandler(logging.Handler):
             _register(self)
 
     def __repr__(self) -> str:
+        if not hasattr(self, "_lanes"):  # shown in a traceback of a failing __init__
+            return "<DISHandler (not configured)>"
         level = logging.getLevelName(self.level)
         if not self.config.enabled:
             return f"<DISHandler disabled level={level}>"

@@ -28,7 +28,7 @@ import json
 import logging
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Union, cast
 
 try:
     import structlog
@@ -209,7 +209,11 @@ class DISProcessor:
                 f"(got {', '.join(sorted(handler_settings))})",
             )
         self._owns_handler = handler is None
-        self._handler = handler if handler is not None else DISHandler(**handler_settings)
+        try:
+            self._handler = handler if handler is not None else DISHandler(**handler_settings)
+        finally:
+            # A traceback showing locals must not show the secrets among the settings.
+            cast(Dict[str, object], handler_settings).clear()
         self._passthrough = passthrough
         self._partition_key = partition_key
         self._serializer = serializer
@@ -220,9 +224,10 @@ class DISProcessor:
         return self._handler
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(handler={self._handler!r}, passthrough={self._passthrough!r})"
-        )
+        # getattr: a traceback may show a processor whose __init__ failed half-way.
+        handler = getattr(self, "_handler", None)
+        passthrough = getattr(self, "_passthrough", None)
+        return f"{type(self).__name__}(handler={handler!r}, passthrough={passthrough!r})"
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         """Queue the event on the handler, then drop it or pass it on.
