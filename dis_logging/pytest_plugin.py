@@ -77,7 +77,9 @@ def _detach(handler: logging.Handler) -> None:
 def dis_handler(dis_emulator: DISEmulator, dis_stream: str) -> Iterator[DISHandler]:
     """A DISHandler sending to ``dis_stream`` with AK/SK auth and a 50 ms flush interval.
 
-    Closed after the test, and removed from every logger it was added to.
+    Its level is ``NOTSET`` and its formatter the default ``JSONFormatter``; it sets no logger's
+    level, so set the level of the logger under test (``caplog.set_level``). Closed after the
+    test, and removed from every logger it was added to.
     """
     from dis_logging import DISHandler
 

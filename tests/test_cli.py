@@ -619,3 +619,39 @@ class TestEveryday:
         progress.done(6)
         frames = [frame.strip() for frame in terminal.getvalue().split("\r") if frame]
         assert ["sent      1", "sent      4", "sent      6"] == frames
+
+
+def test_send_progress_through_the_installed_command_on_a_pty(emulator, stream, tmp_path):
+    """The installed dis-logging command draws send's progress when stderr is a terminal."""
+    import pty
+
+    script = os.path.join(os.path.dirname(sys.executable), "dis-logging")
+    source = tmp_path / "lines.txt"
+    source.write_text("".join(f"line {number}\n" for number in range(20)))
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run(
+            [script, "send", stream, str(source), *connection_args(emulator)],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            timeout=60,
+        )
+        os.close(terminal)
+        terminal = -1
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and everything was read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        if terminal != -1:
+            os.close(terminal)
+        os.close(controller)
+    assert (0, True) == (result.returncode, result.stdout.startswith("sent 20 records"))
+    assert b"\rsent      20 records, " in drawn
+    assert b"/s, 0 failed" in drawn
