@@ -68,9 +68,9 @@ def secret_variants(secret: str) -> Tuple[str, ...]:
     """Return the forms in which ``secret`` may show up in text, longest first.
 
     Besides the value itself: without surrounding whitespace, escaped as ``repr`` or
-    ``http.client`` would quote it (``\\n`` for a newline), and each whitespace-separated piece of
-    a value wrapped over several lines (a security token copied from a console), as long as the
-    piece has at least :data:`MIN_SECRET_PIECE` characters.
+    ``http.client`` would quote it (``\\n`` for a newline), and each line of a value wrapped over
+    several lines (a security token copied from a console), as long as the line has at least
+    :data:`MIN_SECRET_PIECE` characters.
 
     Args:
         secret: the secret; an empty string gives no variant.
@@ -82,7 +82,9 @@ def secret_variants(secret: str) -> Tuple[str, ...]:
         return ()
     forms = {secret, secret.strip()}
     forms.add(secret.encode("unicode_escape").decode("ascii"))
-    forms.update(piece for piece in secret.split() if len(piece) >= MIN_SECRET_PIECE)
+    lines = [line.strip() for line in secret.splitlines()]
+    if len(lines) > 1:
+        forms.update(line for line in lines if len(line) >= MIN_SECRET_PIECE)
     forms.discard("")
     return tuple(sorted(forms, key=len, reverse=True))
 

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dis_logging._report import MAX_DYNAMIC_SECRETS, SecretSet, redact
 from dis_logging.client import DISClient
 from dis_logging.config import HandlerConfig, resolve_connection
 from dis_logging.emulator import DISEmulator
@@ -409,3 +410,32 @@ class TestTracebackLocals:
             DISClient("http://127.0.0.1:1", "p", **creds)
         assert field == info.value.field
         assert_absent(traceback_texts(info.value), secret[10:] + "xyzxyzxyz", wrapped)
+
+
+class TestSecretSet:
+    def test_wrapped_secret_is_masked_line_by_line_and_escaped(self):
+        """Each line of a wrapped token, and its escaped form, is masked."""
+        wrapped = "FirstLineOfToken\nSecondLineOfToken"
+        masked = SecretSet([wrapped])
+        text = f"a FirstLineOfToken b SecondLineOfToken c {wrapped!r}"
+        assert "a *** b *** c '***'" == redact(text, masked)
+
+    def test_words_of_a_one_line_secret_are_not_masked_alone(self):
+        """A one-line password is masked whole; its words are not masked on their own."""
+        masked = SecretSet(["correct horse password staple"])
+        assert "password authentication failed; ***" == redact(
+            "password authentication failed; correct horse password staple", masked
+        )
+
+    def test_only_the_most_recent_runtime_tokens_are_kept(self):
+        """Tokens added at run time are bounded; configured secrets always stay."""
+        masked = SecretSet(["configured-secret"])
+        for i in range(MAX_DYNAMIC_SECRETS + 5):
+            masked.add(f"runtime-token-{i:04d}")
+        assert (True, False, True, MAX_DYNAMIC_SECRETS + 1) == (
+            "configured-secret" in masked,
+            "runtime-token-0000" in masked,
+            f"runtime-token-{MAX_DYNAMIC_SECRETS + 4:04d}" in masked,
+            len(masked),
+        )
+        assert f"SecretSet({MAX_DYNAMIC_SECRETS + 1} secrets)" == repr(masked)
