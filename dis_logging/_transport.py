@@ -74,6 +74,24 @@ def _bound(sock: socket.socket, deadline: Optional[float]) -> None:
         sock.settimeout(remaining)
 
 
+def _shorten_connect(
+    connection: urllib3.connection.HTTPConnection, deadline: Optional[float]
+) -> None:
+    """Give ``connection``'s next connect no more than the time left before ``deadline``.
+
+    Raises:
+        socket.timeout: no time is left.
+    """
+    if deadline is None:
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise socket.timeout("the request's total deadline passed")
+    current = connection.timeout
+    if not isinstance(current, (int, float)) or current > remaining:
+        connection.timeout = remaining
+
+
 class _DeadlineReader(io.RawIOBase):
     """The socket reader of one response; every receive stays within the request's deadline.
 
@@ -127,6 +145,14 @@ class HTTPConnection(urllib3.connection.HTTPConnection):
             _bound(self.sock, current_deadline())
         super().send(data)
 
+    def _new_conn(self) -> socket.socket:
+        deadline = current_deadline()
+        _shorten_connect(self, deadline)
+        sock = super()._new_conn()
+        # A TLS handshake follows on this socket: it gets only what is left, not a fresh timeout.
+        _bound(sock, deadline)
+        return sock
+
 
 class HTTPSConnection(urllib3.connection.HTTPSConnection):
     """The TLS variant of :class:`HTTPConnection`."""
@@ -139,6 +165,14 @@ class HTTPSConnection(urllib3.connection.HTTPSConnection):
         if self.sock is not None:
             _bound(self.sock, current_deadline())
         super().send(data)
+
+    def _new_conn(self) -> socket.socket:
+        deadline = current_deadline()
+        _shorten_connect(self, deadline)
+        sock = super()._new_conn()
+        # A TLS handshake follows on this socket: it gets only what is left, not a fresh timeout.
+        _bound(sock, deadline)
+        return sock
 
 
 class HTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):

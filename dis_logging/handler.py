@@ -155,7 +155,9 @@ class HandlerStats:
     acknowledged rows whose delete a full disk refused (see the README's "Durable spool").
 
     Attributes:
-        emitted: records the handler accepted (after its own recursion guard and filters).
+        emitted: records the handler accepted (after its own recursion guard and filters);
+            records refused as ``reentrant`` or by a raising filter count here and in
+            ``dropped``.
         sent: records DIS acknowledged.
         dropped: records discarded: buffer overflow, oversize with ``oversize="drop"``, spool full,
             or still unsent when ``close()``/exit gave up (see ``drops`` for the split).
@@ -167,7 +169,8 @@ class HandlerStats:
             process's own file when it was reopened) and not yet sent, failed or lost.
         last_error: the most recent failure in one line, without secrets, or ``None``.
         in_flight: the part of ``queued`` inside a request now.
-        drops: ``dropped`` by reason (``overflow``, ``oversize``, ``close``, ``exit``, ...).
+        drops: ``dropped`` by reason (``overflow``, ``oversize``, ``close``, ``exit``,
+            ``closed``, ``reentrant``, ``filter_error``, ...; the README lists them all).
         adopted: records the spool found on disk rather than received from this handler: the
             backlog of processes that died, and the records of this process's own spool file when
             a new handler (a ``dictConfig`` reconfiguration, say) reopens it.

@@ -55,6 +55,20 @@ class TestClientDeadline:
         client.close()
         assert elapsed < 1.0 + SLACK
 
+    def test_a_tls_handshake_that_never_ends_keeps_the_deadline(self, hostile_server):
+        """An https endpoint that accepts and never answers the TLS handshake is cut at the
+        call's timeout."""
+        server = hostile_server("half_open")
+        client = DISClient(
+            f"https://127.0.0.1:{server.port}", "project", ak="AK", sk="SK", verify=False
+        )
+        start = time.monotonic()
+        with pytest.raises(TransportError):
+            client.put_records("s", [(b"x", None)], timeout=1.0)
+        elapsed = time.monotonic() - start
+        client.close()
+        assert elapsed < 1.0 + SLACK
+
     def test_a_working_server_still_answers_after_a_deadline_abort(
         self, hostile_server, emulator, stream
     ):
