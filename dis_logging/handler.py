@@ -159,7 +159,8 @@ class HandlerStats:
             records refused as ``reentrant`` or by a raising filter count here and in
             ``dropped``.
         sent: records DIS acknowledged.
-        dropped: records discarded: buffer overflow, oversize with ``oversize="drop"``, spool full,
+        dropped: records discarded: buffer overflow (with a spool, only while it is full or
+            unusable), oversize with ``oversize="drop"``, spool full at close, a corrupt spool file,
             or still unsent when ``close()``/exit gave up (see ``drops`` for the split).
         failed: records DIS rejected for good, or that ran out of ``max_retry_time``.
         retried: resends of records after a failure (one record resent twice counts twice).
@@ -308,9 +309,13 @@ class DISHandler(logging.Handler):
         auto_rate_limit: pace sends to the stream's writable partitions times the DIS
             per-partition write limit (read once with DescribeStream); default ``False``.
         spool_dir: directory of the on-disk spool; default ``None`` reads
-            ``DIS_LOGGING_SPOOL_DIR``, else no spool. Needs ``max_in_flight=1``.
-        spool_max_bytes: spool bound in bytes; default 256 MiB.
-        spool_mode: ``"outage"`` (default: spool after repeated failures) or ``"always"``.
+            ``DIS_LOGGING_SPOOL_DIR``, else no spool. Needs ``max_in_flight=1``. Created with mode
+            0700 when missing; one owned by another user or writable by group or others is
+            refused (``ConfigError``).
+        spool_max_bytes: spool bound in bytes; default 256 MiB. With a spool, records are dropped
+            only when it is at this bound or unusable: memory overflow spills to disk.
+        spool_mode: ``"outage"`` (default: spill overflow, and spool everything after repeated
+            failures) or ``"always"`` (every record on disk within ``flush_interval``).
         verify: ``True`` (default) checks TLS certificates, a path names a CA bundle,
             ``False`` turns the check off.
         serialization: ``"json"`` (default) or ``"protobuf"``.

@@ -134,11 +134,19 @@ class TestOverflowSpills:
         stats = handler.stats
         assert (5000, 0, 0, 0) == (stats.sent, stats.dropped, stats.queued, stats.spooled)
 
-    def test_steady_rate_during_outage_drops_nothing(self, emulator, stream, attach, tmp_path):
+    @pytest.mark.parametrize("mode", ["outage", "always"])
+    def test_steady_rate_during_outage_drops_nothing(
+        self, emulator, stream, attach, tmp_path, mode
+    ):
         """At a steady rate against a closed port, with a small memory queue, nothing is dropped."""
         emulator.stop()
         handler = make_handler(
-            emulator, stream, spool_dir=str(tmp_path), max_queue_records=100, max_backoff=1.0
+            emulator,
+            stream,
+            spool_dir=str(tmp_path),
+            spool_mode=mode,
+            max_queue_records=100,
+            max_backoff=1.0,
         )
         logger = attach(handler)
         for seq in range(1500):
