@@ -18,11 +18,18 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import pytest
 
 from dis_logging import cli
+from dis_logging._protobuf_wire import (
+    LENGTH_DELIMITED,
+    VARINT,
+    encode_varint,
+    field_key,
+    field_string,
+)
 from dis_logging._report import Reporter
 from dis_logging.buffer import RecordBuffer
 from dis_logging.client import DISClient, Entry
@@ -32,6 +39,7 @@ from dis_logging.errors import AuthError, ConfigError, RequestError, TransportEr
 from dis_logging.flusher import Flusher
 from dis_logging.handler import DISHandler
 
+PROTOBUF_TYPE = "application/x-protobuf;charset=utf-8"
 PUT_OK = {"failed_record_count": 0, "records": [{"partition_id": "shardId-0000000000"}]}
 
 
@@ -39,7 +47,9 @@ class ReplyServer:
     """A loopback HTTP(S) server that answers every request with one JSON reply and records
     the request lines and headers it saw."""
 
-    def __init__(self, reply: Dict[str, Any], context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, reply: Union[Dict[str, Any], bytes], context: Optional[ssl.SSLContext] = None
+    ) -> None:
         owner = self
         self.reply = reply
         self.seen: List[Tuple[str, Dict[str, str]]] = []
@@ -54,9 +64,13 @@ class ReplyServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 owner.seen.append((self.requestline, dict(self.headers)))
-                data = json.dumps(owner.reply).encode()
+                reply = owner.reply
+                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
                 self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                self.send_header(
+                    "Content-Type",
+                    PROTOBUF_TYPE if isinstance(reply, bytes) else "application/json",
+                )
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Connection", "close")
                 self.end_headers()
@@ -305,6 +319,24 @@ class TestEmptyErrorCode:
         assert (1, [2], [True, True, False]) == (
             result.failed_record_count,
             result.rejected_indexes(),
+            [record.ok for record in result.records],
+        )
+
+    def test_empty_error_code_is_success_in_protobuf_replies(self):
+        """A protobuf PutRecordsResultEntry with an empty errorCode counts as stored."""
+        ok = field_string(23, "shardId-0000000000") + field_string(24, "1") + field_string(25, "")
+        bad = field_string(25, "DIS.4301") + field_string(26, "no stream")
+        reply = field_key(21, VARINT) + encode_varint(1)
+        for entry in (ok, bad):
+            reply += field_key(22, LENGTH_DELIMITED) + encode_varint(len(entry)) + entry
+        server = ReplyServer(reply)
+        try:
+            with DISClient(server.url, "p", token="t", serialization="protobuf") as client:
+                result = client.put_records("s", [(b"a", None), (b"b", None)])
+        finally:
+            server.close()
+        assert (1, [True, False]) == (
+            result.failed_record_count,
             [record.ok for record in result.records],
         )
 
