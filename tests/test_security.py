@@ -675,3 +675,18 @@ class TestCommandLineSecrets:
         )
         assert (2, 1, False) == (code, len(err.splitlines()), "Traceback" in out + err)
         assert "TokenWithAControlChar" not in out + err
+
+
+class TestHeaderValues:
+    def test_callable_token_with_a_trailing_newline_is_stripped(self, emulator, stream):
+        """A token callable that returns the file's text, newline included, works."""
+        token = emulator.issue_token()
+        with DISClient(emulator.url, emulator.project_id, token=lambda: f"  {token}\r\n") as c:
+            assert c.put_records(stream, [(b"x", None)]).ok
+        assert 1 == len(emulator.records(stream))
+
+    def test_static_values_are_stripped(self, emulator, stream):
+        """A static token read with its newline is stripped at construction."""
+        token = emulator.issue_token()
+        with DISClient(emulator.url, emulator.project_id, token=token + "\n") as client:
+            assert client.put_records(stream, [(b"x", None)]).ok
