@@ -1386,8 +1386,15 @@ class DISClient:
             http.client.HTTPException,
             OSError,
         ) as exc:
+            # The request was cut at its own deadline: request_timeout, or less when the
+            # caller (a flush or close with a budget) had less left.
+            cut = max(limit)
             error = TransportError(
-                self._clean(describe_transport_failure(operation, url, exc, self.request_timeout))
+                self._clean(
+                    describe_transport_failure(
+                        operation, url, exc, cut, by_caller=cut < self.request_timeout
+                    )
+                )
             )
         except ValueError as exc:
             # http.client's ValueError('Invalid header value b"..."') quotes the value, which may
@@ -1651,7 +1658,12 @@ def _causes(exc: BaseException) -> List[BaseException]:
 
 
 def describe_transport_failure(
-    operation: str, url: str, exc: BaseException, timeout: Optional[float] = None
+    operation: str,
+    url: str,
+    exc: BaseException,
+    timeout: Optional[float] = None,
+    *,
+    by_caller: bool = False,
 ) -> str:
     """Say in one line why no HTTP reply arrived, and what to try next.
 
@@ -1664,6 +1676,8 @@ def describe_transport_failure(
         url: the URL that was requested.
         exc: the exception raised by requests, urllib3 or the socket layer.
         timeout: the request timeout in seconds, for the timeout message; default ``None``.
+        by_caller: ``timeout`` was what was left of a caller's budget (a ``flush(timeout)``,
+            ``close()`` or the exit drain), shorter than ``request_timeout``; default ``False``.
 
     Returns:
         The message, without secrets only if ``exc``'s text had none (the client cleans it).
@@ -1676,7 +1690,8 @@ def describe_transport_failure(
     def has(*types: type) -> bool:
         return any(isinstance(item, types) for item in chain)
 
-    timeout_text = f" within {timeout:g} s (request_timeout)" if timeout else ""
+    source = "what was left of the caller's timeout" if by_caller else "request_timeout"
+    timeout_text = f" within {round(timeout, 2):g} s ({source})" if timeout else ""
     if has(urllib3.exceptions.NameResolutionError, socket.gaierror):
         region = _REGION_HOST.match(host)
         if region is not None:

@@ -55,6 +55,18 @@ class TestClientDeadline:
         client.close()
         assert elapsed < 1.0 + SLACK
 
+    def test_the_error_names_the_deadline_that_cut_the_request(self, hostile_server):
+        """A request cut at the caller's budget says so, with that budget, not request_timeout."""
+        server = hostile_server("no_reply")
+        client = make_client(server.url)
+        with pytest.raises(TransportError) as caught:
+            client.put_records("s", [(b"x", None)], timeout=0.5)
+        client.close()
+        assert (
+            f"PutRecords: no reply from 127.0.0.1:{server.port} within 0.5 s "
+            "(what was left of the caller's timeout)"
+        ) in str(caught.value)
+
     def test_a_tls_handshake_that_never_ends_keeps_the_deadline(self, hostile_server):
         """An https endpoint that accepts and never answers the TLS handshake is cut at the
         call's timeout."""
