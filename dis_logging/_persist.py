@@ -13,7 +13,9 @@ records from disk:
 A record that finds the memory queue full hands the oldest batch over (:meth:`Persister.hand_off`):
 the batch leaves the queue at once and waits, with at most ``max_queue_records`` others, for the
 persist thread. When that hand-off is full too, the caller waits at most :data:`HANDOFF_WAIT` for
-the persist thread to take a batch from it. So a burst that outruns the thread is not dropped while
+the persist thread to take a batch from it (and after one such wait ran out, nobody waits again
+until the persist thread made progress: a hung disk costs the application one wait, not one per
+record). So a burst that outruns the thread is not dropped while
 the spool has room, the caller never touches the disk, and memory stays bounded by twice the
 queue's bound.
 
@@ -117,6 +119,9 @@ class Persister:
         self._handoff: Deque[Batch] = deque()
         self._handoff_records = 0
         self._handoff_ready = threading.Condition(threading.Lock())  # notified when one leaves
+        # Set when a caller's wait for the hand-off ran out (the persist step is stuck, on a hung
+        # disk say): later callers do not wait at all until the persist step takes a batch again.
+        self._stalled = False
         self._low_records = max(int(buffer.max_records * HIGH_WATER) // 2, 1)
         self._low_bytes = max(int(buffer.max_bytes * HIGH_WATER) // 2, 1)
         buffer.set_spill(
@@ -232,20 +237,26 @@ class Persister:
 
         The batch is parked for the persist thread while fewer than ``max_queue_records``
         records are parked. When that many are parked already, the caller waits at most
-        :data:`HANDOFF_WAIT` for the persist thread to start writing one of them. The caller never
-        touches the disk. While the spool is paused or unusable it returns at once, and the
-        overflow policy applies.
+        :data:`HANDOFF_WAIT` for the persist thread to start writing one of them; once such a
+        wait ran out, later callers do not wait until the persist thread makes progress. The
+        caller never touches the disk. While the spool is paused or unusable it returns at once,
+        and the overflow policy applies.
         """
         if self._stop.is_set() or self._clock() < self._paused_until or self._is_unusable():
             return
         limit = self.buffer.max_records
         with self._handoff_ready:
             if self._handoff_records >= limit:
+                if self._stalled:
+                    return  # one caller waited in vain already: no more waits until progress
                 self.wake()
                 deadline = time.monotonic() + HANDOFF_WAIT
                 while self._handoff_records >= limit:
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0 or self._stop.is_set():
+                    if remaining <= 0:
+                        self._stalled = True
+                        return
+                    if self._stop.is_set():
                         return
                     if self._clock() < self._paused_until:
                         return
@@ -262,6 +273,7 @@ class Persister:
                 return None
             batch = self._handoff.popleft()
             self._handoff_records -= len(batch)
+            self._stalled = False
             self._handoff_ready.notify_all()
             return batch
 

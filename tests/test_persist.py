@@ -167,3 +167,31 @@ class TestPersist:
             assert persister.join(5.0)
         assert 3 == len(spool.rows)
         assert {"dis-logging-spool"} == set(spool.threads)
+
+    def test_a_stuck_spool_never_blocks_the_caller_for_long(self, monkeypatch):
+        """With the spool stuck, one caller waits the hand-off bound; later ones shed at once."""
+        import dis_logging._persist as persist_module
+
+        monkeypatch.setattr(persist_module, "HANDOFF_WAIT", 0.01)
+        buffer, spool, persister, _ = make(records=20)
+        release = threading.Event()
+        original_put = spool.put
+
+        def stuck_put(entries):
+            release.wait(30)
+            return original_put(entries)
+
+        spool.put = stuck_put
+        persister.flush_interval = 0.01
+        assert persister.start()
+        try:
+            fill(buffer, 200)  # returns: queue and hand-off full, the rest shed per the policy
+            counts = buffer.snapshot()
+            assert 200 == counts.emitted
+            assert counts.dropped > 0
+            assert counts.queued + counts.dropped == 200  # nothing reached the stuck spool yet
+            assert persister._stalled  # the callers after the first wait shed without waiting
+        finally:
+            release.set()
+            persister.stop()
+            assert persister.join(5.0)
