@@ -1478,12 +1478,16 @@ class DISClient:
         )
         if response.status_code not in (200, 201):
             raise self._error("IAM token", response, token_auth=False)
+        issued: Optional[IssuedToken]
         try:
-            return parse_iam_token_reply(
+            issued = parse_iam_token_reply(
                 response.headers.get("X-Subject-Token"), json.loads(response.content)
             )
         except ValueError:
-            raise self._malformed("IAM token", response, _request_id(response.headers)) from None
+            issued = None  # raised below, outside this clause: the parser's frame holds the token
+        if issued is None:
+            raise self._malformed("IAM token", response, _request_id(response.headers))
+        return issued
 
     def _fetch_metadata_credentials(self) -> TemporaryCredentials:
         """Get a temporary AK/SK/security-token set from the metadata service (DIS-API.md 13)."""

@@ -181,9 +181,10 @@ class EchoServer:
     """A loopback server that issues ``iam_token`` from IAM and echoes every credential header
     it receives back in a DIS error body, as a careless gateway might."""
 
-    def __init__(self, iam_token: str) -> None:
+    def __init__(self, iam_token: str, iam_body: bool = True) -> None:
         owner = self
         self.iam_token = iam_token
+        self.iam_body = iam_body
         self.requests = 0
 
         class Handler(BaseHTTPRequestHandler):
@@ -209,7 +210,9 @@ class EchoServer:
                     payload: Dict[str, Any] = {
                         "token": {
                             "issued_at": "2024-01-03T03:04:05.000000Z",
-                            "expires_at": "2024-01-04T03:04:05.000000Z",
+                            "expires_at": "2024-01-04T03:04:05.000000Z"
+                            if owner.iam_body
+                            else "not a time",
                         }
                     }
                 else:
@@ -358,6 +361,22 @@ class TestRuntimeSecretsNeverSurface:
 
 
 class TestTracebackLocals:
+    @SECRET_SETTINGS
+    @given(token=secrets, password=secrets)
+    def test_malformed_iam_reply_keeps_the_token_out_of_locals(self, token, password):
+        """An IAM reply with a token but an unreadable body fails without the token anywhere
+        in the traceback, its locals or its context."""
+        server = EchoServer(token, iam_body=False)
+        try:
+            with DISClient(
+                server.url, "p", username="u", password=password, domain_name="d"
+            ) as client:
+                with pytest.raises(DISError) as info:
+                    client.put_records("s", [(b"x", None)])
+        finally:
+            server.close()
+        assert_absent(traceback_texts(info.value), token, password)
+
     @SECRET_SETTINGS
     @given(password=secrets)
     def test_iam_fetch_failure_keeps_the_password_out_of_locals(self, password):
