@@ -636,6 +636,10 @@ class AKSKSigner:
         security_token: token of temporary credentials, sent and signed as ``X-Security-Token``;
             default ``None``, no such header.
         now: returns the current UTC time for ``X-Sdk-Date``; default the system clock.
+
+    Raises:
+        ConfigError: the AK or security token holds a character an HTTP header cannot carry
+            (surrounding whitespace is removed first); the message does not show the value.
     """
 
     def __init__(

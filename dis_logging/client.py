@@ -663,8 +663,10 @@ class DISClient:
             ``None``, no report.
 
     Raises:
-        ConfigError: a malformed URL, project id, timeout, pool size or serialization, a CA bundle
-            path that does not exist, a missing or incomplete set of credentials, or
+        ConfigError: a malformed URL, project id, timeout, pool size or serialization, a
+            ``verify`` that is neither a bool, ``"true"``/``"false"`` nor an existing path, a
+            token, security token or AK holding a control character, a missing or incomplete set
+            of credentials, or
             ``metadata_endpoint`` together with other credentials. The precedence
             of credentials is ``token``, then ``ak``/``sk``, then ``username``/``password``.
     """
@@ -898,7 +900,11 @@ class DISClient:
             TransportError: no reply (connection refused or dropped, timeout). After a read timeout
                 the records may have been stored: resending can duplicate them.
             DISHTTPError: the whole request failed; see :mod:`dis_logging.errors` for the
-                subclasses.
+                subclasses. A :class:`RequestError` with ``too_large`` set means the record data
+                exceeded the stream type's per-request limit (``data_limit``): resend in smaller
+                requests. After a lasting authentication failure (a signature, an IAM login, or a
+                token refused even when fresh), calls raise the same :class:`AuthError` without a
+                request, with ``repeat`` set, for :data:`AUTH_BLOCK_FIRST` seconds (doubling).
             ValueError: ``timeout`` is not a positive number.
         """
         if timeout is not None and not timeout > 0:
