@@ -208,6 +208,28 @@ print("survived")
         assert [f"rec-{i}" for i in range(10)] == stored(emulator, stream)
         assert elapsed < 5.0 + SLACK + 2.0
 
+    def test_sigterm_while_the_buffer_lock_is_held(self, emulator, stream):
+        """A SIGTERM whose Python handler runs while the main thread holds the buffer's lock
+        (inside an append) neither deadlocks nor loses the queue."""
+        body = (
+            TRACE_INTO_PUT.replace("SIGNAL", "signal.SIGTERM")
+            + """
+handler = make_handler()
+log.addHandler(handler)
+for i in range(5):
+    log.info("rec-%d", i)
+sys.settrace(tracer)
+log.info("rec-5")
+sys.settrace(None)
+time.sleep(30)
+print("survived")
+"""
+        )
+        done, elapsed = run(emulator, stream, body)
+        assert (-signal.SIGTERM, "") == (done.returncode, done.stdout), done.stderr
+        assert [f"rec-{i}" for i in range(6)] == stored(emulator, stream)
+        assert elapsed < 5.0 + SLACK + 2.0
+
     def test_sigterm_in_a_multiprocessing_child(self, emulator, stream):
         """A forked multiprocessing child ended by terminate() drains its own records first."""
         body = """
@@ -277,6 +299,26 @@ print(process.exitcode)
         assert ["child-0", "child-1", "child-2"] == stored(emulator, stream)
 
 
+#: A trace function that sends SIGNAL to the process once RecordBuffer.put holds its lock (the
+#: local ``count`` is assigned inside ``with self._lock``); Python runs the signal's handler at
+#: the next bytecode, in that frame, with the lock held.
+TRACE_INTO_PUT = """
+from dis_logging.buffer import RecordBuffer
+fired = []
+
+def tracer(frame, event, arg):
+    if frame.f_code is not RecordBuffer.put.__code__:
+        return None
+
+    def local(frame, event, arg):
+        if event == "line" and not fired and "count" in frame.f_locals:
+            fired.append(True)
+            os.kill(os.getpid(), SIGNAL)
+        return local
+
+    return local
+"""
+
 STATS = """
 stats = handler.stats
 print(json.dumps({"emitted": stats.emitted, "sent": stats.sent, "dropped": stats.dropped,
@@ -324,6 +366,35 @@ handler.close()
         assert 0 == stats["queued"]
         assert stats["emitted"] == stats["sent"] + stats["dropped"] + stats["failed"]
         assert stats["emitted"] >= 3000
+
+    def test_logging_from_a_signal_handler_while_the_lock_is_held(self, emulator, stream):
+        """A record logged by a signal handler that runs while the main thread holds the
+        buffer's lock is counted as reentrant, and nothing blocks."""
+        body = (
+            TRACE_INTO_PUT.replace("SIGNAL", "signal.SIGUSR1")
+            + """
+handler = make_handler()
+log.addHandler(handler)
+signal.signal(signal.SIGUSR1, lambda signum, frame: log.info("from-signal"))
+sys.settrace(tracer)
+log.info("outer")
+sys.settrace(None)
+log.info("after")
+handler.flush(5)
+handler.close()
+"""
+            + STATS
+        )
+        done, _ = run(emulator, stream, body)
+        assert (0, "") == (done.returncode, done.stderr)
+        stats = json.loads(done.stdout)
+        assert (3, 2, {"reentrant": 1}, 0) == (
+            stats["emitted"],
+            stats["sent"],
+            stats["drops"],
+            stats["queued"],
+        )
+        assert ["after", "outer"] == stored(emulator, stream)
 
     def test_a_formatter_that_logs_is_counted_reentrant(self, emulator, stream, make_handler):
         """A record logged by the handler's own formatter is dropped and counted as reentrant."""
