@@ -15,9 +15,8 @@ the batch leaves the queue at once and waits, with at most ``max_queue_records``
 persist thread. When that hand-off is full too, the caller waits at most :data:`HANDOFF_WAIT` for
 the persist thread to take a batch from it (and after one such wait ran out, nobody waits again
 until the persist thread made progress: a hung disk costs the application one wait, not one per
-record). So a burst that outruns the thread is not dropped while
-the spool has room, the caller never touches the disk, and memory stays bounded by twice the
-queue's bound.
+record). So a burst that outruns the thread is not dropped while the spool has room, the caller
+never touches the disk, and memory stays bounded by twice the queue's bound.
 
 When the spool cannot take a batch (``spool_max_bytes`` reached, disk full, I/O error) the records
 stay in memory for the send step, and the persister tries again after ``flush_interval``; only the
@@ -191,7 +190,8 @@ class Persister:
     def persist(self, *, everything: bool) -> int:
         """Write handed-off batches, then buffered records, to the spool, oldest first.
 
-        The writer slot is taken per batch, so an overflowing caller waits at most one batch.
+        The writer slot is taken per batch, so the send step's own writes (failed batches in an
+        outage) interleave with a long run instead of waiting for all of it.
 
         Args:
             everything: write every buffered record; ``False`` writes only while the queue is at
