@@ -83,7 +83,11 @@ def test_flask_example_error(emulator, stream, flask_example):
     assert handler.flush(10.0)
     stored = {e["message"]: e for e in events(emulator, stream, 2)}
     access = stored["GET /boom 500"]
-    assert ("req-boom", 500) == (access["request_id"], access["status_code"])
+    assert ("req-boom", 500, "ERROR") == (
+        access["request_id"],
+        access["status_code"],
+        access["level"],
+    )
     # Flask's own record of the exception has the request fields as well
     (error,) = [e for e in stored.values() if e["logger"] == "flask_app_example"]
     assert ("req-boom", "/boom") == (error["request_id"], error["http_path"])
