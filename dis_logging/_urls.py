@@ -13,12 +13,20 @@ from urllib.parse import urlsplit
 
 from dis_logging.errors import ConfigError
 
-__all__ = ["METADATA_HOST", "check_base_url", "check_metadata_endpoint", "is_loopback"]
+__all__ = [
+    "METADATA_HOST",
+    "METADATA_SECURITY_KEY_PATH",
+    "check_base_url",
+    "check_metadata_endpoint",
+    "is_loopback",
+]
 
 #: The link-local address of the ECS/CCE metadata service (DIS-API.md §13).
 METADATA_HOST: Final = "169.254.169.254"
 #: Its base URL: plain HTTP, as the service offers nothing else (DIS-API.md §13).
 DEFAULT_METADATA_ENDPOINT: Final = f"http://{METADATA_HOST}"
+#: Path of the temporary credentials under the metadata service's base URL (DIS-API.md §13).
+METADATA_SECURITY_KEY_PATH: Final = "/openstack/latest/securitykey"
 
 
 def is_loopback(host: str) -> bool:
@@ -86,19 +94,35 @@ def check_metadata_endpoint(value: object) -> str:
 
     Args:
         value: ``http://169.254.169.254`` (the documented address), ``http://`` to a loopback
-            host (a local stand-in such as the emulator), or any ``https://`` URL.
+            host (a local stand-in such as the emulator), or any ``https://`` URL. The full URL
+            of the credentials, ending in :data:`METADATA_SECURITY_KEY_PATH`, is accepted too.
 
     Returns:
-        The URL, stripped of blanks and of a trailing ``/``.
+        The base URL, stripped of blanks, of a trailing ``/`` and of a trailing
+        :data:`METADATA_SECURITY_KEY_PATH`.
 
     Raises:
         ConfigError: what :func:`check_base_url` refuses, and ``http://`` to any other host: the
-            reply carries a secret key, so it never crosses a network in clear.
+            reply carries a secret key, so it never crosses a network in clear
+            (``allow_insecure_http`` does not change that).
     """
     try:
-        is_metadata_host = (
-            isinstance(value, str) and urlsplit(value.strip()).hostname == METADATA_HOST
-        )
+        host = urlsplit(value.strip()).hostname if isinstance(value, str) else None
     except ValueError:  # check_base_url reports the malformed URL
-        is_metadata_host = False
-    return check_base_url("metadata_endpoint", value, allow_http=is_metadata_host)
+        host = None
+    if (
+        isinstance(value, str)
+        and value.strip().lower().startswith("http://")
+        and host is not None
+        and host != METADATA_HOST
+        and not is_loopback(host)
+    ):
+        raise ConfigError(
+            "metadata_endpoint",
+            f"http:// is only allowed for {METADATA_HOST} and loopback hosts, got {host!r}: the "
+            "reply holds a secret key; use https://",
+        )
+    url = check_base_url("metadata_endpoint", value, allow_http=host == METADATA_HOST)
+    if url.endswith(METADATA_SECURITY_KEY_PATH):
+        url = url[: -len(METADATA_SECURITY_KEY_PATH)]
+    return url.rstrip("/")

@@ -240,6 +240,35 @@ class TestEndpointCheck:
             check_metadata_endpoint(url)
         assert "metadata_endpoint" == info.value.field
 
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://169.254.169.254/openstack/latest/securitykey",
+            "http://127.0.0.1:8080/openstack/latest/securitykey/",
+            "https://metadata.example/openstack/latest/securitykey",
+        ],
+    )
+    def test_full_credentials_url_is_cut_to_the_base(self, url):
+        """The URL of the credentials themselves, as the docs print it, gives its base URL."""
+        base = url.rstrip("/")[: -len("/openstack/latest/securitykey")]
+        assert base == check_metadata_endpoint(url)
+
+    def test_plain_http_message_does_not_suggest_an_opt_in_that_does_not_apply(self):
+        """The refusal names the hosts http:// is allowed for, not allow_insecure_http."""
+        with pytest.raises(ConfigError) as info:
+            HandlerConfig.from_kwargs(
+                {},
+                stream_name="s",
+                endpoint="https://dis.example",
+                project_id="p",
+                metadata_credentials=True,
+                metadata_endpoint="http://10.1.2.3",
+                allow_insecure_http=True,
+            )
+        assert "metadata_endpoint" == info.value.field
+        assert "169.254.169.254 and loopback" in str(info.value)
+        assert "allow_insecure_http" not in str(info.value)
+
 
 class TestConfig:
     def test_default_endpoint_is_the_link_local_address(self):
@@ -383,12 +412,12 @@ def metadata_requests(emulator):
 
 
 def handler_for(emulator, stream, **options):
+    options.setdefault("metadata_endpoint", emulator.metadata_endpoint)
     return DISHandler(
         stream_name=stream,
         endpoint=emulator.url,
         project_id=emulator.project_id,
         metadata_credentials=True,
-        metadata_endpoint=emulator.metadata_endpoint,
         flush_interval=0.05,
         **options,
     )
@@ -411,6 +440,24 @@ class TestHandler:
         assert 1 == len(metadata_requests(emulator))
         puts = [r for r in emulator.requests if r.operation == "PutRecords"]
         assert [(200, "aksk")] * 3 == [(r.status, r.auth) for r in puts]
+
+    def test_full_credentials_url_as_endpoint_ships(self, emulator, stream):
+        """metadata_endpoint given as the full securitykey URL fetches from the right path."""
+        handler = handler_for(
+            emulator,
+            stream,
+            metadata_endpoint=emulator.metadata_endpoint + emulator.metadata_path,
+        )
+        logger = logging.getLogger("test.metadata")
+        logger.addHandler(handler)
+        try:
+            logger.warning("via the full URL")
+            assert handler.flush(10.0)
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+        assert 1 == len(emulator.records(stream))
+        assert [200] == [r.status for r in metadata_requests(emulator)]
 
     def test_environment_configures_the_handler(self, emulator, stream, monkeypatch):
         """DIS_LOGGING_METADATA_CREDENTIALS and _ENDPOINT alone make the handler use the route."""
