@@ -76,7 +76,8 @@ def test_fastapi_setup(emulator, readme_stream):
             return {"item_id": item_id}
 
         client = TestClient(app)
-        assert "r-1" == client.get("/items/1", headers={"X-Request-ID": "r-1"}).headers["x-request-id"]
+        reply = client.get("/items/1", headers={"X-Request-ID": "r-1"})
+        assert "r-1" == reply.headers["x-request-id"]
         assert handler.flush(10.0)
         """
     )
@@ -105,7 +106,8 @@ def test_flask_setup(emulator, readme_stream):
             return {"order_id": order_id}
 
         client = app.test_client()
-        assert "f-1" == client.get("/orders/1", headers={"X-Request-ID": "f-1"}).headers["X-Request-ID"]
+        reply = client.get("/orders/1", headers={"X-Request-ID": "f-1"})
+        assert "f-1" == reply.headers["X-Request-ID"]
         assert handler.flush(10.0)
         """
     )
