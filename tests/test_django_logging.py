@@ -304,14 +304,19 @@ class TestSystemCheck:
         config = valid_logging(emulator, stream)
         config["handlers"]["dis"]["flush_intervall"] = 1
         with override_settings(LOGGING=config):
-            assert ["dis_logging.E001"] == self.ids(check_logging())
+            [message] = check_logging()
+        assert "dis_logging.E001" == message.id
+        assert "did you mean 'flush_interval'" in message.msg
+        assert "Correct or remove the option" in message.hint
 
     def test_reports_missing_credentials(self, emulator, stream):
         """A handler without credentials, and none in the environment, is reported."""
         config = valid_logging(emulator, stream)
         del config["handlers"]["dis"]["ak"], config["handlers"]["dis"]["sk"]
         with override_settings(LOGGING=config):
-            assert ["dis_logging.E001"] == self.ids(check_logging())
+            [message] = check_logging()
+        assert "dis_logging.E001" == message.id
+        assert "HUAWEICLOUD_SDK_*" in message.hint
 
     def test_warns_when_the_filter_is_missing(self, emulator, stream):
         """With the middleware but without the filter on a DISHandler, W001 is reported."""

@@ -19,7 +19,7 @@ Messages:
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Final, List, Mapping, Optional
 
 from django.conf import settings  # type: ignore[import-untyped]  # no django-stubs
 from django.core import checks  # type: ignore[import-untyped]  # no django-stubs
@@ -38,6 +38,9 @@ _FILTER_PATHS = (
 )
 # Keys of a handler entry that dictConfig consumes itself; the rest are handler arguments.
 _DICTCONFIG_KEYS = frozenset({"class", "level", "formatter", "filters", "()", "."})
+_UNKNOWN_HINT: Final = (
+    "Correct or remove the option in settings.LOGGING; the message names the closest valid one."
+)
 
 
 def _resolve(path: object) -> Optional[type]:
@@ -118,10 +121,13 @@ def check_logging(app_configs: Optional[List[Any]] = None, **kwargs: Any) -> Lis
         try:
             HandlerConfig.from_kwargs(**options)
         except ConfigError as exc:
+            unknown = f"{exc.field}: unknown setting" in str(exc)  # unknown_keywords_error
             messages.append(
                 checks.Error(
                     f"{where}: {exc}",
-                    hint="Fix the option in settings.LOGGING or set the matching "
+                    hint=_UNKNOWN_HINT
+                    if unknown
+                    else "Fix the option in settings.LOGGING or set the matching "
                     "HUAWEICLOUD_SDK_* environment variable.",
                     obj="settings.LOGGING",
                     id="dis_logging.E001",
