@@ -1690,7 +1690,8 @@ def describe_transport_failure(
             ``close()`` or the exit drain), shorter than ``request_timeout``; default ``False``.
 
     Returns:
-        The message, without secrets only if ``exc``'s text had none (the client cleans it).
+        The message. Only the generic case quotes ``exc``'s text; :class:`DISClient` masks any
+        secret in the result before raising it.
     """
     parts = urlsplit(url)
     host = parts.hostname or parts.netloc
