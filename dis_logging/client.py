@@ -1647,6 +1647,15 @@ def shorten(text: str, limit: int) -> str:
     return head.rstrip(" ,;:") + "…"
 
 
+#: A host name that does not resolve; urllib3 1.26 has no NameResolutionError of its own (the
+#: socket.gaierror is then in the exception chain).
+_NAME_RESOLUTION_ERRORS: Final = tuple(
+    kind
+    for kind in (getattr(urllib3.exceptions, "NameResolutionError", None), socket.gaierror)
+    if isinstance(kind, type)
+)
+
+
 def _causes(exc: BaseException) -> List[BaseException]:
     """``exc`` and what it wraps: causes, contexts, and urllib3's ``reason``, outermost first."""
     chain: List[BaseException] = []
@@ -1703,7 +1712,7 @@ def describe_transport_failure(
 
     source = "what was left of the caller's timeout" if by_caller else "request_timeout"
     timeout_text = f" within {round(timeout, 2):g} s ({source})" if timeout else ""
-    if has(urllib3.exceptions.NameResolutionError, socket.gaierror):
+    if has(*_NAME_RESOLUTION_ERRORS):
         region = _REGION_HOST.match(host)
         if region is not None:
             return (

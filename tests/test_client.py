@@ -1039,6 +1039,26 @@ class TestTransportMessages:
             f"PutRecords: the host {host} does not resolve; is the region 'cn-nowhere-9' right"
         )
 
+    def test_gaierror_in_the_chain_is_a_resolution_failure(self):
+        """A socket.gaierror anywhere in the chain (urllib3 1.26's shape) reads as DNS failure."""
+        import socket
+
+        import requests
+
+        from dis_logging.client import describe_transport_failure
+
+        try:
+            try:
+                raise socket.gaierror(-2, "Name or service not known")
+            except socket.gaierror as inner:
+                raise requests.exceptions.ConnectionError("Max retries exceeded") from inner
+        except requests.exceptions.ConnectionError as outer:
+            error = outer
+        message = describe_transport_failure("GetCursor", "https://dis.example.internal/v2", error)
+        assert message.startswith(
+            "GetCursor: the host dis.example.internal does not resolve; check the endpoint"
+        )
+
     @pytest.mark.parametrize("limit", [20, 37, 60])
     def test_shorten_never_cuts_a_word(self, limit):
         """shorten() keeps whole words and marks the cut."""
