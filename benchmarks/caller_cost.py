@@ -39,6 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from benchmarks.baselines import FormatOnlyHandler
 from benchmarks.common import (
     MESSAGE,
+    QUEUE_BYTES,
     USER,
     BlackHole,
     Sizes,
@@ -171,6 +172,7 @@ def run(sizes: Sizes, emu: EmulatorProcess, handler_cls: Any) -> Dict[str, Any]:
                     project_id=emu.project_id,
                     token="bench-token",
                     max_queue_records=sizes.p1_calls + 1_000,
+                    max_queue_bytes=QUEUE_BYTES,
                     close_timeout=0.1,
                     diagnostics=lambda message: None,
                 )

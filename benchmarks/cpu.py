@@ -29,6 +29,7 @@ from typing import Any, Dict, List
 from benchmarks.baselines import FormatOnlyHandler
 from benchmarks.common import (
     MESSAGE,
+    QUEUE_BYTES,
     USER,
     Sizes,
     isolated_logger,
@@ -68,6 +69,7 @@ def worker(args: Dict[str, Any]) -> Dict[str, Any]:
             ak=args["ak"],
             sk=args["sk"],
             max_queue_records=n + 1_000,
+            max_queue_bytes=QUEUE_BYTES,
         )
     handler.setFormatter(make_json_formatter())
     info = isolated_logger("bench.p3", handler).info

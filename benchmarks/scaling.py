@@ -21,7 +21,15 @@ import time
 from typing import Any, Dict, List
 
 from benchmarks import cpu
-from benchmarks.common import MESSAGE, USER, Sizes, isolated_logger, percentile, result
+from benchmarks.common import (
+    MESSAGE,
+    QUEUE_BYTES,
+    USER,
+    Sizes,
+    isolated_logger,
+    percentile,
+    result,
+)
 from benchmarks.emulator_host import EmulatorProcess
 
 THREADS = (1, 4, 16)
@@ -39,6 +47,7 @@ def _threads_run(emu: EmulatorProcess, handler_cls: Any, threads: int, n: int) -
         project_id=emu.project_id,
         token=emu.token(),
         max_queue_records=n + 1_000,
+        max_queue_bytes=QUEUE_BYTES,
     )
     logger = isolated_logger(f"bench.s1.{threads}", handler)
     per_thread = n // threads

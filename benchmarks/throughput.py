@@ -29,6 +29,7 @@ from benchmarks.baselines import (
 )
 from benchmarks.common import (
     MESSAGE,
+    QUEUE_BYTES,
     USER,
     Sizes,
     isolated_logger,
@@ -115,6 +116,7 @@ def dis_rate(
         project_id=emu.project_id,
         token=emu.token(),
         max_queue_records=n + 1_000,
+        max_queue_bytes=QUEUE_BYTES,
         **kwargs,
     )
     if factory is not None:

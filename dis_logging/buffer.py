@@ -56,12 +56,12 @@ def payload_size(data: Payload) -> int:
     Returns:
         The size in bytes used for ``max_queue_bytes`` and for cutting batches.
     """
-    return len(data) if data.__class__ is bytes else cast(int, data[1])
+    return len(data) if data.__class__ is bytes else data[1]  # estimate of a capture
 
 
 def _item_size(item: Item) -> int:
     data = item[1]
-    size = len(data) if data.__class__ is bytes else cast(int, data[1])
+    size = len(data) if data.__class__ is bytes else data[1]  # estimate of a capture
     return size if item[2] is None else size + len(item[2])
 
 
@@ -307,7 +307,7 @@ class RecordBuffer:
             ``False`` otherwise, including when the record was refused (counted as an
             ``"overflow"`` drop).
         """
-        size = len(data) if data.__class__ is bytes else cast(int, data[1])
+        size = len(data) if data.__class__ is bytes else data[1]  # estimate of a capture
         if key is not None:
             size += len(key)
         high = levelno >= self.priority_level
@@ -391,7 +391,7 @@ class RecordBuffer:
                     source = high
                 item = source[0]
                 data = item[1]
-                length = len(data) if data.__class__ is bytes else cast(int, data[1])
+                length = len(data) if data.__class__ is bytes else data[1]  # estimate of a capture
                 if items and size + length > max_bytes:
                     break
                 source.popleft()
