@@ -11,10 +11,10 @@ the same round (the logging machinery itself plus the loop) is subtracted.
 
 Two DISHandlers run. The one the target is stated on sends to a black hole (a port that accepts the
 connection and never answers), a fresh one for each round so that each starts empty like the
-drained queue: its flusher sits in one request, so the figure is the caller's own path (format, size
-check, append, wake). The other posts to the emulator process
-while the caller logs, so its wall-clock figure also holds the time the caller waited for the GIL
-while the flusher encoded and sent batches (``live_ratio``: wall clock against the QueueHandler's);
+drained queue: its flusher sits in one request, so the figure is the caller's own path (capture,
+size check, append, wake). The other posts to the emulator process while the caller logs, so its
+wall-clock figure also holds the time the caller waited for the GIL while the flusher encoded and
+sent batches (``live_ratio``: wall clock against the QueueHandler's);
 ``flush()`` between rounds empties it. The flusher's CPU itself is P3's subject.
 
 The baseline is the stdlib ``QueueHandler`` on a ``queue.Queue`` with nobody consuming it during the
