@@ -103,8 +103,9 @@ class RequestContextMiddleware:
             ``None`` or ``""`` writes no header.
         access_logger: name of a logger that gets one INFO record per HTTP request after the
             response ends, ``"METHOD path status"`` with ``duration_ms`` (milliseconds, float);
-            default ``None``, no access records. A request whose application raised before it
-            started a response is logged with status 500 at ERROR.
+            default ``None``, no access records. A request whose application raised is logged at
+            ERROR: with status 500 when no response had started, otherwise with the status sent
+            (a streamed body cut short).
         user_id: called with the scope when a record reads ``user_id``; returns the id or
             ``None``. Default :func:`scope_user_id` (``scope["user"]`` as Starlette sets it).
     """
@@ -208,7 +209,7 @@ class RequestContextMiddleware:
             context.status_code = 500  # what the server answers for an app that raised
         status = context.status_code
         duration_ms = round((time.monotonic() - started) * 1000.0, 3)
-        level = logging.ERROR if status is not None and status >= 500 and failed else logging.INFO
+        level = logging.ERROR if failed else logging.INFO  # the application raised
         self.access_logger.log(
             level,
             "%s %s %s",

@@ -89,9 +89,8 @@ class RequestContext:
             ``None`` or ``""`` writes no header.
         access_logger: name of a logger that gets one INFO record per request at teardown,
             ``"METHOD path status"`` with ``duration_ms`` (milliseconds, float); default ``None``,
-            no access records. A request that ended with an unhandled exception (Flask's 500
-            page, or no response at all) is logged at ERROR, with status 500 when there was no
-            response, as the ASGI middleware does.
+            no access records. A request that ended with an unhandled exception is logged at
+            ERROR (with status 500 when there was no response), as the ASGI middleware does.
         user_id: called with the Flask request when a record reads ``user_id``; returns the id or
             ``None``. Default :func:`flask_login_user_id`.
     """
@@ -166,8 +165,7 @@ class RequestContext:
             if self.access_logger is not None and isinstance(context, _Context):
                 if error is not None and context.status_code is None:
                     context.status_code = 500  # what Flask answers for an unhandled exception
-                # As in the ASGI middleware: the application raised and the answer is a 5xx.
-                failed = error is not None and (context.status_code or 500) >= 500
+                failed = error is not None  # as in the ASGI middleware: the application raised
                 started = flask.g.get(_G_STARTED, time.monotonic())
                 self.access_logger.log(
                     logging.ERROR if failed else logging.INFO,

@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 
 from dis_logging.asgi import RequestContextMiddleware, scope_user_id
@@ -176,6 +176,14 @@ async def fail(request):
     raise RuntimeError("failed before any response")
 
 
+async def cut_short(request):
+    async def body():
+        yield b"first part"
+        raise RuntimeError("failed in the middle of the body")
+
+    return StreamingResponse(body())
+
+
 async def echo_context(websocket):
     await websocket.accept()
     context = get_request_context()
@@ -187,6 +195,7 @@ ROUTES = [
     Route("/hello", hello),
     Route("/own", own_header),
     Route("/fail", fail),
+    Route("/cut", cut_short),
     WebSocketRoute("/ws", echo_context),
 ]
 
@@ -327,6 +336,19 @@ class TestStarlette:
             access["status_code"],
         )
         assert get_request_context() is None
+
+    def test_failure_after_the_response_started_is_an_error(self, emulator, stream, dis_handler):
+        """A body that raises half way keeps the status sent, and the access record is ERROR."""
+        app = starlette_app(access_logger="test.asgi.access")
+        with pytest.raises(RuntimeError, match="middle of the body"):
+            call(app, "/cut", {"X-Request-ID": "r-5"})
+        (access,) = events(emulator, stream, 1)
+        assert ("GET /cut 200", "ERROR", "r-5", 200) == (
+            access["message"],
+            access["level"],
+            access["request_id"],
+            access["status_code"],
+        )
 
     def test_websocket_has_the_context(self):
         """A WebSocket connection runs with a request context and gets the id on its accept."""
