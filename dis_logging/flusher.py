@@ -196,6 +196,14 @@ class RateLimiter:
             rates as ``(records_per_second, bytes_per_second)``; the stricter of those and the
             configured rates applies. It returns ``None`` when it cannot tell yet and is asked
             again after :data:`SIZER_RETRY_INTERVAL`. Default ``None``: only the configured rates.
+        provisional: ``(records_per_second, bytes_per_second)`` that apply (with the configured
+            rates, the stricter wins) until the sizer has answered, so requests sent while
+            another thread asks it, or after it failed, stay within a safe budget; default
+            ``None``: the configured rates alone.
+
+    A booking starts when the request may be sent and is moved to the moment the request ended
+    (:meth:`finish`): DIS counts a request when it arrives, somewhere between the two, so a
+    request delayed on its way cannot land in the same window as the next one.
     """
 
     def __init__(
@@ -204,10 +212,14 @@ class RateLimiter:
         bytes_per_second: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         sizer: Optional[Callable[[], Optional[Tuple[float, float]]]] = None,
+        provisional: Optional[Tuple[float, float]] = None,
     ) -> None:
+        self._configured = (records_per_second, bytes_per_second)
+        if sizer is not None and provisional is not None:
+            records_per_second = _tighter(records_per_second, provisional[0])
+            bytes_per_second = _tighter(bytes_per_second, provisional[1])
         self.records_per_second = records_per_second
         self.bytes_per_second = bytes_per_second
-        self._configured = (records_per_second, bytes_per_second)
         self._clock = clock
         self._lock = threading.Lock()
         # [time, records, bytes] of each request let through, in booking order; times never
@@ -337,6 +349,25 @@ class RateLimiter:
             if records == 0 and data_bytes == 0:
                 with contextlib.suppress(ValueError):  # already expired from the log
                     self._log.remove(entry)
+
+    def finish(self, grant: Grant) -> None:
+        """Move a grant's booking to now, the end of its request (see the class docstring).
+
+        Args:
+            grant: from :meth:`grant`, settled to the request's size.
+        """
+        with self._lock:
+            entry = grant._entry
+            now = self._clock()
+            if entry[0] >= now:
+                return
+            entry[0] = now
+            log = self._log
+            if len(log) > 1 and any(log[i][0] > log[i + 1][0] for i in range(len(log) - 1)):
+                # Requests in flight at once may end out of their booking order.
+                ordered = sorted(log, key=lambda item: item[0])
+                log.clear()
+                log.extend(ordered)
 
     def reserve(
         self, records: int, data_bytes: int, max_wait: Optional[float] = None
@@ -787,7 +818,10 @@ class Flusher:
                 need_bytes = batch.data_bytes
                 continue
             limiter.settle(grant, len(batch), batch.data_bytes)
-            return self._send(batch, timeout)
+            try:
+                return self._send(batch, timeout)
+            finally:
+                limiter.finish(grant)
 
     def _send(self, batch: Batch, timeout: Optional[float]) -> str:
         """Send one batch and settle every record of it in the buffer's ledger."""
@@ -1089,31 +1123,32 @@ class Flusher:
 
     def _read_spool(
         self, spool: SpoolLike, timeout: Optional[float], limit: bool
-    ) -> Tuple[Optional[str], Optional[float], List[int], List[Entry]]:
+    ) -> Tuple[Optional[str], Optional[float], List[int], List[Entry], Optional[Grant]]:
         """Read the spool's next batch, cut to what the rate limit's window still allows.
 
         Returns:
-            ``(outcome, timeout left, ids, entries)``: outcome is ``None`` when the batch may be
-            sent now, or :data:`DEFERRED`/:data:`RETRY` when the wait did not fit ``timeout`` or
-            the flusher stopped during it (nothing read then).
+            ``(outcome, timeout left, ids, entries, grant)``: outcome is ``None`` when the batch
+            may be sent now, or :data:`DEFERRED`/:data:`RETRY` when the wait did not fit
+            ``timeout`` or the flusher stopped during it (nothing read then); ``grant`` is the
+            rate-limit booking to :meth:`RateLimiter.finish` once the request ends, if any.
         """
         limiter = self.limiter
         if not limit or limiter is None or spool.pending_records == 0 or not limiter.is_limited:
             ids, entries = spool.read(self.batch_records, self.batch_bytes)
-            return None, timeout, ids, entries
+            return None, timeout, ids, entries, None
         need_bytes = 1
         while True:
             max_wait = None if timeout is None else timeout - MIN_REQUEST_TIMEOUT
             grant = limiter.grant(self.batch_records, self.batch_bytes, need_bytes, max_wait)
             if grant is None:
-                return DEFERRED, timeout, [], []
+                return DEFERRED, timeout, [], [], None
             if grant.wait > 0:
                 stopped = self._stop.wait(grant.wait)
                 if timeout is not None:
                     timeout -= grant.wait
                 elif stopped:
                     limiter.settle(grant, 0, 0)
-                    return RETRY, timeout, [], []
+                    return RETRY, timeout, [], [], None
             ids, entries = spool.read(grant.records, grant.data_bytes)
             size = sum(len(data) for data, _ in entries)
             if ids and size > grant.data_bytes and not grant.empty_window:
@@ -1122,7 +1157,7 @@ class Flusher:
                 need_bytes = size
                 continue
             limiter.settle(grant, len(ids), size)
-            return None, timeout, ids, entries
+            return None, timeout, ids, entries, grant
 
     def _send_from_spool(self, timeout: Optional[float], *, limit: bool) -> Optional[str]:
         """Send the spool's oldest batch (within the rate limit when ``limit``); acknowledge it.
@@ -1133,12 +1168,22 @@ class Flusher:
         spool = self._spool
         if spool is None:
             return None
-        waited, timeout, ids, entries = self._read_spool(spool, timeout, limit)
+        waited, timeout, ids, entries, grant = self._read_spool(spool, timeout, limit)
         self._sync_spool_counts()  # a read of an empty spool may adopt orphans
         if waited is not None:
             return waited
         if not ids:
             return None
+        try:
+            return self._replay(spool, ids, entries, timeout)
+        finally:
+            if grant is not None and self.limiter is not None:
+                self.limiter.finish(grant)
+
+    def _replay(
+        self, spool: SpoolLike, ids: List[int], entries: List[Entry], timeout: Optional[float]
+    ) -> str:
+        """Put one batch read from the spool and acknowledge what DIS settled for good."""
         try:
             result = self._put(entries, timeout)
         except DISError as exc:

@@ -867,8 +867,16 @@ class DISHandler(logging.Handler):
         )
         self._limiter: Optional[RateLimiter] = None
         if config.auto_rate_limit:
+            # Until DescribeStream has told the partitions, one COMMON partition's budget holds.
+            one_partition = PARTITION_WRITE_RATES["COMMON"]
             self._limiter = RateLimiter(
-                config.max_records_per_second, config.max_bytes_per_second, sizer=self._stream_rates
+                config.max_records_per_second,
+                config.max_bytes_per_second,
+                sizer=self._stream_rates,
+                provisional=(
+                    one_partition[0] * AUTO_RATE_HEADROOM,
+                    one_partition[1] * AUTO_RATE_HEADROOM,
+                ),
             )
         elif config.max_records_per_second > 0 or config.max_bytes_per_second > 0:
             self._limiter = RateLimiter(config.max_records_per_second, config.max_bytes_per_second)

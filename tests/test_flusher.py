@@ -412,6 +412,53 @@ class TestRateLimiter:
             limiter.records_per_second,
         )
 
+    def test_provisional_rates_apply_until_the_sizer_answers(self):
+        """Before the stream is sized (or after the sizer failed) the provisional budget holds."""
+        clock = FakeClock()
+        answers: List[Optional[Tuple[float, float]]] = [None, (1800.0, 0.0)]
+        limiter = RateLimiter(
+            clock=clock, sizer=lambda: answers.pop(0), provisional=(900.0, 900_000.0)
+        )
+        limiter.reserve(1, 1)
+        before = (limiter.records_per_second, limiter.bytes_per_second)
+        clock.now += SIZER_RETRY_INTERVAL
+        limiter.reserve(1, 1)
+        assert ((900.0, 900_000.0), (1800.0, 0.0)) == (
+            before,
+            (limiter.records_per_second, limiter.bytes_per_second),
+        )
+
+    def test_a_finished_request_books_its_window_from_its_end(self):
+        """A request that took long counts from when it ended, as DIS may have seen it late."""
+        clock = FakeClock()
+        limiter = RateLimiter(records_per_second=100, clock=clock)
+        grant = limiter.grant(100, 10**6)
+        assert grant is not None
+        limiter.settle(grant, 100, 1000)
+        clock.now += 0.8  # the request was slow on its way
+        limiter.finish(grant)
+        nxt = limiter.grant(100, 10**6)
+        assert nxt is not None
+        assert pytest.approx(RATE_WINDOW) == nxt.wait
+
+    def test_requests_ending_out_of_order_keep_the_log_ordered(self):
+        """Two requests in flight at once may end in either order; bookings stay consistent."""
+        clock = FakeClock()
+        limiter = RateLimiter(records_per_second=100, clock=clock)
+        first, second = limiter.grant(50, 10**6), limiter.grant(50, 10**6)
+        assert first is not None
+        assert second is not None
+        limiter.settle(first, 50, 1)
+        limiter.settle(second, 50, 1)
+        clock.now += 0.2
+        limiter.finish(second)
+        clock.now += 0.3
+        limiter.finish(first)
+        nxt = limiter.grant(100, 10**6)
+        assert nxt is not None
+        # The request that ended first (at 0.2) leaves the window first, making room for 50.
+        assert pytest.approx((0.2 + RATE_WINDOW - 0.5, 50)) == (nxt.wait, nxt.records)
+
 
 class TestReporter:
     def test_rate_limited_per_key_with_suppressed_count(self):
