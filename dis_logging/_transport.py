@@ -154,25 +154,9 @@ class HTTPConnection(urllib3.connection.HTTPConnection):
         return sock
 
 
-class HTTPSConnection(urllib3.connection.HTTPSConnection):
-    """The TLS variant of :class:`HTTPConnection`."""
-
-    response_class = _DeadlineResponse
-
-    def send(self, data: Any) -> None:
-        if self.sock is None and self.auto_open:
-            self.connect()
-        if self.sock is not None:
-            _bound(self.sock, current_deadline())
-        super().send(data)
-
-    def _new_conn(self) -> socket.socket:
-        deadline = current_deadline()
-        _shorten_connect(self, deadline)
-        sock = super()._new_conn()
-        # A TLS handshake follows on this socket: it gets only what is left, not a fresh timeout.
-        _bound(sock, deadline)
-        return sock
+class HTTPSConnection(HTTPConnection, urllib3.connection.HTTPSConnection):
+    """The TLS variant of :class:`HTTPConnection`: its deadline hooks run before urllib3's TLS
+    connection code (method order: ours, then urllib3's ``HTTPSConnection``)."""
 
 
 class HTTPConnectionPool(urllib3.connectionpool.HTTPConnectionPool):
