@@ -22,8 +22,19 @@ import datetime
 import functools
 import json
 import logging
+import math
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Mapping, Optional, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Final,
+    Generator,
+    Mapping,
+    Optional,
+    Union,
+)
 
 from dis_logging import _otel
 from dis_logging.errors import ConfigError
@@ -40,8 +51,13 @@ __all__ = ["DISSink", "render_record"]
 #: A partition key: a fixed string, or a callable picking one from Loguru's record dict.
 PartitionKey = Union[str, Callable[[Mapping[str, Any]], Optional[str]]]
 
-# Room kept for the JSON around the cut fields when a record is too large (keys, punctuation).
-_ENVELOPE_BYTES = 512
+# Attempts at fitting a too-large record; the last one also replaces ``extra``. Texts are cut in
+# proportion to how much JSON escaping grows them; each retry keeps this many more bytes free, for
+# a cut part that escapes more densely than the whole.
+_SHRINK_ATTEMPTS: Final = 4
+_SHRINK_SLACK: Final = 256
+# Nesting followed when replacing NaN and infinities; deeper values are left to the fallback.
+_MAX_DEPTH: Final = 32
 
 
 def _iso_utc(moment: object) -> str:
@@ -121,28 +137,66 @@ def render_record(record: Mapping[str, Any], max_bytes: Optional[int] = None) ->
         return json.dumps(fallback, ensure_ascii=True).encode("ascii")
 
 
+def _dumps(fields: Mapping[str, Any]) -> str:
+    return json.dumps(
+        fields,
+        default=_json_default,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        allow_nan=False,  # NaN/Infinity are not JSON; a strict reader would reject the record
+    )
+
+
+def _finite(value: object, depth: int = 0) -> object:
+    """``value`` with each NaN or infinity, also inside dicts, lists, tuples and sets, as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return safe_str(value)  # "nan", "inf", "-inf": what JSONFormatter writes
+    if depth < _MAX_DEPTH:
+        if isinstance(value, dict):
+            return {key: _finite(item, depth + 1) for key, item in value.items()}
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [_finite(item, depth + 1) for item in value]
+    return value
+
+
 def _encode(fields: Mapping[str, Any]) -> bytes:
     try:
-        text = json.dumps(fields, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+        text = _dumps(fields)
     except (TypeError, ValueError, RecursionError, OverflowError):
-        # Circular or non-string keys inside ``extra``: keep its values as text.
-        safe = dict(fields)
-        safe["extra"] = {safe_str(k): safe_str(v) for k, v in dict(fields["extra"]).items()}
-        text = json.dumps(safe, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+        try:
+            text = _dumps({name: _finite(value) for name, value in fields.items()})
+        except (TypeError, ValueError, RecursionError, OverflowError):
+            # Circular or non-string keys inside ``extra``: keep its values as text.
+            safe = dict(fields)
+            safe["extra"] = {safe_str(k): safe_str(v) for k, v in dict(fields["extra"]).items()}
+            text = _dumps(safe)
     return text.encode("utf-8", "backslashreplace")
 
 
 def _shrink(fields: Dict[str, Any], max_bytes: int) -> bytes:
-    """Cut the message and traceback (and drop ``extra`` if need be) to fit ``max_bytes``."""
-    budget = max(max_bytes - _ENVELOPE_BYTES, 0)
-    for name in ("exception", "message"):
-        value = fields.get(name)
-        if isinstance(value, str):
-            fields[name] = _truncate_str(value, budget // 2)
-    data = _encode(fields)
-    if len(data) > max_bytes:
-        fields["extra"] = {"truncated": True}
-        data = _encode(fields)
+    """Cut the message and traceback (and drop ``extra`` if need be) to fit ``max_bytes``.
+
+    The room left by the other fields is shared by the texts present, the shorter one first, so
+    that a message without a traceback keeps as much as fits.
+    """
+    texts = {n: v for n in ("exception", "message") if isinstance(v := fields.get(n), str)}
+    for attempt in range(_SHRINK_ATTEMPTS):
+        if attempt == _SHRINK_ATTEMPTS - 1:
+            fields["extra"] = {"truncated": True}
+        envelope = len(_encode({**fields, **dict.fromkeys(texts, "")}))
+        budget = max_bytes - envelope - _SHRINK_SLACK * attempt
+        cut = dict(fields)
+        left = max(budget, 0)
+        for index, name in enumerate(sorted(texts, key=lambda n: len(texts[n]))):
+            share = left // (len(texts) - index)
+            text = texts[name]
+            raw = len(text.encode("utf-8", "backslashreplace"))
+            escaped = len(_dumps({"": text}).encode("utf-8", "backslashreplace")) - 7  # {"":""}
+            cut[name] = _truncate_str(text, share * raw // max(escaped, 1))
+            left -= min(escaped, share)
+        data = _encode(cut)
+        if len(data) <= max_bytes:
+            return data
     return data
 
 

@@ -7,6 +7,7 @@ import datetime
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -237,6 +238,31 @@ class TestRenderRecord:
         event = json.loads(data)
         assert len(data) <= 2_000
         assert "...[truncated" in event["message"]
+
+    def test_nan_and_infinity_are_written_as_text(self):
+        """NaN and infinities, which JSON has no numbers for, become text; the JSON is strict."""
+        record = {
+            "message": "m",
+            "extra": {"n": float("nan"), "deep": {"l": [float("inf"), 1.5]}, "s": {float("-inf")}},
+        }
+        event = json.loads(render_record(record), parse_constant=pytest.fail)
+        assert {"n": "nan", "deep": {"l": ["inf", 1.5]}, "s": ["-inf"]} == event["extra"]
+
+    def test_message_without_traceback_keeps_the_room(self):
+        """Without a traceback the message gets all the room the other fields leave."""
+        record = {"message": "x" * 50_000, "extra": {"k": "v"}, "exception": None}
+        data = render_record(record, max_bytes=2_000)
+        assert 1_900 <= len(data) <= 2_000
+        assert {"k": "v"} == json.loads(data)["extra"]
+
+    def test_escaped_texts_still_fit(self):
+        """Quotes and newlines, which JSON escapes, do not push a cut record over the limit."""
+        record = {"message": '"\n' * 20_000, "extra": {"k": "v"}}
+        data = render_record(record, max_bytes=3_000)
+        event = json.loads(data)
+        assert 2_000 <= len(data) <= 3_000
+        assert re.search(r"\.\.\.\[truncated \d+ bytes\]$", event["message"])
+        assert {"k": "v"} == event["extra"]
 
 
 def test_loguru_example(emulator, stream):
