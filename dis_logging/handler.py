@@ -48,10 +48,12 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from typing import (
+    Any,
     Callable,
     Dict,
     Final,
     List,
+    MutableMapping,
     Optional,
     Sequence,
     Set,
@@ -78,7 +80,7 @@ from dis_logging.config import (
     TokenSetting,
     check_keywords,
 )
-from dis_logging.errors import DISError
+from dis_logging.errors import ConfigError, DISError
 from dis_logging.flusher import THREAD_NAME, Flusher, RateLimiter, SpoolLike
 from dis_logging.formatting import (
     DeferredEncoder,
@@ -1162,6 +1164,37 @@ class DISHandler(logging.Handler):
         self._exit_marks = ()
         self._no_threads = False
         self._setup()
+
+
+def handler_or_settings(
+    handler: Optional[DISHandler], settings: MutableMapping[str, Any]
+) -> DISHandler:
+    """The handler an integration was given, or a new one built from its handler settings.
+
+    The settings are emptied before this returns or raises, so secrets among them do not stay
+    in the caller's frame, where a traceback that shows local variables would print them.
+
+    Args:
+        handler: a handler to use as it is, or ``None`` to build one.
+        settings: :class:`DISHandler` keyword arguments; must be empty when ``handler`` is given.
+
+    Returns:
+        ``handler``, or the new handler (which the caller then owns and closes).
+
+    Raises:
+        ConfigError: both were given (the settings' names are listed), or the settings are
+            invalid (see :class:`DISHandler`).
+    """
+    try:
+        if handler is not None and settings:
+            raise ConfigError(
+                "handler",
+                "pass either a handler or handler settings, not both "
+                f"(got {', '.join(sorted(settings))})",
+            )
+        return handler if handler is not None else DISHandler(**settings)
+    finally:
+        settings.clear()
 
 
 def _register(handler: DISHandler) -> None:

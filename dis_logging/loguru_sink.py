@@ -34,12 +34,12 @@ from typing import (
     Mapping,
     Optional,
     Union,
+    cast,
 )
 
 from dis_logging import _otel
-from dis_logging.errors import ConfigError
 from dis_logging.formatting import _truncate_str, safe_str
-from dis_logging.handler import DISHandler
+from dis_logging.handler import DISHandler, handler_or_settings
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -264,14 +264,8 @@ class DISSink:
         partition_key: Optional[PartitionKey] = None,
         **handler_settings: Unpack[HandlerSettings],
     ) -> None:
-        if handler is not None and handler_settings:
-            raise ConfigError(
-                "handler",
-                "pass either a handler or handler settings, not both "
-                f"(got {', '.join(sorted(handler_settings))})",
-            )
         self._owns_handler = handler is None
-        self._handler = handler if handler is not None else DISHandler(**handler_settings)
+        self._handler = handler_or_settings(handler, cast(Dict[str, Any], handler_settings))
         self._partition_key = partition_key
         self._max_bytes = self._handler.config.max_record_bytes
         #: Called by ``logger.complete()``; see :class:`_Completer`.
@@ -288,7 +282,8 @@ class DISSink:
         return f"DISSink(stream={self._handler.config.stream_name!r})"
 
     def __repr__(self) -> str:
-        return f"DISSink(handler={self._handler!r})"
+        # getattr: a traceback may show a sink whose __init__ failed half-way.
+        return f"DISSink(handler={getattr(self, '_handler', None)!r})"
 
     def write(self, message: object) -> None:
         """Queue one Loguru message; never raises.

@@ -38,8 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from dis_logging import _otel
-from dis_logging.errors import ConfigError
-from dis_logging.handler import DISHandler
+from dis_logging.handler import DISHandler, handler_or_settings
 
 if TYPE_CHECKING:
     from structlog.typing import EventDict, WrappedLogger
@@ -202,18 +201,8 @@ class DISProcessor:
         serializer: Optional[Callable[..., Union[str, bytes]]] = None,
         **handler_settings: Unpack[HandlerSettings],
     ) -> None:
-        if handler is not None and handler_settings:
-            raise ConfigError(
-                "handler",
-                "pass either a handler or handler settings, not both "
-                f"(got {', '.join(sorted(handler_settings))})",
-            )
         self._owns_handler = handler is None
-        try:
-            self._handler = handler if handler is not None else DISHandler(**handler_settings)
-        finally:
-            # A traceback showing locals must not show the secrets among the settings.
-            cast(Dict[str, object], handler_settings).clear()
+        self._handler = handler_or_settings(handler, cast(Dict[str, Any], handler_settings))
         self._passthrough = passthrough
         self._partition_key = partition_key
         self._serializer = serializer
