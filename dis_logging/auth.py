@@ -204,7 +204,7 @@ def _redact(value: object) -> str:
     return "None" if value is None else _REDACTED
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Credentials:
     """One set of credentials for DIS, with a repr that never shows a secret.
 
@@ -240,7 +240,33 @@ class Credentials:
     domain_name: Optional[str] = None
     token: Optional[TokenValue] = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        ak: Optional[str] = None,
+        sk: Optional[str] = None,
+        security_token: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        domain_name: Optional[str] = None,
+        token: Optional[TokenValue] = None,
+    ) -> None:
+        # Written out rather than generated: the values move into the object (whose repr
+        # redacts them) and leave this frame before the checks can raise, so a traceback that
+        # shows local variables does not show them.
+        for name, value in (
+            ("ak", ak),
+            ("sk", sk),
+            ("security_token", security_token),
+            ("username", username),
+            ("password", password),
+            ("domain_name", domain_name),
+            ("token", token),
+        ):
+            object.__setattr__(self, name, value)
+        del sk, security_token, password, token, name, value
+        self._check()
+
+    def _check(self) -> None:
         for name in ("ak", "sk", "security_token", "username", "password", "domain_name", "token"):
             if getattr(self, name) == "":
                 raise ConfigError(name, "must not be empty; leave it unset instead")

@@ -27,6 +27,7 @@ import datetime as _dt
 import itertools
 import json
 import logging
+import math
 import time
 import weakref
 from typing import Any, Callable, Dict, Final, List, Mapping, Optional, Sequence, Tuple
@@ -223,6 +224,33 @@ def encoder_for(key: int) -> DeferredEncoder:
             _fallback_encoder.append(DeferredEncoder(JSONFormatter(), 1_000_000, True))
         encoder = _fallback_encoder[0]
     return encoder
+
+
+#: Nesting followed by :func:`finite_values`; deeper values are left as they are.
+_FINITE_MAX_DEPTH: Final = 32
+
+
+def finite_values(value: object, depth: int = 0) -> object:
+    """``value`` with each NaN or infinity, also inside dicts, lists, tuples and sets, as text.
+
+    Strict JSON has no NaN or infinity; :func:`json.dumps` would write ``NaN``, which strict
+    consumers reject. The text is what :class:`JSONFormatter` writes: ``"nan"``, ``"inf"``.
+
+    Args:
+        value: any value; containers are copied (sets and tuples become lists), not changed.
+        depth: nesting level of ``value``; containers deeper than 32 levels are left as they are.
+
+    Returns:
+        The value, or a copy with the non-finite floats replaced.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return safe_str(value)
+    if depth < _FINITE_MAX_DEPTH:
+        if isinstance(value, dict):
+            return {key: finite_values(item, depth + 1) for key, item in value.items()}
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [finite_values(item, depth + 1) for item in value]
+    return value
 
 
 def safe_str(value: object) -> str:

@@ -78,6 +78,7 @@ from dis_logging.config import (
     LevelSetting,
     PartitionKey,
     TokenSetting,
+    _to_level,
     check_keywords,
 )
 from dis_logging.errors import ConfigError, DISError
@@ -419,8 +420,9 @@ class DISHandler(logging.Handler):
         self.config = config
         # Everything that can raise ConfigError runs before logging.Handler.__init__ registers
         # the handler for logging.shutdown: a half-built handler must never be flushed at exit.
+        level_number = _to_level("level", level)
         self._client = self._make_client()
-        super().__init__(level)
+        super().__init__(level_number or logging.NOTSET)
         self.formatter = JSONFormatter()
         self._default_formatter = self.formatter
         self._max_record_bytes = config.max_record_bytes

@@ -22,7 +22,6 @@ import datetime
 import functools
 import json
 import logging
-import math
 import traceback
 from typing import (
     TYPE_CHECKING,
@@ -38,7 +37,7 @@ from typing import (
 )
 
 from dis_logging import _otel
-from dis_logging.formatting import _truncate_str, safe_str
+from dis_logging.formatting import _truncate_str, finite_values, safe_str
 from dis_logging.handler import DISHandler, handler_or_settings
 
 if TYPE_CHECKING:
@@ -56,8 +55,6 @@ PartitionKey = Union[str, Callable[[Mapping[str, Any]], Optional[str]]]
 # a cut part that escapes more densely than the whole.
 _SHRINK_ATTEMPTS: Final = 4
 _SHRINK_SLACK: Final = 256
-# Nesting followed when replacing NaN and infinities; deeper values are left to the fallback.
-_MAX_DEPTH: Final = 32
 
 
 def _iso_utc(moment: object) -> str:
@@ -147,24 +144,12 @@ def _dumps(fields: Mapping[str, Any]) -> str:
     )
 
 
-def _finite(value: object, depth: int = 0) -> object:
-    """``value`` with each NaN or infinity, also inside dicts, lists, tuples and sets, as text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return safe_str(value)  # "nan", "inf", "-inf": what JSONFormatter writes
-    if depth < _MAX_DEPTH:
-        if isinstance(value, dict):
-            return {key: _finite(item, depth + 1) for key, item in value.items()}
-        if isinstance(value, (list, tuple, set, frozenset)):
-            return [_finite(item, depth + 1) for item in value]
-    return value
-
-
 def _encode(fields: Mapping[str, Any]) -> bytes:
     try:
         text = _dumps(fields)
     except (TypeError, ValueError, RecursionError, OverflowError):
         try:
-            text = _dumps({name: _finite(value) for name, value in fields.items()})
+            text = _dumps({name: finite_values(value) for name, value in fields.items()})
         except (TypeError, ValueError, RecursionError, OverflowError):
             # Circular or non-string keys inside ``extra``: keep its values as text.
             safe = dict(fields)

@@ -38,6 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from dis_logging import _otel
+from dis_logging.formatting import finite_values
 from dis_logging.handler import DISHandler, handler_or_settings
 
 if TYPE_CHECKING:
@@ -113,6 +114,12 @@ def _render_exception(exc_info: object) -> Optional[str]:
     return None
 
 
+def _dumps_strict(event: Mapping[str, Any]) -> str:
+    return json.dumps(
+        event, default=_json_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
+
+
 def render_json(
     event_dict: Mapping[str, Any],
     serializer: Optional[Callable[..., Union[str, bytes]]] = None,
@@ -120,7 +127,9 @@ def render_json(
     """Render an event dict as UTF-8 JSON bytes, whatever it contains.
 
     Values :mod:`json` cannot encode go through their ``__structlog__`` method, ``isoformat``
-    or ``repr``; an ``exc_info`` entry becomes an ``exception`` string with the traceback.
+    or ``repr``; NaN and infinities are written as text (``"nan"``, ``"inf"``), as strict JSON
+    has no spelling for them; an ``exc_info`` entry becomes an ``exception`` string with the
+    traceback.
     If that still fails (circular references, keys that are not strings, a serializer that
     raises), every key and value is turned into a string instead. Lone surrogates are written
     as ``\\udXXX`` escapes, so the result is always valid UTF-8.
@@ -143,9 +152,10 @@ def render_json(
         event.pop("exc_info", None)
     try:
         if serializer is None:
-            text: Union[str, bytes] = json.dumps(
-                event, default=_json_default, ensure_ascii=False, separators=(",", ":")
-            )
+            try:
+                text: Union[str, bytes] = _dumps_strict(event)
+            except ValueError:  # NaN or infinity somewhere: strict JSON has no spelling for them
+                text = _dumps_strict({key: finite_values(value) for key, value in event.items()})
         else:
             text = serializer(event, default=_json_default)
     except (TypeError, ValueError, OverflowError, RecursionError):

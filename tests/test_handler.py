@@ -705,6 +705,22 @@ class TestGuards:
         assert before == {t.name for t in threading.enumerate()}
 
 
+class TestLevel:
+    @pytest.mark.parametrize(("given", "expected"), [("20", 20), ("info", 20), (10, 10)])
+    def test_level_as_a_name_or_number(self, emulator, stream, make_handler, given, expected):
+        """The handler level takes what dictConfig and fileConfig pass: names and digit strings."""
+        assert expected == make_handler(level=given).level
+
+    @pytest.mark.parametrize("given", ["INFOO", -1, "", 2.5])
+    def test_bad_level_is_a_config_error_naming_it(self, given):
+        """A level that is no logging level fails at construction with a ConfigError on level."""
+        with pytest.raises(ConfigError) as info:
+            DISHandler(
+                "s", given, endpoint="http://127.0.0.1:9", project_id="p" * 32, ak="a", sk="b"
+            )
+        assert "level" == info.value.field
+
+
 class TestSignature:
     def test_every_setting_is_an_explicit_keyword(self):
         """The constructor lists each HandlerConfig setting as a keyword-only argument, no **."""

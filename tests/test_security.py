@@ -690,3 +690,54 @@ class TestHeaderValues:
         token = emulator.issue_token()
         with DISClient(emulator.url, emulator.project_id, token=token + "\n") as client:
             assert client.put_records(stream, [(b"x", None)]).ok
+
+
+SK_SECRET = "CONSTRUCT-SK-0123456789abcdef"
+PASSWORD_SECRET = "CONSTRUCT-PASSWORD-0123456789"
+BAD_TOKEN = "CONSTRUCT-TOKEN\x02" + SK_SECRET
+
+
+def _construct_handler(**settings: Any) -> None:
+    DISHandler(stream_name="s", endpoint="http://127.0.0.1:9", project_id="p" * 32, **settings)
+
+
+def _construct_client(**settings: Any) -> None:
+    DISClient("http://127.0.0.1:9", "p" * 32, **settings)
+
+
+def _construct_processor(**settings: Any) -> None:
+    from dis_logging.structlog_processor import DISProcessor
+
+    DISProcessor(stream_name="s", endpoint="http://127.0.0.1:9", project_id="p" * 32, **settings)
+
+
+class TestConstructionErrors:
+    @pytest.mark.parametrize(
+        "construct", [_construct_handler, _construct_client, _construct_processor]
+    )
+    @pytest.mark.parametrize(
+        "settings",
+        [
+            {"ak": "AK", "sk": SK_SECRET, "security_token": "TOKEN\x01" + SK_SECRET},
+            {"token": BAD_TOKEN},
+            {"username": "u", "password": PASSWORD_SECRET},
+            {"sk": SK_SECRET, "password": PASSWORD_SECRET},
+        ],
+        ids=["bad-security-token", "bad-token", "no-domain", "sk-without-ak"],
+    )
+    def test_no_secret_in_the_locals_of_any_package_frame(self, construct, settings):
+        """A credential set refused at construction leaves no secret in the traceback's locals."""
+        import traceback
+
+        with pytest.raises(ConfigError) as info:
+            construct(**settings)
+        error = info.value
+        assert error.__traceback__ is not None
+        # The package's frames only: this test and its helper hold what they passed on purpose.
+        package = error.__traceback__.tb_next
+        assert package is not None
+        frames = traceback.TracebackException(
+            type(error), error, package.tb_next, capture_locals=True
+        )
+        text = "".join(frames.format())
+        assert [] == [s for s in (SK_SECRET, PASSWORD_SECRET) if s in text]

@@ -311,3 +311,19 @@ def test_construction_error_keeps_secrets_out_of_locals():
         "dis_logging/handler.py" if "dis_logging/handler.py" in text else text,
         secret in text,
     )
+
+
+def test_non_finite_floats_are_written_as_text():
+    """NaN and infinities, also nested, become "nan"/"inf" text: the record stays strict JSON."""
+    from dis_logging.structlog_processor import render_json
+
+    event = {
+        "event": "nan",
+        "n": float("nan"),
+        "l": [float("inf"), {"x": float("-inf")}],
+        "ok": 1.5,
+    }
+    data = render_json(event)
+    assert {"event": "nan", "n": "nan", "l": ["inf", {"x": "-inf"}], "ok": 1.5} == json.loads(
+        data, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}")
+    )
