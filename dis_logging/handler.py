@@ -461,6 +461,13 @@ class DISHandler(logging.Handler):
             )
         if config.enabled:
             _register(self)
+            if config.spool_dir is not None:
+                from dis_logging.spool import has_spool_files  # only when a spool is configured
+
+                if has_spool_files(config.spool_dir):
+                    # A backlog left on disk (by a process that died, say) is replayed now, even
+                    # if this process never logs a record.
+                    self._start_flushers()
 
     def __repr__(self) -> str:
         if not hasattr(self, "_lanes"):  # shown in a traceback of a failing __init__

@@ -68,7 +68,7 @@ try:
 except ImportError:  # Windows: no flock; Spool() then raises OSError, importing still works
     fcntl = None  # type: ignore[assignment]  # checked before every use
 
-__all__ = ["Entry", "Spool", "UntrustedError", "check_directory"]
+__all__ = ["Entry", "Spool", "UntrustedError", "check_directory", "has_spool_files"]
 
 #: One DIS record as the flusher handles it: raw data and an optional partition key (same shape as
 #: ``dis_logging.client.Entry``; repeated here so the spool does not import the HTTP stack).
@@ -165,6 +165,19 @@ def _is_owner_alive(pid: int, start: Optional[str]) -> bool:
 class UntrustedError(OSError):
     """A spool file or lock file this user did not create: a symlink, another owner, a group- or
     world-accessible mode, or not a regular file. Such a file is never opened as a spool."""
+
+
+def has_spool_files(directory: str) -> bool:
+    """Whether ``directory`` holds any spool file (ours, an orphan's, or another destination's).
+
+    A cheap look, no file is opened: a handler uses it at start to replay a backlog left by a
+    process that died, even if the new process never logs.
+
+    Args:
+        directory: the spool directory; a missing one holds nothing.
+    """
+    pattern = os.path.join(glob.escape(directory), f"{FILE_PREFIX}*{FILE_SUFFIX}")
+    return bool(glob.glob(pattern))
 
 
 def check_directory(directory: str) -> None:

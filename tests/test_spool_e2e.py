@@ -259,6 +259,30 @@ class TestAlwaysMeansAlways:
         assert handler.stats.adopted >= safe + 1
         assert balanced(handler.stats)
 
+    def test_a_restart_that_never_logs_still_delivers_the_backlog(
+        self, emulator, stream, attach, tmp_path
+    ):
+        """A process that only configures the handler after a kill replays the dead backlog."""
+        emulator.stop()
+        child = run_child(
+            CHILD_ALWAYS_KILLED,
+            emulator.url,
+            emulator.project_id,
+            emulator.ak,
+            emulator.sk,
+            stream,
+            str(tmp_path),
+            "0.2",
+            "1.0",
+        )
+        assert -signal.SIGKILL == child.returncode, child.stderr
+        safe = int(child.stdout.split()[0])
+        emulator.start()
+        handler = make_handler(emulator, stream, spool_dir=str(tmp_path))
+        attach(handler)
+        emulator.wait_for(stream, safe + 1, timeout=30)
+        assert set(range(safe + 1)) <= set(seqs(emulator, stream))
+
     def test_always_mode_writes_while_a_send_hangs(self, emulator, stream, attach, tmp_path):
         """A send stuck on a slow DIS does not keep records from disk in "always" mode."""
         emulator.set_delay(1.5, "PutRecords")
