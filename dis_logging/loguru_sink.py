@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 
     from dis_logging.config import HandlerSettings
 
-__all__ = ["DISSink", "render_record"]
+__all__ = ["TRACE_EXTRA_KEY", "DISSink", "add_trace_ids", "render_record"]
+
+#: Key of ``record["extra"]`` under which :func:`add_trace_ids` keeps the span's ids.
+TRACE_EXTRA_KEY: Final = "_dis_logging_trace"
 
 #: A partition key: a fixed string, or a callable picking one from Loguru's record dict.
 PartitionKey = Union[str, Callable[[Mapping[str, Any]], Optional[str]]]
@@ -92,6 +95,40 @@ def _exception_text(exception: object) -> Optional[str]:
         return f"{safe_str(kind)}: {safe_str(value)}"
 
 
+def add_trace_ids(record: Any) -> None:  # Any: loguru.Record, without importing loguru
+    """Loguru patcher: keep the current OpenTelemetry span's ids with the message.
+
+    The sink reads the current span when it writes a message, which is on the thread that logged
+    it, unless the sink was added with ``enqueue=True``: then Loguru's own thread writes, where no
+    span is current. Patchers run on the logging thread first, so with this one the ids survive
+    the queue::
+
+        logger.configure(patcher=add_trace_ids)   # or: logger = logger.patch(add_trace_ids)
+        logger.add(DISSink(...), enqueue=True)
+
+    The ids are kept under ``extra[TRACE_EXTRA_KEY]`` (a plain dict, so the record can be
+    pickled) and written as the record's ``trace_id``/``span_id``, not inside ``extra``. Outside
+    a span, or without ``opentelemetry-api``, nothing is added. Never raises.
+
+    Args:
+        record: the Loguru record dict being patched (``loguru.Record``).
+    """
+    fields = _otel.current_trace_fields()
+    extra = record.get("extra")
+    if fields is not None and isinstance(extra, dict):
+        extra[TRACE_EXTRA_KEY] = dict(fields)
+
+
+def _carried_trace(value: object) -> Optional[Mapping[str, str]]:
+    """The ids :func:`add_trace_ids` stored, or ``None`` when ``value`` is not such a pair."""
+    if not isinstance(value, dict):
+        return None
+    trace_id, span_id = value.get(_otel.TRACE_ID_FIELD), value.get(_otel.SPAN_ID_FIELD)
+    if isinstance(trace_id, str) and isinstance(span_id, str):
+        return {_otel.TRACE_ID_FIELD: trace_id, _otel.SPAN_ID_FIELD: span_id}
+    return None
+
+
 def render_record(record: Mapping[str, Any], max_bytes: Optional[int] = None) -> bytes:
     """Render a Loguru record dict as one UTF-8 JSON object; never raises.
 
@@ -105,7 +142,8 @@ def render_record(record: Mapping[str, Any], max_bytes: Optional[int] = None) ->
         ``{"time", "level", "message", "name", "function", "line", "extra", "exception"}``:
         ``time`` in ISO 8601 UTC with milliseconds, ``level`` the level name, ``exception`` the
         formatted traceback or ``null``, ``extra`` the bound values (unencodable ones as text),
-        plus ``trace_id`` and ``span_id`` when an OpenTelemetry span is current.
+        plus ``trace_id`` and ``span_id`` when an OpenTelemetry span is current, or when
+        :func:`add_trace_ids` kept them with the record.
     """
     try:
         level = record.get("level")
@@ -119,7 +157,11 @@ def render_record(record: Mapping[str, Any], max_bytes: Optional[int] = None) ->
             "extra": dict(record.get("extra") or {}),
             "exception": _exception_text(record.get("exception")),
         }
-        trace = _otel.current_trace_fields()  # on the logging thread, unless enqueue=True
+        # Ids taken by add_trace_ids when the message was logged win over the span current here
+        # (none, on Loguru's own thread with enqueue=True).
+        trace = _carried_trace(fields["extra"].pop(TRACE_EXTRA_KEY, None))
+        if trace is None:
+            trace = _otel.current_trace_fields()
         if trace is not None:
             fields.update(trace)
         data = _encode(fields)

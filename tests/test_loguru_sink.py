@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from dis_logging.errors import ConfigError
 from dis_logging.handler import DISHandler
-from dis_logging.loguru_sink import DISSink, render_record
+from dis_logging.loguru_sink import DISSink, add_trace_ids, render_record
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FIELDS = ["time", "level", "message", "name", "function", "line", "extra", "exception"]
@@ -210,6 +210,34 @@ class TestDISSink:
             logger.remove(sink_id)
         (event,) = stored(emulator, stream)
         assert f"{span.get_span_context().trace_id:032x}" == event["trace_id"]
+
+    def test_trace_ids_survive_enqueue_with_the_patcher(self, emulator, stream):
+        """With enqueue=True the ids come from add_trace_ids, taken on the logging thread."""
+        tracer = TracerProvider().get_tracer("loguru-test")
+        patched = logger.patch(add_trace_ids)
+        sink_id = logger.add(DISSink(**settings(emulator, stream)), enqueue=True)
+        try:
+            with tracer.start_as_current_span("s") as span:
+                patched.bind(order=7).info("traced through the queue")
+                logger.info("not patched")
+            patched.info("patched, outside the span")
+            logger.complete()
+        finally:
+            logger.remove(sink_id)
+        events = {e["message"]: e for e in stored(emulator, stream)}
+        traced = events["traced through the queue"]
+        context = span.get_span_context()
+        assert (f"{context.trace_id:032x}", f"{context.span_id:016x}", {"order": 7}) == (
+            traced["trace_id"],
+            traced["span_id"],
+            traced["extra"],
+        )
+        # Loguru's own thread has no span: without the patcher there are no ids to write.
+        assert None is events["not patched"].get("trace_id")
+        assert ({}, None) == (
+            events["patched, outside the span"]["extra"],
+            events["patched, outside the span"].get("trace_id"),
+        )
 
     def test_handler_and_settings_together_are_refused(self, emulator, stream):
         """Giving both a handler and handler settings is a ConfigError."""
