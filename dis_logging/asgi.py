@@ -25,6 +25,7 @@ and ``status_code``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping, Optional, Tuple
@@ -105,7 +106,8 @@ class RequestContextMiddleware:
             response ends, ``"METHOD path status"`` with ``duration_ms`` (milliseconds, float);
             default ``None``, no access records. A request whose application raised is logged at
             ERROR: with status 500 when no response had started, otherwise with the status sent
-            (a streamed body cut short).
+            (a streamed body cut short). A request the server cancelled (the client went away)
+            after its response started stays at INFO with that status.
         user_id: called with the scope when a record reads ``user_id``; returns the id or
             ``None``. Default :func:`scope_user_id` (``scope["user"]`` as Starlette sets it).
     """
@@ -183,6 +185,11 @@ class RequestContextMiddleware:
         failed = False
         try:
             await self.app(scope, receive, send_with_context)
+        except asyncio.CancelledError:
+            # The server gave up on the request (the client went away): an error only if nothing
+            # was answered, as before any response the server has to close the connection.
+            failed = context.status_code is None
+            raise
         except BaseException:
             failed = True
             raise

@@ -350,6 +350,47 @@ class TestStarlette:
             access["status_code"],
         )
 
+    def test_cancelled_after_the_response_started_stays_info(self):
+        """A request the server cancels mid-body (client gone) is not logged as an error."""
+        records: list[logging.LogRecord] = []
+
+        class Capture(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                records.append(record)
+
+        capture = Capture()
+        access = logging.getLogger("test.asgi.cancelled")
+        access.addHandler(capture)
+        access.setLevel(logging.INFO)
+        body_started = asyncio.Event()
+
+        async def endless(scope, receive, send):
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"x", "more_body": True})
+            body_started.set()
+            await asyncio.Event().wait()  # until cancelled
+
+        async def main():
+            async def receive():
+                return {"type": "http.request", "body": b""}
+
+            async def send(message):
+                pass
+
+            app = RequestContextMiddleware(endless, access_logger="test.asgi.cancelled")
+            scope = {"type": "http", "method": "GET", "path": "/stream", "headers": []}
+            task = asyncio.ensure_future(app(scope, receive, send))
+            await body_started.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        try:
+            asyncio.run(main())
+        finally:
+            access.removeHandler(capture)
+        assert [("GET /stream 200", "INFO")] == [(r.getMessage(), r.levelname) for r in records]
+
     def test_websocket_has_the_context(self):
         """A WebSocket connection runs with a request context and gets the id on its accept."""
         accept, text = websocket_text(starlette_app(), "/ws", {"X-Request-ID": "ws-1"})
