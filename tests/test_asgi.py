@@ -362,15 +362,18 @@ class TestStarlette:
         access = logging.getLogger("test.asgi.cancelled")
         access.addHandler(capture)
         access.setLevel(logging.INFO)
-        body_started = asyncio.Event()
+        events: list[asyncio.Event] = []  # made inside the loop (Python 3.9 binds them to it)
 
         async def endless(scope, receive, send):
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"x", "more_body": True})
-            body_started.set()
+            events[0].set()
             await asyncio.Event().wait()  # until cancelled
 
         async def main():
+            events.append(asyncio.Event())
+            body_started = events[0]
+
             async def receive():
                 return {"type": "http.request", "body": b""}
 
