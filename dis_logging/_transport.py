@@ -19,16 +19,32 @@ import io
 import socket
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import urllib3.connection
 import urllib3.connectionpool
 from requests.adapters import HTTPAdapter
 from urllib3.poolmanager import PoolManager
 
-__all__ = ["DeadlineAdapter", "current_deadline", "enter_deadline", "leave_deadline"]
+__all__ = [
+    "DeadlineAdapter",
+    "Outer",
+    "RefusedReplyError",
+    "current_deadline",
+    "enter_deadline",
+    "leave_deadline",
+]
 
 _local = threading.local()
+
+
+#: What :func:`enter_deadline` returns: the outer deadline and reply limit, to restore.
+Outer = Tuple[Optional[float], Optional[int]]
+
+
+class RefusedReplyError(OSError):
+    """A reply no DIS server sends: larger than its request allows, or compressed although the
+    request asked for none. The connection is dropped with the rest unread."""
 
 
 def current_deadline() -> Optional[float]:
@@ -37,25 +53,29 @@ def current_deadline() -> Optional[float]:
     return deadline
 
 
-def enter_deadline(deadline: float) -> Optional[float]:
+def enter_deadline(deadline: float, max_reply_bytes: Optional[int] = None) -> Outer:
     """Make ``deadline`` the calling thread's request deadline until :func:`leave_deadline`.
 
     A nested request (a token fetch inside a request) can only shorten the outer deadline.
 
     Args:
         deadline: a :func:`time.monotonic` time.
+        max_reply_bytes: the most bytes a reply (status line, headers and body) may have before
+            reading it fails with :class:`RefusedReplyError`; ``None`` (the default) sets no
+            bound. It applies to the requests made until :func:`leave_deadline`.
 
     Returns:
-        The outer deadline, to pass to :func:`leave_deadline` (in a ``finally``).
+        The outer deadline and limit, to pass to :func:`leave_deadline` (in a ``finally``).
     """
-    outer = current_deadline()
-    _local.deadline = deadline if outer is None else min(deadline, outer)
+    outer = (current_deadline(), getattr(_local, "max_reply_bytes", None))
+    _local.deadline = deadline if outer[0] is None else min(deadline, outer[0])
+    _local.max_reply_bytes = max_reply_bytes
     return outer
 
 
-def leave_deadline(outer: Optional[float]) -> None:
-    """Restore the deadline that :func:`enter_deadline` returned."""
-    _local.deadline = outer
+def leave_deadline(outer: Outer) -> None:
+    """Restore the deadline and reply limit that :func:`enter_deadline` returned."""
+    _local.deadline, _local.max_reply_bytes = outer
 
 
 def _bound(sock: socket.socket, deadline: Optional[float]) -> None:
@@ -99,18 +119,32 @@ class _DeadlineReader(io.RawIOBase):
     needs it (``http.client`` closes its connection early for ``Connection: close`` replies).
     """
 
-    def __init__(self, raw: io.RawIOBase, sock: socket.socket, deadline: float) -> None:
+    def __init__(
+        self,
+        raw: io.RawIOBase,
+        sock: socket.socket,
+        deadline: float,
+        max_bytes: Optional[int] = None,
+    ) -> None:
         super().__init__()
         self._raw = raw
         self._sock = sock
         self._deadline = deadline
+        self._left = max_bytes
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> Optional[int]:
         _bound(self._sock, self._deadline)
-        return self._raw.readinto(buffer)
+        count = self._raw.readinto(buffer)
+        if count and self._left is not None:
+            self._left -= count
+            if self._left < 0:
+                # A reply far larger than any DIS sends: reading and parsing it would take
+                # memory and time past every bound, so the exchange fails here instead.
+                raise RefusedReplyError("a reply larger than any DIS reply to this request")
+        return count
 
     def close(self) -> None:
         if not self.closed:
@@ -127,7 +161,16 @@ class _DeadlineResponse(http.client.HTTPResponse):
         if deadline is not None and isinstance(self.fp, io.BufferedReader):
             # Nothing was read yet, so the buffer is empty and can be dropped.
             raw = self.fp.detach()
-            self.fp = io.BufferedReader(_DeadlineReader(raw, sock, deadline))
+            limit: Optional[int] = getattr(_local, "max_reply_bytes", None)
+            self.fp = io.BufferedReader(_DeadlineReader(raw, sock, deadline, limit))
+
+    def begin(self) -> None:
+        super().begin()
+        encoding = (self.getheader("Content-Encoding") or "identity").strip().lower()
+        if encoding != "identity" and getattr(_local, "max_reply_bytes", None) is not None:
+            # The client asks for identity replies; a small gzip body could expand to gigabytes
+            # after the size cap on the wire has let it through.
+            raise RefusedReplyError(f"a compressed reply ({encoding}) that was not asked for")
 
 
 # The four classes below keep urllib3's names, which its error messages quote.

@@ -60,7 +60,12 @@ from dis_logging._protobuf_wire import (
     to_int64,
 )
 from dis_logging._report import SecretSet
-from dis_logging._transport import DeadlineAdapter, enter_deadline, leave_deadline
+from dis_logging._transport import (
+    DeadlineAdapter,
+    RefusedReplyError,
+    enter_deadline,
+    leave_deadline,
+)
 from dis_logging._urls import check_base_url, check_metadata_endpoint, is_loopback
 from dis_logging.auth import (
     AKSKAuth,
@@ -140,6 +145,14 @@ REQUEST_DATA_LIMITS: Final = {"COMMON": 1_000_000, "ADVANCED": 5_000_000}
 MAX_MESSAGE_CHARS: Final = 300
 
 SERIALIZATIONS: Final = ("json", "protobuf")
+#: The largest reply (status line, headers, body) read for a control call (tokens, streams,
+#: cursors, metadata, DescribeStream of 1,000 partitions is about 200 KB), in bytes. A larger
+#: reply is not DIS's: reading and parsing it would blow the memory and deadline bounds.
+MAX_CONTROL_REPLY_BYTES: Final = 8 * 2**20
+#: Per operation, where more is needed: a PutRecords reply holds about 100 bytes per record (an
+#: error message a few hundred), GetRecords up to 10,000 records of base64 data (DIS-API.md
+#: sections 5 and 8).
+MAX_REPLY_BYTES: Final = {"PutRecords": 16 * 2**20, "GetRecords": 128 * 2**20}
 _REDACTED: Final = "<redacted>"
 _REGION_HOST = re.compile(r"^dis\.([a-z0-9-]+)\.myhuaweicloud\.com$")
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -822,7 +835,13 @@ class DISClient:
             # which would also see the temporary secret key in its reply.
             self._proxy_overrides[self.metadata_endpoint] = _NO_PROXY
         session.headers.update(
-            {"User-Agent": f"dis-logging/{__version__}", "X-Project-Id": project_id}
+            {
+                "User-Agent": f"dis-logging/{__version__}",
+                "X-Project-Id": project_id,
+                # No compressed replies: a small gzip body can expand past every memory bound,
+                # and the reply size cap (MAX_REPLY_BYTES) counts the bytes on the wire.
+                "Accept-Encoding": "identity",
+            }
         )
         self._session = session
         # Requests prepared once for _send(reuse=True); only PutRecords uses it, so one entry.
@@ -1352,7 +1371,10 @@ class DISClient:
         limit = timeout or self._timeout
         # One total deadline for connect, send and the whole reply (see _transport): the
         # per-operation timeouts alone would let a trickling server hold the call for ever.
-        outer = enter_deadline(time.monotonic() + max(limit))
+        outer = enter_deadline(
+            time.monotonic() + max(limit),
+            MAX_REPLY_BYTES.get(operation, MAX_CONTROL_REPLY_BYTES),
+        )
         error: DISError
         try:
             if reuse and params is None and not self._session.cookies:
@@ -1723,6 +1745,13 @@ def describe_transport_failure(
         return (
             f"{operation}: the host {host} does not resolve; check the endpoint "
             f"(endpoint=, --endpoint or DIS_LOGGING_ENDPOINT) and this machine's DNS; {CHECK_HINT}"
+        )
+    refused = next((item for item in chain if isinstance(item, RefusedReplyError)), None)
+    if refused is not None:
+        return (
+            f"{operation}: {where} sent {refused.strerror or refused}; it is not a DIS reply, so "
+            f"it was not read; check that the endpoint is a DIS endpoint and any proxy in "
+            f"between; {CHECK_HINT}"
         )
     if has(ConnectionRefusedError):
         return (

@@ -4,6 +4,7 @@ DIS protobuf messages built by the protobuf runtime, and a misbehaving raw-socke
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import shutil
@@ -167,7 +168,25 @@ def small_fs(tmp_path: Path) -> Iterator[SmallFS]:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
 
-HOSTILE_MODES = ("trickle_body", "trickle_headers", "no_reply", "half_open", "reset")
+HOSTILE_MODES = (
+    "trickle_body",
+    "trickle_headers",
+    "no_reply",
+    "half_open",
+    "reset",
+    "huge_body",
+    "gzip_bomb",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _gzip_bomb() -> bytes:
+    """About 200 KB of gzip that expands to 200 MB of spaces (made a megabyte at a time)."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip container
+    block = b" " * 2**20
+    return b"".join([*(packer.compress(block) for _ in range(200)), packer.flush()])
 
 
 class HostileServer:
@@ -180,6 +199,9 @@ class HostileServer:
         ``no_reply``: reads the request and never answers.
         ``half_open``: accepts and never reads or answers.
         ``reset``: reads the request and resets the connection (RST).
+        ``huge_body``: answers 200 with a 200 MB JSON-looking body, sent as fast as it is read.
+        ``gzip_bomb``: answers 200 with ``Content-Encoding: gzip``, a body of about 200 KB that
+            expands to 200 MB.
 
     Every connection is served for at most ``lifetime`` seconds, far longer than any bound under
     test, so a client that is not bounded is seen hanging, not lucky. Use as a context manager.
@@ -273,6 +295,25 @@ class HostileServer:
             except OSError:
                 return
 
+    def _flood(self, conn: socket.socket) -> None:
+        """Send a 200 reply of 200 MB of records, as fast as the peer reads, until it goes away."""
+        entry = b'{"partition_id":"shardId-0000000000","sequence_number":"1"},'
+        block = entry * (65536 // len(entry))
+        total = 200 * 2**20
+        try:
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(total).encode() + b"\r\n\r\n"
+                b'{"failed_record_count":0,"records":['
+            )
+            conn.settimeout(5.0)
+            sent = 0
+            while sent < total and not self._stop.is_set():
+                conn.sendall(block)
+                sent += len(block)
+        except OSError:
+            return
+
     def _serve(self, conn: socket.socket) -> None:
         try:
             mode = self.mode
@@ -286,6 +327,18 @@ class HostileServer:
                 return
             if mode == "no_reply":
                 self._stop.wait(self.lifetime)
+                return
+            if mode == "huge_body":
+                self._flood(conn)
+                return
+            if mode == "gzip_bomb":
+                bomb = _gzip_bomb()
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Encoding: gzip\r\n"
+                    b"Content-Length: " + str(len(bomb)).encode() + b"\r\n\r\n" + bomb
+                )
+                self._stop.wait(1.0)
                 return
             drips = int(self.lifetime / self.interval)
             if mode == "trickle_body":

@@ -30,6 +30,29 @@ def make_client(url, timeout=10.0):
     return DISClient(url, "project", ak="AK", sk="SK", request_timeout=timeout)
 
 
+class TestHostileReplies:
+    @pytest.mark.parametrize("mode", ["huge_body", "gzip_bomb"])
+    def test_a_reply_no_dis_sends_is_refused_within_the_timeout(self, hostile_server, mode):
+        """A 200 MB reply, or a gzip body that would expand to one, fails as a transport error
+        within the call's timeout, without reading or inflating it."""
+        import resource
+
+        server = hostile_server(mode)
+        client = make_client(server.url)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.monotonic()
+        with pytest.raises(TransportError) as caught:
+            client.put_records("s", [(b"x", None)], timeout=2.0)
+        elapsed = time.monotonic() - start
+        client.close()
+        grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
+        assert (True, True, True) == (
+            "reply" in str(caught.value),
+            elapsed < 2.0 + SLACK,
+            grown_kib < 100 * 1024,  # far below the 200 MB the reply would take
+        ), (str(caught.value), elapsed, grown_kib)
+
+
 class TestClientDeadline:
     @pytest.mark.parametrize("mode", MODES)
     def test_put_records_ends_within_the_call_timeout(self, hostile_server, mode):
