@@ -930,7 +930,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = sys.stdout
     stream = f"demo-{uuid.uuid4().hex[:8]}"
     with DISEmulator(host="127.0.0.1", port=0) as emulator:
-        emulator.create_stream(stream, partitions=args.partitions)
+        try:
+            emulator.create_stream(stream, partitions=args.partitions)
+        except ValueError as exc:  # more partitions than the emulator's account quota
+            raise UsageError(f"--partitions {args.partitions}: {exc}") from None
         out.write(f"{PROG} demo\n")
         out.write(f"  emulator    {emulator.url} (DIS + IAM, inside this process)\n")
         out.write(f"  stream      {stream}, {args.partitions} partitions\n")

@@ -69,6 +69,12 @@ def run(capsys, *argv):
     return code, captured.out, captured.err
 
 
+def test_demo_beyond_the_partition_quota_is_a_usage_error(capsys):
+    """demo --partitions above the emulator's quota exits 2 with one line, no traceback."""
+    code, out, err = run(capsys, "demo", "--partitions", "100")
+    assert (2, "", True, 1) == (code, out, "quota" in err, len(err.strip().splitlines()))
+
+
 class TTY(io.StringIO):
     def isatty(self):
         return True

@@ -161,10 +161,19 @@ class TestRun:
             code = cli.run(parse(["--port", str(busy.getsockname()[1]), "--duration", "0"]))
         assert (1, True) == (code, "dis-logging emulator:" in capsys.readouterr().err)
 
-    def test_duplicate_stream_exits_1(self, capsys):
-        """run returns 1 when the same stream is given twice."""
-        code = cli.run(parse(["--port", "0", "--stream", "a", "--stream", "a", "--duration", "0"]))
-        assert (1, True) == (code, "already exists" in capsys.readouterr().err)
+    @pytest.mark.parametrize(
+        ("streams", "message"),
+        [
+            (["--stream", "a", "--stream", "a"], "already exists"),
+            (["--stream", "bad name"], "Invalid stream_name"),
+            (["--stream", "a:6", "--partition-quota", "5"], "quota"),
+        ],
+    )
+    def test_invalid_stream_exits_2(self, capsys, streams, message):
+        """run returns 2 (a bad value, as in every command) with one line naming the problem."""
+        code = cli.run(parse(["--port", "0", *streams, "--duration", "0"]))
+        err = capsys.readouterr().err
+        assert (2, True, 1) == (code, message in err, len(err.strip().splitlines()))
 
     def test_module_entry_point(self):
         """python -m dis_logging.emulator runs and exits 0."""

@@ -227,16 +227,20 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
         out: Where the banner goes; default ``sys.stdout``.
 
     Returns:
-        0 after Ctrl-C, SIGTERM or ``--duration``; 1 when the port cannot be bound or a stream is
-        invalid (the reason goes to stderr).
+        0 after Ctrl-C, SIGTERM or ``--duration``; 1 when the port cannot be bound; 2 when a
+        stream is invalid (a bad name, or more partitions than the quota). The reason goes to
+        stderr, in one line.
     """
     out = out or sys.stdout
     with _stop_signals() as stop:
         try:
             emu = start(args)
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             print(f"dis-logging emulator: {exc}", file=sys.stderr)
             return 1
+        except ValueError as exc:
+            print(f"dis-logging emulator: {exc}", file=sys.stderr)
+            return 2
         try:
             print(describe(emu, args.stream), file=out, flush=True)
             stop.wait(args.duration)
