@@ -1514,7 +1514,9 @@ class DISClient:
         except ValueError:
             issued = None  # raised below, outside this clause: the parser's frame holds the token
         if issued is None:
-            raise self._malformed("IAM token", response, _request_id(response.headers))
+            raise self._malformed(
+                "IAM token", response, _request_id(response.headers), service="IAM"
+            )
         return issued
 
     def _fetch_metadata_credentials(self) -> TemporaryCredentials:
@@ -1537,7 +1539,10 @@ class DISClient:
             credentials = parse_metadata_credentials(json.loads(response.content))
         except ValueError:
             raise self._malformed(
-                "metadata credentials", response, _request_id(response.headers)
+                "metadata credentials",
+                response,
+                _request_id(response.headers),
+                service="the ECS/CCE metadata service",
             ) from None
         # Masked from here on, before anything could log or raise with them.
         self.secrets.add(credentials.sk)
@@ -1561,10 +1566,14 @@ class DISClient:
         )
 
     def _malformed(
-        self, operation: str, response: requests.Response, request_id: Optional[str]
+        self,
+        operation: str,
+        response: requests.Response,
+        request_id: Optional[str],
+        service: str = "DIS",
     ) -> ServerError:
         return ServerError(
-            f"{operation}: the reply body is not what DIS sends",
+            f"{operation}: the reply body is not what {service} sends",
             status=response.status_code,
             request_id=request_id,
         )

@@ -857,6 +857,18 @@ def _captured_fallback(captured: CapturedRecord, error: BaseException) -> bytes:
         return b'{"message":"<unformattable record>","format_error":"fallback failed"}'
 
 
+def _fallback_timestamp(created: object) -> str:
+    """``created`` as ``JSONFormatter`` writes timestamps, or its text if it is no usable time."""
+    try:
+        if isinstance(created, (int, float)) and not isinstance(created, bool):
+            seconds = int(created)
+            millis = int((created - seconds) * 1000)
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    except (OverflowError, ValueError, OSError):
+        pass  # out of the platform's range: the raw number below
+    return safe_str(created)
+
+
 def fallback_payload(record: logging.LogRecord, error: BaseException) -> bytes:
     """Return a minimal JSON payload for a record that its formatter could not format.
 
@@ -865,12 +877,13 @@ def fallback_payload(record: logging.LogRecord, error: BaseException) -> bytes:
         error: what the formatter raised; its type and text go to ``format_error``.
 
     Returns:
-        UTF-8 JSON with ``timestamp`` (epoch seconds), ``level``, ``logger``, ``message`` and
-        ``format_error``.
+        UTF-8 JSON with ``timestamp`` (ISO-8601 UTC with milliseconds, as :class:`JSONFormatter`
+        writes it; epoch seconds as text when ``created`` is not a usable time), ``level``,
+        ``logger``, ``message`` and ``format_error``.
     """
     try:
         fields = {
-            "timestamp": safe_str(getattr(record, "created", "")),
+            "timestamp": _fallback_timestamp(getattr(record, "created", "")),
             "level": safe_str(getattr(record, "levelname", "")),
             "logger": safe_str(getattr(record, "name", "")),
             "message": safe_str(getattr(record, "msg", ""))

@@ -277,6 +277,16 @@ class TestEncoding:
         out = json.loads(fallback_payload(record, RuntimeError("x")))
         assert out["message"].startswith("<unprintable")
 
+    @pytest.mark.parametrize(
+        ("created", "expected"),
+        [(1_700_000_000.25, "2023-11-14T22:13:20.250Z"), ("not a time", "not a time")],
+    )
+    def test_fallback_timestamp_is_iso_like_every_other_record(self, created, expected):
+        """The fallback payload writes the time as JSONFormatter does, or the raw value's text."""
+        record = make_record()
+        record.created = created
+        assert expected == json.loads(fallback_payload(record, RuntimeError("x")))["timestamp"]
+
     def test_safe_str(self):
         """safe_str returns str(), else repr(), else a placeholder naming the type."""
         assert ("1", "<unprintable Unprintable object>") == (safe_str(1), safe_str(Unprintable()))

@@ -568,6 +568,39 @@ class TestClient:
             with pytest.raises(TransportError, match="metadata credentials"):
                 client.put_records(stream, [(b"x", "k")])
 
+    def test_malformed_metadata_reply_names_the_metadata_service(self, emulator, stream):
+        """A 200 reply that is not a credential set is blamed on the metadata service, not DIS."""
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class NotCredentials(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = b"<html>captive portal</html>"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), NotCredentials)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with DISClient(
+                emulator.url,
+                emulator.project_id,
+                metadata_endpoint=f"http://127.0.0.1:{server.server_address[1]}",
+            ) as client:
+                with pytest.raises(ServerError) as info:
+                    client.put_records(stream, [(b"x", "k")])
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert "metadata credentials: the reply body is not what the ECS/CCE metadata service" in (
+            str(info.value)
+        )
+
     def test_metadata_error_status(self, emulator, stream):
         """A 404 from the metadata service (no agency) is an error naming the step."""
         emulator.fail_next(1, status=404, error_code="APIG.0101", operation="MetadataSecurityKey")
