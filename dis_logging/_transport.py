@@ -78,6 +78,18 @@ def leave_deadline(outer: Outer) -> None:
     _local.deadline, _local.max_reply_bytes = outer
 
 
+def _time_left(deadline: float) -> float:
+    """Seconds left before ``deadline``.
+
+    Raises:
+        socket.timeout: no time is left.
+    """
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise socket.timeout("the request's total deadline passed")
+    return remaining
+
+
 def _bound(sock: socket.socket, deadline: Optional[float]) -> None:
     """Give ``sock``'s next operation no more than the time left before ``deadline``.
 
@@ -86,9 +98,7 @@ def _bound(sock: socket.socket, deadline: Optional[float]) -> None:
     """
     if deadline is None:
         return
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise socket.timeout("the request's total deadline passed")
+    remaining = _time_left(deadline)
     current = sock.gettimeout()
     if current is None or current > remaining:
         sock.settimeout(remaining)
@@ -104,9 +114,7 @@ def _shorten_connect(
     """
     if deadline is None:
         return
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise socket.timeout("the request's total deadline passed")
+    remaining = _time_left(deadline)
     current = connection.timeout
     if not isinstance(current, (int, float)) or current > remaining:
         connection.timeout = remaining
