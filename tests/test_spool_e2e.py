@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -226,26 +226,31 @@ CHILD_ALWAYS_KILLED = """
 """
 
 
+def kill_child_during_outage(emu: DISEmulator, stream: str, spool_dir: Path) -> Tuple[int, ...]:
+    """Stop DIS, run CHILD_ALWAYS_KILLED until it SIGKILLs itself; return (safe, logged, sent)."""
+    emu.stop()
+    child = run_child(
+        CHILD_ALWAYS_KILLED,
+        emu.url,
+        emu.project_id,
+        emu.ak,
+        emu.sk,
+        stream,
+        str(spool_dir),
+        "0.2",
+        "1.0",
+    )
+    assert -signal.SIGKILL == child.returncode, child.stderr
+    return tuple(int(part) for part in child.stdout.split())
+
+
 class TestAlwaysMeansAlways:
     def test_sigkill_loses_at_most_the_last_flush_interval(
         self, emulator, stream, attach, tmp_path
     ):
         """After SIGKILL in "always" mode with DIS down, only the last flush_interval (plus a
         short grace) may be missing, and a restart delivers the rest exactly once."""
-        emulator.stop()
-        child = run_child(
-            CHILD_ALWAYS_KILLED,
-            emulator.url,
-            emulator.project_id,
-            emulator.ak,
-            emulator.sk,
-            stream,
-            str(tmp_path),
-            "0.2",
-            "1.0",
-        )
-        assert -signal.SIGKILL == child.returncode, child.stderr
-        safe, logged, sent = (int(part) for part in child.stdout.split())
+        safe, logged, sent = kill_child_during_outage(emulator, stream, tmp_path)
         assert sent == 0
         assert safe >= logged // 2  # the child logged for 3 s; at least 1.8 s of it is "safe"
         emulator.start()
@@ -263,20 +268,7 @@ class TestAlwaysMeansAlways:
         self, emulator, stream, attach, tmp_path
     ):
         """A process that only configures the handler after a kill replays the dead backlog."""
-        emulator.stop()
-        child = run_child(
-            CHILD_ALWAYS_KILLED,
-            emulator.url,
-            emulator.project_id,
-            emulator.ak,
-            emulator.sk,
-            stream,
-            str(tmp_path),
-            "0.2",
-            "1.0",
-        )
-        assert -signal.SIGKILL == child.returncode, child.stderr
-        safe = int(child.stdout.split()[0])
+        safe, _, _ = kill_child_during_outage(emulator, stream, tmp_path)
         emulator.start()
         handler = make_handler(emulator, stream, spool_dir=str(tmp_path))
         attach(handler)
