@@ -103,6 +103,39 @@ def stream(emulator: DISEmulator) -> str:
     return "test-stream"
 
 
+@pytest.fixture
+def make_context_handler(emulator: DISEmulator, stream: str) -> Iterator[Callable[..., Any]]:
+    """Make a DISHandler with the request-context filter on the named loggers (at INFO), for the
+    framework integration tests; every handler is detached and closed after the test."""
+    from dis_logging.context import RequestContextFilter
+    from dis_logging.handler import DISHandler
+
+    made: List[Tuple[Any, List[logging.Logger]]] = []
+
+    def make(*logger_names: str) -> Any:
+        handler = DISHandler(
+            stream_name=stream,
+            endpoint=emulator.url,
+            project_id=emulator.project_id,
+            ak=emulator.ak,
+            sk=emulator.sk,
+            flush_interval=0.05,
+        )
+        handler.addFilter(RequestContextFilter())
+        loggers = [logging.getLogger(name) for name in logger_names]
+        for logger in loggers:
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+        made.append((handler, loggers))
+        return handler
+
+    yield make
+    for handler, loggers in made:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        handler.close()
+
+
 @pytest.fixture(autouse=True)
 def _clean_logging_and_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Clear the environment variables the library reads and restore the root logger afterwards."""

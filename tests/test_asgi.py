@@ -27,8 +27,7 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 
 from dis_logging.asgi import RequestContextMiddleware, scope_user_id
-from dis_logging.context import FIELDS, RequestContextFilter, get_request_context
-from dis_logging.handler import DISHandler
+from dis_logging.context import FIELDS, get_request_context
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -201,24 +200,8 @@ ROUTES = [
 
 
 @pytest.fixture
-def dis_handler(emulator, stream):
-    handler = DISHandler(
-        stream_name=stream,
-        endpoint=emulator.url,
-        project_id=emulator.project_id,
-        ak=emulator.ak,
-        sk=emulator.sk,
-        flush_interval=0.05,
-    )
-    handler.addFilter(RequestContextFilter())
-    loggers = [logging.getLogger(name) for name in ("test.asgi.view", "test.asgi.access")]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    yield handler
-    for logger in loggers:
-        logger.removeHandler(handler)
-    handler.close()
+def dis_handler(make_context_handler):
+    return make_context_handler("test.asgi.view", "test.asgi.access")
 
 
 def starlette_app(**options):

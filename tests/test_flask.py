@@ -12,9 +12,8 @@ from pathlib import Path
 import flask
 import pytest
 
-from dis_logging.context import FIELDS, RequestContextFilter, get_request_context
+from dis_logging.context import FIELDS, get_request_context
 from dis_logging.flask import RequestContext, flask_login_user_id
-from dis_logging.handler import DISHandler
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -95,24 +94,8 @@ def test_flask_example_error(emulator, stream, flask_example):
 
 
 @pytest.fixture
-def dis_handler(emulator, stream):
-    handler = DISHandler(
-        stream_name=stream,
-        endpoint=emulator.url,
-        project_id=emulator.project_id,
-        ak=emulator.ak,
-        sk=emulator.sk,
-        flush_interval=0.05,
-    )
-    handler.addFilter(RequestContextFilter())
-    loggers = [logging.getLogger(name) for name in ("test.flask.view", "test.flask.access")]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    yield handler
-    for logger in loggers:
-        logger.removeHandler(handler)
-    handler.close()
+def dis_handler(make_context_handler):
+    return make_context_handler("test.flask.view", "test.flask.access")
 
 
 class User:
