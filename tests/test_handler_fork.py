@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import faulthandler
+import json
 import logging
 import multiprocessing
 import os
 
 import pytest
 
+from dis_logging import handler as handler_module
+from dis_logging.formatting import JSONFormatter
 from dis_logging.handler import DISHandler
 
 pytestmark = [
@@ -117,3 +120,56 @@ class TestFork:
         _, status = os.waitpid(pid, 0)
         assert 0 == os.waitstatus_to_exitcode(status)
         assert [b"from child"] == [r.data for r in emulator.records(stream)]
+
+    @pytest.mark.parametrize("handler", [60.0], indirect=True)
+    def test_fork_without_the_at_fork_hooks(self, emulator, stream, handler):
+        """A child forked by C code that skips the at-fork hooks (uWSGI's prefork) starts afresh.
+
+        Taking the handler out of the registry the at-fork hook walks makes os.fork behave, for
+        this handler, like such a fork: the child's first record must notice the new pid, so
+        the child neither ships the parent's queued record nor loses its own.
+        """
+        handler.setFormatter(JSONFormatter())
+        log = app_logger(handler)
+        log.info("queued in parent")  # stays queued: flush_interval is 60 s
+        handler_module._HANDLERS.discard(handler)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                log.info("from child")
+                stats = handler.stats
+                ok = handler.flush(timeout=10)
+                code = 0 if ok and stats.emitted == 1 and stats.queued == 1 else 2
+            finally:
+                os._exit(code)
+        handler_module._HANDLERS.add(handler)
+        _, status = os.waitpid(pid, 0)
+        assert 0 == os.waitstatus_to_exitcode(status)
+        assert handler.flush(timeout=10)
+        shipped = sorted(json.loads(r.data)["message"] for r in emulator.records(stream))
+        assert ["from child", "queued in parent"] == shipped
+
+    @pytest.mark.parametrize("handler", [60.0], indirect=True)
+    def test_record_of_another_process_is_not_a_fork(self, emulator, stream, handler):
+        """A record made in another process (as QueueListener hands them over) keeps the queue."""
+        handler.setFormatter(JSONFormatter())
+        log = app_logger(handler)
+        log.info("queued here")
+        foreign = logging.makeLogRecord(
+            {
+                "name": "forky",
+                "msg": "made elsewhere",
+                "levelno": logging.INFO,
+                "levelname": "INFO",
+                "process": os.getpid() + 1,
+            }
+        )
+        log.handle(foreign)
+        assert handler.flush(timeout=10)
+        shipped = {
+            f["message"]: f["process"]
+            for f in map(json.loads, (r.data for r in emulator.records(stream)))
+        }
+        assert {"queued here": os.getpid(), "made elsewhere": os.getpid() + 1} == shipped
+        assert 2 == handler.stats.sent
