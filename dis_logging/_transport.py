@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import io
 import socket
+import ssl
 import threading
 import time
 from typing import Any, Optional, Tuple
@@ -36,6 +37,24 @@ __all__ = [
 ]
 
 _local = threading.local()
+
+#: A socket timeout is changed only when it differs from the one asked for by more than this
+#: share of it (within the two bounds below, in seconds): changing a timeout is a system call
+#: that hands the GIL over (see :class:`_SteadyTimeouts`). An operation may therefore outlast its
+#: request's deadline by that much: at most 5 %, and never more than a quarter of a second.
+TIMEOUT_SLACK = 0.05
+TIMEOUT_SLACK_MIN = 0.02
+TIMEOUT_SLACK_MAX = 0.25
+
+
+def _close_enough(current: float, wanted: float) -> bool:
+    """Whether a socket timeout of ``current`` seconds may stand in for ``wanted``."""
+    slack = min(TIMEOUT_SLACK_MAX, max(TIMEOUT_SLACK_MIN, TIMEOUT_SLACK * wanted))
+    return abs(current - wanted) <= slack
+
+
+#: Bytes of the reader of a reply: more than a 500-record PutRecords reply (about 35 KB).
+_READ_BUFFER = 256 * 1024
 
 
 #: What :func:`enter_deadline` returns: the outer deadline and reply limit, to restore.
@@ -100,7 +119,7 @@ def _bound(sock: socket.socket, deadline: Optional[float]) -> None:
         return
     remaining = _time_left(deadline)
     current = sock.gettimeout()
-    if current is None or current > remaining:
+    if current is None or (current > remaining and not _close_enough(current, remaining)):
         sock.settimeout(remaining)
 
 
@@ -118,6 +137,46 @@ def _shorten_connect(
     current = connection.timeout
     if not isinstance(current, (int, float)) or current > remaining:
         connection.timeout = remaining
+
+
+class _SteadyTimeouts:
+    """A socket whose :meth:`settimeout` leaves a timeout close to the one asked for as it is.
+
+    CPython's ``settimeout`` always switches the descriptor's blocking mode with a system call
+    that releases the GIL, even when the mode does not change, and urllib3 sets the timeout twice
+    per request; each hand-over can cost the interpreter's whole switch interval (5 ms by default)
+    while another thread logs in a tight loop. Mixed into the class of a connected socket.
+    """
+
+    __slots__ = ()
+
+    def settimeout(self, value: Optional[float]) -> None:
+        current = self.gettimeout()  # type: ignore[attr-defined]
+        if (
+            value is not None
+            and current is not None
+            and value > 0
+            and current > 0
+            and _close_enough(current, value)
+        ):
+            return
+        super().settimeout(value)  # type: ignore[misc]
+
+
+class _SteadySocket(_SteadyTimeouts, socket.socket):
+    __slots__ = ()
+
+
+class _SteadySSLSocket(_SteadyTimeouts, ssl.SSLSocket):
+    __slots__ = ()
+
+
+def _steady(sock: Any) -> None:
+    """Give ``sock`` :class:`_SteadyTimeouts` when it is a plain or TLS socket (not a wrapper)."""
+    if sock.__class__ is socket.socket:
+        sock.__class__ = _SteadySocket
+    elif sock.__class__ is ssl.SSLSocket:
+        sock.__class__ = _SteadySSLSocket
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -170,7 +229,12 @@ class _DeadlineResponse(http.client.HTTPResponse):
             # Nothing was read yet, so the buffer is empty and can be dropped.
             raw = self.fp.detach()
             limit: Optional[int] = getattr(_local, "max_reply_bytes", None)
-            self.fp = io.BufferedReader(_DeadlineReader(raw, sock, deadline, limit))
+            # A buffer larger than a PutRecords reply takes the whole reply in one receive:
+            # each socket call hands the GIL over, which costs a busy application's thread
+            # up to the interpreter's switch interval.
+            self.fp = io.BufferedReader(
+                _DeadlineReader(raw, sock, deadline, limit), buffer_size=_READ_BUFFER
+            )
 
     def begin(self) -> None:
         super().begin()
@@ -185,11 +249,38 @@ class _DeadlineResponse(http.client.HTTPResponse):
 
 
 class HTTPConnection(urllib3.connection.HTTPConnection):
-    """urllib3's connection; every send and receive stays within the thread's deadline."""
+    """urllib3's connection; every send and receive stays within the thread's deadline.
+
+    A request with a ``bytes`` body leaves in one send, header block and body together: each
+    socket call releases the GIL, and getting it back while the application logs in a tight loop
+    can take the interpreter's whole switch interval (5 ms by default).
+    """
 
     response_class = _DeadlineResponse
+    _held: Optional[bytes] = None  # the header block, while it waits for its body
+
+    def request(self, method: str, url: str, body: Any = None, *args: Any, **kwargs: Any) -> None:
+        # Only on a connection already open: connecting (and a proxy tunnel) sends on its own.
+        self._held = b"" if self.sock is not None and isinstance(body, bytes) and body else None
+        try:
+            super().request(method, url, body, *args, **kwargs)
+            held, self._held = self._held, None
+            if held:  # the body never came (urllib3 sent it some other way): send the headers
+                self._send_now(held)
+        finally:
+            self._held = None
 
     def send(self, data: Any) -> None:
+        held = self._held
+        if held is not None:
+            if not held:
+                self._held = bytes(data)  # the header block: it waits for the body
+                return
+            self._held = None
+            data = held + data
+        self._send_now(data)
+
+    def _send_now(self, data: Any) -> None:
         if self.sock is None and self.auto_open:
             self.connect()
         if self.sock is not None:
@@ -200,9 +291,14 @@ class HTTPConnection(urllib3.connection.HTTPConnection):
         deadline = current_deadline()
         _shorten_connect(self, deadline)
         sock = super()._new_conn()
+        _steady(sock)
         # A TLS handshake follows on this socket: it gets only what is left, not a fresh timeout.
         _bound(sock, deadline)
         return sock
+
+    def connect(self) -> None:
+        super().connect()
+        _steady(self.sock)  # the TLS socket that wraps the one _new_conn made
 
 
 class HTTPSConnection(HTTPConnection, urllib3.connection.HTTPSConnection):
