@@ -88,6 +88,9 @@ EXTRA_FIELD_OVERHEAD = 100
 EXTRA_FIELDS_OVERHEAD = 240
 # ".000Z" ... ".999Z": the end of every timestamp, concatenated rather than formatted per record.
 _MS_SUFFIXES = tuple(f".{ms:03d}Z" for ms in range(1000))
+
+#: The last four items of a captured record without traceback, stack, format error or extras.
+_PLAIN_TAIL: Final = (None, None, None, None)
 # module name -> the same string: LogRecord makes a new one per record, the capture keeps one.
 _MODULE_NAMES: Dict[str, str] = {}
 # Exact types kept by reference in a capture: their values cannot change after the call.
@@ -447,6 +450,41 @@ class JSONFormatter(logging.Formatter):
         # orjson has no ensure_ascii switch; serializer.orjson_dumps guards everything else.
         self._use_orjson = not ensure_ascii and _serializer.HAS_ORJSON
         self._ts_cache: Tuple[int, str] = (-1, "")
+        self._quote = (
+            json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
+        )
+        self._quoted: Dict[str, str] = {}  # JSON text of the repeating strings (names, levels)
+        self._template = self._plain_template()
+
+    def _plain_template(self) -> Optional[str]:
+        """The ``%`` template of a plain record's JSON text, or ``None`` when the setup rules
+        it out (omitted or clashing keys, static values other than str, int, bool or None).
+
+        A plain record has no traceback, stack, ``format_error`` or ``extra`` fields, str names
+        and an int line number and process id: what most records are. Its JSON text is the same
+        as that of :meth:`captured_fields` encoded either way (orjson or the ``json`` module).
+        """
+        keys = self._keys[:10]
+        static = self.static_fields
+        if _OMIT in keys or len(set(keys)) != len(keys) or set(keys) & set(static):
+            return None
+        if not all(v is None or v.__class__ in (str, int, bool) for v in static.values()):
+            return None
+        quote = self._quote
+        names = [quote(key).replace("%", "%%") for key in keys]
+        values = ('"%s%s"', "%s", "%s", "%s", "%s", "%s", "%d", "%d", "%s", "%s")
+        body = ",".join(f"{name}:{value}" for name, value in zip(names, values))
+        for key, value in static.items():
+            text = self._encoder.encode(value)
+            body += f",{quote(key)}:{text}".replace("%", "%%")
+        return "{" + body + "}"
+
+    def _quote_name(self, text: str) -> str:
+        """The JSON text of a repeating string, remembered (up to 4096 of them)."""
+        quoted = self._quote(text)
+        if text.__class__ is str and len(self._quoted) < 4096:
+            self._quoted[text] = quoted
+        return quoted
 
     def __repr__(self) -> str:
         return (
@@ -702,10 +740,53 @@ class JSONFormatter(logging.Formatter):
         """
         out: List[Optional[bytes]] = []
         append = out.append
+        template = self._template
         dumps = _serializer.orjson_dumps_native if self._use_orjson else None
         fields_of = self.captured_fields
+        quote = self._quote
+        names = self._quoted.get
+        name = self._quote_name
+        suffixes = _MS_SUFFIXES
         for record in captured:
             data = None
+            if template is not None and record[13:] == _PLAIN_TAIL:
+                # The common record, straight into its JSON text: no dict, no type scan.
+                try:
+                    level, logger, message, module, function, line, process, pname, tname = record[
+                        4:13
+                    ]
+                    msecs = int(record[3])
+                    if line.__class__ is int and process.__class__ is int and 0 <= msecs < 1000:
+                        second = int(record[2])
+                        cache = self._ts_cache
+                        if cache[0] != second:
+                            cache = (
+                                second,
+                                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+                            )
+                            self._ts_cache = cache
+                        data = (
+                            template
+                            % (
+                                cache[1],
+                                suffixes[msecs],
+                                names(level) or name(level),
+                                names(logger) or name(logger),
+                                quote(message),
+                                names(module) or name(module),
+                                names(function) or name(function),
+                                line,
+                                process,
+                                names(pname) or name(pname),
+                                names(tname) or name(tname),
+                            )
+                        ).encode("utf-8")
+                except Exception:  # noqa: BLE001 - the general path below decides what to ship
+                    data = None
+                if data is not None and len(data) <= max_bytes:
+                    append(data)
+                    continue
+                data = None
             if dumps is not None:
                 try:
                     data = dumps(fields_of(record))

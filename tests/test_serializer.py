@@ -436,3 +436,62 @@ class TestFlusherSerializeStep:
         rest = buffer.take(10, 100_000)
         assert rest is not None
         assert [item[1] for item in rest.items] == [b"d" * 300]
+
+
+_names = st.one_of(
+    st.sampled_from(["app", "INFO", "MainThread", "worker"]),
+    st.text(max_size=12),  # quotes, backslashes, control characters, lone surrogates, %
+)
+
+
+class TestPlainRecordTemplate:
+    """serialize_many writes plain records from a template; the bytes must not change."""
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        msg=_messages,
+        names=st.tuples(_names, _names, _names, _names, _names, _names),
+        line=st.one_of(st.integers(-5, 10**6), st.booleans(), st.none()),
+        process=st.one_of(st.integers(0, 2**40), st.none()),
+        msecs=st.sampled_from([0.0, 999.9999, 250.0, -1.0, 1000.0]),
+        rename=st.sampled_from(
+            [{}, {"timestamp": "@timestamp"}, {"message": "m%s"}, {"level": "logger"}]
+        ),
+        static=st.sampled_from(
+            [{}, {"service": "api", "n": 3, "on": True, "none": None}, {"pct": "100%s"}]
+        ),
+        ascii_only=st.booleans(),
+        use_orjson=st.booleans(),
+        max_bytes=st.sampled_from([300, 100_000]),
+    )
+    def test_template_bytes_equal_the_general_path(
+        self, msg, names, line, process, msecs, rename, static, ascii_only, use_orjson, max_bytes
+    ):
+        """The general path (a dict, then orjson or json) is what format_bytes ships."""
+        serializer._set_orjson(use_orjson)
+        formatter = JSONFormatter(
+            rename_fields=rename, static_fields=static, ensure_ascii=ascii_only
+        )
+        level, logger, module, function, thread_name, process_name = names
+        record = logging.LogRecord(logger, logging.INFO, "/src/app.py", 0, msg, (), None, function)
+        record.levelname, record.module, record.threadName = level, module, thread_name
+        record.processName, record.lineno, record.process = process_name, line, process
+        record.created, record.msecs = 1_700_000_000.25, msecs
+        captured = formatter.capture(record)
+        expected = formatter.serialize(captured, max_bytes)
+        batch = formatter.serialize_many([captured, captured], max_bytes)
+        assert batch == [expected, expected]
+
+    def test_the_template_is_used_for_the_default_setup_only_when_safe(self):
+        """Clashing or omitted keys and float or nested static values keep the general path."""
+        usable = [
+            JSONFormatter()._template is not None,
+            JSONFormatter(static_fields={"service": "api", "n": 1})._template is not None,
+            JSONFormatter(rename_fields={"level": "logger"})._template is None,
+            JSONFormatter(rename_fields={"exc_info": None})._template is not None,
+            JSONFormatter(rename_fields={"threadName": None})._template is None,
+            JSONFormatter(static_fields={"ratio": 0.5})._template is None,
+            JSONFormatter(static_fields={"level": "x"})._template is None,
+            JSONFormatter(static_fields={"tags": ["a"]})._template is None,
+        ]
+        assert all(usable)
