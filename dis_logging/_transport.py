@@ -18,9 +18,10 @@ import http.client
 import io
 import socket
 import ssl
+import sys
 import threading
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Final, Optional, Tuple
 
 import urllib3.connection
 import urllib3.connectionpool
@@ -52,6 +53,13 @@ def _close_enough(current: float, wanted: float) -> bool:
     slack = min(TIMEOUT_SLACK_MAX, max(TIMEOUT_SLACK_MIN, TIMEOUT_SLACK * wanted))
     return abs(current - wanted) <= slack
 
+
+#: ``TCP_INFO`` (Linux) and the first byte of its answer for an open connection: asking for it
+#: keeps the GIL, unlike urllib3's readiness probe before reusing a connection.
+_TCP_INFO: Final[Optional[int]] = (
+    getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
+)
+_TCP_ESTABLISHED: Final = 1
 
 #: Bytes of the reader of a reply: more than a 500-record PutRecords reply (about 35 KB).
 _READ_BUFFER = 256 * 1024
@@ -258,6 +266,26 @@ class HTTPConnection(urllib3.connection.HTTPConnection):
 
     response_class = _DeadlineResponse
     _held: Optional[bytes] = None  # the header block, while it waits for its body
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection is still open; urllib3 asks before reusing it.
+
+        On Linux the kernel's TCP state answers (still established: the server has neither
+        closed nor reset it) through a ``getsockopt`` call that keeps the GIL; elsewhere, or if
+        that fails, urllib3's own probe runs (a ``poll``, which hands the GIL over).
+        """
+        sock = self.sock
+        if sock is None:
+            return False
+        if _TCP_INFO is not None:
+            try:
+                state = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 8)[0]
+            except (OSError, ValueError):
+                pass
+            else:
+                return bool(state == _TCP_ESTABLISHED)
+        return bool(super().is_connected)
 
     def request(self, method: str, url: str, body: Any = None, *args: Any, **kwargs: Any) -> None:
         # Only on a connection already open: connecting (and a proxy tunnel) sends on its own.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import time
 from typing import Any, List
 
@@ -108,3 +109,52 @@ class TestSteadyTimeouts:
             left.settimeout(10.0)
             transport._bound(left, time.monotonic() + 1.0)
             assert 0.9 < (left.gettimeout() or 0) <= 1.0
+
+
+def test_a_connection_the_server_closed_is_not_reused() -> None:
+    """A keep-alive connection the server closed after its reply is replaced, not written to."""
+    reply = b'{"failed_record_count":0,"records":[{"partition_id":"shardId-0000000000"}]}'
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (
+            len(reply),
+            reply,
+        )
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    connections: List[int] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        # Each connection gets one reply, promised as keep-alive, and is then closed.
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # the accept timeout: look at the flag again
+                continue
+            conn.settimeout(5.0)
+            with conn:
+                connections.append(1)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    results = []
+    try:
+        with DISClient(url, "p", token="a-token-of-some-length") as client:
+            for _ in range(3):
+                results.append(client.put_records("s", [(b"x", None)]).ok)
+                time.sleep(0.05)  # the server's close reaches the client meanwhile
+    finally:
+        done.set()
+        thread.join(5.0)
+        listener.close()
+    assert ([True, True, True], 3) == (results, len(connections))
