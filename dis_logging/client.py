@@ -97,6 +97,7 @@ from dis_logging.errors import (
     TokenExpiredError,
     TransportError,
 )
+from dis_logging.serializer import loads as loads_json
 
 __all__ = [
     "DISClient",
@@ -492,7 +493,7 @@ def _defer_json_result(body: bytes, request_id: Optional[str]) -> Optional[_Defe
     if b'"error_code"' in body or b"\\u" in body:
         return None
     try:
-        reply = json.loads(body)
+        reply = loads_json(body)
     except ValueError:
         return None
     rows = reply.get("records") if isinstance(reply, dict) else None

@@ -18,6 +18,7 @@ and the caller takes the ``json`` path. Both paths are tested against each other
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any, Dict, Final, List, Optional, Sequence, Union, cast
 
@@ -29,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover - exercised by the tests that hide orjson
     _orjson = None  # type: ignore[assignment]  # the optional dependency is absent
 
-__all__ = ["HAS_ORJSON", "Payload", "orjson_dumps", "serialize_payloads"]
+__all__ = ["HAS_ORJSON", "Payload", "loads", "orjson_dumps", "serialize_payloads"]
 
 #: Whether orjson is importable and can splice pre-rendered JSON text (``orjson.Fragment``,
 #: orjson 3.9+).
@@ -77,6 +78,31 @@ def orjson_dumps(fields: Dict[str, Any]) -> Optional[bytes]:
     # batch for a while, hundreds of those cost about 1.5 us each in fresh pages. An exact-size
     # copy comes from Python's small-object allocator and the original is freed at once.
     return bytes(memoryview(data))
+
+
+def loads(data: bytes) -> Any:
+    """Decode JSON reply bytes: with orjson when installed, else (or when it refuses) ``json``.
+
+    Both give equal objects, with one difference: orjson decodes an integer beyond 64 bits as a
+    float. Callers only read strings, small counts and the shape of a reply (PutRecords). What
+    orjson refuses (``NaN`` literals, lone surrogate escapes, invalid UTF-8) is left to
+    :func:`json.loads`, which accepts it or raises its own :class:`ValueError`.
+
+    Args:
+        data: the bytes.
+
+    Returns:
+        The decoded object.
+
+    Raises:
+        ValueError: the bytes are not JSON (including ``json.JSONDecodeError``).
+    """
+    if HAS_ORJSON:
+        try:
+            return _orjson.loads(data)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
 
 
 def orjson_dumps_native(fields: Dict[str, Any]) -> Optional[bytes]:

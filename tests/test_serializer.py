@@ -495,3 +495,44 @@ class TestPlainRecordTemplate:
             JSONFormatter(static_fields={"tags": ["a"]})._template is None,
         ]
         assert all(usable)
+
+
+_json_values = st.recursive(
+    st.one_of(
+        st.text(),
+        st.integers(min_value=-(2**63), max_value=2**64 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.none(),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+class TestLoads:
+    @settings(max_examples=300, deadline=None)
+    @given(value=_json_values, use_orjson=st.booleans())
+    def test_equals_json_loads(self, value, use_orjson):
+        """Replies decode to what json.loads gives, with orjson or without it."""
+        serializer._set_orjson(use_orjson)
+        data = json.dumps(value).encode("utf-8")
+        assert serializer.loads(data) == json.loads(data)
+
+    @pytest.mark.parametrize("data", [b'{"a": NaN}', b'["\\ud800"]', b"[Infinity]"])
+    def test_what_orjson_refuses_is_left_to_json(self, data):
+        serializer._set_orjson(True)
+        assert repr(serializer.loads(data)) == repr(json.loads(data))
+
+    @needs_orjson
+    def test_an_integer_beyond_64_bits_comes_back_a_float_with_orjson(self):
+        """The documented difference; PutRecords replies carry such numbers only as strings."""
+        serializer._set_orjson(True)
+        assert [float(2**70)] == serializer.loads(b"[%d]" % 2**70)
+
+    def test_not_json_raises_value_error(self):
+        serializer._set_orjson(True)
+        with pytest.raises(json.JSONDecodeError, match="Expecting value"):
+            serializer.loads(b'{"records": [')
