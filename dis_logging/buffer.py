@@ -91,7 +91,8 @@ class Batch:
 
         Only for a batch whose payloads are all ``bytes`` (see :attr:`is_serialized`).
         """
-        return [(cast(bytes, item[1]), item[2]) for item in self.items]
+        pairs = [(item[1], item[2]) for item in self.items]
+        return cast(List[Tuple[bytes, Optional[str]]], pairs)
 
     @property
     def is_serialized(self) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from typing import TYPE_CHECKING, Any, Dict, Final, List, Optional, Sequence, Union, cast
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; formatting imports this module
@@ -142,6 +143,9 @@ def _convert(fields: Dict[str, Any], types: set[type]) -> Optional[Dict[str, Any
     return out
 
 
+_first = operator.itemgetter(0)
+
+
 def serialize_payloads(payloads: Sequence[Payload]) -> List[Optional[bytes]]:
     """Turn buffered payloads into record bytes, in order (the serialize step of a batch).
 
@@ -159,6 +163,10 @@ def serialize_payloads(payloads: Sequence[Payload]) -> List[Optional[bytes]]:
     """
     from dis_logging.formatting import encoder_for  # a cycle at import time otherwise
 
+    if payloads and set(map(type, payloads)) == {tuple}:
+        keys = set(map(_first, payloads))
+        if len(keys) == 1:  # the common batch: every record captured by one formatter
+            return encoder_for(keys.pop()).many(cast("List[CapturedRecord]", payloads))
     out: List[Optional[bytes]] = []
     groups: Dict[int, List[int]] = {}  # encoder key -> positions of its records
     for index, payload in enumerate(payloads):
