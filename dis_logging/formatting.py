@@ -453,16 +453,20 @@ class JSONFormatter(logging.Formatter):
         self._quote = (
             json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
         )
-        self._quoted: Dict[str, str] = {}  # JSON text of the repeating strings (names, levels)
-        self._template = self._plain_template()
+        # Plain records (see _plain_parts) are written from text kept per call site.
+        self._plain = self._plain_parts()
+        self._sites: Dict[Tuple[Any, ...], Tuple[str, str]] = {}
 
-    def _plain_template(self) -> Optional[str]:
-        """The ``%`` template of a plain record's JSON text, or ``None`` when the setup rules
-        it out (omitted or clashing keys, static values other than str, int, bool or None).
+    def _plain_parts(self) -> Optional[Tuple[str, Tuple[str, ...], str]]:
+        """What the JSON text of every plain record shares, or ``None`` when the setup rules it
+        out (omitted or clashing keys, static values other than str, int, bool or None).
 
         A plain record has no traceback, stack, ``format_error`` or ``extra`` fields, str names
         and an int line number and process id: what most records are. Its JSON text is the same
         as that of :meth:`captured_fields` encoded either way (orjson or the ``json`` module).
+
+        Returns:
+            The text before the timestamp, the ten quoted keys, and the static fields' text.
         """
         keys = self._keys[:10]
         static = self.static_fields
@@ -471,20 +475,36 @@ class JSONFormatter(logging.Formatter):
         if not all(v is None or v.__class__ in (str, int, bool) for v in static.values()):
             return None
         quote = self._quote
-        names = [quote(key).replace("%", "%%") for key in keys]
-        values = ('"%s%s"', "%s", "%s", "%s", "%s", "%s", "%d", "%d", "%s", "%s")
-        body = ",".join(f"{name}:{value}" for name, value in zip(names, values))
-        for key, value in static.items():
-            text = self._encoder.encode(value)
-            body += f",{quote(key)}:{text}".replace("%", "%%")
-        return "{" + body + "}"
+        quoted = tuple(quote(key) for key in keys)
+        extra = "".join(f",{quote(k)}:{self._encoder.encode(v)}" for k, v in static.items())
+        return "{" + quoted[0] + ':"', quoted, extra
 
-    def _quote_name(self, text: str) -> str:
-        """The JSON text of a repeating string, remembered (up to 4096 of them)."""
-        quoted = self._quote(text)
-        if text.__class__ is str and len(self._quoted) < 4096:
-            self._quoted[text] = quoted
-        return quoted
+    def _site_parts(self, site: Tuple[Any, ...]) -> Tuple[str, str]:
+        """The text around the message of a plain record from one call site (remembered).
+
+        Args:
+            site: level name, logger name and items 7-12 of the capture (module, function, line,
+                process, process name, thread name).
+
+        Returns:
+            The text from the end of the timestamp to the message, and after the message.
+
+        Raises:
+            TypeError: a name is not a string.
+        """
+        assert self._plain is not None
+        k = self._plain[1]
+        quote = self._quote
+        level, logger, (module, function, line, process, pname, tname) = site
+        middle = f'",{k[1]}:{quote(level)},{k[2]}:{quote(logger)},{k[3]}:'
+        tail = (
+            f",{k[4]}:{quote(module)},{k[5]}:{quote(function)},{k[6]}:{int.__repr__(line)},"
+            f"{k[7]}:{int.__repr__(process)},{k[8]}:{quote(pname)},{k[9]}:{quote(tname)}"
+            f"{self._plain[2]}}}"
+        )
+        if len(self._sites) < 4096:
+            self._sites[site] = (middle, tail)
+        return middle, tail
 
     def __repr__(self) -> str:
         return (
@@ -740,23 +760,27 @@ class JSONFormatter(logging.Formatter):
         """
         out: List[Optional[bytes]] = []
         append = out.append
-        template = self._template
+        plain = self._plain
+        head = "" if plain is None else plain[0]
         dumps = _serializer.orjson_dumps_native if self._use_orjson else None
         fields_of = self.captured_fields
         quote = self._quote
-        names = self._quoted.get
-        name = self._quote_name
+        sites = self._sites.get
+        site_parts = self._site_parts
         suffixes = _MS_SUFFIXES
         for record in captured:
             data = None
-            if template is not None and record[13:] == _PLAIN_TAIL:
+            if plain is not None and record[13:] == _PLAIN_TAIL:
                 # The common record, straight into its JSON text: no dict, no type scan.
                 try:
-                    level, logger, message, module, function, line, process, pname, tname = record[
-                        4:13
-                    ]
                     msecs = int(record[3])
-                    if line.__class__ is int and process.__class__ is int and 0 <= msecs < 1000:
+                    if (
+                        record[9].__class__ is int
+                        and record[10].__class__ is int
+                        and 0 <= msecs < 1000
+                    ):
+                        site = (record[4], record[5], record[7:13])
+                        middle, tail = sites(site) or site_parts(site)
                         second = int(record[2])
                         cache = self._ts_cache
                         if cache[0] != second:
@@ -765,22 +789,8 @@ class JSONFormatter(logging.Formatter):
                                 time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
                             )
                             self._ts_cache = cache
-                        data = (
-                            template
-                            % (
-                                cache[1],
-                                suffixes[msecs],
-                                names(level) or name(level),
-                                names(logger) or name(logger),
-                                quote(message),
-                                names(module) or name(module),
-                                names(function) or name(function),
-                                line,
-                                process,
-                                names(pname) or name(pname),
-                                names(tname) or name(tname),
-                            )
-                        ).encode("utf-8")
+                        text = head + cache[1] + suffixes[msecs] + middle + quote(record[6]) + tail
+                        data = text.encode("utf-8")
                 except Exception:  # noqa: BLE001 - the general path below decides what to ship
                     data = None
                 if data is not None and len(data) <= max_bytes:

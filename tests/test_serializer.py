@@ -479,20 +479,32 @@ class TestPlainRecordTemplate:
         record.created, record.msecs = 1_700_000_000.25, msecs
         captured = formatter.capture(record)
         expected = formatter.serialize(captured, max_bytes)
-        batch = formatter.serialize_many([captured, captured], max_bytes)
+        batch = formatter.serialize_many([captured, captured], max_bytes)  # the second: cached
         assert batch == [expected, expected]
+
+    def test_a_cached_call_site_is_not_mistaken_for_an_equal_one(self):
+        """True == 1 and 1.0 == 1: a record with such a line number is not written from the text
+        remembered for the int one."""
+        formatter = JSONFormatter()
+        shipped = []
+        for line in (1, True, 1.0, 1):  # equal, and of one hash
+            record = logging.LogRecord("app", logging.INFO, "/src/app.py", 0, "m", (), None, "f")
+            record.__dict__["lineno"] = line  # any value a LogRecord may carry
+            shipped.extend(formatter.serialize_many([formatter.capture(record)], 10_000))
+        lines = [json.loads(data)["lineno"] for data in shipped if data is not None]
+        assert [(1, int), (True, bool), (1.0, float), (1, int)] == [(v, type(v)) for v in lines]
 
     def test_the_template_is_used_for_the_default_setup_only_when_safe(self):
         """Clashing or omitted keys and float or nested static values keep the general path."""
         usable = [
-            JSONFormatter()._template is not None,
-            JSONFormatter(static_fields={"service": "api", "n": 1})._template is not None,
-            JSONFormatter(rename_fields={"level": "logger"})._template is None,
-            JSONFormatter(rename_fields={"exc_info": None})._template is not None,
-            JSONFormatter(rename_fields={"threadName": None})._template is None,
-            JSONFormatter(static_fields={"ratio": 0.5})._template is None,
-            JSONFormatter(static_fields={"level": "x"})._template is None,
-            JSONFormatter(static_fields={"tags": ["a"]})._template is None,
+            JSONFormatter()._plain is not None,
+            JSONFormatter(static_fields={"service": "api", "n": 1})._plain is not None,
+            JSONFormatter(rename_fields={"level": "logger"})._plain is None,
+            JSONFormatter(rename_fields={"exc_info": None})._plain is not None,
+            JSONFormatter(rename_fields={"threadName": None})._plain is None,
+            JSONFormatter(static_fields={"ratio": 0.5})._plain is None,
+            JSONFormatter(static_fields={"level": "x"})._plain is None,
+            JSONFormatter(static_fields={"tags": ["a"]})._plain is None,
         ]
         assert all(usable)
 
