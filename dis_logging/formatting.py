@@ -89,6 +89,10 @@ EXTRA_FIELDS_OVERHEAD = 240
 # ".000Z" ... ".999Z": the end of every timestamp, concatenated rather than formatted per record.
 _MS_SUFFIXES = tuple(f".{ms:03d}Z" for ms in range(1000))
 
+#: Call sites (level, logger, module, function, line, process, thread) whose JSON text a
+#: formatter keeps for its plain records, about 300 bytes each; later ones are written in full.
+MAX_CALL_SITES: Final = 2048
+
 #: The last four items of a captured record without traceback, stack, format error or extras.
 _PLAIN_TAIL: Final = (None, None, None, None)
 # module name -> the same string: LogRecord makes a new one per record, the capture keeps one.
@@ -480,7 +484,8 @@ class JSONFormatter(logging.Formatter):
         return "{" + quoted[0] + ':"', quoted, extra
 
     def _site_parts(self, site: Tuple[Any, ...]) -> Tuple[str, str]:
-        """The text around the message of a plain record from one call site (remembered).
+        """The text around the message of a plain record from one call site (the first
+        :data:`MAX_CALL_SITES` are remembered).
 
         Args:
             site: level name, logger name and items 7-12 of the capture (module, function, line,
@@ -502,7 +507,7 @@ class JSONFormatter(logging.Formatter):
             f"{k[7]}:{int.__repr__(process)},{k[8]}:{quote(pname)},{k[9]}:{quote(tname)}"
             f"{self._plain[2]}}}"
         )
-        if len(self._sites) < 4096:
+        if len(self._sites) < MAX_CALL_SITES:
             self._sites[site] = (middle, tail)
         return middle, tail
 
