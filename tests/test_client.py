@@ -143,6 +143,25 @@ class TestEncoding:
             encode_put_records("s", ENTRIES)
         )
 
+    @pytest.mark.parametrize("partition_id", [None, "shardId-0000000001"])
+    @pytest.mark.parametrize("stream_id", [None, "sid"])
+    @pytest.mark.parametrize("count", [0, 1, 3])
+    def test_json_body_without_keys(self, partition_id, stream_id, count):
+        """Records without partition keys (built with one join) decode to the documented body."""
+        entries = [(bytes([i]) * (i + 1), None) for i in range(count)]
+        expected: Dict[str, Any] = {"stream_name": "s"}
+        if stream_id is not None:
+            expected["stream_id"] = stream_id
+        records = []
+        for data, _ in entries:
+            record = {"data": base64.b64encode(data).decode()}
+            if partition_id is not None:
+                record["partition_id"] = partition_id
+            records.append(record)
+        expected["records"] = records
+        body = encode_put_records("s", entries, stream_id=stream_id, partition_id=partition_id)
+        assert expected == json.loads(body)
+
     def test_json_body_is_ascii(self):
         """Non-ASCII keys are escaped, so the body is plain ASCII JSON."""
         assert encode_put_records("s", ENTRIES).isascii()
