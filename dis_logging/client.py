@@ -39,6 +39,7 @@ from typing import (
     Mapping,
     NamedTuple,
     Optional,
+    Protocol,
     Sequence,
     Tuple,
     Union,
@@ -49,6 +50,8 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3
 from requests.auth import AuthBase
+from requests.cookies import MockRequest, MockResponse
+from requests.utils import select_proxy
 
 from dis_logging._protobuf_wire import (
     LENGTH_DELIMITED,
@@ -61,9 +64,11 @@ from dis_logging._protobuf_wire import (
 )
 from dis_logging._report import SecretSet
 from dis_logging._transport import (
+    DIRECT_POOLS,
     DeadlineAdapter,
     RefusedReplyError,
     enter_deadline,
+    exchange,
     leave_deadline,
 )
 from dis_logging._urls import check_base_url, check_metadata_endpoint, is_loopback
@@ -1238,7 +1243,7 @@ class DISClient:
         ok: Tuple[int, ...] = (200,),
         timeout: Optional[float] = None,
         reuse: bool = False,
-    ) -> requests.Response:
+    ) -> Reply:
         """Send a DIS request and return a successful reply, refreshing a rejected token once.
 
         ``reuse`` sends through a request prepared once for this method, URL and headers (see
@@ -1364,7 +1369,7 @@ class DISClient:
         timeout: Optional[Tuple[float, float]] = None,
         *,
         reuse: bool = False,
-    ) -> requests.Response:
+    ) -> Reply:
         """Perform one HTTP exchange; the only place that raises TransportError.
 
         With ``reuse`` (and no ``params``), the request is a copy of one prepared on first use for
@@ -1389,6 +1394,17 @@ class DISClient:
                 prepared, settings = self._prepared_copy(method, url, headers)
                 prepared.prepare_body(_reveal(body), None)
                 prepared.prepare_auth(auth)
+                direct = self._direct_route(prepared, settings)
+                if direct is not None:
+                    reply = exchange(direct[0], prepared, direct[1])
+                    if "Set-Cookie" in reply.headers or "Set-Cookie2" in reply.headers:
+                        # Kept as requests keeps them; with cookies in the session, requests
+                        # sends the next ones (and their cookies).
+                        self._session.cookies.extract_cookies(
+                            MockResponse(reply),  # type: ignore[arg-type]  # what requests passes too
+                            MockRequest(prepared),  # type: ignore[arg-type]
+                        )
+                    return reply
                 return self._session.send(
                     prepared,
                     timeout=limit,
@@ -1442,6 +1458,32 @@ class DISClient:
         # frames below (whose locals hold the request headers and body, token and IAM password
         # included) are not reachable from it.
         raise error
+
+    def _direct_route(
+        self, prepared: requests.PreparedRequest, settings: _SendSettings
+    ) -> Optional[Tuple[Any, str]]:
+        """The connection pool and request target for :func:`~dis_logging._transport.exchange`,
+        or ``None`` when ``requests`` must send (a proxy, a client certificate, another adapter).
+
+        The pool is the one ``HTTPAdapter.send`` would use, with the same TLS settings.
+        """
+        url = prepared.url
+        if url is None or settings.cert is not None:
+            return None
+        if select_proxy(url, dict(settings.proxies)) is not None:
+            return None
+        adapter = self._session.get_adapter(url)
+        if not isinstance(adapter, DeadlineAdapter):
+            return None
+        get = getattr(adapter, "get_connection_with_tls_context", None)
+        if get is not None:  # requests 2.32 and later
+            pool = get(prepared, settings.verify, proxies=dict(settings.proxies), cert=None)
+        else:  # pragma: no cover - older requests
+            pool = adapter.get_connection(url, dict(settings.proxies))
+        adapter.cert_verify(pool, url, settings.verify, None)  # type: ignore[no-untyped-call]
+        if not isinstance(pool, DIRECT_POOLS):
+            return None
+        return pool, adapter.request_url(prepared, dict(settings.proxies))
 
     def _proxies_for(self, url: str) -> Dict[str, str]:
         """The ``proxies`` argument for a request to ``url``: no proxy at all for loopback."""
@@ -1557,7 +1599,7 @@ class DISClient:
         self.secrets.add(credentials.security_token)
         return credentials
 
-    def _error(self, operation: str, response: requests.Response, *, token_auth: bool) -> DISError:
+    def _error(self, operation: str, response: Reply, *, token_auth: bool) -> DISError:
         status = response.status_code
         code, message, body_request_id = _error_fields(response.content)
         cls, retryable = classify_error(status, code, token_auth=token_auth)
@@ -1576,7 +1618,7 @@ class DISClient:
     def _malformed(
         self,
         operation: str,
-        response: requests.Response,
+        response: Reply,
         request_id: Optional[str],
         service: str = "DIS",
     ) -> ServerError:
@@ -1592,6 +1634,23 @@ class DISClient:
             if secret in text:
                 text = text.replace(secret, _REDACTED)
         return shorten(text, MAX_MESSAGE_CHARS)
+
+
+class Reply(Protocol):
+    """What the client reads of an HTTP reply: a :class:`requests.Response` or a
+    :class:`~dis_logging._transport.DirectReply`."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def request(self) -> requests.PreparedRequest: ...
 
 
 class _SendSettings(NamedTuple):

@@ -12,43 +12,43 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, List
+from typing import Any, Iterator, List
 
 import pytest
 
 from dis_logging import DISClient, DISEmulator
 from dis_logging import _transport as transport
+from dis_logging.errors import DISError, TransportError
 
 
 @pytest.fixture
 def sends(monkeypatch: pytest.MonkeyPatch) -> List[int]:
-    """The sizes of the chunks our connections hand to the socket, in order."""
+    """The sizes of the chunks our client's plain sockets send, in order."""
     seen: List[int] = []
-    original = transport.HTTPConnection._send_now
+    original = transport._SteadySocket.sendall
 
-    def counting(self: transport.HTTPConnection, data: Any) -> None:
+    def counting(self: socket.socket, data: Any, *args: Any) -> None:
         seen.append(len(data))
-        original(self, data)
+        original(self, data, *args)
 
-    monkeypatch.setattr(transport.HTTPConnection, "_send_now", counting)
+    monkeypatch.setattr(transport._SteadySocket, "sendall", counting)
     return seen
 
 
-def test_a_request_on_an_open_connection_leaves_in_one_send(
-    emulator: DISEmulator, sends: List[int]
-) -> None:
-    """Header block and body go out together once the connection is open."""
-    emulator.create_stream("one-send", partitions=1)
+def test_a_request_leaves_in_one_send(emulator: DISEmulator, sends: List[int]) -> None:
+    """Header block and body go out together on an open connection: PutRecords (sent by
+    _transport.exchange) and the other requests (through urllib3) alike."""
     records = [(f"record {i}".encode(), None) for i in range(500)]
     with DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk) as client:
-        client.put_records("one-send", records)  # opens the connection
-        first = len(sends)
-        client.put_records("one-send", records)
-        client.put_records("one-send", records)
-        reused = sends[first:]
+        client.create_stream("one-send", partition_count=1)  # opens: headers, then body
+        opened = len(sends)
+        for _ in range(3):
+            client.put_records("one-send", records)
+        client.create_stream("one-send-too", partition_count=1)
+        reused = sends[opened:]
     stored = emulator.records("one-send")
-    assert (2, 1500) == (len(reused), len(stored))
-    assert all(size > 500 * len(b"record 000") for size in reused)  # each holds its body
+    assert (2, 4, 1500) == (opened, len(reused), len(stored))
+    assert all(size > 500 * len(b"record 000") for size in reused[:3])  # each holds its body
 
 
 def test_requests_without_a_body_still_go_out(emulator: DISEmulator, sends: List[int]) -> None:
@@ -158,3 +158,149 @@ def test_a_connection_the_server_closed_is_not_reused() -> None:
         thread.join(5.0)
         listener.close()
     assert ([True, True, True], 3) == (results, len(connections))
+
+
+PUT_OK = (
+    b'{"failed_record_count":0,'
+    b'"records":[{"partition_id":"shardId-0000000000","sequence_number":"7"}]}'
+)
+
+
+class RawReplies:
+    """A loopback server that answers each request with the next scripted raw reply, on the same
+    connection while the script says so; it counts connections."""
+
+    def __init__(self, replies: List[bytes]) -> None:
+        self.replies = list(replies)
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._done = threading.Event()
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._done.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            with conn:
+                conn.settimeout(5.0)
+                data = b""
+                while self.replies:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if b"\r\n\r\n" not in data:
+                        break
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    while len(data) < length:
+                        data += conn.recv(65536)
+                    data = data[length:]
+                    reply = self.replies.pop(0)
+                    conn.sendall(reply)
+                    framed = b"content-length" in reply.lower() or b"chunked" in reply.lower()
+                    if b"connection: close" in reply.lower() or not framed:
+                        break
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(5.0)
+        self._listener.close()
+
+
+def _ok(extra: bytes = b"", body: bytes = PUT_OK) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+@pytest.fixture
+def raw_replies() -> Iterator[Any]:
+    servers: List[RawReplies] = []
+
+    def make(*replies: bytes) -> RawReplies:
+        servers.append(RawReplies(list(replies)))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def _put_twice(url: str) -> List[Any]:
+    with DISClient(url, "p", token="a-token-of-some-length", request_timeout=5.0) as client:
+        return [client.put_records("s", [(b"x", None)]) for _ in range(2)]
+
+
+class TestDirectExchange:
+    """PutRecords replies read by _transport.exchange, framed every way HTTP/1.1 allows."""
+
+    def test_keep_alive_replies_share_one_connection(self, raw_replies: Any) -> None:
+        server = raw_replies(_ok(), _ok())
+        results = _put_twice(server.url)
+        assert ([True, True], ["7", "7"], 1) == (
+            [r.ok for r in results],
+            [r.records[0].sequence_number for r in results],
+            server.connections,
+        )
+
+    def test_a_chunked_reply_is_decoded(self, raw_replies: Any) -> None:
+        half = len(PUT_OK) // 2
+        chunked = (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x;ext=1\r\n%s\r\n" % (half, PUT_OK[:half])
+            + b"%x\r\n%s\r\n" % (len(PUT_OK) - half, PUT_OK[half:])
+            + b"0\r\nX-Trailer: t\r\n\r\n"
+        )
+        server = raw_replies(chunked, _ok())
+        results = _put_twice(server.url)
+        assert ([True, True], 1) == ([r.ok for r in results], server.connections)
+
+    def test_an_interim_reply_is_skipped(self, raw_replies: Any) -> None:
+        server = raw_replies(b"HTTP/1.1 100 Continue\r\n\r\n" + _ok(), _ok())
+        assert [True, True] == [r.ok for r in _put_twice(server.url)]
+
+    def test_a_reply_ending_with_the_connection_is_read_to_the_end(self, raw_replies: Any) -> None:
+        until_close = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + PUT_OK
+        server = raw_replies(until_close)
+        second = raw_replies()  # never used: only so that the fixture closes it
+        del second
+        results = []
+        with DISClient(server.url, "p", token="a-token-of-some-length") as client:
+            results.append(client.put_records("s", [(b"x", None)]).ok)
+            server.replies.append(_ok())
+            results.append(client.put_records("s", [(b"y", None)]).ok)
+        assert ([True, True], 2) == (results, server.connections)
+
+    def test_folded_and_repeated_headers(self, raw_replies: Any) -> None:
+        extra = b"X-Request-Id: r-1\r\n continued\r\n"
+        server = raw_replies(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n" + extra + b"\r\n", _ok())
+        with DISClient(server.url, "p", token="a-token-of-some-length") as client:
+            with pytest.raises(DISError) as info:
+                client.put_records("s", [(b"x", None)])
+        assert (503, "r-1 continued") == (info.value.status, info.value.request_id)
+
+    @pytest.mark.parametrize(
+        ("reply", "words"),
+        [
+            (b"HTTP/9 200 OK\r\nContent-Length: 0\r\n\r\n", "HTTP/9"),
+            (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", "headers"),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 90\r\n\r\n{}", "IncompleteRead"),
+            (b"HTTP/1.1 200 OK\r\nBad header\r\nContent-Length: 0\r\n\r\n", "header"),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "transfer coding"),
+            (b"", "closed the connection without a reply"),
+        ],
+    )
+    def test_a_malformed_reply_is_a_transport_error(
+        self, raw_replies: Any, reply: bytes, words: str
+    ) -> None:
+        server = raw_replies(reply)
+        with DISClient(server.url, "p", token="a-token-of-some-length") as client:
+            with pytest.raises(TransportError) as info:
+                client.put_records("s", [(b"x", None)])
+        assert words.lower() in str(info.value).lower()
