@@ -862,6 +862,7 @@ class DISClient:
             Tuple[str, str, Tuple[Tuple[str, Optional[str]], ...]],
             Tuple[requests.PreparedRequest, _SendSettings],
         ] = {}
+        self._routes: Dict[str, Tuple[Any, str]] = {}  # URL -> urllib3 pool, request target
         self._base = f"{self.endpoint}/v2/{quote(project_id, safe='')}"
         self._closed = False
         self._data_limits: Dict[str, int] = {}  # stream -> per-request data limit, bytes
@@ -1465,11 +1466,16 @@ class DISClient:
         """The connection pool and request target for :func:`~dis_logging._transport.exchange`,
         or ``None`` when ``requests`` must send (a proxy, a client certificate, another adapter).
 
-        The pool is the one ``HTTPAdapter.send`` would use, with the same TLS settings.
+        The pool is the one ``HTTPAdapter.send`` would use, with the same TLS settings; it is
+        remembered per URL while urllib3 keeps it open (the proxy and TLS settings of a URL are
+        fixed for the client's life, as in :meth:`_prepared_copy`).
         """
         url = prepared.url
         if url is None or settings.cert is not None:
             return None
+        known = self._routes.get(url)
+        if known is not None and known[0].pool is not None:  # still open (not evicted)
+            return known
         if select_proxy(url, dict(settings.proxies)) is not None:
             return None
         adapter = self._session.get_adapter(url)
@@ -1483,7 +1489,8 @@ class DISClient:
         adapter.cert_verify(pool, url, settings.verify, None)  # type: ignore[no-untyped-call]
         if not isinstance(pool, DIRECT_POOLS):
             return None
-        return pool, adapter.request_url(prepared, dict(settings.proxies))
+        route = self._routes[url] = (pool, adapter.request_url(prepared, dict(settings.proxies)))
+        return route
 
     def _proxies_for(self, url: str) -> Dict[str, str]:
         """The ``proxies`` argument for a request to ``url``: no proxy at all for loopback."""
