@@ -555,9 +555,11 @@ class DISHandler(logging.Handler):
         Returns:
             Whether the record passed the guard and the filters.
         """
-        ignored = _IGNORED_NAMES.get(record.name)
-        if ignored is None:
-            ignored = _is_ignored_logger(record.name)
+        name = record.name
+        try:
+            ignored = _IGNORED_NAMES[name]
+        except KeyError:
+            ignored = _is_ignored_logger(name)
         if ignored:
             return False
         ident = _get_ident()
@@ -610,6 +612,7 @@ class DISHandler(logging.Handler):
             data: Optional[Payload]
             if self.formatter is encoder.formatter:
                 json_formatter = encoder.formatter
+                levelno = record.levelno  # read before capture() (see the note there)
                 try:
                     captured = json_formatter.capture(record, encoder)
                 except Exception:  # noqa: BLE001 - a hostile record: format_bytes falls back
@@ -628,7 +631,7 @@ class DISHandler(logging.Handler):
                 buffer = self._fast_buffer
                 if buffer is not None and data is not None and not self._closed:
                     # The common setup (one lane, no key function, no flush_on_level), flat.
-                    if buffer.put(data, self._static_key, record.levelno):
+                    if buffer.put(data, self._static_key, levelno):
                         event = self._fast_event
                         if not event.is_set():
                             event.set()
