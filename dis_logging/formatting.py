@@ -656,16 +656,24 @@ class JSONFormatter(logging.Formatter):
         if record.stack_info:
             stack = safe_str(record.stack_info)
             size += len(stack)
-        extras: Optional[_Fields] = None
-        if _CALLER_FIELDS_HOOKS:
-            for hook in _CALLER_FIELDS_HOOKS:
-                added = hook(record)
-                if added:
-                    if extras is None:
-                        extras = {}  # only once a hook has fields: most records have none
-                    for key, value in added.items():
-                        extras[key] = _freeze(value)
         attributes = record.__dict__
+        extras: Optional[_Fields] = None
+        for hook in _CALLER_FIELDS_HOOKS:
+            if hook is _trace_fields and _otel._RECORD_TRACE_ID not in attributes:
+                # The built-in OpenTelemetry lookup's usual answer, "no span", taken here without
+                # calling it, as _otel.trace_fields would take it: two Python calls per record
+                # are several percent of a capture.
+                get_context = _otel._get_context
+                if _otel._current_span is None or (
+                    get_context is not None and get_context().get(_otel._span_key) is None
+                ):
+                    continue
+            added = hook(record)
+            if added:
+                if extras is None:
+                    extras = {}  # only once a hook has fields: most records have none
+                for key, value in added.items():
+                    extras[key] = _freeze(value)
         # A plain record has a fixed attribute count; only a longer one can carry ``extra`` fields
         # (or ``message``/``asctime`` left by another formatter), so the set difference is rare.
         if len(attributes) > _PLAIN_RECORD_SIZE and attributes.keys() - _RECORD_ATTRIBUTES:
@@ -1038,4 +1046,5 @@ def encode_record(
 
 # The current OpenTelemetry span is bound to the logging thread's context, so its ids are read in
 # the capture step, on that thread (no-op cost when opentelemetry-api is absent: see _otel).
-add_caller_fields_hook(_otel.trace_fields)
+_trace_fields = _otel.trace_fields
+add_caller_fields_hook(_trace_fields)

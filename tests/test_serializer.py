@@ -259,6 +259,9 @@ class TestCapture:
         local = threading.local()
         local.span = "span-1"
         formatter = JSONFormatter()
+        from dis_logging import formatting
+
+        saved = formatting._CALLER_FIELDS_HOOKS[:]
         add_caller_fields_hook(lambda record: {"span": getattr(local, "span", None)})
         try:
             encoder = DeferredEncoder(formatter, 10_000, True)
@@ -271,9 +274,7 @@ class TestCapture:
             assert out["span"] == "span-1"
             assert list(out)[-2:] == ["span", "user"]
         finally:
-            from dis_logging import formatting
-
-            formatting._CALLER_FIELDS_HOOKS.clear()
+            formatting._CALLER_FIELDS_HOOKS[:] = saved  # the OpenTelemetry lookup stays
 
 
 @pytest.fixture(scope="module")
