@@ -284,7 +284,7 @@ class HTTPConnection(urllib3.connection.HTTPConnection):
         sock = self.sock
         if sock is None:
             return False
-        if _TCP_INFO is not None:
+        if _TCP_INFO is not None and isinstance(sock, _SteadyTimeouts):  # a socket, no wrapper
             try:
                 state = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 8)[0]
             except (OSError, ValueError):
