@@ -284,8 +284,8 @@ class HTTPConnection(urllib3.connection.HTTPConnection):
         sock = self.sock
         if sock is None:
             return False
-        if _TCP_INFO is not None and isinstance(sock, _SteadyTimeouts):  # a socket, no wrapper
-            try:
+        if _TCP_INFO is not None and isinstance(sock, (_SteadySocket, _SteadySSLSocket)):
+            try:  # (a tunnel's TLS-in-TLS wrapper is no socket: urllib3 probes that one)
                 state = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 8)[0]
             except (OSError, ValueError):
                 pass
