@@ -71,6 +71,14 @@ _scalars = st.one_of(
     st.binary(max_size=12),
     st.builds(Unprintable),
 )
+#: What JSON encodes natively (integers within what orjson takes).
+_json_scalars = st.one_of(
+    st.text(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.none(),
+)
 _values = st.recursive(
     _scalars,
     lambda inner: st.one_of(
@@ -188,13 +196,7 @@ class TestDeferredEqualsCallerPath:
     @given(
         fields=st.dictionaries(
             st.text(max_size=8),
-            st.one_of(
-                st.text(),
-                st.integers(min_value=-(2**63), max_value=2**64 - 1),
-                st.floats(allow_nan=False, allow_infinity=False),
-                st.booleans(),
-                st.none(),
-            ),
+            _json_scalars,
             max_size=8,
         )
     )
@@ -511,13 +513,7 @@ class TestPlainRecordTemplate:
 
 
 _json_values = st.recursive(
-    st.one_of(
-        st.text(),
-        st.integers(min_value=-(2**63), max_value=2**64 - 1),
-        st.floats(allow_nan=False, allow_infinity=False),
-        st.booleans(),
-        st.none(),
-    ),
+    _json_scalars,
     lambda inner: st.one_of(
         st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)
     ),

@@ -112,55 +112,6 @@ class TestSteadyTimeouts:
             assert 0.9 < (left.gettimeout() or 0) <= 1.0
 
 
-def test_a_connection_the_server_closed_is_not_reused() -> None:
-    """A keep-alive connection the server closed after its reply is replaced, not written to."""
-    reply = b'{"failed_record_count":0,"records":[{"partition_id":"shardId-0000000000"}]}'
-    answer = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-        % (
-            len(reply),
-            reply,
-        )
-    )
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)
-    connections: List[int] = []
-    done = threading.Event()
-
-    def serve() -> None:
-        # Each connection gets one reply, promised as keep-alive, and is then closed.
-        while not done.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:  # the accept timeout: look at the flag again
-                continue
-            conn.settimeout(5.0)
-            with conn:
-                connections.append(1)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                conn.sendall(answer)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    results = []
-    try:
-        with DISClient(url, "p", token="a-token-of-some-length") as client:
-            for _ in range(3):
-                results.append(client.put_records("s", [(b"x", None)]).ok)
-                time.sleep(0.05)  # the server's close reaches the client meanwhile
-    finally:
-        done.set()
-        thread.join(5.0)
-        listener.close()
-    assert ([True, True, True], 3) == (results, len(connections))
-
-
 PUT_OK = (
     b'{"failed_record_count":0,'
     b'"records":[{"partition_id":"shardId-0000000000","sequence_number":"7"}]}'
@@ -169,10 +120,11 @@ PUT_OK = (
 
 class RawReplies:
     """A loopback server that answers each request with the next scripted raw reply, on the same
-    connection while the script says so; it counts connections."""
+    connection while the reply's framing allows (``close_each``: never); it counts connections."""
 
-    def __init__(self, replies: List[bytes]) -> None:
+    def __init__(self, replies: List[bytes], *, close_each: bool = False) -> None:
         self.replies = list(replies)
+        self.close_each = close_each
         self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.05)
@@ -207,7 +159,7 @@ class RawReplies:
                     reply = self.replies.pop(0)
                     conn.sendall(reply)
                     framed = b"content-length" in reply.lower() or b"chunked" in reply.lower()
-                    if b"connection: close" in reply.lower() or not framed:
+                    if b"connection: close" in reply.lower() or not framed or self.close_each:
                         break
 
     def close(self) -> None:
@@ -224,8 +176,8 @@ def _ok(extra: bytes = b"", body: bytes = PUT_OK) -> bytes:
 def raw_replies() -> Iterator[Any]:
     servers: List[RawReplies] = []
 
-    def make(*replies: bytes) -> RawReplies:
-        servers.append(RawReplies(list(replies)))
+    def make(*replies: bytes, close_each: bool = False) -> RawReplies:
+        servers.append(RawReplies(list(replies), close_each=close_each))
         return servers[-1]
 
     yield make
@@ -236,6 +188,17 @@ def raw_replies() -> Iterator[Any]:
 def _put_twice(url: str) -> List[Any]:
     with DISClient(url, "p", token="a-token-of-some-length", request_timeout=5.0) as client:
         return [client.put_records("s", [(b"x", None)]) for _ in range(2)]
+
+
+def test_a_connection_the_server_closed_is_not_reused(raw_replies: Any) -> None:
+    """A keep-alive connection the server closed after its reply is replaced, not written to."""
+    server = raw_replies(_ok(), _ok(), _ok(), close_each=True)  # no "Connection: close" said
+    results = []
+    with DISClient(server.url, "p", token="a-token-of-some-length") as client:
+        for _ in range(3):
+            results.append(client.put_records("s", [(b"x", None)]).ok)
+            time.sleep(0.05)  # the server's close reaches the client meanwhile
+    assert ([True, True, True], 3) == (results, server.connections)
 
 
 class TestDirectExchange:
