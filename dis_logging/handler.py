@@ -506,11 +506,11 @@ class DISHandler(logging.Handler):
         inside = self._inside
         if ident in inside:
             return self._collect_stats(wait=False)
-        inside.add(ident)
+        inside[ident] = True
         try:
             return self._collect_stats()
         finally:
-            inside.discard(ident)
+            inside.pop(ident, None)
 
     def _collect_stats(self, *, wait: bool = True) -> HandlerStats:
         totals: Dict[str, int] = {}
@@ -571,7 +571,10 @@ class DISHandler(logging.Handler):
             return False
         if ident in self._sending_threads:
             return False
-        inside.add(ident)
+        # A dict store rather than set.add(): cheaper, and no method call between it and the
+        # try, where a signal handler's exception (KeyboardInterrupt) could otherwise leave
+        # this thread marked as inside for good.
+        inside[ident] = True
         try:
             if self.filters:
                 try:
@@ -587,19 +590,60 @@ class DISHandler(logging.Handler):
                     return False
                 if isinstance(result, logging.LogRecord):  # Python 3.12+: a filter may replace it
                     record = result
-            self.emit(record)
+            encoder = self._deferred_encoder
+            buffer = self._fast_buffer
+            if (
+                buffer is None
+                or self._closed
+                or self.formatter is not encoder.formatter
+                or not self._own_emit
+            ):
+                self.emit(record)  # the general path: any other setup, formatter or subclass
+                return True
+            # The common case, written out here rather than in emit(): one lane, no key function,
+            # no flush_on_level, a JSONFormatter. A method call per record is a few percent of
+            # the application's whole cost of a record, which is this path's reason to be flat.
+            try:
+                levelno = record.levelno  # read before capture() (see the note there)
+                try:
+                    captured = encoder.formatter.capture(record, encoder)
+                except Exception:  # noqa: BLE001 - a hostile record: emit() ships its fallback
+                    self.emit(record)
+                    return True
+                if record.process != self._pid:
+                    # A fork that skipped the at-fork hooks (see the note at _getpid); a record
+                    # made in another process (QueueListener) only costs the getpid() call.
+                    self._after_fork()
+                    buffer = self._fast_buffer
+                # Text that might not fit max_record_bytes is encoded (and cut) now, so that an
+                # oversize record never sits whole in the buffer.
+                data = encoder(captured) if captured[1] > self._defer_limit else captured
+                if buffer is None or data is None or self._closed:
+                    # Oversize with oversize="drop", or a close() that raced this record.
+                    self._enqueue_record(record, data)
+                    return True
+                if buffer.put(data, self._static_key, levelno):
+                    event = self._fast_event
+                    if not event.is_set():
+                        event.set()
+                if not self._started:
+                    self._start_flushers()
+            except RecursionError:  # as logging.Handler does: let a real recursion problem surface
+                raise
+            except Exception as exc:  # noqa: BLE001 - never raise into the application
+                self._lost_in_emit(exc)
         finally:
-            inside.discard(ident)
+            del inside[ident]  # only this thread removes its own entry
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Capture ``record`` on this thread and queue it; never raises.
 
-        This is the application's cost of a record, so it is written flat. With a
-        :class:`JSONFormatter` (the default) the record is captured (message resolved, traceback
-        formatted, ``extra`` values frozen) and serialized later by the flusher; any other
-        formatter runs here. Then one locked append, and an event set only when a full batch is
-        ready.
+        With a :class:`JSONFormatter` (the default) the record is captured (message resolved,
+        traceback formatted, ``extra`` values frozen) and serialized later by the flusher; any
+        other formatter runs here. Then one locked append, and an event set only when a full
+        batch is ready. (:meth:`handle` takes the most common setup's path itself, without
+        calling this method, unless a subclass overrides it.)
 
         Args:
             record: the record.
@@ -612,7 +656,6 @@ class DISHandler(logging.Handler):
             data: Optional[Payload]
             if self.formatter is encoder.formatter:
                 json_formatter = encoder.formatter
-                levelno = record.levelno  # read before capture() (see the note there)
                 try:
                     captured = json_formatter.capture(record, encoder)
                 except Exception:  # noqa: BLE001 - a hostile record: format_bytes falls back
@@ -628,16 +671,6 @@ class DISHandler(logging.Handler):
                     # Text that might not fit max_record_bytes is encoded (and cut) now, so that
                     # an oversize record never sits whole in the buffer.
                     data = encoder(captured) if captured[1] > self._defer_limit else captured
-                buffer = self._fast_buffer
-                if buffer is not None and data is not None and not self._closed:
-                    # The common setup (one lane, no key function, no flush_on_level), flat.
-                    if buffer.put(data, self._static_key, levelno):
-                        event = self._fast_event
-                        if not event.is_set():
-                            event.set()
-                    if not self._started:
-                        self._start_flushers()
-                    return
             else:
                 if self._pid != _getpid():
                     self._after_fork()
@@ -726,7 +759,7 @@ class DISHandler(logging.Handler):
         if ident in inside:  # reentrant, as in handle()
             self._lanes[0].buffer.refuse_reentrant()
             return
-        inside.add(ident)
+        inside[ident] = True
         try:
             if ident in self._sending_threads:
                 return
@@ -740,7 +773,7 @@ class DISHandler(logging.Handler):
         except Exception as exc:  # noqa: BLE001 - enqueue must never raise into the application
             self._lost_in_emit(exc)
         finally:
-            inside.discard(ident)
+            inside.pop(ident, None)
 
     def flush(self, timeout: Optional[float] = None) -> bool:  # type: ignore[override]  # bool: see Returns
         """Send everything queued so far, on this thread, within ``timeout``; never raises.
@@ -762,7 +795,7 @@ class DISHandler(logging.Handler):
         ident = _get_ident()
         if ident in self._inside:
             return False  # this thread holds, or may hold, the handler's locks: never wait here
-        self._inside.add(ident)
+        self._inside[ident] = True
         try:
             if self._closed:
                 # Nothing sends after close(): report whether every record made it.
@@ -784,7 +817,7 @@ class DISHandler(logging.Handler):
             self._reporter.report(error_key(exc), f"flush failed: {exc!r}")
             return False
         finally:
-            self._inside.discard(ident)
+            self._inside.pop(ident, None)
 
     def close(self) -> None:
         """Send what is left within ``close_timeout``, stop the flusher, release resources.
@@ -803,11 +836,11 @@ class DISHandler(logging.Handler):
         ident = _get_ident()
         if ident in self._inside:
             return  # this thread holds, or may hold, the handler's locks: never wait here
-        self._inside.add(ident)
+        self._inside[ident] = True
         try:
             self._close()
         finally:
-            self._inside.discard(ident)
+            self._inside.pop(ident, None)
 
     def _close(self) -> None:
         with self._lock_state:
@@ -915,7 +948,7 @@ class DISHandler(logging.Handler):
             self._limiter = RateLimiter(config.max_records_per_second, config.max_bytes_per_second)
         self._sending_threads: Set[int] = set()
         # Threads inside handle(), flush() or close() now; a record from one of them is reentrant.
-        self._inside: Set[int] = set()
+        self._inside: Dict[int, bool] = {}
         self._started = False
         self._start_retry_at = 0.0
         lanes = config.max_in_flight
@@ -968,6 +1001,8 @@ class DISHandler(logging.Handler):
         flat = flat and self._key_function is None and self._flush_on_level is None
         self._fast_buffer = self._lanes[0].buffer if flat else None
         self._fast_event = self._lanes[0].flusher.event
+        # handle()'s flat path stands in for emit() only when emit() is this class's own.
+        self._own_emit = type(self).emit is DISHandler.emit
 
     def _report_late(self, account: str) -> None:
         """Report the outcome of a request that ended after ``close()`` returned."""
@@ -1122,7 +1157,7 @@ class DISHandler(logging.Handler):
         ident = _get_ident()
         if ident in self._inside:
             return  # a signal landed inside the handler; the next exit step drains
-        self._inside.add(ident)
+        self._inside[ident] = True
         try:
             with self._lock_state:
                 if self._closed:
@@ -1140,7 +1175,7 @@ class DISHandler(logging.Handler):
             if not self._flush_lanes(time.monotonic() + budget):
                 self._settle_leftovers(event, budget, close_spool=False)
         finally:
-            self._inside.discard(ident)
+            self._inside.pop(ident, None)
 
     def _settle_leftovers(self, event: str, budget: float, *, close_spool: bool) -> None:
         """Spool or drop what is still buffered after a deadline, and say so on the diagnostics.

@@ -251,6 +251,48 @@ class TestDelivery:
             payload["level"],
         )
 
+    def test_emit_ships_what_handle_ships(self, emulator, stream, make_handler):
+        """emit() called directly (the general path) ships the bytes handle()'s own path ships."""
+        handler = make_handler()
+
+        def record(via: str) -> logging.LogRecord:
+            made = logging.LogRecord("app.paths", logging.INFO, "app.py", 7, "id %s", (42,), None)
+            made.created, made.msecs, made.via = 1_700_000_000.25, 250.0, via
+            return made
+
+        handler.handle(record("path"))
+        handler.emit(record("path"))
+        assert handler.flush(timeout=10)
+        shipped = [r.data for r in emulator.records(stream)]
+        assert 2 == len(shipped)
+        assert shipped[0] == shipped[1]
+        assert "id 42" == json.loads(shipped[0])["message"]
+
+    def test_a_subclass_emit_is_called(self, emulator, stream, make_handler):
+        """A subclass that overrides emit() sees every record, and super().emit() ships it."""
+        seen: List[str] = []
+
+        class Counting(DISHandler):
+            def emit(self, record: logging.LogRecord) -> None:
+                seen.append(record.getMessage())
+                super().emit(record)
+
+        handler = Counting(
+            stream_name=stream,
+            endpoint=emulator.url,
+            project_id=emulator.project_id,
+            ak=emulator.ak,
+            sk=emulator.sk,
+            flush_interval=0.05,
+        )
+        try:
+            logger_for(handler).info("one %d", 1)
+            assert handler.flush(timeout=10)
+            assert ["one 1"] == seen
+            assert ["one 1"] == [json.loads(r.data)["message"] for r in emulator.records(stream)]
+        finally:
+            handler.close()
+
     def test_pipelined_lanes_keep_per_key_order(self, emulator, stream, make_handler):
         """With max_in_flight=4 every record arrives and each key keeps its order."""
         emulator.set_delay(0.02, "PutRecords")
