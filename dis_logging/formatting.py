@@ -82,6 +82,14 @@ _C_SIZE = 1
 #: on CPython 3.11, 64-bit). Batches are cut by this estimate too, and re-cut by the real
 #: serialized sizes on the flusher.
 CAPTURED_RECORD_OVERHEAD = 660
+#: Bytes counted for a %-argument other than a str that a capture keeps for the flusher to format
+#: (an int below 2**64, a float, a bool or None): its object and a slot of the arguments tuple,
+#: and at least as many as ``%s``/``%r``/``%d`` of it writes without a width (a float's repr is
+#: at most 24 characters).
+DEFERRED_ARG_BYTES = 32
+# Ints kept for the flusher lie strictly between these: their text is at most 20 characters.
+_INT_MIN = -(2**64)
+_INT_MAX = 2**64
 #: Bytes counted per ``extra`` field on top of its text (a dict slot, the key, a value object).
 EXTRA_FIELD_OVERHEAD = 100
 #: Bytes counted for the dict that holds a record's ``extra`` fields.
@@ -602,7 +610,9 @@ class JSONFormatter(logging.Formatter):
         The message is resolved (``getMessage()``), the traceback and stack formatted (the
         traceback is cached in ``record.exc_text``, as :class:`logging.Formatter` does), and the
         ``extra`` fields and :func:`add_caller_fields_hook` fields frozen: immutable values by
-        reference, anything else rendered to JSON text now.
+        reference, anything else rendered to JSON text now. %-arguments are treated alike: when
+        every one is immutable (a str, an int below 2**64, a float, a bool or None), the format
+        string and the arguments are kept and the flusher formats them, with the same result.
 
         Args:
             record: the record.
@@ -610,8 +620,8 @@ class JSONFormatter(logging.Formatter):
                 serialize it; default ``None`` (key 0).
 
         Returns:
-            The captured record. It holds no reference to ``record``, its arguments or its
-            traceback.
+            The captured record. It holds no reference to ``record`` or its traceback, and none
+            to its arguments unless they are immutable.
 
         Raises:
             Exception: whatever a hostile record raises while its fixed attributes are read;
@@ -633,16 +643,45 @@ class JSONFormatter(logging.Formatter):
         process_name = record.processName
         thread_name = record.threadName
         format_error = None
-        if args or msg.__class__ is not str:
-            try:
-                if msg.__class__ is str and record.__class__ is _LogRecord:
-                    msg = msg % args  # what LogRecord.getMessage does, without two calls
+        size = CAPTURED_RECORD_OVERHEAD
+        message: object = None
+        if (
+            args
+            and msg.__class__ is str
+            and args.__class__ is tuple
+            and record.__class__ is _LogRecord
+        ):
+            # %-arguments that cannot change after the call are kept as they are and formatted
+            # by the flusher (_resolve_message): the same text, without the work on this thread.
+            text_size = len(msg)
+            arg: Any
+            for arg in args:
+                cls = arg.__class__
+                if cls is str:
+                    text_size += len(arg)
+                elif cls is int:
+                    if not _INT_MIN < arg < _INT_MAX:
+                        break  # a big int's text can be long, and the int conversion is limited
+                    text_size += DEFERRED_ARG_BYTES
+                elif cls is float or cls is bool or arg is None:
+                    text_size += DEFERRED_ARG_BYTES
                 else:
-                    msg = record.getMessage()
-            except Exception as exc:  # noqa: BLE001 - bad %-args or a msg whose __str__ raises
-                msg = f"{safe_str(record.msg)} % {safe_str(args)}"
-                format_error = f"{type(exc).__name__}: {safe_str(exc)}"
-        size = CAPTURED_RECORD_OVERHEAD + len(msg)
+                    break  # a value that may change (or render differently) later: format now
+            else:
+                message = (msg, args)
+                size += text_size
+        if message is None:
+            if args or msg.__class__ is not str:
+                try:
+                    if msg.__class__ is str and record.__class__ is _LogRecord:
+                        msg = msg % args  # what LogRecord.getMessage does, without two calls
+                    else:
+                        msg = record.getMessage()
+                except Exception as exc:  # noqa: BLE001 - bad %-args or a msg whose __str__ raises
+                    msg = f"{safe_str(record.msg)} % {safe_str(args)}"
+                    format_error = f"{type(exc).__name__}: {safe_str(exc)}"
+            message = msg
+            size += len(msg)
         exc_text = None
         if record.exc_info:
             if not record.exc_text:
@@ -699,7 +738,7 @@ class JSONFormatter(logging.Formatter):
             msecs,
             levelname,
             name,
-            msg,
+            message,
             module,
             func_name,
             lineno,
@@ -722,6 +761,8 @@ class JSONFormatter(logging.Formatter):
             A new dict: the fixed fields, ``static_fields``, traceback, stack, ``format_error``,
             then the caller-hook and ``extra`` fields.
         """
+        if captured[6].__class__ is tuple:
+            captured = _resolve_message(captured)
         second = int(captured[2])
         cache = self._ts_cache
         if cache[0] != second:
@@ -800,6 +841,8 @@ class JSONFormatter(logging.Formatter):
         suffixes = _MS_SUFFIXES
         for record in captured:
             data = None
+            if record[6].__class__ is tuple:
+                record = _resolve_message(record)
             if plain is not None and record[13:] == _PLAIN_TAIL:
                 # The common record, straight into its JSON text: no dict, no type scan.
                 try:
@@ -963,9 +1006,32 @@ def _estimate(value: object) -> int:
     return 16
 
 
+def _resolve_message(captured: CapturedRecord) -> CapturedRecord:
+    """Return ``captured`` with its message formatted, when :meth:`JSONFormatter.capture` left
+    that to the flusher.
+
+    The capture then holds ``(msg, args)`` in place of the message, every argument immutable (a
+    str, an int below 2**64, a float, a bool or None), so formatting now gives the text that
+    formatting at call time gave; a failure too (the message reads ``msg % args`` and
+    ``format_error`` says why, as :meth:`JSONFormatter.capture` writes them).
+    """
+    pending = captured[6]
+    if pending.__class__ is not tuple:
+        return captured
+    msg, args = pending
+    format_error = None
+    try:
+        text = msg % args
+    except Exception as exc:  # noqa: BLE001 - a bad format string: shipped with the error
+        text = f"{safe_str(msg)} % {safe_str(args)}"
+        format_error = f"{type(exc).__name__}: {safe_str(exc)}"
+    return (*captured[:6], text, *captured[7:15], format_error, captured[16])
+
+
 def _captured_fallback(captured: CapturedRecord, error: BaseException) -> bytes:
     """:func:`fallback_payload` for a captured record whose fields could not be encoded."""
     try:
+        captured = _resolve_message(captured)
         fields = {
             "timestamp": safe_str(captured[2]),
             "level": safe_str(captured[4]),

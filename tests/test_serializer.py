@@ -98,7 +98,21 @@ _messages = st.one_of(
     st.text(alphabet=st.characters(max_codepoint=0x40), max_size=200),  # control characters
     st.just("%s and %d"),
 )
-_args = st.one_of(st.just(()), st.tuples(st.text(max_size=8)), st.tuples(st.text(), st.integers()))
+_args = st.one_of(
+    st.just(()),
+    st.tuples(st.text(max_size=8)),
+    st.tuples(st.text(), st.integers()),
+    st.tuples(st.floats(), st.booleans(), st.none()),
+    st.tuples(st.integers(min_value=2**63, max_value=2**70), st.lists(st.integers(), max_size=2)),
+)
+# %-arguments a capture may keep for the flusher to format (immutable), and format strings for them.
+_immutable_args = st.tuples(
+    *[st.one_of(st.text(max_size=20), st.integers(), st.floats(), st.booleans(), st.none())] * 2
+)
+_format_strings = st.one_of(
+    st.sampled_from(["%s %s", "%d and %r", "%x|%.3f", "%c%s", "%s", "%s %s %s", "%(k)s %s", "%"]),
+    st.text(alphabet="%sdrxf .5-", max_size=12),
+)
 _formatters = st.builds(
     lambda rename, static, ascii_only: (rename, static, ascii_only),
     st.sampled_from([{}, {"timestamp": "@timestamp", "exc_info": None}, {"message": "msg"}]),
@@ -255,6 +269,35 @@ class TestCapture:
         record = _record("m" * 1000, (), {"note": "n" * 500}, True, None)
         captured = JSONFormatter().capture(record)
         assert captured[1] >= CAPTURED_RECORD_OVERHEAD + 1000 + 500 + len(record.exc_text or "")
+
+    @settings(max_examples=300, deadline=None)
+    @given(msg=_format_strings, args=_immutable_args)
+    def test_immutable_arguments_give_the_message_of_call_time(self, msg, args):
+        """Arguments a capture keeps for the flusher give exactly the text (or error) of now."""
+        try:
+            message, error = msg % args, None
+        except Exception as exc:  # noqa: BLE001 - any formatting error is the expected outcome
+            message, error = f"{msg} % {args}", type(exc).__name__
+        formatter = JSONFormatter()
+        encoder = DeferredEncoder(formatter, 100_000, True)
+        captured = formatter.capture(_record(msg, args, {}, False, None), encoder)
+        shipped: List[Optional[bytes]] = []
+        thread = threading.Thread(target=lambda: shipped.extend(serialize_payloads([captured])))
+        thread.start()
+        thread.join()
+        out = json.loads(shipped[0] or b"")
+        assert message == out["message"]
+        assert error == (out["format_error"].split(":")[0] if "format_error" in out else None)
+        assert captured[1] >= CAPTURED_RECORD_OVERHEAD + len(msg)
+
+    def test_kept_arguments_count_towards_the_size(self):
+        """A long str argument kept for the flusher counts in the size estimate."""
+        captured = JSONFormatter().capture(
+            _record("user %s id %d", ("u" * 5000, 7), {}, False, None)
+        )
+        assert captured[1] >= CAPTURED_RECORD_OVERHEAD + 5000
+        plain = JSONFormatter().capture(_record("user %s", (["u" * 5000],), {}, False, None))
+        assert plain[1] >= CAPTURED_RECORD_OVERHEAD + 5000
 
     def test_caller_fields_hook_is_read_on_the_caller_thread(self):
         """A caller-fields hook runs at capture time and its fields precede the extra fields."""
