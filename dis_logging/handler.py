@@ -624,7 +624,7 @@ class DISHandler(logging.Handler):
                     return True
                 if buffer.put(data, self._static_key, levelno):
                     event = self._fast_event
-                    if not event.is_set():
+                    if not event._flag:  # Event.is_set() without its Python-level call
                         event.set()
                 if not self._started:
                     self._start_flushers()
@@ -999,8 +999,13 @@ class DISHandler(logging.Handler):
         # emit's flat path: one lane, no partition-key function, no flush_on_level.
         flat = self._single_lane is not None
         flat = flat and self._key_function is None and self._flush_on_level is None
+        event = self._lanes[0].flusher.event
+        # handle()'s flat path reads the event's state where threading.Event keeps it (the whole
+        # body of is_set() is ``return self._flag``, in CPython, PyPy and gevent alike); an event
+        # without it sends every record down the general path, which calls is_set().
+        flat = flat and isinstance(getattr(event, "_flag", None), bool)
         self._fast_buffer = self._lanes[0].buffer if flat else None
-        self._fast_event = self._lanes[0].flusher.event
+        self._fast_event: Any = event
         # handle()'s flat path stands in for emit() only when emit() is this class's own.
         self._own_emit = type(self).emit is DISHandler.emit
 

@@ -293,6 +293,39 @@ class TestDelivery:
         finally:
             handler.close()
 
+    def test_an_event_without_the_stdlib_state_still_delivers(
+        self, emulator, stream, make_handler, monkeypatch
+    ):
+        """A threading.Event replaced by one that keeps no ``_flag`` (a patched runtime) is
+        only asked through is_set(): every batch still wakes the flusher."""
+        real_event = threading.Event
+
+        class OpaqueEvent:
+            def __init__(self) -> None:
+                self._inner = real_event()
+
+            def set(self) -> None:
+                self._inner.set()
+
+            def clear(self) -> None:
+                self._inner.clear()
+
+            def is_set(self) -> bool:
+                return self._inner.is_set()
+
+            def wait(self, timeout: Any = None) -> bool:
+                return self._inner.wait(timeout)
+
+        monkeypatch.setattr(threading, "Event", OpaqueEvent)  # for the flusher's events only
+        handler = make_handler(max_batch_records=10, flush_interval=60.0)
+        monkeypatch.undo()
+        log = logger_for(handler)
+        for i in range(30):
+            log.info("opaque %d", i)
+        # Three full batches woke the flusher: they arrive long before the 60 s interval.
+        stored = emulator.wait_for(stream, 30, timeout=20)
+        assert {f"opaque {i}" for i in range(30)} == {json.loads(r.data)["message"] for r in stored}
+
     def test_pipelined_lanes_keep_per_key_order(self, emulator, stream, make_handler):
         """With max_in_flight=4 every record arrives and each key keeps its order."""
         emulator.set_delay(0.02, "PutRecords")
