@@ -591,13 +591,8 @@ class DISHandler(logging.Handler):
                 if isinstance(result, logging.LogRecord):  # Python 3.12+: a filter may replace it
                     record = result
             encoder = self._deferred_encoder
-            buffer = self._fast_buffer
-            if (
-                buffer is None
-                or self._closed
-                or self.formatter is not encoder.formatter
-                or not self._own_emit
-            ):
+            buffer = self._fast_buffer  # None unless the setup allows this path (see _setup)
+            if buffer is None or self.formatter is not encoder.formatter:
                 self.emit(record)  # the general path: any other setup, formatter or subclass
                 return True
             # The common case, written out here rather than in emit(): one lane, no key function,
@@ -847,6 +842,7 @@ class DISHandler(logging.Handler):
             if self._closed:
                 return
             self._closed = True
+            self._fast_buffer = None  # handle() then takes emit()'s path, which refuses records
         try:
             if self._pid != os.getpid():
                 self._after_fork()
@@ -996,18 +992,18 @@ class DISHandler(logging.Handler):
             flusher_holder.append(flusher)
             self._lanes.append(_Lane(buffer, flusher))
         self._single_lane = self._lanes[0] if lanes == 1 else None
-        # emit's flat path: one lane, no partition-key function, no flush_on_level.
-        flat = self._single_lane is not None
+        # handle()'s flat path: an open handler of this class's own emit() (the path stands in
+        # for it), one lane, no partition-key function, no flush_on_level.
+        flat = not self._closed and type(self).emit is DISHandler.emit
+        flat = flat and self._single_lane is not None
         flat = flat and self._key_function is None and self._flush_on_level is None
         event = self._lanes[0].flusher.event
-        # handle()'s flat path reads the event's state where threading.Event keeps it (the whole
-        # body of is_set() is ``return self._flag``, in CPython, PyPy and gevent alike); an event
-        # without it sends every record down the general path, which calls is_set().
+        # The path reads the event's state where threading.Event keeps it (the whole body of
+        # is_set() is ``return self._flag``, in CPython, PyPy and gevent alike); an event without
+        # it sends every record down the general path, which calls is_set().
         flat = flat and isinstance(getattr(event, "_flag", None), bool)
         self._fast_buffer = self._lanes[0].buffer if flat else None
         self._fast_event: Any = event
-        # handle()'s flat path stands in for emit() only when emit() is this class's own.
-        self._own_emit = type(self).emit is DISHandler.emit
 
     def _report_late(self, account: str) -> None:
         """Report the outcome of a request that ended after ``close()`` returned."""
