@@ -293,6 +293,26 @@ class TestDelivery:
         finally:
             handler.close()
 
+    def test_an_emit_set_on_the_instance_sees_every_record(self, emulator, stream, make_handler):
+        """A spy assigned as handler.emit (as mock.patch.object does) is called for each record."""
+        handler = make_handler()
+        log = logger_for(handler)
+        log.info("before the spy")
+        seen: List[str] = []
+        original = handler.emit
+
+        def spy(record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+            original(record)
+
+        handler.emit = spy
+        log.info("spied %d", 1)
+        log.info("spied %d", 2)
+        assert handler.flush(timeout=10)
+        assert ["spied 1", "spied 2"] == seen
+        shipped = sorted(json.loads(r.data)["message"] for r in emulator.records(stream))
+        assert ["before the spy", "spied 1", "spied 2"] == shipped
+
     def test_an_event_without_the_stdlib_state_still_delivers(
         self, emulator, stream, make_handler, monkeypatch
     ):
