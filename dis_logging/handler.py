@@ -147,12 +147,13 @@ _sigterm_retry_until: Optional[float] = None
 #    the child before any Python code runs there: os.fork, os.forkpty, multiprocessing's "fork"
 #    start method, and C code that calls PyOS_AfterFork_Child (as Python's own modules do).
 # 2. C code that forks without running those hooks (uWSGI's default prefork, for one) and then
-#    logs from Python: emit() compares the record's ``process`` (os.getpid() taken by LogRecord
-#    when the record was made) with the pid the handler was set up in, and only on a mismatch
-#    asks os.getpid() itself. getpid() is a system call (about 150 ns, as much as a tenth of the
-#    caller's whole cost); this comparison is one attribute load. A mismatch without a fork (a
-#    record made in another process and handled here, as QueueListener does, or
-#    logging.logProcesses off) costs the system call, as every record did before.
+#    logs from Python: handle() and emit() compare a JSONFormatter record's ``process``
+#    (os.getpid() taken by LogRecord when the record was made) with the pid the handler was set
+#    up in, and only on a mismatch ask os.getpid() itself (other formatters ask it every time).
+#    getpid() is a system call (about 150 ns, as much as a tenth of the caller's whole cost);
+#    this comparison is one attribute load. A mismatch without a fork (a record made in another
+#    process and handled here, as QueueListener does, or logging.logProcesses off) costs the
+#    system call, as every record did before.
 # Left over: a record made in the parent before such a hook-less fork and emitted in the child;
 # the child's next record of its own, or its flush(), close() or exit drain, resets the handler.
 _getpid = os.getpid
