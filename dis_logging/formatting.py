@@ -841,11 +841,12 @@ class JSONFormatter(logging.Formatter):
         suffixes = _MS_SUFFIXES
         for record in captured:
             data = None
-            if record[6].__class__ is tuple:
-                record = _resolve_message(record)
             if plain is not None and record[13:] == _PLAIN_TAIL:
                 # The common record, straight into its JSON text: no dict, no type scan.
                 try:
+                    message = record[6]
+                    if message.__class__ is tuple:  # kept for this step (see capture)
+                        message = message[0] % message[1]
                     msecs = int(record[3])
                     if (
                         record[9].__class__ is int
@@ -862,7 +863,7 @@ class JSONFormatter(logging.Formatter):
                                 time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
                             )
                             self._ts_cache = cache
-                        text = head + cache[1] + suffixes[msecs] + middle + quote(record[6]) + tail
+                        text = head + cache[1] + suffixes[msecs] + middle + quote(message) + tail
                         data = text.encode("utf-8")
                 except Exception:  # noqa: BLE001 - the general path below decides what to ship
                     data = None

@@ -495,7 +495,8 @@ class TestPlainRecordTemplate:
 
     @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
     @given(
-        msg=_messages,
+        msg=st.one_of(_messages, _format_strings),
+        args=st.one_of(st.just(()), _immutable_args, _args),
         names=st.tuples(_names, _names, _names, _names, _names, _names),
         line=st.one_of(st.integers(-5, 10**6), st.booleans(), st.none()),
         process=st.one_of(st.integers(0, 2**40), st.none()),
@@ -511,7 +512,18 @@ class TestPlainRecordTemplate:
         max_bytes=st.sampled_from([300, 100_000]),
     )
     def test_template_bytes_equal_the_general_path(
-        self, msg, names, line, process, msecs, rename, static, ascii_only, use_orjson, max_bytes
+        self,
+        msg,
+        args,
+        names,
+        line,
+        process,
+        msecs,
+        rename,
+        static,
+        ascii_only,
+        use_orjson,
+        max_bytes,
     ):
         """The general path (a dict, then orjson or json) is what format_bytes ships."""
         serializer._set_orjson(use_orjson)
@@ -519,7 +531,9 @@ class TestPlainRecordTemplate:
             rename_fields=rename, static_fields=static, ensure_ascii=ascii_only
         )
         level, logger, module, function, thread_name, process_name = names
-        record = logging.LogRecord(logger, logging.INFO, "/src/app.py", 0, msg, (), None, function)
+        record = logging.LogRecord(
+            logger, logging.INFO, "/src/app.py", 0, msg, args, None, function
+        )
         record.levelname, record.module, record.threadName = level, module, thread_name
         record.processName, record.lineno, record.process = process_name, line, process
         record.created, record.msecs = 1_700_000_000.25, msecs
