@@ -83,11 +83,12 @@ _C_SIZE = 1
 #: serialized sizes on the flusher.
 CAPTURED_RECORD_OVERHEAD = 660
 #: Bytes counted for a %-argument other than a str that a capture keeps for the flusher to format
-#: (an int below 2**64, a float, a bool or None): its object and a slot of the arguments tuple,
-#: and at least as many as ``%s``/``%r``/``%d`` of it writes without a width (a float's repr is
-#: at most 24 characters).
-DEFERRED_ARG_BYTES = 32
-# Ints kept for the flusher lie strictly between these: their text is at most 20 characters.
+#: (an int below 2**64, a float, a bool or None): what it holds in memory, its object (at most 36
+#: bytes, ``sys.getsizeof``) and its slot in the arguments tuple. The text is made and cut to
+#: ``max_record_bytes`` on the flusher, as it would have been on the caller.
+DEFERRED_ARG_BYTES = 48
+# Ints kept for the flusher lie strictly between these (a bigger int's object and text grow
+# with it, and its conversion to text is limited by sys.set_int_max_str_digits).
 _INT_MIN = -(2**64)
 _INT_MAX = 2**64
 #: Bytes counted per ``extra`` field on top of its text (a dict slot, the key, a value object).
