@@ -97,6 +97,33 @@ def emulator() -> Iterator[DISEmulator]:
 
 
 @pytest.fixture
+def service_env(emulator: DISEmulator) -> Callable[..., Dict[str, str]]:
+    """Build the environment of a deployed service pointing at ``emulator``, for subprocesses.
+
+    The inherited ``HUAWEICLOUD_SDK_*``, ``DIS_LOGGING_*`` and ``DJANGO_*`` variables are dropped;
+    the emulator's AK/SK and project id and its URL (for region cn-north-4) are set; keyword
+    arguments add or override variables (``DIS_LOGGING_ENDPOINT`` wins over the region's URL).
+    """
+
+    def build(**variables: str) -> Dict[str, str]:
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("HUAWEICLOUD_SDK_", "DIS_LOGGING_", "DJANGO_"))
+        }
+        env.update(
+            HUAWEICLOUD_SDK_AK=emulator.ak,
+            HUAWEICLOUD_SDK_SK=emulator.sk,
+            HUAWEICLOUD_SDK_PROJECT_ID=emulator.project_id,
+            HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4=emulator.url,
+        )
+        env.update(variables)
+        return env
+
+    return build
+
+
+@pytest.fixture
 def stream(emulator: DISEmulator) -> str:
     """Name of a 2-partition stream ("test-stream") created on ``emulator``."""
     emulator.create_stream("test-stream", partitions=2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import queue
 import re
 import signal
@@ -32,23 +31,6 @@ from dis_logging.context import FIELDS, get_request_context
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HEX32 = re.compile(r"[0-9a-f]{32}")
 view_logger = logging.getLogger("test.asgi.view")
-
-
-def example_env(emulator, stream):
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("HUAWEICLOUD_SDK_", "DIS_LOGGING_"))
-    }
-    env.update(
-        HUAWEICLOUD_SDK_AK=emulator.ak,
-        HUAWEICLOUD_SDK_SK=emulator.sk,
-        HUAWEICLOUD_SDK_PROJECT_ID=emulator.project_id,
-        HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4=emulator.url,
-        DIS_LOGGING_STREAM=stream,
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 #: ASGI servers the FastAPI example runs under: command line after ``python -m``.
@@ -120,9 +102,10 @@ def events(emulator, stream, count):
 
 
 @pytest.mark.parametrize("server", sorted(SERVERS))
-def test_fastapi_example_under_a_server(emulator, stream, server):
+def test_fastapi_example_under_a_server(emulator, stream, server, service_env):
     """The FastAPI example, served by a real ASGI server, ships records with request fields."""
-    with asgi_serving(server, example_env(emulator, stream)) as (url, output):
+    env = service_env(DIS_LOGGING_STREAM=stream, PYTHONUNBUFFERED="1")
+    with asgi_serving(server, env) as (url, output):
         given = get(url + "/items/42", {"X-Request-ID": "req-fastapi-1"})
         generated = get(url + "/items/7", {"X-Request-ID": "not a valid id"})
         failed = get(url + "/boom", {"X-Request-ID": "req-boom"})

@@ -371,21 +371,18 @@ class TestSystemCheck:
         assert ["dis_logging.E001"] == self.ids(messages)
 
 
-def example_env(emulator, stream, endpoint=None):
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("HUAWEICLOUD_SDK_", "DIS_LOGGING_", "DJANGO_"))
-    }
-    env.update(
-        HUAWEICLOUD_SDK_AK=emulator.ak,
-        HUAWEICLOUD_SDK_SK=emulator.sk,
-        HUAWEICLOUD_SDK_PROJECT_ID=emulator.project_id,
-        DIS_LOGGING_ENDPOINT=endpoint or emulator.url,
-        DIS_LOGGING_STREAM=stream,
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+@pytest.fixture
+def example_env(service_env):
+    """The example project's environment: the emulator (or ``endpoint``), ``stream``, unbuffered
+    output."""
+
+    def build(stream, endpoint=None):
+        variables = {"DIS_LOGGING_STREAM": stream, "PYTHONUNBUFFERED": "1"}
+        if endpoint is not None:
+            variables["DIS_LOGGING_ENDPOINT"] = endpoint  # wins over the emulator's region URL
+        return service_env(**variables)
+
+    return build
 
 
 def free_port():
@@ -422,9 +419,9 @@ class TestStartup:
             handler.close()
         assert (set(), True) == (idle, bool(busy))
 
-    def test_manage_py_check_exits_promptly(self, emulator, stream):
+    def test_manage_py_check_exits_promptly(self, emulator, stream, example_env):
         """manage.py check with a DISHandler whose endpoint refuses connections exits at once."""
-        env = example_env(emulator, stream, endpoint=f"http://127.0.0.1:{free_port()}")
+        env = example_env(stream, endpoint=f"http://127.0.0.1:{free_port()}")
         started = time.monotonic()
         result = subprocess.run(
             [sys.executable, "manage.py", "check"],
@@ -441,9 +438,9 @@ class TestStartup:
         ), result.stderr
         assert elapsed < 15.0
 
-    def test_manage_py_check_reports_bad_settings(self, emulator, stream):
+    def test_manage_py_check_reports_bad_settings(self, emulator, stream, example_env):
         """manage.py check fails when the handler cannot be configured, naming the setting."""
-        env = example_env(emulator, stream)
+        env = example_env(stream)
         env["DIS_LOGGING_STREAM"] = "bad stream name"
         result = subprocess.run(
             [sys.executable, "manage.py", "check"],
@@ -477,14 +474,16 @@ class TestStartup:
             result.stdout.strip(),
         ), result.stderr
 
-    def test_runserver_with_autoreloader_ships_each_record_once(self, emulator, stream, tmp_path):
+    def test_runserver_with_autoreloader_ships_each_record_once(
+        self, emulator, stream, tmp_path, example_env
+    ):
         """Under runserver's reloader (parent and child) records are shipped once and it stops."""
         port = free_port()
         log = (tmp_path / "runserver.log").open("w")
         server = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"],
             cwd=EXAMPLE_PROJECT,
-            env=example_env(emulator, stream),
+            env=example_env(stream),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,22 +12,11 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def example_env(emulator, stream):
-    """The environment a deployed service would have, pointing at the emulator."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("HUAWEICLOUD_SDK_", "DIS_LOGGING_", "DJANGO_"))
-    }
-    env.update(
-        HUAWEICLOUD_SDK_AK=emulator.ak,
-        HUAWEICLOUD_SDK_SK=emulator.sk,
-        HUAWEICLOUD_SDK_PROJECT_ID=emulator.project_id,
-        HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4=emulator.url,
-        DIS_LOGGING_STREAM=stream,
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+@pytest.fixture
+def example_env(service_env):
+    """The environment of a deployed service for an example: the emulator, ``stream``, and
+    unbuffered output."""
+    return lambda stream: service_env(DIS_LOGGING_STREAM=stream, PYTHONUNBUFFERED="1")
 
 
 def run_example(args, env, cwd=EXAMPLES):
@@ -46,9 +34,9 @@ def messages(emulator, stream, count):
     )
 
 
-def test_plain_logging(emulator, stream):
+def test_plain_logging(emulator, stream, example_env):
     """plain_logging.py ships its three records, including the traceback."""
-    run_example(["plain_logging.py", stream], example_env(emulator, stream))
+    run_example(["plain_logging.py", stream], example_env(stream))
     events = [json.loads(r.data) for r in emulator.wait_for(stream, 3)]
     assert ["disk 91% full", "division failed", "user alice logged in"] == sorted(
         e["message"] for e in events
@@ -56,43 +44,43 @@ def test_plain_logging(emulator, stream):
     assert {"plain-example"} == {e["service"] for e in events}
 
 
-def test_dict_config(emulator, stream):
+def test_dict_config(emulator, stream, example_env):
     """dict_config.py ships six records with the renamed timestamp and static fields."""
-    run_example(["dict_config.py", stream], example_env(emulator, stream))
+    run_example(["dict_config.py", stream], example_env(stream))
     events = [json.loads(r.data) for r in emulator.wait_for(stream, 6)]
     assert 6 == len(events)
     assert {("orders", "staging")} == {(e["service"], e["env"]) for e in events}
     assert all("@timestamp" in e for e in events)
 
 
-def test_file_config(emulator, stream):
+def test_file_config(emulator, stream, example_env):
     """file_config.py configures the handler from the INI file and ships two records."""
-    run_example(["file_config.py", stream], example_env(emulator, stream))
+    run_example(["file_config.py", stream], example_env(stream))
     assert ["configured from file_config.ini", "stock low"] == messages(emulator, stream, 2)
 
 
-def test_structlog_example(emulator, stream):
+def test_structlog_example(emulator, stream, example_env):
     """structlog_example.py ships three events and still prints them on the console."""
-    result = run_example(["structlog_example.py", stream], example_env(emulator, stream))
+    result = run_example(["structlog_example.py", stream], example_env(stream))
     assert "cart viewed" in result.stdout
     events = [json.loads(r.data) for r in emulator.wait_for(stream, 3)]
     assert ["cart viewed", "coupon rejected", "lookup failed"] == sorted(e["event"] for e in events)
     assert {"req-1"} == {e["request_id"] for e in events}
 
 
-def test_emulator_roundtrip(emulator):
+def test_emulator_roundtrip(emulator, example_env):
     """emulator_roundtrip.py needs nothing but itself and reads its records back."""
-    result = run_example(["emulator_roundtrip.py"], example_env(emulator, "unused"))
+    result = run_example(["emulator_roundtrip.py"], example_env("unused"))
     assert "read back 10 records" in result.stdout
 
 
 @pytest.mark.parametrize("command", [["manage.py", "check"], ["manage.py", "check", "--deploy"]])
-def test_django_project_checks(emulator, stream, command):
+def test_django_project_checks(emulator, stream, command, example_env):
     """The example Django project passes manage.py check, plain and --deploy modulo security."""
     result = subprocess.run(
         [sys.executable, *command],
         cwd=EXAMPLES / "django_project",
-        env=example_env(emulator, stream),
+        env=example_env(stream),
         capture_output=True,
         text=True,
         timeout=60,
@@ -100,14 +88,14 @@ def test_django_project_checks(emulator, stream, command):
     assert "dis_logging." not in result.stdout + result.stderr
 
 
-def test_django_project_view(emulator, stream):
+def test_django_project_view(emulator, stream, example_env):
     """A request to the example project's view ships a record with its request id."""
     code = (
         "from django.test import Client; "
         "r = Client().get('/hello/?name=example', HTTP_X_REQUEST_ID='example-1'); "
         "print(r.status_code)"
     )
-    env = example_env(emulator, stream)
+    env = example_env(stream)
     env["DJANGO_SETTINGS_MODULE"] = "mysite.settings"
     result = run_example(["manage.py", "shell", "-c", code], env, cwd=EXAMPLES / "django_project")
     assert "200" in result.stdout

@@ -6,7 +6,6 @@ import asyncio
 import datetime
 import inspect
 import json
-import os
 import re
 import subprocess
 import sys
@@ -293,19 +292,9 @@ class TestRenderRecord:
         assert {"k": "v"} == event["extra"]
 
 
-def test_loguru_example(emulator, stream):
+def test_loguru_example(emulator, stream, service_env):
     """examples/loguru_example.py ships its three records and exits 0."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HUAWEICLOUD_SDK_", "DIS_LOGGING_"))
-    }
-    env.update(
-        HUAWEICLOUD_SDK_AK=emulator.ak,
-        HUAWEICLOUD_SDK_SK=emulator.sk,
-        HUAWEICLOUD_SDK_PROJECT_ID=emulator.project_id,
-        HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4=emulator.url,
-    )
+    env = service_env()
     result = subprocess.run(
         [sys.executable, "loguru_example.py", stream],
         cwd=EXAMPLES,

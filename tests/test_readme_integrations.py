@@ -8,12 +8,11 @@ would (a route, two requests, a flush). The emulator then holds the records.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import pytest
 
@@ -31,23 +30,18 @@ def readme_block(heading: str) -> str:
     return section[start : section.index("```\n", start)]
 
 
-def run_snippet(emulator: DISEmulator, code: str) -> None:
-    """Run ``code`` in a fresh interpreter with the environment of a deployed service."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("HUAWEICLOUD_SDK_", "DIS_LOGGING_"))
-    }
-    env.update(
-        HUAWEICLOUD_SDK_AK=emulator.ak,
-        HUAWEICLOUD_SDK_SK=emulator.sk,
-        HUAWEICLOUD_SDK_PROJECT_ID=emulator.project_id,
-        HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4=emulator.url,
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert 0 == result.returncode, result.stdout + result.stderr
+@pytest.fixture
+def run_snippet(service_env: Callable[..., Dict[str, str]]) -> Callable[[str], None]:
+    """Run code in a fresh interpreter with the environment of a deployed service."""
+
+    def run(code: str) -> None:
+        env = service_env()
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert 0 == result.returncode, result.stdout + result.stderr
+
+    return run
 
 
 def stored(emulator: DISEmulator, count: int) -> Dict[str, Dict[str, object]]:
@@ -64,7 +58,7 @@ def readme_stream(emulator: DISEmulator) -> str:
     return STREAM
 
 
-def test_fastapi_setup(emulator, readme_stream):
+def test_fastapi_setup(emulator, readme_stream, run_snippet):
     """The FastAPI block ships the endpoint's WARNING and one access record per request."""
     driver = textwrap.dedent(
         """
@@ -81,7 +75,7 @@ def test_fastapi_setup(emulator, readme_stream):
         assert handler.flush(10.0)
         """
     )
-    run_snippet(emulator, readme_block("## FastAPI, Starlette") + driver)
+    run_snippet(readme_block("## FastAPI, Starlette") + driver)
     by_message = stored(emulator, 2)
     access = by_message["GET /items/1 200"]
     assert ("app.access", "INFO", "r-1", 200) == (
@@ -96,7 +90,7 @@ def test_fastapi_setup(emulator, readme_stream):
     )
 
 
-def test_flask_setup(emulator, readme_stream):
+def test_flask_setup(emulator, readme_stream, run_snippet):
     """The Flask block ships the view's WARNING and one access record per request."""
     driver = textwrap.dedent(
         """
@@ -111,7 +105,7 @@ def test_flask_setup(emulator, readme_stream):
         assert handler.flush(10.0)
         """
     )
-    run_snippet(emulator, readme_block("## Flask") + driver)
+    run_snippet(readme_block("## Flask") + driver)
     by_message = stored(emulator, 2)
     access = by_message["GET /orders/1 200"]
     assert ("app.access", "INFO", "f-1", 200) == (
@@ -123,9 +117,9 @@ def test_flask_setup(emulator, readme_stream):
     assert "f-1" == by_message["order 1"]["request_id"]
 
 
-def test_loguru_setup(emulator, readme_stream):
+def test_loguru_setup(emulator, readme_stream, run_snippet):
     """The Loguru block ships its message with the bound field before remove() returns."""
-    run_snippet(emulator, readme_block("## Loguru"))
+    run_snippet(readme_block("## Loguru"))
     (event,) = stored(emulator, 1).values()
     assert ("order 42 paid", "INFO", {"order_id": 42}) == (
         event["message"],
