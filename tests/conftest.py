@@ -12,6 +12,7 @@ import socket
 import struct
 import subprocess
 import threading
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -121,6 +122,22 @@ def service_env(emulator: DISEmulator) -> Callable[..., Dict[str, str]]:
         return env
 
     return build
+
+
+@pytest.fixture
+def package_frames() -> Callable[..., str]:
+    """Render an exception's traceback with the local variables of every frame, leaving out the
+    first ``skip`` frames (default 1: the test's own, which holds what it passed on purpose)."""
+
+    def render(error: BaseException, skip: int = 1) -> str:
+        frame = error.__traceback__
+        for _ in range(skip):
+            assert frame is not None
+            frame = frame.tb_next
+        text = traceback.TracebackException(type(error), error, frame, capture_locals=True)
+        return "".join(text.format())
+
+    return render
 
 
 @pytest.fixture

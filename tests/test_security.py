@@ -725,19 +725,12 @@ class TestConstructionErrors:
         ],
         ids=["bad-security-token", "bad-token", "no-domain", "sk-without-ak"],
     )
-    def test_no_secret_in_the_locals_of_any_package_frame(self, construct, settings):
+    def test_no_secret_in_the_locals_of_any_package_frame(
+        self, construct, settings, package_frames
+    ):
         """A credential set refused at construction leaves no secret in the traceback's locals."""
-        import traceback
-
         with pytest.raises(ConfigError) as info:
             construct(**settings)
-        error = info.value
-        assert error.__traceback__ is not None
         # The package's frames only: this test and its helper hold what they passed on purpose.
-        package = error.__traceback__.tb_next
-        assert package is not None
-        frames = traceback.TracebackException(
-            type(error), error, package.tb_next, capture_locals=True
-        )
-        text = "".join(frames.format())
+        text = package_frames(info.value, skip=2)
         assert [] == [s for s in (SK_SECRET, PASSWORD_SECRET) if s in text]

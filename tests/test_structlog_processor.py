@@ -293,20 +293,12 @@ class TestProcessorFormatter:
         ] == sorted(events, key=lambda event: event["event"])
 
 
-def test_construction_error_keeps_secrets_out_of_locals():
+def test_construction_error_keeps_secrets_out_of_locals(package_frames):
     """A processor whose handler settings are invalid raises without its secrets in any frame."""
-    import traceback
-
     secret = "PROCESSOR-SECRET-KEY-0123456789"
     with pytest.raises(ConfigError) as info:
         DISProcessor(stream_name="bad name", endpoint="http://127.0.0.1:9", ak="AK", sk=secret)
-    error = info.value
-    assert error.__traceback__ is not None
-    # The package's frames only: this test's own frame holds the secret it passed.
-    frames = traceback.TracebackException(
-        type(error), error, error.__traceback__.tb_next, capture_locals=True
-    )
-    text = "".join(frames.format())
+    text = package_frames(info.value)  # this test's own frame holds the secret it passed
     assert ("dis_logging/handler.py", False) == (
         "dis_logging/handler.py" if "dis_logging/handler.py" in text else text,
         secret in text,
