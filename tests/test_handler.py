@@ -676,6 +676,33 @@ class TestSpool:
 
 
 class TestGuards:
+    def test_an_interrupt_inside_handle_leaves_the_thread_free(
+        self, emulator, stream, make_handler
+    ):
+        """A KeyboardInterrupt raised inside handle() (here by a filter, as a signal handler
+        would) reaches the caller, and the thread's next records are shipped, not refused as
+        reentrant."""
+        handler = make_handler()
+        interrupt = [True]
+
+        def interrupting(record: logging.LogRecord) -> bool:
+            if interrupt:
+                interrupt.clear()
+                raise KeyboardInterrupt
+            return True
+
+        handler.addFilter(interrupting)
+        log = logger_for(handler)
+        with pytest.raises(KeyboardInterrupt):
+            log.info("interrupted")
+        log.info("after")
+        assert handler.flush(timeout=10)
+        stats = handler.stats
+        assert ({}, ["after"]) == (
+            dict(stats.drops),
+            [json.loads(r.data)["message"] for r in emulator.records(stream)],
+        )
+
     def test_no_feedback_loop_on_root_at_debug(self, emulator, stream, make_handler):
         """On the root logger at DEBUG with urllib3 debug logging, only app records are shipped."""
         handler = make_handler()
