@@ -382,6 +382,8 @@ MAX_HEAD_BYTES: Final = 64 * 1024
 _RECEIVE: Final = 64 * 1024
 
 _ILLEGAL_IN_HEADER = re.compile(r"[\r\n\x00]")
+#: A chunk size as HTTP/1.1 spells it (RFC 9112, 7.1): hex digits, no sign, prefix or underscore.
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class DirectReply:
@@ -624,10 +626,11 @@ class _Receiver:
         while True:
             line = self._line()
             size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise http.client.HTTPException("a malformed chunk size") from None
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                # Hex digits only: int() would also take "-6", whose negative size moves the
+                # reader back over bytes already read, for ever and with no receive to time out.
+                raise http.client.HTTPException("a malformed chunk size")
+            size = int(size_text, 16)
             if size == 0:
                 break
             parts.append(self.exactly(size))

@@ -255,6 +255,8 @@ class TestDirectExchange:
             (b"HTTP/1.1 200 OK\r\nContent-Length: 90\r\n\r\n{}", "IncompleteRead"),
             (b"HTTP/1.1 200 OK\r\nBad header\r\nContent-Length: 0\r\n\r\n", "header"),
             (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "transfer coding"),
+            # A negative size once moved the reader backwards in a loop without end.
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-6\r\n", "chunk size"),
             (b"", "closed the connection without a reply"),
         ],
     )
