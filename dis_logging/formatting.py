@@ -72,10 +72,16 @@ _Fields = Dict[str, Any]
 #: :data:`CAPTURED_RECORD_OVERHEAD`). Payloads in the buffer are either ``bytes`` or such a tuple.
 #: It holds only strings, numbers, ``None``, dicts and tuples of those, so the garbage collector
 #: stops tracking it (a queue of 100,000 tracked records would make every full collection walk it).
+#: %-arguments kept for the flusher follow the 17 fixed items in the same tuple, never as a tuple
+#: of their own: the collector stops tracking a tuple only once every tuple inside it is
+#: untracked, one nesting level per collection, so each level more lets queued records reach the
+#: oldest generation, which every full collection walks (about 0.1 s of CPU per 100k records).
 CapturedRecord = Tuple[Any, ...]
 # Positions in a CapturedRecord.
 _C_ENCODER = 0
 _C_SIZE = 1
+# The number of fixed items; kept %-arguments come after them.
+_C_FIXED = 17
 #: Bytes counted for a captured record on top of its text: the capture tuple (17 slots), the
 #: message's string header, the float and int objects it owns, and the buffer's own item tuple and
 #: sequence number, as ``tracemalloc`` measures them (``benchmarks/memory.py``, M1: about 650 bytes
@@ -84,7 +90,7 @@ _C_SIZE = 1
 CAPTURED_RECORD_OVERHEAD = 660
 #: Bytes counted for a %-argument other than a str that a capture keeps for the flusher to format
 #: (an int below 2**64, a float, a bool or None): what it holds in memory, its object (at most 36
-#: bytes, ``sys.getsizeof``) and its slot in the arguments tuple. The text is made and cut to
+#: bytes, ``sys.getsizeof``) and its slot in the capture tuple. The text is made and cut to
 #: ``max_record_bytes`` on the flusher, as it would have been on the caller.
 DEFERRED_ARG_BYTES = 48
 # Ints kept for the flusher lie strictly between these (a bigger int's object and text grow
@@ -646,6 +652,7 @@ class JSONFormatter(logging.Formatter):
         format_error = None
         size = CAPTURED_RECORD_OVERHEAD
         message: object = None
+        kept: Tuple[Any, ...] = ()
         if (
             args
             and msg.__class__ is str
@@ -669,7 +676,8 @@ class JSONFormatter(logging.Formatter):
                 else:
                     break  # a value that may change (or render differently) later: format now
             else:
-                message = (msg, args)
+                message = msg
+                kept = args
                 size += text_size
         if message is None:
             if args or msg.__class__ is not str:
@@ -732,7 +740,7 @@ class JSONFormatter(logging.Formatter):
                 size += EXTRA_FIELD_OVERHEAD + len(key) + _estimate(value)
         else:
             extras = None
-        return (
+        captured = (
             0 if encoder is None else encoder.key,
             size,
             created,
@@ -751,6 +759,7 @@ class JSONFormatter(logging.Formatter):
             format_error,
             extras,
         )
+        return captured + kept if kept else captured
 
     def captured_fields(self, captured: CapturedRecord) -> Dict[str, Any]:
         """Return the ordered dict of a captured record (what :meth:`fields` returns).
@@ -762,7 +771,7 @@ class JSONFormatter(logging.Formatter):
             A new dict: the fixed fields, ``static_fields``, traceback, stack, ``format_error``,
             then the caller-hook and ``extra`` fields.
         """
-        if captured[6].__class__ is tuple:
+        if len(captured) > _C_FIXED:
             captured = _resolve_message(captured)
         second = int(captured[2])
         cache = self._ts_cache
@@ -775,7 +784,7 @@ class JSONFormatter(logging.Formatter):
         fields: _Fields = {k[0]: cache[1] + suffix}
         # level, logger, message, module, funcName, lineno, process, processName, threadName
         fields.update(zip(self._fixed_keys, captured[4:13]))
-        exc_text, stack, format_error, extras = captured[13:]
+        exc_text, stack, format_error, extras = captured[13:_C_FIXED]
         if self.static_fields:
             fields.update(self.static_fields)
         if exc_text is not None:
@@ -842,12 +851,12 @@ class JSONFormatter(logging.Formatter):
         suffixes = _MS_SUFFIXES
         for record in captured:
             data = None
-            if plain is not None and record[13:] == _PLAIN_TAIL:
+            if plain is not None and record[13:_C_FIXED] == _PLAIN_TAIL:
                 # The common record, straight into its JSON text: no dict, no type scan.
                 try:
                     message = record[6]
-                    if message.__class__ is tuple:  # kept for this step (see capture)
-                        message = message[0] % message[1]
+                    if len(record) > _C_FIXED:  # %-arguments kept for this step (see capture)
+                        message = message % record[_C_FIXED:]
                     msecs = int(record[3])
                     if (
                         record[9].__class__ is int
@@ -1012,15 +1021,16 @@ def _resolve_message(captured: CapturedRecord) -> CapturedRecord:
     """Return ``captured`` with its message formatted, when :meth:`JSONFormatter.capture` left
     that to the flusher.
 
-    The capture then holds ``(msg, args)`` in place of the message, every argument immutable (a
-    str, an int below 2**64, a float, a bool or None), so formatting now gives the text that
-    formatting at call time gave; a failure too (the message reads ``msg % args`` and
-    ``format_error`` says why, as :meth:`JSONFormatter.capture` writes them).
+    The capture then holds the format string in place of the message and the arguments after
+    its fixed items, every argument immutable (a str, an int below 2**64, a float, a bool or
+    None), so formatting now gives the text that formatting at call time gave; a failure too (the
+    message reads ``msg % args`` and ``format_error`` says why, as
+    :meth:`JSONFormatter.capture` writes them).
     """
-    pending = captured[6]
-    if pending.__class__ is not tuple:
+    if len(captured) <= _C_FIXED:
         return captured
-    msg, args = pending
+    msg = captured[6]
+    args = captured[_C_FIXED:]
     format_error = None
     try:
         text = msg % args

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import gc
 import json
 import logging
 import sys
@@ -461,6 +462,28 @@ class TestFlusherSerializeStep:
         assert payload_size(captured[0]) == CAPTURED_RECORD_OVERHEAD + 100
         assert (counts.queued, counts.queued_bytes) == (fits, fits * payload_size(captured[0]))
         assert counts.drops == {"overflow": 100 - fits}
+
+    def test_queued_captures_leave_the_collectors_view(self):
+        """Queued captures stop being tracked after two young collections (kept %-arguments
+        included), so a long queue is never walked by the full collections."""
+        buffer = RecordBuffer(1000, 10_000_000)
+        formatter = JSONFormatter()
+        for i in range(50):
+            kept = _record("user %s id %d ok %s", (f"u{i}", i, True), {}, False, None)
+            buffer.put(formatter.capture(kept), None, logging.INFO)
+            buffer.put(formatter.capture(_record("plain", (), {}, False, None)), None, logging.INFO)
+        gc.collect(0)
+        gc.collect(1)
+        batch = buffer.take(100, 100_000_000)
+        assert batch is not None and len(batch.items) == 100
+        assert [gc.is_tracked(item) or gc.is_tracked(item[1]) for item in batch.items] == [
+            False
+        ] * 100
+        texts = [
+            json.loads(data or b"")["message"]
+            for data in serialize_payloads([item[1] for item in batch.items[:2]])
+        ]
+        assert texts == ["user u0 id 0 ok True", "plain"]
 
     def test_resolve_keeps_the_batch_budget_and_counts_oversize(self):
         """resolve() drops None payloads as oversize and puts records over budget back."""
