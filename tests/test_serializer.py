@@ -475,7 +475,8 @@ class TestFlusherSerializeStep:
         gc.collect(0)
         gc.collect(1)
         batch = buffer.take(100, 100_000_000)
-        assert batch is not None and len(batch.items) == 100
+        assert batch is not None
+        assert len(batch.items) == 100
         assert [gc.is_tracked(item) or gc.is_tracked(item[1]) for item in batch.items] == [
             False
         ] * 100
