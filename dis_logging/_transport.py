@@ -14,6 +14,7 @@ Only :mod:`dis_logging.client` imports this module; like the client, it may see 
 
 from __future__ import annotations
 
+import errno
 import http.client
 import io
 import re
@@ -468,13 +469,37 @@ def exchange(pool: Any, request: PreparedRequest, target: str) -> DirectReply:
         if deadline is not None:
             # Up or down: an earlier request may have left a shorter timeout on the socket.
             sock.settimeout(_time_left(deadline))
-        sock.sendall(data)
+        sent = _send_all(sock, data)
         reply, keep = _read_reply(sock, deadline, request)
+        keep = keep and sent
         return reply
     finally:
         if not keep:
             conn.close()
         pool._put_conn(conn)
+
+
+#: Send errors after which the server's reply may still be waiting to be read: a server may answer
+#: (413, 401) and close before it has taken the whole body.
+_SEND_CUT_SHORT: Final = frozenset({errno.EPIPE, errno.ECONNRESET, errno.EPROTOTYPE})
+
+
+def _send_all(sock: socket.socket, data: bytes) -> bool:
+    """Send ``data``; return ``False`` if the server closed the connection before taking it all.
+
+    Its early reply is then read as urllib3 reads it (that reply says why, for instance that the
+    body is too large); with no reply, reading fails as for a connection closed without one.
+
+    Raises:
+        OSError: any other send failure (``socket.timeout`` at the deadline).
+    """
+    try:
+        sock.sendall(data)
+    except OSError as exc:
+        if exc.errno not in _SEND_CUT_SHORT:
+            raise
+        return False
+    return True
 
 
 def _request_head(conn: Any, request: PreparedRequest, target: str) -> bytes:

@@ -281,3 +281,38 @@ class TestDirectExchange:
                 pool.close()
             second = client.put_records("s", [(b"y", None)]).ok
         assert ([True, True], 2) == ([first, second], server.connections)
+
+
+def test_an_early_reply_to_a_body_the_server_stopped_reading_is_read() -> None:
+    """A server that answers after the headers (413 here) and closes with the body unread: the
+    send fails (broken pipe or reset), and the reply is still read, as urllib3 reads it, so that
+    the batch is split instead of retried whole as a transport failure."""
+    body = b'{"error_code":"APIG.0201","error_msg":"Request body too large"}'
+    reply = b"HTTP/1.1 413 Too Large\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_early() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            conn.sendall(reply)  # and close with megabytes of the body unread: a reset
+
+    server = threading.Thread(target=answer_early, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with DISClient(url, "p", token="a-token-of-some-length", request_timeout=30.0) as client:
+            with pytest.raises(DISError) as info:
+                client.put_records("s", [(b"x" * (8 << 20), None)])  # more than socket buffers
+    finally:
+        server.join(30.0)
+        listener.close()
+    assert (413, "APIG.0201") == (info.value.status, info.value.code)
