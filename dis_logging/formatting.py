@@ -108,8 +108,6 @@ _MS_SUFFIXES = tuple(f".{ms:03d}Z" for ms in range(1000))
 #: formatter keeps for its plain records, about 300 bytes each; later ones are written in full.
 MAX_CALL_SITES: Final = 2048
 
-#: The last four items of a captured record without traceback, stack, format error or extras.
-_PLAIN_TAIL: Final = (None, None, None, None)
 # module name -> the same string: LogRecord makes a new one per record, the capture keeps one.
 _MODULE_NAMES: Dict[str, str] = {}
 # Bound once: capture() compares every record's class with it.
@@ -849,9 +847,21 @@ class JSONFormatter(logging.Formatter):
         sites = self._sites.get
         site_parts = self._site_parts
         suffixes = _MS_SUFFIXES
+        # The previous record's call site: a batch mostly comes from a few lines of code, often
+        # one line many times over, and comparing is cheaper than hashing the site.
+        last_rest: object = None
+        last_level: object = None
+        last_name: object = None
+        last_parts: Tuple[str, str] = ("", "")
         for record in captured:
             data = None
-            if plain is not None and record[13:_C_FIXED] == _PLAIN_TAIL:
+            if (
+                plain is not None
+                and record[13] is None
+                and record[14] is None
+                and record[15] is None
+                and record[16] is None
+            ):
                 # The common record, straight into its JSON text: no dict, no type scan.
                 try:
                     message = record[6]
@@ -863,8 +873,13 @@ class JSONFormatter(logging.Formatter):
                         and record[10].__class__ is int
                         and 0 <= msecs < 1000
                     ):
-                        site = (record[4], record[5], record[7:13])
-                        middle, tail = sites(site) or site_parts(site)
+                        rest = record[7:13]
+                        if rest == last_rest and record[4] == last_level and record[5] == last_name:
+                            middle, tail = last_parts
+                        else:
+                            site = (record[4], record[5], rest)
+                            middle, tail = last_parts = sites(site) or site_parts(site)
+                            last_rest, last_level, last_name = rest, record[4], record[5]
                         second = int(record[2])
                         cache = self._ts_cache
                         if cache[0] != second:
@@ -873,7 +888,8 @@ class JSONFormatter(logging.Formatter):
                                 time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
                             )
                             self._ts_cache = cache
-                        text = head + cache[1] + suffixes[msecs] + middle + quote(message) + tail
+                        # One string built from its six parts (each "+" would copy it again).
+                        text = f"{head}{cache[1]}{suffixes[msecs]}{middle}{quote(message)}{tail}"
                         data = text.encode("utf-8")
                 except Exception:  # noqa: BLE001 - the general path below decides what to ship
                     data = None
