@@ -206,6 +206,77 @@ class TestDeferredEqualsCallerPath:
             out.append(formatter.format(_record(msg, args, extra, exc, None)))
         assert out[:2] == out[2:]
 
+    @pytest.mark.parametrize(
+        ("field", "other", "key"),
+        [
+            ("levelno", logging.WARNING, "level"),
+            ("name", "app.db", "logger"),
+            ("module", "jobs", "module"),
+            ("funcName", "run", "funcName"),
+            ("lineno", 300, "lineno"),
+            ("process", 1, "process"),
+            ("processName", "Worker-1", "processName"),
+            ("threadName", "worker-1", "threadName"),
+        ],
+    )
+    def test_records_from_neighbouring_call_sites_keep_their_own_fields(self, field, other, key):
+        """Records alternating between two call sites that differ in one field only are each
+        written with their own fields (the flusher reuses the previous record's site text)."""
+        formatter = JSONFormatter()
+        encoder = DeferredEncoder(formatter, 5_000, True)
+        expected: List[bytes] = []
+        captured = []
+        for i in range(6):
+            record = logging.LogRecord("app", logging.INFO, "/src/app.py", 12, "n %s", (i,), None)
+            record.funcName, record.created, record.msecs = "handle", 1_700_000_000.25, 250.0
+            if i % 3:
+                setattr(record, field, other)
+                if field == "levelno":
+                    record.levelname = logging.getLevelName(other)
+            captured.append(formatter.capture(record, encoder))
+            expected.append(formatter.format_bytes(record, 5_000, True))
+        shipped = serialize_payloads(captured)
+        assert shipped == expected
+        assert len({json.loads(data or b"")[key] for data in shipped}) == 2
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        sites=st.lists(
+            st.tuples(
+                st.sampled_from([logging.INFO, logging.WARNING]),
+                st.sampled_from(["app", "app.db", "app\u00e9"]),
+                st.sampled_from([12, 12, 300, True]),  # True: a bool line is no plain record
+                st.sampled_from(["MainThread", "worker-1"]),
+                st.sampled_from([(), ("u1", 7), ([1],)]),
+                st.sampled_from(["handle", "run", None]),  # None: no plain record either
+            ),
+            min_size=1,
+            max_size=30,
+        ),
+        options=_formatters,
+    )
+    def test_a_batch_of_mixed_call_sites_equals_each_record_formatted_now(self, sites, options):
+        """One serialize step over records from changing call sites (the flusher's batch)
+        gives, record by record, what format_bytes gave at call time."""
+        rename, static, ascii_only = options
+        formatter = JSONFormatter(
+            rename_fields=rename, static_fields=static, ensure_ascii=ascii_only
+        )
+        encoder = DeferredEncoder(formatter, 5_000, True)
+        expected: List[bytes] = []
+        captured = []
+        for level, name, line, thread, args, function in sites:
+            record = logging.LogRecord(
+                name, level, "/src/app.py", line, "user %s id %s", args, None
+            )
+            if not args:
+                record.msg = "no arguments"
+            record.created, record.msecs = 1_700_000_000.25, 250.0
+            record.threadName, record.funcName = thread, function
+            expected.append(formatter.format_bytes(record, 5_000, True))
+            captured.append(formatter.capture(record, encoder))
+        assert serialize_payloads(captured) == expected
+
     @needs_orjson
     @settings(max_examples=300, deadline=None)
     @given(
