@@ -224,7 +224,7 @@ class TestDeferredEqualsCallerPath:
         written with their own fields (the flusher reuses the previous record's site text)."""
         formatter = JSONFormatter()
         encoder = DeferredEncoder(formatter, 5_000, True)
-        expected: List[bytes] = []
+        expected: List[Optional[bytes]] = []
         captured = []
         for i in range(6):
             record = logging.LogRecord("app", logging.INFO, "/src/app.py", 12, "n %s", (i,), None)
@@ -263,7 +263,7 @@ class TestDeferredEqualsCallerPath:
             rename_fields=rename, static_fields=static, ensure_ascii=ascii_only
         )
         encoder = DeferredEncoder(formatter, 5_000, True)
-        expected: List[bytes] = []
+        expected: List[Optional[bytes]] = []
         captured = []
         for level, name, line, thread, args, function in sites:
             record = logging.LogRecord(
