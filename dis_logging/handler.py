@@ -120,7 +120,9 @@ _CLOSE_GRACE: Final = 0.2
 _IGNORED_NAMES: Dict[str, bool] = {}
 
 
-def _is_ignored_logger(name: str) -> bool:
+def _is_ignored_logger(name: object) -> bool:
+    if not isinstance(name, str) or name.__hash__ is None:
+        return False  # no logger's name: logging.makeLogRecord() without "name" leaves None
     ignored = name in IGNORED_LOGGERS or name.startswith(IGNORED_LOGGER_PREFIXES)
     if len(_IGNORED_NAMES) < 10_000 and isinstance(name, str):
         _IGNORED_NAMES[name] = ignored
@@ -569,7 +571,7 @@ class DISHandler(logging.Handler):
         name = record.name
         try:
             ignored = _IGNORED_NAMES[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable name (see _is_ignored_logger)
             ignored = _is_ignored_logger(name)
         if ignored:
             return False

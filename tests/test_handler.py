@@ -268,6 +268,21 @@ class TestDelivery:
         assert shipped[0] == shipped[1]
         assert "id 42" == json.loads(shipped[0])["message"]
 
+    def test_a_record_without_a_logger_name_is_shipped(self, emulator, stream, make_handler):
+        """logging.makeLogRecord() without "name" leaves None there (a dict from a socket, a
+        test's record): handle() once raised AttributeError into the caller for it."""
+        handler = make_handler()
+        fields = {"msg": "made %s", "args": ("by hand",), "levelno": 20, "levelname": "INFO"}
+        nameless = logging.makeLogRecord(fields)
+        unhashable = logging.makeLogRecord({**fields, "name": ["not", "hashable"]})
+        results = [handler.handle(nameless), handler.handle(unhashable)]
+        assert handler.flush(timeout=10)
+        payloads = [json.loads(r.data) for r in emulator.records(stream)]
+        assert [True, True] == results
+        assert [None, ["not", "hashable"]] == sorted(
+            (p["logger"] for p in payloads if p["message"] == "made by hand"), key=bool
+        )
+
     def test_a_subclass_emit_is_called(self, emulator, stream, make_handler):
         """A subclass that overrides emit() sees every record, and super().emit() ships it."""
         seen: List[str] = []
