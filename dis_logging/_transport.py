@@ -547,13 +547,13 @@ def _read_reply(
             raise http.client.HTTPException(f"a reply in transfer coding {coding!r}")
         content = reader.chunked()
     elif length is not None:
-        try:
-            size = int(length)
-        except ValueError:
-            raise http.client.HTTPException("a reply with an invalid Content-Length") from None
-        if size < 0:
+        # A repeated header arrives joined ("97, 97"); copies that agree are one length, as
+        # urllib3 reads them (RFC 9110, 8.6), and any other value is refused.
+        values = {value.strip() for value in length.split(",")}
+        text = values.pop() if len(values) == 1 else ""
+        if not (text.isascii() and text.isdigit()):
             raise http.client.HTTPException("a reply with an invalid Content-Length")
-        content = reader.exactly(size)
+        content = reader.exactly(int(text))
     else:
         content = reader.until_closed()
         keep = False

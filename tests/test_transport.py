@@ -239,6 +239,20 @@ class TestDirectExchange:
             results.append(client.put_records("s", [(b"y", None)]).ok)
         assert ([True, True], 2) == (results, server.connections)
 
+    def test_a_repeated_content_length_that_agrees_is_one_length(self, raw_replies: Any) -> None:
+        """Some proxies repeat Content-Length; equal copies are read as one (the requests path
+        accepted them too), and a conflicting pair is refused."""
+        twice = b"Content-Length: %d\r\n" % len(PUT_OK)
+        agreeing = _ok(extra=twice)
+        conflicting = _ok(extra=b"Content-Length: 3\r\n")
+        server = raw_replies(agreeing, _ok(), conflicting)
+        with DISClient(server.url, "p", token="a-token-of-some-length") as client:
+            results = [client.put_records("s", [(b"x", None)]).ok for _ in range(2)]
+            with pytest.raises(TransportError) as info:
+                client.put_records("s", [(b"x", None)])
+        assert ([True, True], 1) == (results, server.connections)
+        assert "invalid Content-Length" in str(info.value)
+
     def test_folded_and_repeated_headers(self, raw_replies: Any) -> None:
         extra = b"X-Request-Id: r-1\r\n continued\r\nX-Request-Id: r-2\r\n"
         server = raw_replies(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n" + extra + b"\r\n")
