@@ -114,6 +114,9 @@ DEFER_SIZE_DIVISOR: Final = 6
 _SETTING_NAMES: Final = HandlerConfig.keywords()
 #: Slack added to a deadline-bounded close for the final bookkeeping, in seconds.
 _CLOSE_GRACE: Final = 0.2
+#: Encoders of formatters the handler no longer uses that it keeps alive: records they captured
+#: may still be queued, and serializing finds an encoder by weak reference only.
+_RETIRED_ENCODERS: Final = 32
 
 # Logger name -> whether it is ignored (IGNORED_LOGGERS); a dict lookup is the cheapest test per
 # record. Loggers live as long as the process, so their names are few and the cache stays small.
@@ -452,6 +455,7 @@ class DISHandler(logging.Handler):
         self._deferred_encoder = DeferredEncoder(
             self.formatter, self._max_record_bytes, self._truncate
         )
+        self._retired_encoders: List[DeferredEncoder] = []
         self._flush_on_level = config.flush_on_level
         key = config.partition_key
         self._static_key: Optional[str] = key if isinstance(key, str) else None
@@ -707,6 +711,9 @@ class DISHandler(logging.Handler):
                 return formatter.format_bytes(record, self._max_record_bytes, self._truncate)
             encoder = self._deferred_encoder
             if encoder.formatter is not formatter:
+                # The old one's records may still be queued: without it they would be written
+                # by a default JSONFormatter (no renames, no static fields).
+                self._retired_encoders = [*self._retired_encoders[1 - _RETIRED_ENCODERS :], encoder]
                 encoder = DeferredEncoder(formatter, self._max_record_bytes, self._truncate)
                 self._deferred_encoder = encoder
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import gc
 import json
 import logging
 import logging.config
@@ -15,6 +16,7 @@ import pytest
 
 from dis_logging.emulator import DISEmulator
 from dis_logging.errors import ConfigError
+from dis_logging.formatting import JSONFormatter
 from dis_logging.handler import DISHandler, HandlerStats
 
 FAST = {"flush_interval": 0.05, "initial_backoff": 0.01, "max_backoff": 0.2, "close_timeout": 5.0}
@@ -282,6 +284,28 @@ class TestDelivery:
         assert [None, ["not", "hashable"]] == sorted(
             (p["logger"] for p in payloads if p["message"] == "made by hand"), key=bool
         )
+
+    def test_records_queued_before_a_formatter_change_keep_their_formatter(
+        self, emulator, stream, make_handler
+    ):
+        """Records captured by a JSONFormatter the handler then replaced are written by that
+        formatter (its renames and static fields), not by a default one."""
+        handler = make_handler(flush_interval=60.0, partition_key="one")  # one partition: in order
+        log = logger_for(handler)
+        log.info("starts the flusher")
+        assert handler.flush(timeout=10)
+        handler.setFormatter(
+            JSONFormatter(rename_fields={"message": "msg"}, static_fields={"s": 1})
+        )
+        log.info("first %s", "formatter")
+        handler.setFormatter(JSONFormatter())
+        log.info("second formatter")
+        gc.collect()  # nothing but the queued records refers to the first formatter any more
+        assert handler.flush(timeout=10)
+        payloads = [json.loads(r.data) for r in emulator.records(stream)]
+        assert [("first formatter", 1), ("second formatter", None)] == [
+            (p.get("msg", p.get("message")), p.get("s")) for p in payloads[1:]
+        ]
 
     def test_a_subclass_emit_is_called(self, emulator, stream, make_handler):
         """A subclass that overrides emit() sees every record, and super().emit() ships it."""
