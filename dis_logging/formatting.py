@@ -996,9 +996,10 @@ def _sanitize(fields: _Fields) -> _Fields:
     clean: _Fields = {}
     for key, value in fields.items():
         name = key if isinstance(key, str) else safe_str(key)
-        if isinstance(value, (str, int, bool)) or value is None:
+        if isinstance(value, (str, bool)) or value is None:
             clean[name] = value
             continue
+        # An int too is tried: one beyond sys.get_int_max_str_digits() has no text at all.
         try:
             json.dumps(value, allow_nan=False, default=_json_default)
         except Exception:  # noqa: BLE001 - circular, NaN, non-string keys, hostile iterators...

@@ -160,6 +160,25 @@ class TestJSONFormatter:
         out = json.loads(JSONFormatter().format(make_record(value=value)))
         assert expected == out["value"]
 
+    def test_an_int_with_no_text_keeps_the_record(self):
+        """An int past sys.get_int_max_str_digits() has no text (str() raises ValueError): it is
+        written as a placeholder and the record keeps its other fields. format() raised."""
+        huge = 10**5000
+        try:
+            str(huge)
+        except ValueError:
+            expected: object = "<unprintable int object>"
+        else:  # an interpreter without the limit
+            expected = huge
+        record = make_record(huge=huge, user="bob")
+        outs = [
+            json.loads(JSONFormatter().format(record)),
+            json.loads(JSONFormatter().format_bytes(record, 100_000) or b""),
+        ]
+        assert [("hello world", "bob", expected)] * 2 == [
+            (out["message"], out["user"], out["huge"]) for out in outs
+        ]
+
     def test_circular_extra_is_rendered_safely(self):
         """A self-referencing extra value is written as its text, and the record survives."""
         loop: Dict[str, object] = {}
