@@ -647,7 +647,9 @@ class _Receiver:
         return data
 
     def chunked(self) -> bytes:
-        parts = []
+        # One growing buffer, not a list of chunks: a reply of one-byte chunks would hold an
+        # object (about 40 bytes) per byte of body, ten times the reply size limit.
+        body = bytearray()
         while True:
             line = self._line()
             size_text = line.split(b";", 1)[0].strip()
@@ -658,12 +660,12 @@ class _Receiver:
             size = int(size_text, 16)
             if size == 0:
                 break
-            parts.append(self.exactly(size))
+            body += self.exactly(size)
             if self.exactly(2) != b"\r\n":
                 raise http.client.HTTPException("a chunk without its line end")
         while self._line():  # trailers, up to the empty line
             pass
-        return b"".join(parts)
+        return bytes(body)
 
     def until_closed(self) -> bytes:
         while self._receive():

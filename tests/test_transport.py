@@ -13,6 +13,7 @@ import socket
 import ssl
 import threading
 import time
+import tracemalloc
 from typing import Any, Iterator, List
 
 import pytest
@@ -224,6 +225,26 @@ class TestDirectExchange:
         server = raw_replies(chunked, _ok())
         results = _put_twice(server.url)
         assert ([True, True], 1) == ([r.ok for r in results], server.connections)
+
+    def test_a_reply_of_one_byte_chunks_holds_no_object_per_chunk(self, raw_replies: Any) -> None:
+        """Memory while reading stays near the reply's size: a list of one-byte chunks took about
+        120 bytes per byte of body (12 MB here; a 16 MiB reply, the cap, became 150 MB)."""
+        body = PUT_OK + b" " * 100_000  # JSON may carry any amount of whitespace
+        chunked = (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"".join(b"1\r\n%c\r\n" % byte for byte in body)
+            + b"0\r\n\r\n"
+        )
+        server = raw_replies(chunked)
+        with DISClient(server.url, "p", token="a-token-of-some-length") as client:
+            tracemalloc.start()
+            try:
+                ok = client.put_records("s", [(b"x", None)]).ok
+            finally:
+                peak = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+        assert ok
+        assert peak < 4 * len(chunked)
 
     def test_an_interim_reply_is_skipped(self, raw_replies: Any) -> None:
         server = raw_replies(b"HTTP/1.1 100 Continue\r\n\r\n" + _ok(), _ok())
