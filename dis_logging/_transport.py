@@ -32,6 +32,8 @@ from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
 from urllib3.poolmanager import PoolManager
 
+from dis_logging.auth import Secret
+
 __all__ = [
     "DIRECT_POOLS",
     "DeadlineAdapter",
@@ -462,9 +464,9 @@ def exchange(pool: Any, request: PreparedRequest, target: str) -> DirectReply:
         pool._validate_conn(conn)  # a TLS pool connects (and checks the certificate) here
         if conn.sock is None:
             conn.connect()
-        head = _request_head(conn, request, target)
-        body = request.body
-        data = head if not body else head + (body if isinstance(body, bytes) else body.encode())
+        # The request's bytes carry the token or security token: held in a Secret, so that a
+        # traceback showing local variables (a Ctrl-C while the reply is awaited) does not print it.
+        data = _request_bytes(conn, request, target)
         sock = conn.sock
         if deadline is not None:
             # Up or down: an earlier request may have left a shorter timeout on the socket.
@@ -484,7 +486,7 @@ def exchange(pool: Any, request: PreparedRequest, target: str) -> DirectReply:
 _SEND_CUT_SHORT: Final = frozenset({errno.EPIPE, errno.ECONNRESET, errno.EPROTOTYPE})
 
 
-def _send_all(sock: socket.socket, data: bytes) -> bool:
+def _send_all(sock: socket.socket, data: Secret[bytes]) -> bool:
     """Send ``data``; return ``False`` if the server closed the connection before taking it all.
 
     Its early reply is then read as urllib3 reads it (that reply says why, for instance that the
@@ -494,12 +496,19 @@ def _send_all(sock: socket.socket, data: bytes) -> bool:
         OSError: any other send failure (``socket.timeout`` at the deadline).
     """
     try:
-        sock.sendall(data)
+        sock.sendall(data.reveal())
     except OSError as exc:
         if exc.errno not in _SEND_CUT_SHORT:
             raise
         return False
     return True
+
+
+def _request_bytes(conn: Any, request: PreparedRequest, target: str) -> Secret[bytes]:
+    """The whole request, header block and body, as it goes on the wire."""
+    head = _request_head(conn, request, target)
+    body = request.body
+    return Secret(head if not body else head + (body if isinstance(body, bytes) else body.encode()))
 
 
 def _request_head(conn: Any, request: PreparedRequest, target: str) -> bytes:

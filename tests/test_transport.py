@@ -9,12 +9,13 @@ method, never the HTTP stack.
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import ssl
 import threading
 import time
 import tracemalloc
-from typing import Any, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
@@ -351,3 +352,51 @@ def test_an_early_reply_to_a_body_the_server_stopped_reading_is_read() -> None:
         server.join(30.0)
         listener.close()
     assert (413, "APIG.0201") == (info.value.status, info.value.code)
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {"token": "a-token-that-is-a-secret"},
+        {"ak": "AKEXAMPLE", "sk": "sk-that-is-a-secret", "security_token": "st-that-is-a-secret"},
+    ],
+)
+def test_a_ctrl_c_while_the_reply_is_awaited_shows_no_secret(
+    credentials: Dict[str, str], package_frames: Callable[..., str]
+) -> None:
+    """SIGINT on the main thread while it waits for a PutRecords reply (a flush, the exit drain):
+    the KeyboardInterrupt's traceback, local variables shown, holds no secret. The request's
+    bytes, token header included, sat in a local of _transport.exchange."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    main = threading.get_ident()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def interrupt_once_asked() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            signal.pthread_kill(main, signal.SIGINT)  # the client now sends or waits
+            with contextlib.suppress(OSError):
+                conn.recv(65536)  # until the client has gone
+
+    server = threading.Thread(target=interrupt_once_asked, daemon=True)
+    server.start()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with DISClient(url, "p", request_timeout=60.0, **credentials) as client:  # type: ignore[arg-type]
+            with pytest.raises(KeyboardInterrupt) as info:
+                client.put_records("s", [(b"x", None)])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        server.join(30.0)
+        listener.close()
+    text = package_frames(info.value)
+    assert "exchange" in text  # the frame that held the request is in the traceback
+    assert [] == [name for name, value in credentials.items() if value in text and name != "ak"]
