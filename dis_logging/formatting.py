@@ -84,9 +84,10 @@ _C_SIZE = 1
 _C_FIXED = 17
 #: Bytes counted for a captured record on top of its text: the capture tuple (17 slots), the
 #: message's string header, the float and int objects it owns, and the buffer's own item tuple and
-#: sequence number, as ``tracemalloc`` measures them (``benchmarks/memory.py``, M1: about 650 bytes
-#: on CPython 3.11, 64-bit). Batches are cut by this estimate too, and re-cut by the real
-#: serialized sizes on the flusher.
+#: sequence number, rounded up from what ``tracemalloc`` measures (``benchmarks/memory.py``, M1:
+#: 466 bytes for a whole short record with two kept arguments, its text included, on CPython 3.11,
+#: 64-bit). Batches are cut by this estimate too, and re-cut by the real serialized sizes on the
+#: flusher.
 CAPTURED_RECORD_OVERHEAD = 660
 #: Bytes counted for a %-argument other than a str that a capture keeps for the flusher to format
 #: (an int below 2**64, a float, a bool or None): what it holds in memory, its object (at most 36
