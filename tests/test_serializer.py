@@ -539,12 +539,19 @@ class TestFlusherSerializeStep:
         included), so a long queue is never walked by the full collections."""
         buffer = RecordBuffer(1000, 10_000_000)
         formatter = JSONFormatter()
-        for i in range(50):
-            kept = _record("user %s id %d ok %s", (f"u{i}", i, True), {}, False, None)
-            buffer.put(formatter.capture(kept), None, logging.INFO)
-            buffer.put(formatter.capture(_record("plain", (), {}, False, None)), None, logging.INFO)
-        gc.collect(0)
-        gc.collect(1)
+        enabled = gc.isenabled()
+        gc.disable()  # an automatic collection amid the puts would promote some records early
+        try:
+            for i in range(50):
+                kept = _record("user %s id %d ok %s", (f"u{i}", i, True), {}, False, None)
+                buffer.put(formatter.capture(kept), None, logging.INFO)
+                plain = _record("plain", (), {}, False, None)
+                buffer.put(formatter.capture(plain), None, logging.INFO)
+            gc.collect(0)
+            gc.collect(1)
+        finally:
+            if enabled:
+                gc.enable()
         batch = buffer.take(100, 100_000_000)
         assert batch is not None
         assert len(batch.items) == 100
