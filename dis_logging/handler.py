@@ -375,6 +375,13 @@ class DISHandler(logging.Handler):
     flushOnClose = False
     #: Set once an ``emit`` is assigned on the instance (see :meth:`__setattr__`).
     _emit_replaced = False
+    #: Whether the class overrides ``filter()``: then handle() asks it even with no filter added,
+    #: as :meth:`logging.Handler.handle` does (set per class, see :meth:`__init_subclass__`).
+    _own_filter = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._own_filter = cls.filter is not logging.Filterer.filter
 
     @check_keywords
     def __init__(
@@ -593,7 +600,7 @@ class DISHandler(logging.Handler):
         # this thread marked as inside for good.
         inside[ident] = True
         try:
-            if self.filters:
+            if self.filters or self._own_filter:
                 try:
                     result = self.filter(record)
                 except Exception as exc:  # noqa: BLE001 - a user's filter must not reach the app

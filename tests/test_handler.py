@@ -715,6 +715,32 @@ class TestSpool:
 
 
 class TestGuards:
+    def test_a_subclass_filter_is_asked_without_added_filters(self, emulator, stream):
+        """A subclass that overrides filter() (and adds no Filter) has it asked for every record,
+        as logging.Handler.handle() does; a record it refuses is not shipped."""
+
+        class Redacting(DISHandler):
+            def filter(self, record: logging.LogRecord) -> bool:
+                return "password" not in record.getMessage()
+
+        handler = Redacting(
+            stream_name=stream,
+            endpoint=emulator.url,
+            project_id=emulator.project_id,
+            ak=emulator.ak,
+            sk=emulator.sk,
+            **FAST,
+        )
+        try:
+            log = logger_for(handler)
+            log.info("user %s logged in", "ann")
+            log.info("password is %s", "hunter2")
+            assert handler.flush(timeout=10)
+            shipped = [json.loads(r.data)["message"] for r in emulator.records(stream)]
+        finally:
+            handler.close()
+        assert ["user ann logged in"] == shipped
+
     def test_an_interrupt_inside_handle_leaves_the_thread_free(
         self, emulator, stream, make_handler
     ):
