@@ -416,11 +416,12 @@ class RecordBuffer:
         the lock. Records serialized to ``None`` (oversize with ``oversize="drop"``) are counted
         as dropped, reason ``"oversize"``. When the real sizes push the batch past ``max_bytes``
         (the capture's estimate was low), the records that no longer fit go back to the front of
-        the buffer, already serialized.
+        the buffer, already serialized; items past the end of a shorter ``payloads`` (a
+        serialize step stopped by its byte budget) go back as they are.
 
         Args:
             batch: a batch from :meth:`take`, still in flight.
-            payloads: one entry per item of ``batch``, in order.
+            payloads: one entry per item of ``batch``, in order, or per leading item.
             max_bytes: payload bytes per batch at most; the first record always stays.
 
         Returns:
@@ -440,6 +441,7 @@ class RecordBuffer:
                 continue
             keep.append(resolved)
             size += len(data)
+        back.extend(batch.items[len(payloads) :])  # not serialized: back as they are
         with self._lock:
             if self._in_flight.pop(batch.token, None) is None:
                 return None  # forgotten by a fork reset

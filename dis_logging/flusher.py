@@ -777,8 +777,9 @@ class Flusher:
         """
         if batch.is_serialized:
             return batch
-        payloads = serialize_payloads([item[1] for item in batch.items])
         limit = self.batch_bytes if max_bytes is None else max_bytes
+        # The records the limit leaves out stay captured and go back to the buffer (resolve).
+        payloads = serialize_payloads([item[1] for item in batch.items], limit)
         return self.buffer.resolve(batch, payloads, limit)
 
     def _cut_and_send(self, *, timeout: Optional[float], limit: bool = False) -> Optional[str]:

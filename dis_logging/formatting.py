@@ -218,9 +218,17 @@ class DeferredEncoder:
         """Return the payload of ``captured``, or ``None`` when oversize and not truncated."""
         return self.formatter.serialize(captured, self.max_bytes, self.truncate)
 
-    def many(self, captured: Sequence[CapturedRecord]) -> List[Optional[bytes]]:
-        """Return the payloads of several captured records, in order (a batch at a time)."""
-        return self.formatter.serialize_many(captured, self.max_bytes, self.truncate)
+    def many(
+        self, captured: Sequence[CapturedRecord], budget: Optional[int] = None
+    ) -> List[Optional[bytes]]:
+        """Return the payloads of several captured records, in order (a batch at a time).
+
+        Args:
+            captured: the records.
+            budget: stop once the payloads made exceed this many bytes (the list is then
+                shorter); default ``None``, no limit.
+        """
+        return self.formatter.serialize_many(captured, self.max_bytes, self.truncate, budget)
 
     def __repr__(self) -> str:
         return f"DeferredEncoder({self.formatter!r}, max_bytes={self.max_bytes})"
@@ -823,7 +831,11 @@ class JSONFormatter(logging.Formatter):
         return self._fit(fields, data, max_bytes, truncate)
 
     def serialize_many(
-        self, captured: Sequence[CapturedRecord], max_bytes: int, truncate: bool = True
+        self,
+        captured: Sequence[CapturedRecord],
+        max_bytes: int,
+        truncate: bool = True,
+        budget: Optional[int] = None,
     ) -> List[Optional[bytes]]:
         """Return :meth:`serialize` of each captured record, in order, with less per-record work.
 
@@ -832,12 +844,18 @@ class JSONFormatter(logging.Formatter):
 
         Args:
             captured: records from :meth:`capture`.
-            max_bytes: the size budget in bytes.
+            max_bytes: the size budget of one record in bytes.
             truncate: ``False`` gives ``None`` for an oversized record instead of cutting it.
+            budget: stop after the record that takes the payloads made past this many bytes;
+                default ``None``, no limit. A capture's size estimate cannot foresee the text a
+                kept ``%``-argument's width makes (``"%-900000s"``), so this keeps a batch's
+                bytes in memory near the batch limit rather than records times widths.
 
         Returns:
-            One payload (or ``None``) per record.
+            One payload (or ``None``) per record, or fewer when ``budget`` stopped the work: the
+            payloads of the leading records.
         """
+        left = -1 if budget is None else budget  # bytes still allowed; -1: no limit
         out: List[Optional[bytes]] = []
         append = out.append
         plain = self._plain
@@ -896,6 +914,10 @@ class JSONFormatter(logging.Formatter):
                     data = None
                 if data is not None and len(data) <= max_bytes:
                     append(data)
+                    if left >= 0:
+                        left -= len(data)
+                        if left < 0:
+                            break
                     continue
                 data = None
             if dumps is not None:
@@ -906,6 +928,10 @@ class JSONFormatter(logging.Formatter):
             if data is None or len(data) > max_bytes:
                 data = self.serialize(record, max_bytes, truncate)
             append(data)
+            if left >= 0 and data is not None:
+                left -= len(data)
+                if left < 0:
+                    break
         return out
 
     def _fit(

@@ -146,7 +146,9 @@ def _convert(fields: Dict[str, Any], types: set[type]) -> Optional[Dict[str, Any
 _first = operator.itemgetter(0)
 
 
-def serialize_payloads(payloads: Sequence[Payload]) -> List[Optional[bytes]]:
+def serialize_payloads(
+    payloads: Sequence[Payload], budget: Optional[int] = None
+) -> List[Optional[bytes]]:
     """Turn buffered payloads into record bytes, in order (the serialize step of a batch).
 
     ``bytes`` pass through unchanged; a captured record is encoded by the
@@ -156,27 +158,46 @@ def serialize_payloads(payloads: Sequence[Payload]) -> List[Optional[bytes]]:
     Args:
         payloads: what the buffer holds for each record (``Item[1]`` of
             :class:`~dis_logging.buffer.RecordBuffer`).
+        budget: stop after the payload that takes the bytes made past this many; default
+            ``None``, no limit. The flusher passes its batch limit, so that records whose text
+            outgrew their capture's size estimate are not all made at once.
 
     Returns:
-        One entry per payload: the bytes to ship, or ``None`` for a record over
-        ``max_record_bytes`` with ``oversize="drop"`` (count it as dropped, reason ``oversize``).
+        One entry per payload, or per leading payload when ``budget`` stopped the work: the bytes
+        to ship, or ``None`` for a record over ``max_record_bytes`` with ``oversize="drop"``
+        (count it as dropped, reason ``oversize``).
     """
     from dis_logging.formatting import encoder_for  # a cycle at import time otherwise
 
     if payloads and set(map(type, payloads)) == {tuple}:
         keys = set(map(_first, payloads))
         if len(keys) == 1:  # the common batch: every record captured by one formatter
-            return encoder_for(keys.pop()).many(cast("List[CapturedRecord]", payloads))
+            return encoder_for(keys.pop()).many(cast("List[CapturedRecord]", payloads), budget)
     out: List[Optional[bytes]] = []
-    groups: Dict[int, List[int]] = {}  # encoder key -> positions of its records
-    for index, payload in enumerate(payloads):
+    remaining = budget
+    index, count = 0, len(payloads)
+    while index < count:
+        payload = payloads[index]
         if isinstance(payload, bytes):
             out.append(payload)
-        else:
-            out.append(None)
-            groups.setdefault(payload[0], []).append(index)
-    for key, positions in groups.items():
-        encoded = encoder_for(key).many([cast("CapturedRecord", payloads[i]) for i in positions])
-        for index, data in zip(positions, encoded):
-            out[index] = data
+            index += 1
+            if remaining is not None:
+                remaining -= len(payload)
+                if remaining < 0:
+                    break
+            continue
+        # A run of consecutive records captured by one formatter, encoded in one call.
+        key = payload[0]
+        end = index + 1
+        while end < count and payloads[end].__class__ is tuple and payloads[end][0] == key:
+            end += 1
+        run = encoder_for(key).many(
+            [cast("CapturedRecord", item) for item in payloads[index:end]], remaining
+        )
+        out.extend(run)
+        if remaining is not None:
+            remaining -= sum(len(data) for data in run if data is not None)
+            if remaining < 0 or len(run) < end - index:
+                break
+        index = end
     return out

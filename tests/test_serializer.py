@@ -564,6 +564,70 @@ class TestFlusherSerializeStep:
         ]
         assert texts == ["user u0 id 0 ok True", "plain"]
 
+    def test_the_serialize_step_stops_at_its_byte_budget(self):
+        """Records whose %-width makes their text far larger than their capture's estimate are
+        serialized only up to the batch limit; the rest go back to the buffer still captured."""
+        buffer = RecordBuffer(1000, 100_000_000)
+        formatter = JSONFormatter()
+        encoder = DeferredEncoder(formatter, 1_000_000, True)
+        for i in range(50):
+            wide = _record("%-20000s|", (f"r{i}",), {}, False, None)  # 20 KB of text, kept
+            buffer.put(formatter.capture(wide, encoder), None, logging.INFO)
+        batch = buffer.take(500, 100_000)
+        assert batch is not None
+        assert len(batch.items) == 50  # the estimates fit: about 700 bytes each
+        payloads = serialize_payloads([item[1] for item in batch.items], 100_000)
+        assert len(payloads) == 5  # the fifth one takes the total past the budget
+        assert sum(len(data or b"") for data in payloads) < 100_000 + 21_000
+        resolved = buffer.resolve(batch, payloads, 100_000)
+        assert resolved is not None
+        assert len(resolved.items) == 4
+        counts = buffer.snapshot()
+        assert (counts.queued, counts.in_flight) == (50, 4)
+        rest = buffer.take(500, 100_000_000)
+        assert rest is not None
+        assert [item[1].__class__ for item in rest.items] == [bytes] + [tuple] * 45
+        messages = [json.loads(data or b"")["message"] for data in payloads]
+        assert messages == [f"{f'r{i}':<20000}|" for i in range(5)]
+
+    def test_a_mixed_batch_keeps_its_order_up_to_the_budget(self):
+        """Bytes and records captured by two formatters, interleaved: each payload where it was,
+        and the work stops after the one that takes the total past the budget."""
+        first, second = JSONFormatter(), JSONFormatter(static_fields={"f": 2})
+        encoders = [DeferredEncoder(first, 100_000, True), DeferredEncoder(second, 100_000, True)]
+        payloads: List[Any] = []
+        for i in range(8):
+            if i % 3 == 2:
+                payloads.append(b"b%d" % i + b" " * 9_000)
+            else:
+                encoder = encoders[i % 2]
+                wide = _record("%-9000s|", (f"r{i}",), {}, False, None)
+                payloads.append(encoder.formatter.capture(wide, encoder))
+        whole = serialize_payloads(payloads)
+        assert len(whole) == 8
+        captured = [d or b"" for d in whole if not (d or b"").startswith(b"b")]
+        assert [json.loads(d).get("f") for d in captured] == [None, 2, 2, None, None, 2]
+        assert [(whole[2] or b"")[:2], (whole[5] or b"")[:2]] == [b"b2", b"b5"]
+        assert serialize_payloads(payloads, 30_000) == whole[:4]  # 4 of about 9 KB: past 30 KB
+
+    def test_wide_records_are_sent_in_batches_within_the_limit(self, emulator, stream):
+        """Records that outgrow their estimate are all delivered, no request over the limit."""
+        handler = _handler(emulator, stream, max_batch_bytes=100_000, flush_interval=60.0)
+        try:
+            log = logging.getLogger(f"wide.{id(handler)}")
+            log.handlers[:] = [handler]
+            log.propagate = False
+            for i in range(30):
+                log.warning("%-20000s|", f"r{i}")
+            assert handler.flush(timeout=10.0)
+        finally:
+            handler.close()
+        shipped = [json.loads(r.data)["message"] for r in emulator.records(stream)]
+        assert sorted(shipped) == sorted(f"{f'r{i}':<20000}|" for i in range(30))
+        puts = [r for r in emulator.requests if r.operation == "PutRecords"]
+        assert len(puts) >= 6
+        assert all(r.data_bytes <= 100_000 for r in puts)
+
     def test_resolve_keeps_the_batch_budget_and_counts_oversize(self):
         """resolve() drops None payloads as oversize and puts records over budget back."""
         buffer = RecordBuffer(1000, 1_000_000)
