@@ -729,7 +729,7 @@ class TestGuards:
             project_id=emulator.project_id,
             ak=emulator.ak,
             sk=emulator.sk,
-            **FAST,
+            flush_interval=0.05,
         )
         try:
             log = logger_for(handler)
