@@ -20,6 +20,7 @@ import io
 import re
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -69,6 +70,23 @@ _TCP_INFO: Final[Optional[int]] = (
     getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
 )
 _TCP_ESTABLISHED: Final = 1
+#: ``tcpi_data_segs_in`` of Linux's ``struct tcp_info`` (4.6 and later): the data segments the
+#: connection has received, a 32-bit count at byte 152. An older kernel answers with fewer bytes.
+_DATA_SEGMENTS: Final = struct.Struct("=I")
+_DATA_SEGMENTS_AT: Final = 152
+_TCP_INFO_LENGTH: Final = _DATA_SEGMENTS_AT + _DATA_SEGMENTS.size
+
+
+def _tcp_info(sock: Any) -> bytes:
+    """The kernel's ``TCP_INFO`` answer for ``sock``, or ``b""`` where there is none (not Linux,
+    a tunnel's TLS-in-TLS wrapper, which is no socket, or a failing call)."""
+    if _TCP_INFO is None or not isinstance(sock, (_SteadySocket, _SteadySSLSocket)):
+        return b""
+    try:
+        return bytes(sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_LENGTH))
+    except (OSError, ValueError):
+        return b""
+
 
 #: Bytes of the reader of a reply: more than a 500-record PutRecords reply (about 35 KB).
 _READ_BUFFER = 256 * 1024
@@ -275,26 +293,41 @@ class HTTPConnection(urllib3.connection.HTTPConnection):
 
     response_class = _DeadlineResponse
     _held: Optional[bytes] = None  # the header block, while it waits for its body
+    #: The data segments received when :func:`exchange` had read a whole reply (see
+    #: :meth:`is_connected`); ``None`` once anything else used the connection.
+    _received_mark: Optional[int] = None
 
     @property
     def is_connected(self) -> bool:
-        """Whether the connection is still open; urllib3 asks before reusing it.
+        """Whether the connection is still open, with nothing unread; urllib3 asks before reusing
+        it.
 
-        On Linux the kernel's TCP state answers (still established: the server has neither
-        closed nor reset it) through a ``getsockopt`` call that keeps the GIL; elsewhere, or if
-        that fails, urllib3's own probe runs (a ``poll``, which hands the GIL over).
+        After a reply read by :func:`exchange`, on Linux, the kernel answers through a
+        ``getsockopt`` call that keeps the GIL: the connection is still established (the server
+        has neither closed nor reset it) and has received no data segment since that reply (a
+        server that sent bytes nobody asked for, a stray second reply, would otherwise have them
+        read as the next request's reply). Elsewhere, after any other use, or if that fails,
+        urllib3's own probe runs (a ``poll``, which hands the GIL over).
         """
         sock = self.sock
         if sock is None:
             return False
-        if _TCP_INFO is not None and isinstance(sock, (_SteadySocket, _SteadySSLSocket)):
-            try:  # (a tunnel's TLS-in-TLS wrapper is no socket: urllib3 probes that one)
-                state = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 8)[0]
-            except (OSError, ValueError):
-                pass
-            else:
-                return bool(state == _TCP_ESTABLISHED)
+        mark = self._received_mark
+        if mark is not None:
+            info = _tcp_info(sock)
+            if len(info) >= _TCP_INFO_LENGTH:
+                segments = _DATA_SEGMENTS.unpack_from(info, _DATA_SEGMENTS_AT)[0]
+                return info[0] == _TCP_ESTABLISHED and segments == mark
         return bool(super().is_connected)
+
+    def mark_received(self) -> None:
+        """Note that a whole reply was read (by :func:`exchange`): what arrives later is unasked."""
+        info = b"" if self.sock is None else _tcp_info(self.sock)
+        self._received_mark = (
+            _DATA_SEGMENTS.unpack_from(info, _DATA_SEGMENTS_AT)[0]
+            if len(info) >= _TCP_INFO_LENGTH
+            else None
+        )
 
     def request(self, method: str, url: str, body: Any = None, *args: Any, **kwargs: Any) -> None:
         # Only on a connection already open: connecting (and a proxy tunnel) sends on its own.
@@ -318,6 +351,7 @@ class HTTPConnection(urllib3.connection.HTTPConnection):
         self._send_now(data)
 
     def _send_now(self, data: Any) -> None:
+        self._received_mark = None  # its reply is read elsewhere (http.client)
         if self.sock is None and self.auto_open:
             self.connect()
         if self.sock is not None:
@@ -468,12 +502,15 @@ def exchange(pool: Any, request: PreparedRequest, target: str) -> DirectReply:
         # traceback showing local variables (a Ctrl-C while the reply is awaited) does not print it.
         data = _request_bytes(conn, request, target)
         sock = conn.sock
+        conn._received_mark = None
         if deadline is not None:
             # Up or down: an earlier request may have left a shorter timeout on the socket.
             sock.settimeout(_time_left(deadline))
         sent = _send_all(sock, data)
         reply, keep = _read_reply(sock, deadline, request)
         keep = keep and sent
+        if keep:
+            conn.mark_received()
         return reply
     finally:
         if not keep:

@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 import tracemalloc
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -120,6 +120,34 @@ PUT_OK = (
 )
 
 
+def _read_head(conn: socket.socket, data: bytes = b"") -> Optional[Tuple[bytes, bytes]]:
+    """Read a request up to the end of its header block: ``(head, the bytes after it)``, or
+    ``None`` when the client closed first."""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _read_request(conn: socket.socket, data: bytes = b"") -> Optional[bytes]:
+    """Read one request whose body has a Content-Length; return the bytes received after it, or
+    ``None`` when the client closed first."""
+    read = _read_head(conn, data)
+    if read is None:
+        return None
+    head, data = read
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(data) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    return data[length:]
+
+
 class RawReplies:
     """A loopback server that answers each request with the next scripted raw reply, on the same
     connection while the reply's framing allows (``close_each``: never); it counts connections."""
@@ -144,20 +172,11 @@ class RawReplies:
             self.connections += 1
             with conn, contextlib.suppress(OSError):  # a client that goes away ends it
                 conn.settimeout(5.0)
-                data = b""
+                data: Optional[bytes] = b""
                 while self.replies:
-                    while b"\r\n\r\n" not in data:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                    if b"\r\n\r\n" not in data:
+                    data = _read_request(conn, data or b"")
+                    if data is None:
                         break
-                    head, _, data = data.partition(b"\r\n\r\n")
-                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                    while len(data) < length:
-                        data += conn.recv(65536)
-                    data = data[length:]
                     reply = self.replies.pop(0)
                     conn.sendall(reply)
                     framed = b"content-length" in reply.lower() or b"chunked" in reply.lower()
@@ -201,6 +220,53 @@ def test_a_connection_the_server_closed_is_not_reused(raw_replies: Any) -> None:
             results.append(client.put_records("s", [(b"x", None)]).ok)
             time.sleep(0.05)  # the server's close reaches the client meanwhile
     assert ([True, True, True], 3) == (results, server.connections)
+
+
+def test_bytes_sent_unasked_on_an_idle_connection_are_never_a_reply() -> None:
+    """A server that sends a second, unasked reply after the first one was read (here a 200 for
+    sequence number 999) and answers the next request on that connection with 503: the client
+    does not reuse the connection, so the stray bytes are never taken for the next reply."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5.0)
+    stray = _ok(body=PUT_OK.replace(b'"7"', b'"999"'))
+    send_stray, stray_sent = threading.Event(), threading.Event()
+    connections: List[int] = []
+
+    def serve() -> None:
+        while len(connections) < 2:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(1)
+            # A client that closes the first connection with the stray bytes unread resets it.
+            with conn, contextlib.suppress(OSError):
+                if len(connections) == 1:
+                    assert _read_request(conn) is not None
+                    conn.sendall(_ok())  # sequence number 7
+                    send_stray.wait(10.0)
+                    conn.sendall(stray)
+                    stray_sent.set()
+                    if _read_request(conn) is not None:
+                        conn.sendall(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n")
+                else:
+                    assert _read_request(conn) is not None
+                    conn.sendall(_ok(body=PUT_OK.replace(b'"7"', b'"8"')))
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with DISClient(url, "p", token="a-token-of-some-length", request_timeout=5.0) as client:
+            first = client.put_records("s", [(b"x", None)])
+            send_stray.set()
+            assert stray_sent.wait(10.0)
+            second = client.put_records("s", [(b"y", None)])
+    finally:
+        server.join(10.0)
+        listener.close()
+    numbers = [result.records[0].sequence_number for result in (first, second)]
+    assert (["7", "8"], 2) == (numbers, len(connections))
 
 
 class TestDirectExchange:
@@ -333,12 +399,8 @@ def test_an_early_reply_to_a_body_the_server_stopped_reading_is_read() -> None:
     def answer_early() -> None:
         conn, _ = listener.accept()
         with conn:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                head += chunk
+            if _read_head(conn) is None:
+                return
             conn.sendall(reply)  # and close with megabytes of the body unread: a reset
 
     server = threading.Thread(target=answer_early, daemon=True)
@@ -375,12 +437,8 @@ def test_a_ctrl_c_while_the_reply_is_awaited_shows_no_secret(
     def interrupt_once_asked() -> None:
         conn, _ = listener.accept()
         with conn:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                head += chunk
+            if _read_head(conn) is None:
+                return
             signal.pthread_kill(main, signal.SIGINT)  # the client now sends or waits
             with contextlib.suppress(OSError):
                 conn.recv(65536)  # until the client has gone
