@@ -155,6 +155,24 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def printable(text: str) -> str:
+    """Return ``text`` with each character :meth:`str.isprintable` refuses written as its escape.
+
+    Diagnostics quote what servers send (status lines, error messages): an escape sequence or a
+    bidirectional override there must not move a terminal's cursor, recolour it or reorder the
+    line. ``"\x1b[2J"`` becomes ``"\\x1b[2J"``, U+202E ``"\\u202e"``.
+
+    Args:
+        text: one line of diagnostics.
+
+    Returns:
+        The text, unchanged when every character is printable.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
 def _is_call_failure(key: Hashable) -> bool:
     """Whether ``key`` is :func:`error_key` of a :class:`~dis_logging.errors.DISError`."""
     if not isinstance(key, tuple) or not key or not isinstance(key[0], str):
@@ -244,6 +262,7 @@ class Reporter:
 
     def _write(self, line: str) -> None:
         """Send ``line`` to the sink, falling back to stderr, and count it as lost if both fail."""
+        line = printable(line)
         if self._sink is not None:
             try:
                 self._sink(line)

@@ -677,6 +677,20 @@ class TestCommandLineSecrets:
         assert "TokenWithAControlChar" not in out + err
 
 
+class TestDiagnosticsText:
+    def test_control_characters_from_a_server_are_escaped(self):
+        """What a server sends (an error message, a status line) reaches the diagnostics with
+        its escape sequences and bidirectional overrides written as escapes."""
+        lines: List[str] = []
+        reporter = Reporter(lines.append, interval=0)
+        reporter.report(("server", 500), "failed: boom \x1b[2J\x1b[31mred\x07 \u202eevil\x85")
+        reporter.report_now("plain text, unchanged: caf\u00e9 \u2713")
+        assert lines == [
+            "dis-logging: failed: boom \\x1b[2J\\x1b[31mred\\x07 \\u202eevil\\x85",
+            "dis-logging: plain text, unchanged: caf\u00e9 \u2713",
+        ]
+
+
 class TestHeaderValues:
     def test_callable_token_with_a_trailing_newline_is_stripped(self, emulator, stream):
         """A token callable that returns the file's text, newline included, works."""
