@@ -32,9 +32,10 @@ def handlers():
 
 @pytest.fixture
 def make_handler(emulator: DISEmulator, stream: str, handlers):
-    """Build a DISHandler wired to the emulator with AK/SK; closed after the test."""
+    """Build a DISHandler (or ``handler_class``) wired to the emulator with AK/SK; closed after
+    the test."""
 
-    def build(**kwargs):
+    def build(handler_class=DISHandler, **kwargs):
         settings: Dict[str, Any] = {
             "stream_name": stream,
             "endpoint": emulator.url,
@@ -44,7 +45,7 @@ def make_handler(emulator: DISEmulator, stream: str, handlers):
         if not {"ak", "token", "username"} & set(kwargs):
             settings.update(ak=emulator.ak, sk=emulator.sk)
         settings.update(kwargs)
-        handler = DISHandler(**settings)
+        handler = handler_class(**settings)
         handlers.append(handler)
         return handler
 
@@ -316,21 +317,11 @@ class TestDelivery:
                 seen.append(record.getMessage())
                 super().emit(record)
 
-        handler = Counting(
-            stream_name=stream,
-            endpoint=emulator.url,
-            project_id=emulator.project_id,
-            ak=emulator.ak,
-            sk=emulator.sk,
-            flush_interval=0.05,
-        )
-        try:
-            logger_for(handler).info("one %d", 1)
-            assert handler.flush(timeout=10)
-            assert ["one 1"] == seen
-            assert ["one 1"] == [json.loads(r.data)["message"] for r in emulator.records(stream)]
-        finally:
-            handler.close()
+        handler = make_handler(Counting)
+        logger_for(handler).info("one %d", 1)
+        assert handler.flush(timeout=10)
+        assert ["one 1"] == seen
+        assert ["one 1"] == [json.loads(r.data)["message"] for r in emulator.records(stream)]
 
     def test_an_emit_set_on_the_instance_sees_every_record(self, emulator, stream, make_handler):
         """A spy assigned as handler.emit (as mock.patch.object does) is called for each record."""
@@ -715,7 +706,7 @@ class TestSpool:
 
 
 class TestGuards:
-    def test_a_subclass_filter_is_asked_without_added_filters(self, emulator, stream):
+    def test_a_subclass_filter_is_asked_without_added_filters(self, emulator, stream, make_handler):
         """A subclass that overrides filter() (and adds no Filter) has it asked for every record,
         as logging.Handler.handle() does; a record it refuses is not shipped."""
 
@@ -723,22 +714,12 @@ class TestGuards:
             def filter(self, record: logging.LogRecord) -> bool:
                 return "password" not in record.getMessage()
 
-        handler = Redacting(
-            stream_name=stream,
-            endpoint=emulator.url,
-            project_id=emulator.project_id,
-            ak=emulator.ak,
-            sk=emulator.sk,
-            flush_interval=0.05,
-        )
-        try:
-            log = logger_for(handler)
-            log.info("user %s logged in", "ann")
-            log.info("password is %s", "hunter2")
-            assert handler.flush(timeout=10)
-            shipped = [json.loads(r.data)["message"] for r in emulator.records(stream)]
-        finally:
-            handler.close()
+        handler = make_handler(Redacting)
+        log = logger_for(handler)
+        log.info("user %s logged in", "ann")
+        log.info("password is %s", "hunter2")
+        assert handler.flush(timeout=10)
+        shipped = [json.loads(r.data)["message"] for r in emulator.records(stream)]
         assert ["user ann logged in"] == shipped
 
     def test_an_interrupt_inside_handle_leaves_the_thread_free(
