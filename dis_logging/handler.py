@@ -127,7 +127,7 @@ def _is_ignored_logger(name: object) -> bool:
     if not isinstance(name, str) or name.__hash__ is None:
         return False  # no logger's name: logging.makeLogRecord() without "name" leaves None
     ignored = name in IGNORED_LOGGERS or name.startswith(IGNORED_LOGGER_PREFIXES)
-    if len(_IGNORED_NAMES) < 10_000 and isinstance(name, str):
+    if len(_IGNORED_NAMES) < 10_000:
         _IGNORED_NAMES[name] = ignored
     return ignored
 

@@ -192,7 +192,7 @@ def serialize_payloads(
         while end < count and payloads[end].__class__ is tuple and payloads[end][0] == key:
             end += 1
         run = encoder_for(key).many(
-            [cast("CapturedRecord", item) for item in payloads[index:end]], remaining
+            cast("List[CapturedRecord]", list(payloads[index:end])), remaining
         )
         out.extend(run)
         if remaining is not None:

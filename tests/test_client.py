@@ -9,7 +9,7 @@ import threading
 import time
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -130,16 +130,25 @@ ENTRIES = [
 ]
 
 
+def _documented_records(
+    entries: Sequence[Tuple[bytes, Optional[str]]], partition_id: Optional[str] = None
+) -> List[Dict[str, str]]:
+    """The ``records`` of a PutRecords JSON body as DIS-API.md describes them."""
+    records = []
+    for data, key in entries:
+        record = {"data": base64.b64encode(data).decode()}
+        if key is not None:
+            record["partition_key"] = key
+        if partition_id is not None:
+            record["partition_id"] = partition_id
+        records.append(record)
+    return records
+
+
 class TestEncoding:
     def test_json_body_decodes_to_the_documented_request(self):
         """The JSON body holds stream_name, base64 data and the keys, as DIS-API.md describes."""
-        records = []
-        for data, key in ENTRIES:
-            record = {"data": base64.b64encode(data).decode()}
-            if key is not None:
-                record["partition_key"] = key
-            records.append(record)
-        assert {"stream_name": "s", "records": records} == json.loads(
+        assert {"stream_name": "s", "records": _documented_records(ENTRIES)} == json.loads(
             encode_put_records("s", ENTRIES)
         )
 
@@ -152,13 +161,7 @@ class TestEncoding:
         expected: Dict[str, Any] = {"stream_name": "s"}
         if stream_id is not None:
             expected["stream_id"] = stream_id
-        records = []
-        for data, _ in entries:
-            record = {"data": base64.b64encode(data).decode()}
-            if partition_id is not None:
-                record["partition_id"] = partition_id
-            records.append(record)
-        expected["records"] = records
+        expected["records"] = _documented_records(entries, partition_id)
         body = encode_put_records("s", entries, stream_id=stream_id, partition_id=partition_id)
         assert expected == json.loads(body)
 
