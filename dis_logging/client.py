@@ -1670,6 +1670,28 @@ class _SendSettings(NamedTuple):
     verify: Union[bool, str, None]
     cert: Union[str, Tuple[str, str], None]
 
+    def __repr__(self) -> str:
+        # A traceback that captures locals shows these settings: a proxy URL from HTTPS_PROXY may
+        # carry a user name and password (http://user:pw@proxy:3128), which are not shown.
+        proxies = {scheme: _without_userinfo(url) for scheme, url in self.proxies.items()}
+        return (
+            f"_SendSettings(proxies={proxies!r}, stream={self.stream!r}, "
+            f"verify={self.verify!r}, cert={self.cert!r})"
+        )
+
+
+def _without_userinfo(url: Optional[str]) -> Optional[str]:
+    """``url`` with any ``user:password@`` part replaced by ``<redacted>@``."""
+    if not isinstance(url, str) or "@" not in url:
+        return url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    netloc, slash, path = rest.partition("/")
+    if "@" not in netloc:
+        return url
+    return f"{scheme}{sep}<redacted>@{netloc.rpartition('@')[2]}{slash}{path}"
+
 
 def _unchanged(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request

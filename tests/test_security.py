@@ -297,6 +297,21 @@ class TestProxies:
         ]
         assert "proxy-must-not-see" not in json.dumps(reply_server.seen)
 
+    def test_proxy_password_is_not_in_the_package_frames(
+        self, reply_server, monkeypatch, package_frames
+    ):
+        """A proxy URL with a user and password (HTTPS_PROXY=http://user:pw@host) is not shown
+        by a traceback that captures the locals of the package's frames."""
+        password = "PROXY-PASSWORD-0123456789"
+        host = reply_server.url.split("://", 1)[1]
+        monkeypatch.setenv("HTTPS_PROXY", f"http://user:{password}@{host}")
+        with DISClient("https://dis.example.com", "p", token="proxy-test-token") as client:
+            with pytest.raises(TransportError) as info:
+                client.put_records("s", [(b"x", None)])
+        text = package_frames(info.value)
+        assert password not in text
+        assert f"http://<redacted>@{host}" in text  # the settings are shown, without user info
+
 
 class TestEmptyErrorCode:
     @pytest.mark.parametrize("serialization", ["json"])
