@@ -385,6 +385,24 @@ class RecordBuffer:
             items: List[Item] = []
             size = 0
             keyed = 0
+            if not low or not high:
+                # One level class queued (the usual case): pop in order from that deque alone,
+                # without comparing the heads of both each time.
+                source = low or high
+                popleft = source.popleft
+                append = items.append
+                for _ in range(min(max_records, len(source))):
+                    item = popleft()
+                    data = item[1]
+                    length = len(data) if data.__class__ is bytes else data[1]  # estimate
+                    if size + length > max_bytes and items:
+                        source.appendleft(item)
+                        break
+                    append(item)
+                    size += length
+                    key = item[2]
+                    keyed += length if key is None else length + len(key)
+                return self._cut(items, size, keyed)
             while len(items) < max_records and (low or high):
                 if not high or (low and low[0][0] < high[0][0]):
                     source = low
@@ -399,13 +417,17 @@ class RecordBuffer:
                 items.append(item)
                 size += length
                 keyed += length if item[2] is None else length + len(item[2])
-            self._bytes -= keyed
-            self._tokens += 1
-            batch = Batch(tuple(items), size, self._tokens)
-            self._in_flight[batch.token] = (len(items), items[0][0])
-            self._in_flight_records += len(items)
-            self._space.notify_all()
-            return batch
+            return self._cut(items, size, keyed)
+
+    def _cut(self, items: List[Item], size: int, keyed: int) -> Batch:
+        """Book ``items``, just taken off the deques, as one batch in flight (lock held)."""
+        self._bytes -= keyed
+        self._tokens += 1
+        batch = Batch(tuple(items), size, self._tokens)
+        self._in_flight[batch.token] = (len(items), items[0][0])
+        self._in_flight_records += len(items)
+        self._space.notify_all()
+        return batch
 
     def resolve(
         self, batch: Batch, payloads: Sequence[Optional[bytes]], max_bytes: int
@@ -431,7 +453,27 @@ class RecordBuffer:
         back: List[Item] = []
         dropped: List[Item] = []
         size = 0
-        for item, data in zip(batch.items, payloads):
+        items = batch.items
+        if len(payloads) == len(items):
+            # The usual outcome: every record serialized, and the batch still within its limit.
+            try:
+                size = sum(map(len, payloads))  # type: ignore[arg-type]  # a None: TypeError
+            except TypeError:
+                size = -1
+            if 0 <= size <= max_bytes:
+                # Same records, same order: the ledger's entry for the batch stays as it is.
+                if batch.token not in self._in_flight:
+                    return None  # forgotten by a fork reset
+                serialized = cast(Sequence[bytes], payloads)  # no None: sum() took every len
+                ready: Tuple[Item, ...] = tuple(
+                    [
+                        (seq, data, key, lv, first)
+                        for (seq, _, key, lv, first), data in zip(items, serialized)
+                    ]
+                )
+                return Batch(ready, size, batch.token)
+            size = 0
+        for item, data in zip(items, payloads):
             if data is None:
                 dropped.append(item)
                 continue

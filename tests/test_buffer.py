@@ -8,8 +8,10 @@ import time
 from typing import List, Optional, cast
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from dis_logging.buffer import Batch, RecordBuffer
+from dis_logging.buffer import Batch, Item, RecordBuffer
 
 INFO, WARNING = logging.INFO, logging.WARNING
 
@@ -359,3 +361,108 @@ class TestShutdownAndReentrancy:
         assert (2, {"reentrant": 1}) == (unlocked.emitted, unlocked.drops)
         assert (2, 1, {"reentrant": 1}) == (counts.emitted, counts.queued, counts.drops)
         assert invariant_holds(buffer)
+
+
+# One operation of the model test below: ("put", size, captured, keyed, high), ("take", records,
+# bytes) or ("resolve", growth per record or None for a drop, ...), ("settle", how).
+_operation = st.one_of(
+    st.tuples(st.just("put"), st.integers(0, 40), st.booleans(), st.booleans(), st.booleans()),
+    st.tuples(st.just("take"), st.integers(1, 6), st.integers(1, 120)),
+    st.tuples(
+        st.just("resolve"),
+        st.lists(st.one_of(st.none(), st.integers(-5, 30)), max_size=8),
+        st.integers(1, 120),
+    ),
+    st.tuples(st.just("settle"), st.sampled_from(["sent", "retry", "failed"])),
+)
+
+
+class TestTakeAndResolveModel:
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(_operation, max_size=40))
+    def test_batches_and_byte_count_follow_a_plain_model(self, operations):
+        """take() and resolve() cut, keep and return exactly what a plain sorted-list model does,
+        and the buffered byte count always equals the sizes of the records queued."""
+        buffer = RecordBuffer(1_000, 1_000_000)
+        queued: List[Item] = []  # the model: every queued record, in sequence order
+        batch: Optional[Batch] = None  # the one batch in flight, if any
+
+        def size(item: Item) -> int:
+            data = item[1]
+            length = len(data) if isinstance(data, bytes) else data[1]
+            return length + (len(item[2]) if item[2] is not None else 0)
+
+        for op in operations:
+            if op[0] == "put":
+                _, length, captured, keyed, high = op
+                data = ("captured", length) if captured else b"x" * length
+                key = "k" * (length % 3 + 1) if keyed else None
+                buffer.put(data, key, WARNING if high else INFO)
+                queued.append((buffer.last_seq, data, key, WARNING if high else INFO, 0.0))
+            elif op[0] == "take" and batch is None:
+                _, records, data_bytes = op
+                expected: List[Item] = []
+                total = 0
+                for item in queued[:records]:
+                    length = size(item) - (len(item[2]) if item[2] is not None else 0)
+                    if expected and total + length > data_bytes:
+                        break
+                    expected.append(item)
+                    total += length
+                batch = buffer.take(records, data_bytes)
+                assert (expected, total) == (
+                    ([], 0) if batch is None else (list(batch.items), batch.data_bytes)
+                )
+                del queued[: len(expected)]
+            elif op[0] == "resolve" and batch is not None:
+                _, growth, max_bytes = op
+                payloads = [
+                    None if g is None else b"y" * max(size(item) + g, 1)
+                    for item, g in zip(batch.items, growth)
+                ]
+                keep: List[Item] = []
+                back: List[Item] = []
+                total = 0
+                for item, data in zip(batch.items, payloads):
+                    if data is None:
+                        continue
+                    resolved = (item[0], data, item[2], item[3], item[4])
+                    if back or (keep and total + len(data) > max_bytes):
+                        back.append(resolved)
+                    else:
+                        keep.append(resolved)
+                        total += len(data)
+                back.extend(batch.items[len(payloads) :])
+                batch = buffer.resolve(batch, payloads, max_bytes)
+                assert (keep, total) == (
+                    ([], 0) if batch is None else (list(batch.items), batch.data_bytes)
+                )
+                queued = sorted(queued + back)
+            elif op[0] == "settle" and batch is not None:
+                outcome = {op[1]: batch.items}
+                buffer.settle(batch, **outcome)
+                if op[1] == "retry":
+                    queued = sorted(queued + list(batch.items))
+                batch = None
+            counts = buffer.snapshot()
+            assert (len(queued), sum(map(size, queued))) == (
+                counts.queued - counts.in_flight,
+                buffer.buffered_bytes,
+            )
+            assert invariant_holds(buffer)
+
+    @pytest.mark.parametrize("limit, kept", [(30, 3), (29, 2)])
+    def test_resolve_keeps_the_batch_up_to_its_byte_limit_exactly(self, limit, kept):
+        """Serialized sizes that reach the limit exactly keep the whole batch; one byte over
+        sends the last record back to the front of the buffer, serialized."""
+        buffer = RecordBuffer(100, 10_000)
+        for _ in range(3):
+            buffer.put(("captured", 5), None, INFO)
+        batch = buffer.resolve(take(buffer, 3, 100), [b"a" * 10, b"b" * 10, b"c" * 10], limit)
+        assert batch is not None
+        after = buffer.take(3, 100)
+        assert (kept, 10 * kept, [] if kept == 3 else [b"c" * 10]) == (
+            len(batch),
+            batch.data_bytes,
+            [] if after is None else [item[1] for item in after.items],
+        )
