@@ -451,7 +451,7 @@ class TestTakeAndResolveModel:
             )
             assert invariant_holds(buffer)
 
-    @pytest.mark.parametrize("limit, kept", [(30, 3), (29, 2)])
+    @pytest.mark.parametrize(("limit", "kept"), [(30, 3), (29, 2)])
     def test_resolve_keeps_the_batch_up_to_its_byte_limit_exactly(self, limit, kept):
         """Serialized sizes that reach the limit exactly keep the whole batch; one byte over
         sends the last record back to the front of the buffer, serialized."""
