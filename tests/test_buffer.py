@@ -439,8 +439,12 @@ class TestTakeAndResolveModel:
                 )
                 queued = sorted(queued + back)
             elif op[0] == "settle" and batch is not None:
-                outcome = {op[1]: batch.items}
-                buffer.settle(batch, **outcome)
+                if op[1] == "sent":
+                    buffer.settle(batch, sent=batch.items)
+                elif op[1] == "retry":
+                    buffer.settle(batch, retry=batch.items)
+                else:
+                    buffer.settle(batch, failed=batch.items)
                 if op[1] == "retry":
                     queued = sorted(queued + list(batch.items))
                 batch = None
