@@ -640,6 +640,11 @@ class Flusher:
                 if spool_step and not got_slot:
                     break  # the spool is read by one thread at a time; leave it to the flusher
                 try:
+                    # Waiting for the slot (the flusher's own request) spent part of the budget:
+                    # the request made now gets only what is left of it.
+                    remaining = deadline - self._clock()
+                    if remaining <= 0:
+                        break
                     if spool_step:
                         outcome = self._spool_step(timeout=remaining, limit=not self._stop.is_set())
                     else:

@@ -164,6 +164,32 @@ class TestHandlerDeadline:
         assert elapsed < 1.0 + SLACK
         assert stats.emitted == stats.sent + stats.dropped + stats.failed + stats.queued
 
+    def test_a_send_after_waiting_for_the_flusher_gets_only_what_is_left(self, hostile_server):
+        """flush() that first waits for the flusher's request to end sends with the budget left
+        after that wait, not the one it had before (which let flush(3) last about 5 s here)."""
+        server = hostile_server("no_reply", lifetime=2.5)  # each connection closed after 2.5 s
+        handler = DISHandler(
+            "s",
+            endpoint=server.url,
+            project_id="project",
+            ak="AK",
+            sk="SK",
+            flush_interval=0.05,  # the flusher sends the first record itself
+            request_timeout=30.0,
+            close_timeout=1.0,
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log_to(handler, 1)
+        assert server.accepted.wait(10)  # the flusher's request is in flight and holds the slot
+        log_to(handler, 5)  # buffered behind it: flush() must send these on its own thread
+        start = time.monotonic()
+        ok = handler.flush(timeout=3.0)
+        elapsed = time.monotonic() - start
+        handler.close()
+        # Without the fix the second request starts at about 2.5 s with a budget of 3 s and is
+        # ended by the server at about 5 s; with it, the request is cut at 3 s.
+        assert (False, True) == (ok, elapsed < 4.2), elapsed
+
 
 EXIT_SCRIPT = """
 import logging, os
