@@ -1841,6 +1841,24 @@ def describe_transport_failure(
 
     source = "what was left of the caller's timeout" if by_caller else "request_timeout"
     timeout_text = f" within {round(timeout, 2):g} s ({source})" if timeout else ""
+    if has(requests.exceptions.ProxyError, urllib3.exceptions.ProxyError):
+        # The failure is the proxy's, not the endpoint's: naming the endpoint's host and port
+        # would send the reader to the wrong place. The proxy URL is not quoted (it may hold a
+        # password).
+        variables = f"{parts.scheme.upper()}_PROXY or ALL_PROXY"
+        if has(*_NAME_RESOLUTION_ERRORS):
+            cause = "its host does not resolve"
+        elif has(ConnectionRefusedError):
+            cause = "it refused the connection"
+        elif has(requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, socket.timeout):
+            cause = f"no answer{timeout_text}"
+        else:
+            innermost = chain[-1]
+            cause = shorten(str(innermost) or type(innermost).__name__, 160)
+        return (
+            f"{operation}: the proxy for {where} could not be used: {cause}; check {variables} "
+            f"(NO_PROXY lists hosts reached directly); {CHECK_HINT}"
+        )
     if has(*_NAME_RESOLUTION_ERRORS):
         region = _REGION_HOST.match(host)
         if region is not None:

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -296,6 +297,32 @@ class TestProxies:
             line.rsplit(" ", 1)[0] for line, _ in reply_server.seen
         ]
         assert "proxy-must-not-see" not in json.dumps(reply_server.seen)
+
+    def test_a_proxy_refusing_the_tunnel_is_named_as_the_cause(self, reply_server, monkeypatch):
+        """A proxy answering CONNECT with an error is reported as the proxy's failure."""
+        monkeypatch.setenv("HTTPS_PROXY", reply_server.url)
+        with DISClient("https://dis.example.com", "p", token="proxy-test-token") as client:
+            with pytest.raises(TransportError) as info:
+                client.put_records("s", [(b"x", None)])
+        message = str(info.value)
+        assert message.startswith("PutRecords: the proxy for dis.example.com could not be used: ")
+        assert "403" in message
+        assert "check HTTPS_PROXY or ALL_PROXY" in message
+
+    def test_a_proxy_that_refuses_connections_is_not_blamed_on_the_endpoint(self, monkeypatch):
+        """Nothing listening at the proxy's port reads as the proxy refusing, not the endpoint."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        with DISClient("https://dis.example.com", "p", token="proxy-test-token") as client:
+            with pytest.raises(TransportError) as info:
+                client.put_records("s", [(b"x", None)])
+        message = str(info.value)
+        assert "the proxy for dis.example.com could not be used: it refused the connection" in (
+            message
+        )
+        assert "check the endpoint's host and port" not in message
 
     def test_proxy_password_is_not_in_the_package_frames(
         self, reply_server, monkeypatch, package_frames
