@@ -205,6 +205,26 @@ class TestIAM:
         expires = time.mktime(time.strptime(token["expires_at"], fmt))
         assert 60 == round(expires - issued)
 
+    @pytest.mark.parametrize("ttl", [float("inf"), float("nan"), -1.0, 1e12])
+    def test_a_lifetime_no_token_can_have_is_refused(self, ttl):
+        """token_ttl must be a number of seconds from 0 to ten years: beyond, the expiry date
+        cannot be written and every login was answered 500."""
+        with pytest.raises(ValueError, match="token_ttl must be from 0 to 315360000 seconds"):
+            DISEmulator(token_ttl=ttl)
+        with DISEmulator() as emu:
+            with pytest.raises(ValueError, match="token_ttl"):
+                emu.token_ttl = ttl
+            with pytest.raises(ValueError, match="token_ttl"):
+                emu.issue_token(ttl)
+
+    def test_the_longest_lifetime_issues_tokens(self, http_session):
+        """The longest accepted lifetime still gives a token a client can log in with."""
+        from dis_logging.emulator.server import MAX_TOKEN_TTL
+
+        with DISEmulator(token_ttl=MAX_TOKEN_TTL) as emu:
+            reply = http_session.post(emu.url + "/v3/auth/tokens", json=token_body(emu))
+        assert 201 == reply.status_code
+
     def test_nocatalog_drops_the_catalog(self, emulator, http_session):
         """nocatalog=true leaves the catalog out of the token body."""
         url = emulator.url + "/v3/auth/tokens?nocatalog=true"

@@ -74,6 +74,28 @@ class TestParsing:
         with pytest.raises(SystemExit):
             parse(argv)
 
+    @pytest.mark.parametrize(
+        ("argv", "message"),
+        [
+            (["--port", "-1"], "argument --port: must be a port from 0 to 65535, got '-1'"),
+            (["--port", "70000"], "argument --port: must be a port from 0 to 65535"),
+            (["--token-ttl", "inf"], "argument --token-ttl: must be from 0 to 315360000"),
+            (["--token-ttl", "nan"], "argument --token-ttl: must be from 0 to 315360000"),
+            (["--token-ttl", "1e12"], "argument --token-ttl: must be from 0 to 315360000"),
+        ],
+    )
+    def test_out_of_range_port_and_token_lifetime_are_usage_errors(self, argv, message, capsys):
+        """A port outside 0-65535 or a token lifetime no token can have is exit 2 with one line
+        (a bad port raised OverflowError from bind; an infinite lifetime answered every login
+        with 500)."""
+        from dis_logging import cli as main_cli
+
+        code = main_cli.main(["emulator", *argv, "--duration", "0"])
+        err = capsys.readouterr().err
+        assert 2 == code
+        assert message in err
+        assert "Traceback" not in err
+
     def test_defaults_match_the_emulator(self):
         """Default credentials on the command line are the emulator's defaults."""
         args = parse([])

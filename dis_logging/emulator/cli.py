@@ -14,7 +14,7 @@ import threading
 from types import FrameType
 from typing import Any, Callable, Final, Iterator, List, Optional, TextIO, Tuple, Union
 
-from dis_logging._argtypes import fraction, non_negative_float, non_negative_int
+from dis_logging._argtypes import bounded, fraction, non_negative_float, non_negative_int
 from dis_logging.emulator.server import (
     DEFAULT_AK,
     DEFAULT_DOMAIN_NAME,
@@ -24,6 +24,7 @@ from dis_logging.emulator.server import (
     DEFAULT_SK,
     DEFAULT_TOKEN_TTL,
     DEFAULT_USERNAME,
+    MAX_TOKEN_TTL,
     DISEmulator,
 )
 from dis_logging.emulator.state import DEFAULT_PARTITION_QUOTA, STREAM_TYPES
@@ -62,6 +63,16 @@ def parse_stream(text: str) -> StreamSpec:
     return name, count, stream_type
 
 
+#: A TCP port number; 0 lets the system pick a free one.
+_port: Final = bounded(int, lambda value: 0 <= value <= 65535, "a port from 0 to 65535")
+#: A token lifetime the emulator can issue (a longer one's expiry date cannot be written).
+_token_ttl: Final = bounded(
+    float,
+    lambda value: 0 <= value <= MAX_TOKEN_TTL,
+    f"from 0 to {MAX_TOKEN_TTL:.0f} seconds (ten years)",
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the emulator's options to ``parser``.
 
@@ -70,7 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port; 0 picks one (default {DEFAULT_PORT})"
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port; 0 picks one (default {DEFAULT_PORT})",
     )
     parser.add_argument("--project-id", default=DEFAULT_PROJECT_ID, help="project id")
     parser.add_argument("--region", default=DEFAULT_REGION, help="region / IAM project name")
@@ -89,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--token-ttl",
-        type=non_negative_float,
+        type=_token_ttl,
         default=DEFAULT_TOKEN_TTL,
         help="lifetime of issued tokens and of the metadata route's temporary AK/SK sets, "
         "in seconds (default 86400)",

@@ -44,6 +44,9 @@ DEFAULT_DOMAIN_NAME: Final = "dis-account"
 DEFAULT_REGION: Final = "cn-north-4"
 DEFAULT_TOKEN_TTL: Final = 86400.0
 """IAM tokens live 24 h, in seconds (DIS-API.md §4, §8)."""
+MAX_TOKEN_TTL: Final = 10 * 365 * 86400.0
+"""Longest lifetime the emulator gives a token or a temporary AK/SK set: ten years, far beyond
+any real one (24 h), while its ``expires_at`` is still a date IAM's format can write."""
 
 MAX_BODY_BYTES: Final = 12 * 1024 * 1024
 #: Longest chunk-size or trailer line accepted in a chunked body.
@@ -59,6 +62,22 @@ MAX_DISCARD_BYTES: Final = 64 * 1024 * 1024
 
 
 _EMPTY: Final = b""
+
+
+def _token_lifetime(seconds: float) -> float:
+    """Check a token lifetime: a number of seconds from 0 (already expired) to
+    :data:`MAX_TOKEN_TTL`.
+
+    Raises:
+        ValueError: NaN, an infinity, a negative number or one above :data:`MAX_TOKEN_TTL` (such
+            a token's expiry cannot be written, so every login would fail with a 500).
+    """
+    value = float(seconds)
+    if not 0.0 <= value <= MAX_TOKEN_TTL:  # NaN fails the comparison too
+        raise ValueError(
+            f"token_ttl must be from 0 to {MAX_TOKEN_TTL:.0f} seconds (ten years), got {seconds!r}"
+        )
+    return value
 
 
 class DISEmulator:
@@ -82,8 +101,8 @@ class DISEmulator:
         region: Region: the project name for IAM scopes and the region of signature credential
             scopes; default ``"cn-north-4"``.
         token_ttl: Lifetime of issued tokens and of the temporary AK/SK sets of the metadata route
-            (:attr:`metadata_path`) in seconds; default 86400 (24 h). ``0`` issues tokens that
-            are already expired.
+            (:attr:`metadata_path`) in seconds, at most :data:`MAX_TOKEN_TTL`; default 86400
+            (24 h). ``0`` issues tokens that are already expired.
         security_token: When set, AK/SK requests must send it as ``X-Security-Token``; default None
             accepts any or none.
         clock: Wall clock in seconds since the epoch, for token, cursor and signature-date checks;
@@ -93,6 +112,9 @@ class DISEmulator:
         partition_quota: Total partitions the account may hold; default
             :data:`~dis_logging.emulator.state.DEFAULT_PARTITION_QUOTA` (50).
         verbose: When True, log every request line to stderr; default False (quiet).
+
+    Raises:
+        ValueError: ``token_ttl`` is not a number of seconds from 0 to :data:`MAX_TOKEN_TTL`.
 
     Nothing is bound until :meth:`start`.
     """
@@ -120,7 +142,7 @@ class DISEmulator:
         self.port = port
         self._service = Service(
             Account(project_id, ak, sk, username, password, domain_name, region),
-            token_ttl=float(token_ttl),
+            token_ttl=_token_lifetime(token_ttl),
             url=lambda: self.url,
             security_token=security_token,
             clock=clock,
@@ -173,7 +195,7 @@ class DISEmulator:
 
     @token_ttl.setter
     def token_ttl(self, seconds: float) -> None:
-        self._service.token_ttl = float(seconds)
+        self._service.token_ttl = _token_lifetime(seconds)
 
     @property
     def verbose(self) -> bool:
@@ -335,14 +357,14 @@ class DISEmulator:
         """Return a valid project-scoped X-Auth-Token without going through HTTP.
 
         Args:
-            ttl: Lifetime in seconds; default None uses :attr:`token_ttl`. ``0`` gives a token
-                that is already expired.
+            ttl: Lifetime in seconds, at most :data:`MAX_TOKEN_TTL`; default None uses
+                :attr:`token_ttl`. ``0`` gives a token that is already expired.
 
         Returns:
             The token, accepted as ``X-Auth-Token`` for :attr:`project_id` until it expires.
         """
         token, _ = self._service.tokens.issue(
-            self.token_ttl if ttl is None else ttl, self.project_id
+            self.token_ttl if ttl is None else _token_lifetime(ttl), self.project_id
         )
         return token
 
