@@ -35,9 +35,8 @@ from dis_logging.context import (
     DEFAULT_REQUEST_ID_HEADER,
     RequestContext,
     UserIdGetter,
+    _choose_request_id,
     _current,
-    new_request_id,
-    valid_request_id,
 )
 
 __all__ = ["DEFAULT_REQUEST_ID_HEADER", "RequestContextMiddleware", "scope_user_id"]
@@ -154,11 +153,9 @@ class RequestContextMiddleware:
             return
         started = time.monotonic()
         headers = scope.get("headers") or ()
-        request_id = None
-        if self._request_header:
-            request_id = valid_request_id(_header(headers, self._request_header))
+        incoming = _header(headers, self._request_header) if self._request_header else None
         context = RequestContext(
-            request_id=request_id or new_request_id(),
+            request_id=_choose_request_id(incoming, _current.get()),
             method=str(scope.get("method") or "GET"),
             path=str(scope.get("path") or "/"),
             request=scope,

@@ -78,6 +78,27 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def _choose_request_id(incoming: Optional[str], enclosing: Optional[RequestContext]) -> str:
+    """Return the id for a request an integration starts handling.
+
+    When a request context is already current, an integration further out handles the same
+    request (the ASGI middleware around an app mounted with its own, or around a Flask or Django
+    app), and its id is kept: one request, one id, on every record and on the response.
+    Otherwise ``incoming`` when it is a valid id, else a new one.
+
+    Args:
+        incoming: the request header's value, or ``None``.
+        enclosing: the context current when the request reached the integration (what
+            ``_current.get()`` returned), or ``None``.
+
+    Returns:
+        The request id.
+    """
+    if enclosing is not None:
+        return enclosing.request_id
+    return valid_request_id(incoming) or new_request_id()
+
+
 @dataclass
 class RequestContext:
     """What is known about the request being handled.

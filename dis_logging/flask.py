@@ -36,9 +36,8 @@ from dis_logging.context import (
     CONTEXT_ATTR,
     DEFAULT_REQUEST_ID_HEADER,
     UserIdGetter,
+    _choose_request_id,
     _current,
-    new_request_id,
-    valid_request_id,
 )
 from dis_logging.context import RequestContext as _Context
 
@@ -135,11 +134,16 @@ class RequestContext:
         # request context is gone (the proxy would raise, the getter's error becomes None).
         proxy: Any = flask.request
         request: flask.Request = proxy._get_current_object()
-        request_id = None
+        incoming = None
         if self.request_id_header:
-            request_id = valid_request_id(request.headers.get(self.request_id_header))
+            incoming = request.headers.get(self.request_id_header)
+        enclosing = _current.get()
+        if enclosing is not None and isinstance(enclosing.request, flask.Request):
+            # Left behind by these hooks for an earlier request (a teardown function that raised
+            # before ours ran): not a request this one is part of.
+            enclosing = None
         context = _Context(
-            request_id=request_id or new_request_id(),
+            request_id=_choose_request_id(incoming, enclosing),
             method=request.method,
             path=request.path,
             request=request,

@@ -393,6 +393,53 @@ def test_concurrent_requests_keep_their_own_ids(emulator, stream, dis_handler):
     assert [("in c-0", "c-0"), ("in c-1", "c-1")] == stored
 
 
+@pytest.mark.parametrize("given", [None, "given-9"])
+def test_nested_middlewares_give_one_request_one_id(given):
+    """An app mounted with its own middleware inside a wrapped app: one request has one id, on
+    the response, on the view's records and on both access records."""
+    from starlette.routing import Mount
+
+    from dis_logging.context import RequestContextFilter
+
+    async def view(request):
+        view_logger.info("in the mounted app")
+        return PlainTextResponse("ok")
+
+    inner = RequestContextMiddleware(
+        Starlette(routes=[Route("/x", view)]), access_logger="test.asgi.inner"
+    )
+    app = RequestContextMiddleware(
+        Starlette(routes=[Mount("/sub", inner)]), access_logger="test.asgi.outer"
+    )
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append((record.name, getattr(record, "request_id", None)))
+
+    collect = Collect()
+    collect.addFilter(RequestContextFilter())
+    names = ("test.asgi.view", "test.asgi.inner", "test.asgi.outer")
+    loggers = [logging.getLogger(name) for name in names]
+    for logger in loggers:
+        logger.addHandler(collect)
+        logger.setLevel(logging.INFO)
+    try:
+        response = call(app, "/sub/x", {"X-Request-ID": given} if given else None)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(collect)
+            logger.setLevel(logging.NOTSET)
+    request_id = response.headers["X-Request-ID"]
+    assert given in (None, request_id)
+    assert [
+        ("test.asgi.view", request_id),
+        ("test.asgi.inner", request_id),
+        ("test.asgi.outer", request_id),
+    ] == seen
+    assert [request_id] == response.headers.get_list("X-Request-ID")
+
+
 def test_lifespan_passes_through():
     """Lifespan events reach the app untouched, outside any request context."""
     seen = []

@@ -180,6 +180,19 @@ class TestRequestContext:
         )
         assert (response["X-Request-ID"], 32) == (event["request_id"], len(event["request_id"]))
 
+    def test_keeps_the_id_of_an_enclosing_request(self, emulator, stream, dis_logging_setup):
+        """Inside a request context an outer integration set (the ASGI middleware around
+        Django's ASGI app), the request keeps that id rather than taking the header's."""
+        from dis_logging.context import RequestContext as Context
+        from dis_logging.context import use_request_context
+
+        with use_request_context(Context(request_id="outer-2", method="GET", path="/hello/")):
+            response = Client().get("/hello/", HTTP_X_REQUEST_ID="inner-2")
+        event = by_message(
+            stored_events(emulator, stream, dis_logging_setup, 2), "hello from the view"
+        )
+        assert ("outer-2", "outer-2") == (response["X-Request-ID"], event["request_id"])
+
     def test_replaces_a_malformed_request_id(self, emulator, stream, dis_logging_setup):
         """A request id with spaces or quotes is not trusted; a fresh one is generated."""
         response = Client().get("/hello/", HTTP_X_REQUEST_ID='bad "id" here')

@@ -193,6 +193,51 @@ class TestExtension:
         )
 
 
+class TestEnclosingContext:
+    def test_an_enclosing_request_keeps_its_id(self):
+        """Inside a request context an outer integration set (the ASGI middleware around a
+        Flask app), the request keeps that id: on the response and on the records."""
+        from dis_logging.context import RequestContext as Context
+        from dis_logging.context import use_request_context
+
+        seen = []
+        app = build_app(RequestContext())
+
+        @app.before_request
+        def record_the_id():
+            context = get_request_context()
+            seen.append(None if context is None else context.request_id)
+
+        with use_request_context(Context(request_id="outer-1", method="GET", path="/f/hello")):
+            response = app.test_client().get("/hello", headers={"X-Request-ID": "inner-1"})
+        assert ("outer-1", ["outer-1"]) == (response.headers["X-Request-ID"], seen)
+
+    def test_a_context_left_by_an_earlier_request_is_not_inherited(self):
+        """A context these hooks left behind (a teardown function that raised before theirs ran)
+        does not give the next request its id."""
+        app = build_app(RequestContext())
+        calls = []
+
+        @app.teardown_request
+        def breaks_once(error):  # registered last, so it runs before the extension's
+            calls.append(error)
+            if len(calls) == 1:
+                raise RuntimeError("teardown failed")
+
+        client = app.test_client()
+        with pytest.raises(RuntimeError, match="teardown failed"):
+            client.get("/hello", headers={"X-Request-ID": "first-1"})
+        left = get_request_context()
+        try:
+            assert "first-1" == (None if left is None else left.request_id)
+            second = client.get("/hello")
+        finally:
+            from dis_logging.context import set_request_context
+
+            set_request_context(None)  # what the failed teardown left in this thread
+        assert HEX32.fullmatch(second.headers["X-Request-ID"])
+
+
 def test_flask_login_user_id_outside_app_context():
     """Outside an application context there is no user."""
     assert None is flask_login_user_id(None)

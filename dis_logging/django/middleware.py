@@ -8,7 +8,7 @@ from typing import Any, Awaitable, Callable, Optional
 
 from django.conf import settings  # type: ignore[import-untyped]  # no django-stubs
 
-from dis_logging.context import DEFAULT_REQUEST_ID_HEADER, new_request_id, valid_request_id
+from dis_logging.context import DEFAULT_REQUEST_ID_HEADER, _choose_request_id
 from dis_logging.django._context import CONTEXT_ATTR, RequestContext, _current
 
 try:
@@ -98,11 +98,11 @@ class RequestContextMiddleware:
 
     def _begin(self, request: Any) -> tuple[RequestContext, float]:
         """Build the context, attach it and the id to ``request``; return it with a start time."""
-        request_id = None
+        incoming = None
         if self.request_id_header:
-            request_id = valid_request_id(request.headers.get(self.request_id_header))
+            incoming = request.headers.get(self.request_id_header)
         context = RequestContext(
-            request_id=request_id or new_request_id(),
+            request_id=_choose_request_id(incoming, _current.get()),
             method=request.method,
             path=request.path,
             request=request,
