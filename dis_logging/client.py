@@ -90,7 +90,7 @@ from dis_logging.auth import (
     parse_iam_token_reply,
     parse_metadata_credentials,
 )
-from dis_logging.config import check_keywords, default_iam_endpoint
+from dis_logging.config import MAX_WAIT_SECONDS, check_keywords, default_iam_endpoint
 from dis_logging.errors import (
     AuthError,
     ConfigError,
@@ -765,10 +765,12 @@ class DISClient:
         if (
             isinstance(request_timeout, bool)
             or not isinstance(request_timeout, (int, float))
-            or not 0 < request_timeout < 1e6
+            or not 0 < request_timeout <= MAX_WAIT_SECONDS
         ):
             raise ConfigError(
-                timeout_name, f"must be a number of seconds > 0, got {request_timeout!r}"
+                timeout_name,
+                f"must be a number of seconds > 0 and <= {MAX_WAIT_SECONDS:.0f}, "
+                f"got {request_timeout!r}",
             )
         if serialization not in SERIALIZATIONS:
             raise ConfigError(

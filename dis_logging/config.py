@@ -111,6 +111,10 @@ DEFAULT_MAX_QUEUE_BYTES: Final = 64 * 2**20
 DEFAULT_SPOOL_MAX_BYTES: Final = 256 * 2**20
 #: Concurrent PutRecords requests per handler; more gains nothing on a 1 MB/s partition.
 MAX_IN_FLIGHT: Final = 16
+#: Longest duration a setting that is waited on may have (flush_interval, block_timeout,
+#: close_timeout, request_timeout, the backoffs): about 11.5 days. A wait far longer
+#: fails inside the threading module ("timestamp out of range"): the flusher thread would end.
+MAX_WAIT_SECONDS: Final = 1_000_000.0
 
 OVERFLOW_POLICIES: Final = ("drop_oldest", "drop_newest", "block")
 OVERSIZE_POLICIES: Final = ("truncate", "drop")
@@ -803,7 +807,14 @@ def _to_int(name: str, value: object, minimum: int, maximum: Optional[int] = Non
     return number
 
 
-def _to_float(name: str, value: object, minimum: float = 0.0, *, positive: bool = False) -> float:
+def _to_float(
+    name: str,
+    value: object,
+    minimum: float = 0.0,
+    *,
+    positive: bool = False,
+    maximum: Optional[float] = None,
+) -> float:
     number: float
     if isinstance(value, bool):
         raise ConfigError(name, f"must be a number, got {value!r}")
@@ -822,6 +833,8 @@ def _to_float(name: str, value: object, minimum: float = 0.0, *, positive: bool 
         raise ConfigError(name, f"must be > 0, got {value!r}")
     if number < minimum:
         raise ConfigError(name, f"must be >= {minimum}, got {value!r}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(name, f"must be <= {maximum:.0f} seconds, got {value!r}")
     return number
 
 
@@ -1101,7 +1114,9 @@ def _tuning(given: Dict[str, Any], environ: Mapping[str, str]) -> Dict[str, Any]
     if out["partition_id"] is not None and key is not None:
         raise ConfigError("partition_key", "conflicts with partition_id: give at most one")
     out["partition_key"] = key
-    out["flush_interval"] = _to_float("flush_interval", get("flush_interval"), positive=True)
+    out["flush_interval"] = _to_float(
+        "flush_interval", get("flush_interval"), positive=True, maximum=MAX_WAIT_SECONDS
+    )
     batch_records = _to_int("max_batch_records", get("max_batch_records"), 1, MAX_BATCH_RECORDS)
     batch_bytes = _to_int(
         "max_batch_bytes", get("max_batch_bytes"), MIN_RECORD_BYTES, MAX_BATCH_BYTES
@@ -1130,17 +1145,25 @@ def _tuning(given: Dict[str, Any], environ: Mapping[str, str]) -> Dict[str, Any]
         max_record_bytes=record_bytes,
     )
     out["overflow"] = _to_choice("overflow", get("overflow"), OVERFLOW_POLICIES)
-    out["block_timeout"] = _to_float("block_timeout", get("block_timeout"))
+    out["block_timeout"] = _to_float(
+        "block_timeout", get("block_timeout"), maximum=MAX_WAIT_SECONDS
+    )
     out["priority_level"] = _to_level("priority_level", get("priority_level"))
     out["oversize"] = _to_choice("oversize", get("oversize"), OVERSIZE_POLICIES)
     out["flush_on_level"] = _to_level("flush_on_level", get("flush_on_level"), optional=True)
-    out["request_timeout"] = _to_float("request_timeout", get("request_timeout"), positive=True)
+    out["request_timeout"] = _to_float(
+        "request_timeout", get("request_timeout"), positive=True, maximum=MAX_WAIT_SECONDS
+    )
     out["max_retry_time"] = _to_float("max_retry_time", get("max_retry_time"))
-    out["initial_backoff"] = _to_float("initial_backoff", get("initial_backoff"))
-    out["max_backoff"] = _to_float("max_backoff", get("max_backoff"))
+    out["initial_backoff"] = _to_float(
+        "initial_backoff", get("initial_backoff"), maximum=MAX_WAIT_SECONDS
+    )
+    out["max_backoff"] = _to_float("max_backoff", get("max_backoff"), maximum=MAX_WAIT_SECONDS)
     if out["initial_backoff"] > out["max_backoff"]:
         raise ConfigError("initial_backoff", f"must not exceed max_backoff ({out['max_backoff']})")
-    out["close_timeout"] = _to_float("close_timeout", get("close_timeout"))
+    out["close_timeout"] = _to_float(
+        "close_timeout", get("close_timeout"), maximum=MAX_WAIT_SECONDS
+    )
     out["drain_on_sigterm"] = _to_bool("drain_on_sigterm", get("drain_on_sigterm"))
     out["max_in_flight"] = _to_int("max_in_flight", get("max_in_flight"), 1, MAX_IN_FLIGHT)
     out["max_records_per_second"] = _to_float(

@@ -70,6 +70,7 @@ from dis_logging.config import (
     DEFAULT_MAX_QUEUE_BYTES,
     DEFAULT_MAX_QUEUE_RECORDS,
     DEFAULT_SPOOL_MAX_BYTES,
+    MAX_WAIT_SECONDS,
     BoolSetting,
     FailureHook,
     FloatSetting,
@@ -121,6 +122,15 @@ _RETIRED_ENCODERS: Final = 32
 # Logger name -> whether it is ignored (IGNORED_LOGGERS); a dict lookup is the cheapest test per
 # record. Loggers live as long as the process, so their names are few and the cache stays small.
 _IGNORED_NAMES: Dict[str, bool] = {}
+
+
+def _flush_budget(timeout: float) -> float:
+    """The seconds a ``flush(timeout)`` may take: 0 for a negative or NaN timeout, at most
+    :data:`~dis_logging.config.MAX_WAIT_SECONDS` (a longer wait, ``inf`` included, fails inside
+    the threading module)."""
+    if not timeout > 0:  # negative, zero or NaN
+        return 0.0
+    return min(float(timeout), MAX_WAIT_SECONDS)
 
 
 def _is_ignored_logger(name: object) -> bool:
@@ -828,7 +838,7 @@ class DISHandler(logging.Handler):
             now = time.monotonic()
             earlier = self._collect_stats()
             lost_before = earlier.dropped + earlier.failed > 0
-            budget = self.config.close_timeout if timeout is None else max(timeout, 0.0)
+            budget = self.config.close_timeout if timeout is None else _flush_budget(timeout)
             if timeout is None and self._exit_drained:
                 budget = self._after_exit_budget(budget)
             ok = self._flush_lanes(now + budget)

@@ -172,6 +172,37 @@ class TestValidation:
         assert field == info.value.field
         assert str(info.value).startswith(f"{field}: ")
 
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "flush_interval",
+            "block_timeout",
+            "close_timeout",
+            "request_timeout",
+            "initial_backoff",
+            "max_backoff",
+        ],
+    )
+    @pytest.mark.parametrize("value", ["1e300", 1e7])
+    def test_a_wait_longer_than_threads_can_wait_is_refused(self, name, value):
+        """A finite but huge duration that is waited on is refused at construction: the
+        flusher thread ended with OverflowError (flush_interval, the backoffs), close() failed
+        (close_timeout), every blocked record was dropped as an error (block_timeout)."""
+        kwargs = {name: value, "initial_backoff": 0} if name == "max_backoff" else {name: value}
+        with pytest.raises(ConfigError) as info:
+            build(**kwargs)
+        assert name == info.value.field
+        assert "must be <= 1000000 seconds" in str(info.value)
+
+    def test_the_longest_wait_is_accepted(self):
+        """1,000,000 seconds (about 11.5 days) is still a valid duration."""
+        config = build(flush_interval="1e6", close_timeout=1e6, max_backoff=1e6)
+        assert (1e6, 1e6, 1e6) == (
+            config.flush_interval,
+            config.close_timeout,
+            config.max_backoff,
+        )
+
     def test_unknown_keyword_suggests_the_close_one(self):
         """An unknown keyword's message suggests the nearest real one."""
         with pytest.raises(ConfigError, match="did you mean 'flush_interval'"):

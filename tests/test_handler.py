@@ -516,6 +516,17 @@ class TestFailures:
         assert {f"w{i}".encode() for i in range(5)} <= stored
         assert 10 == len(stored)
 
+    @pytest.mark.parametrize("timeout", [1e300, float("inf")])
+    def test_flush_with_a_timeout_beyond_any_wait_sends(
+        self, emulator, stream, make_handler, timeout
+    ):
+        """flush(1e300) or flush(inf) sends and returns True (it failed with OverflowError
+        inside the threading module, reported as "flush failed", and returned False)."""
+        handler = make_handler(flush_interval=60)
+        logger_for(handler).info("x")
+        assert handler.flush(timeout=timeout)
+        assert 1 == len(emulator.records(stream))
+
     def test_flush_returns_false_when_unreachable(self, emulator, stream, make_handler):
         """flush returns False within its timeout when DIS cannot be reached."""
         handler = make_handler(flush_interval=60, close_timeout=0.2)
