@@ -97,6 +97,9 @@ __all__ = [
 STREAM_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: Region ids look like ``cn-north-4`` (DIS-API.md §1).
 REGION_PATTERN: Final = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+#: A partition id: ``shardId-`` and the index padded to ten digits, or the bare index (DIS-API.md
+#: §1). Anything else fails every PutRecords with DIS.4201.
+PARTITION_ID_PATTERN: Final = re.compile(r"(?:shardId-)?[0-9]{1,10}")
 #: Total record bytes per PutRecords request: 1 MB on COMMON streams (DIS-API.md §8).
 DEFAULT_MAX_BATCH_BYTES: Final = 1_000_000
 #: ... and 5 MB on ADVANCED streams, the most any request may carry (DIS-API.md §8).
@@ -1110,6 +1113,12 @@ def _tuning(given: Dict[str, Any], environ: Mapping[str, str]) -> Dict[str, Any]
     out: Dict[str, Any] = {}
     out["stream_id"] = _optional_str("stream_id", given.get("stream_id"))
     out["partition_id"] = _optional_str("partition_id", given.get("partition_id"))
+    if out["partition_id"] is not None and not PARTITION_ID_PATTERN.fullmatch(out["partition_id"]):
+        raise ConfigError(
+            "partition_id",
+            f"must be a partition id such as 'shardId-0000000002' or '2', "
+            f"got {out['partition_id']!r}",
+        )
     key = _callable_setting("partition_key", given.get("partition_key"), strings_are_paths=False)
     if out["partition_id"] is not None and key is not None:
         raise ConfigError("partition_key", "conflicts with partition_id: give at most one")

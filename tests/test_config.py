@@ -153,6 +153,9 @@ class TestValidation:
             ({"verify": "/no/such/ca.pem"}, "verify"),
             ({"partition_key": "k", "partition_id": "0"}, "partition_key"),
             ({"partition_key": 5}, "partition_key"),
+            ({"partition_id": "abc"}, "partition_id"),
+            ({"partition_id": "-1"}, "partition_id"),
+            ({"partition_id": "shardid-0000000001"}, "partition_id"),
             ({"endpoint": "ftp://x"}, "endpoint"),
             ({"endpoint": "https://user:pw@dis.example.com"}, "endpoint"),
             ({"endpoint": "https://dis.example.com?x=1"}, "endpoint"),
@@ -193,6 +196,11 @@ class TestValidation:
             build(**kwargs)
         assert name == info.value.field
         assert "must be <= 1000000 seconds" in str(info.value)
+
+    @pytest.mark.parametrize("value", ["2", "shardId-0000000002", "shardId-2", " 0 "])
+    def test_partition_ids_in_both_documented_forms_are_accepted(self, value):
+        """A partition id is ``shardId-`` plus the index, or the bare index."""
+        assert value.strip() == build(partition_id=value).partition_id
 
     def test_the_longest_wait_is_accepted(self):
         """1,000,000 seconds (about 11.5 days) is still a valid duration."""
