@@ -59,7 +59,8 @@ def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
         The URL, stripped of blanks and of a trailing ``/``.
 
     Raises:
-        ConfigError: not a string, not an http(s) URL with a host, a malformed or zero port, user
+        ConfigError: not a string, spaces or control characters inside the URL, not an http(s)
+            URL with a host, a malformed or zero port, user
             information, a query or fragment, or ``http://`` to a remote host without
             ``allow_http``. A value that may hold a password (``user:pw@host``) is never repeated.
     """
@@ -67,6 +68,10 @@ def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
         raise ConfigError(field, "must be a URL such as https://dis.cn-north-4.myhuaweicloud.com")
     text = value.strip()
     shown = "the given value" if "@" in text else repr(text)
+    if any(char.isspace() or not char.isprintable() for char in text):
+        # urlsplit drops tabs and newlines silently (the host would change) and HTTP cannot send
+        # the others: every request would fail later.
+        raise ConfigError(field, f"must not contain spaces or control characters, got {shown}")
     try:
         parts = urlsplit(text)
         port = parts.port  # raises ValueError on a malformed port
