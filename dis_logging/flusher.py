@@ -43,6 +43,7 @@ from collections import deque
 from typing import (
     Callable,
     Deque,
+    Dict,
     Final,
     Iterable,
     List,
@@ -484,6 +485,11 @@ class Flusher:
         self._last_error: Optional[str] = None
         self._data_limit_at = 0.0  # when to ask the sender for the stream's request limit
         self._persister: Optional[Persister] = None
+        # With a spool: batches from memory inside a request now, by token, and the tokens of
+        # those copied to the spool because close or exit could not wait for their reply.
+        self._insure_lock = threading.Lock()
+        self._requests_out: Dict[int, Batch] = {}
+        self._insured: Set[int] = set()
         if spool_factory is not None:
             self._persister = Persister(
                 buffer,
@@ -674,8 +680,13 @@ class Flusher:
             if registered:
                 self._sending_threads.discard(ident)
 
-    def spool_leftovers(self) -> int:
+    def spool_leftovers(self, *, in_flight: bool = True) -> int:
         """Move every buffered record into the spool (at close); return how many were stored.
+
+        Args:
+            in_flight: also copy the records of requests still waiting for their reply, oldest
+                first, and count them as spooled (see :meth:`_insure_requests`); default
+                ``True``. ``False`` leaves them to be counted when their reply comes.
 
         Returns:
             The number of records stored; ``0`` without a spool.
@@ -685,7 +696,10 @@ class Flusher:
         stored = 0
         if self._persister is not None:
             self._persister.resume()  # at close, try the spool even if it refused a batch lately
-            stored = self._persister.persist(everything=True)
+            if in_flight:
+                # Requests close or exit cannot wait for first: they hold the oldest records.
+                stored = self._insure_requests()
+            stored += self._persister.persist(everything=True)
         while True:
             batch = self._take()
             if batch is None:
@@ -832,10 +846,18 @@ class Flusher:
     def _send(self, batch: Batch, timeout: Optional[float]) -> str:
         """Send one batch and settle every record of it in the buffer's ledger."""
         settled = False
+        tracked = self._persister is not None
+        if tracked:
+            with self._insure_lock:
+                self._requests_out[batch.token] = batch
         try:
             try:
                 result = self._put(batch.entries, timeout)
             except DISError as exc:
+                if tracked and self._end_request(batch):
+                    settled = True  # copied to the spool meanwhile, which accounts for it now
+                    self._note_error(exc)
+                    return RETRY
                 outcome, retry, failed = self._classify_error(batch, exc)
                 if retry and (self._should_spool() or self._would_overflow(retry)):
                     # What the spool refuses stays in memory: only the queue's bound may drop it.
@@ -845,6 +867,9 @@ class Flusher:
                     self.buffer.settle(batch, retry=retry, failed=failed)
                 settled = True
                 return outcome
+            if tracked and self._end_request(batch):
+                settled = True  # copied to the spool meanwhile: sent from there (at least once)
+                return SENT
             sent, retry, failed, codes = self._classify_result(batch.items, result)
             self.buffer.settle(batch, sent=sent, retry=retry, failed=failed)
             settled = True
@@ -862,7 +887,43 @@ class Flusher:
         finally:
             if not settled:
                 # An unexpected exception escaped: keep the records rather than lose them.
+                if tracked:
+                    self._end_request(batch)
                 self.buffer.settle(batch, retry=batch.items)
+
+    def _end_request(self, batch: Batch) -> bool:
+        """Forget a request that ended; ``True`` when its batch was copied to the spool meanwhile
+        (see :meth:`_insure_requests`): then the spool accounts for its records, not the reply."""
+        with self._insure_lock:
+            self._requests_out.pop(batch.token, None)
+            if batch.token in self._insured:
+                self._insured.discard(batch.token)
+                return True
+            return False
+
+    def _insure_requests(self) -> int:
+        """Copy every batch from memory still inside a request to the spool; return how many
+        records were stored.
+
+        Close, the exit drain and the SIGTERM drain give up on a request whose reply did not come
+        by their deadline; when the process then ends, the reply never comes. Each copied batch
+        is settled as spooled at once (delivered by the spool, or by the next start), and the
+        reply, when it comes, changes nothing (:meth:`_end_request`). If the request succeeded
+        after all, those records reach DIS twice: delivery is at least once.
+        """
+        stored = 0
+        with self._insure_lock:
+            for token, batch in sorted(self._requests_out.items()):
+                if token in self._insured:
+                    continue
+                kept, refused = self._spool_put(batch.items)
+                if not kept:
+                    break  # the spool refuses records now: the rest stay in flight as they were
+                self._insured.add(token)
+                # What the spool refused goes back to the queue (or is dropped if it is closed).
+                self.buffer.settle(batch, spooled=kept, unsent=refused)
+                stored += len(kept)
+        return stored
 
     def _classify_error(self, batch: Batch, exc: DISError) -> Tuple[str, List[Item], List[Item]]:
         """Decide what a whole-request failure means for the batch's records."""

@@ -858,9 +858,11 @@ class DISHandler(logging.Handler):
         and ``dictConfig`` do) shares the same ``close_timeout`` budget. Records still queued at
         the deadline are counted as dropped and reported on the diagnostics channel; records in
         flight are reported as such, and their request's outcome is counted and reported when it
-        ends. Records emitted after ``close()`` (also by threads blocked in an ``overflow="block"``
-        append) are counted as dropped, reason ``"closed"``. Called from a signal handler while
-        this thread is inside the handler, it does nothing (the exit drain still runs).
+        ends (with a spool, they are copied to it and counted as spooled instead, unless this
+        call holds ``logging``'s module lock). Records emitted after ``close()`` (also by threads
+        blocked in an ``overflow="block"`` append) are counted as dropped, reason ``"closed"``.
+        Called from a signal handler while this thread is inside the handler, it does nothing
+        (the exit drain still runs).
         """
         if not self.config.enabled:
             super().close()  # nothing was ever sent or started; only leave logging's registry
@@ -1170,7 +1172,12 @@ class DISHandler(logging.Handler):
         if may_wait:
             for lane in self._lanes:
                 lane.flusher.join(deadline - time.monotonic())
-        self._settle_leftovers("close", budget, close_spool=True)
+        # A close() under logging's lock (dictConfig) did not wait for a request in flight,
+        # which is likely to succeed once the lock is released; one that waited until its
+        # deadline, or that follows the exit drain, copies it to the spool (if any).
+        self._settle_leftovers(
+            "close", budget, close_spool=True, spool_in_flight=may_wait or self._exit_drained
+        )
 
     def _emitted_marks(self) -> Tuple[int, ...]:
         """The newest sequence number of each lane: what has been emitted up to now."""
@@ -1215,16 +1222,20 @@ class DISHandler(logging.Handler):
         finally:
             self._inside.pop(ident, None)
 
-    def _settle_leftovers(self, event: str, budget: float, *, close_spool: bool) -> None:
+    def _settle_leftovers(
+        self, event: str, budget: float, *, close_spool: bool, spool_in_flight: bool = True
+    ) -> None:
         """Spool or drop what is still buffered after a deadline, and say so on the diagnostics.
 
         The one place where records are given up at close, exit or SIGTERM: each is counted
-        (reason ``"close"`` or ``"exit"``) and handed to ``on_failure``.
+        (reason ``"close"`` or ``"exit"``) and handed to ``on_failure``. With a spool, the
+        records of requests still waiting for their reply are copied to it too when
+        ``spool_in_flight`` (default): the process may end before that reply comes.
         """
         spooled = dropped = in_flight = 0
         reason = "close" if event == "close" else "exit"
         for lane in self._lanes:
-            lane.flusher.spool_leftovers()
+            lane.flusher.spool_leftovers(in_flight=spool_in_flight)
             if close_spool:
                 # Closed first, so that no append (a blocked "block" put, a racing emit) lands
                 # after the drain below and stays queued for ever.

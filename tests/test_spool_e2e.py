@@ -197,6 +197,18 @@ def spool_bytes(directory: Path) -> int:
     return total
 
 
+def spool_rows(directory: Path) -> int:
+    """Records stored in the spool files of ``directory``, read through SQLite read-only."""
+    total = 0
+    for path in directory.glob("dis-spool-*.sqlite"):
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            total += conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        finally:
+            conn.close()
+    return total
+
+
 CHILD_ALWAYS_KILLED = """
     import logging, os, signal, sys, time
     from dis_logging.handler import DISHandler
@@ -293,6 +305,90 @@ class TestAlwaysMeansAlways:
         emulator.set_delay(0)
         assert handler.flush(timeout=30)
         assert list(range(301)) == sorted(seqs(emulator, stream))
+
+
+CHILD_TERMINATED_IN_FLIGHT = """
+    import logging, os, signal, sys, time
+    from dis_logging.handler import DISHandler
+
+    url, project, ak, sk, stream, spool_dir = sys.argv[1:7]
+    handler = DISHandler(stream_name=stream, endpoint=url, project_id=project, ak=ak, sk=sk,
+                         spool_dir=spool_dir, flush_interval=0.05, request_timeout=10.0,
+                         close_timeout=0.5, diagnostics=print)
+    logger = logging.getLogger("child")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    for seq in range(300):
+        logger.info("seq=%d in flight at SIGTERM", seq)
+    deadline = time.monotonic() + 20
+    while handler.stats.in_flight < 300 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("in flight:", handler.stats.in_flight, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)  # the drain cannot wait for the slow reply
+    time.sleep(30)
+"""
+
+
+class TestInFlightAtTheEnd:
+    """Records inside a request that close, exit or SIGTERM cannot wait for stay on disk."""
+
+    def test_sigterm_keeps_the_request_in_flight_in_the_spool(
+        self, emulator, stream, attach, tmp_path
+    ):
+        """SIGTERM while DIS is slow to answer the only request: its records were neither on disk
+        nor acknowledged, and the process dies. They are copied to the spool and the next start
+        delivers them."""
+        emulator.set_delay(3.0, "PutRecords")
+        child = run_child(
+            CHILD_TERMINATED_IN_FLIGHT,
+            emulator.url,
+            emulator.project_id,
+            emulator.ak,
+            emulator.sk,
+            stream,
+            str(tmp_path),
+        )
+        assert (-signal.SIGTERM, True) == (
+            child.returncode,
+            "in flight: 300" in child.stdout,
+        ), child.stdout + child.stderr
+        emulator.set_delay(0)
+        handler = make_handler(emulator, stream, spool_dir=str(tmp_path))
+        attach(handler)
+        emulator.wait_for(stream, 300, timeout=30)
+        assert handler.flush(timeout=30)
+        # The slow request may have been stored too (at least once): every record, from the spool.
+        assert (300, set(range(300))) == (
+            handler.stats.adopted,
+            set(range(300)) & set(seqs(emulator, stream)),
+        )
+
+    def test_close_counts_the_request_it_gave_up_on_as_spooled(
+        self, emulator, stream, attach, tmp_path
+    ):
+        """close() that cannot wait for a reply counts that request's records as spooled; the
+        reply arriving later changes no counter."""
+        emulator.set_delay(1.5, "PutRecords")
+        handler = make_handler(
+            emulator, stream, spool_dir=str(tmp_path), request_timeout=10.0, close_timeout=0.3
+        )
+        logger = attach(handler)
+        for seq in range(300):
+            logger.info("seq=%d %s", seq, PAD)
+        wait_until(lambda: handler.stats.in_flight == 300, what="the request in flight")
+        handler.close()
+        at_close = handler.stats
+        emulator.wait_for(stream, 300, timeout=30)  # the slow request succeeds after all
+        handler._lanes[0].flusher.join(10)  # its thread ends once the reply is handled
+        assert (300, 0, 0, 0, True) == (
+            at_close.spooled,
+            at_close.queued,
+            at_close.sent,
+            at_close.dropped,
+            balanced(at_close),
+        )
+        assert at_close == handler.stats
+        assert 300 == spool_rows(tmp_path)
 
 
 class TestReplay:
