@@ -6,8 +6,10 @@ Usage::
     python -m benchmarks --quick         # short run, written to benchmarks/results/quick/
     python benchmarks/run.py --quick --only P1,P6 --out /tmp/bench
 
-A full run writes ``benchmarks/results/`` (the files the README shows); a ``--quick`` run writes
-``benchmarks/results/quick/`` unless ``--out`` says otherwise, so it never replaces them.
+A complete full run writes ``benchmarks/results/`` (the files the README shows); unless ``--out``
+says otherwise, a ``--quick`` run writes ``benchmarks/results/quick/`` and a run of only some
+figures (``--only``) or at another ``--scale`` writes ``benchmarks/results/partial/``, so neither
+replaces them.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ FIGURES = {
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 #: Where ``--quick`` writes unless ``--out`` is given: never over the committed full-run files.
 QUICK_OUT = DEFAULT_OUT / "quick"
+#: Where a full-size run of only some figures (``--only``) or at another ``--scale`` writes unless
+#: ``--out`` is given: its results.json would lack figures, or hold other counts.
+PARTIAL_OUT = DEFAULT_OUT / "partial"
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -65,19 +70,27 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         "--out",
         type=Path,
         default=None,
-        help="directory for the results (default benchmarks/results/, quick runs results/quick/)",
+        help=(
+            "directory for the results (default benchmarks/results/ for a complete full run, "
+            "results/quick/ for --quick, results/partial/ for --only or --scale)"
+        ),
     )
     parser.add_argument("--no-chart", action="store_true", help="skip chart.png")
     parser.add_argument(
         "--markdown", action="store_true", help="print the table as markdown (for the README)"
     )
     args = parser.parse_args(argv)
-    if args.out is None:
-        args.out = QUICK_OUT if args.quick else DEFAULT_OUT
     args.only = [x.strip().upper() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(args.only) - set(ALL))
     if unknown:
         parser.error(f"unknown benchmark ids: {', '.join(unknown)}")
+    if args.out is None:
+        if args.quick:
+            args.out = QUICK_OUT
+        elif set(args.only) != set(ALL) or args.scale != 1.0:
+            args.out = PARTIAL_OUT
+        else:
+            args.out = DEFAULT_OUT
     return args
 
 

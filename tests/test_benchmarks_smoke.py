@@ -59,3 +59,30 @@ class TestChart:
         doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
         write_chart(doc["results"], tmp_path / "chart.png", doc["meta"])
         assert b"\x89PNG" == (tmp_path / "chart.png").read_bytes()[:4]
+
+
+class TestOutputDirectory:
+    @pytest.mark.parametrize(
+        ("argv", "expected"),
+        [
+            ([], "results"),
+            (["--quick"], "results/quick"),
+            (["--only", "P1,P3"], "results/partial"),
+            (["--scale", "0.5"], "results/partial"),
+            (["--quick", "--only", "P1"], "results/quick"),
+            (["--only", ",".join(IDS)], "results"),
+            (["--only", "P1", "--out", "elsewhere"], "elsewhere"),
+        ],
+    )
+    def test_only_a_complete_full_run_writes_the_committed_results(
+        self, argv, expected, monkeypatch
+    ):
+        """Without --out, a quick run, a subset or another scale writes beside the committed
+        results.json and chart.png, never over them."""
+        monkeypatch.syspath_prepend(str(ROOT))
+        from benchmarks.run import DEFAULT_OUT, parse_args
+
+        out = parse_args(argv).out
+        assert Path(expected) == (
+            out if out == Path("elsewhere") else out.relative_to(DEFAULT_OUT.parent)
+        )
