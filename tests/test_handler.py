@@ -103,6 +103,40 @@ class TestDelivery:
             f"\n10k/8 threads: {len(puts)} requests, {stats.retried} retries, {elapsed:.3f} s wall"
         )
 
+    @pytest.mark.parametrize("auth", ["aksk", "token"])
+    def test_an_ipv6_loopback_endpoint_gets_every_record(self, auth, handlers):
+        """An endpoint on [::1] works with either signing (the Host header keeps the brackets):
+        1,200 records arrive complete and in order."""
+        try:
+            emulator = DISEmulator(host="::1").start()
+        except OSError as exc:  # a machine without IPv6 loopback
+            pytest.skip(f"no IPv6 loopback here: {exc}")
+        try:
+            emulator.create_stream("v6", partitions=1)
+            credentials = (
+                {"ak": emulator.ak, "sk": emulator.sk}
+                if auth == "aksk"
+                else {"token": emulator.issue_token()}
+            )
+            handler = DISHandler(
+                stream_name="v6",
+                endpoint=emulator.url,
+                project_id=emulator.project_id,
+                **credentials,
+                **FAST,
+            )
+            handlers.append(handler)
+            log = logger_for(plain(handler))
+            for i in range(1200):
+                log.info("v6 %04d", i)
+            assert handler.flush(timeout=30)
+            assert ("http://[::1]:", [b"v6 %04d" % i for i in range(1200)]) == (
+                emulator.url[: len("http://[::1]:")],
+                [r.data for r in emulator.records("v6")],
+            )
+        finally:
+            emulator.stop()
+
     def test_batches_respect_record_and_byte_limits(self, emulator, stream, make_handler):
         """No request carries more than max_batch_records records or max_batch_bytes bytes."""
         handler = plain(make_handler(max_batch_records=40, max_batch_bytes=3000))
