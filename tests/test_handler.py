@@ -113,18 +113,12 @@ class TestDelivery:
             pytest.skip(f"no IPv6 loopback here: {exc}")
         try:
             emulator.create_stream("v6", partitions=1)
-            credentials = (
-                {"ak": emulator.ak, "sk": emulator.sk}
-                if auth == "aksk"
-                else {"token": emulator.issue_token()}
-            )
-            handler = DISHandler(
-                stream_name="v6",
-                endpoint=emulator.url,
-                project_id=emulator.project_id,
-                **credentials,
-                **FAST,
-            )
+            settings: Dict[str, Any] = {"endpoint": emulator.url, **FAST}
+            if auth == "aksk":
+                settings.update(ak=emulator.ak, sk=emulator.sk)
+            else:
+                settings.update(token=emulator.issue_token())
+            handler = DISHandler("v6", project_id=emulator.project_id, **settings)
             handlers.append(handler)
             log = logger_for(plain(handler))
             for i in range(1200):
