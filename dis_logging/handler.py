@@ -1209,7 +1209,10 @@ class DISHandler(logging.Handler):
                     return
                 again = self._exit_drained
                 self._exit_drained = True
-                self._no_threads = True
+                # Threads the interpreter has yet to join (workers the main thread left running)
+                # may log for a long time still: the flusher must keep running, or start, for
+                # them. Once none is left, no thread is started (Python 3.12+ forbids it).
+                self._no_threads = not _other_threads_running()
             if self._pid != os.getpid():
                 self._after_fork()
             marks = self._emitted_marks()
@@ -1428,6 +1431,15 @@ def _resignal_when_left(busy: List[DISHandler], main: int, until: float) -> None
         threading.Thread(target=watch, name="dis-logging-sigterm", daemon=True).start()
     except RuntimeError:
         return
+
+
+def _other_threads_running() -> bool:
+    """Whether a non-daemon thread other than this one is alive (exit will wait for it)."""
+    current = threading.current_thread()
+    return any(
+        thread is not current and not thread.daemon and thread.is_alive()
+        for thread in threading.enumerate()
+    )
 
 
 def _drain_all_at_exit() -> None:

@@ -56,6 +56,54 @@ def run_script(emulator, stream, *, count=300, close_timeout=5.0, url=None, atex
     return done, time.monotonic() - start
 
 
+WORKER_SCRIPT = """
+import logging, os, threading, time
+from dis_logging.handler import DISHandler
+
+handler = DISHandler(
+    os.environ["T_STREAM"], endpoint=os.environ["T_URL"], project_id=os.environ["T_PROJECT"],
+    ak=os.environ["T_AK"], sk=os.environ["T_SK"], flush_interval=0.05,
+)
+log = logging.getLogger("worker")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+
+def work():
+    while threading.main_thread().is_alive():  # the main thread has returned: exit has begun
+        time.sleep(0.01)
+    log.info("from a worker after the main thread ended")
+    deadline = time.monotonic() + 20
+    while handler.stats.sent == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("sent while the worker ran:", handler.stats.sent, flush=True)
+
+threading.Thread(target=work).start()  # not a daemon: the interpreter waits for it
+"""
+
+
+class TestWorkerAfterMain:
+    def test_a_worker_left_running_is_shipped_while_it_runs(self, emulator, stream):
+        """Records of a non-daemon thread that logs after the main thread returned are sent
+        while it runs (the flusher starts for them), not only at the very end, when a bounded
+        queue may have overflowed long before."""
+        env = dict(
+            os.environ,
+            T_STREAM=stream,
+            T_URL=emulator.url,
+            T_PROJECT=emulator.project_id,
+            T_AK=emulator.ak,
+            T_SK=emulator.sk,
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", WORKER_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (0, "sent while the worker ran: 1\n") == (done.returncode, done.stdout), done.stderr
+
+
 class TestExit:
     def test_queued_records_are_delivered_at_exit(self, emulator, stream):
         """Records queued when the interpreter exits are sent on the exiting thread."""
