@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+from typing import Any
 
 import pytest
 import structlog
@@ -223,6 +224,34 @@ class TestDISProcessor:
         configure(DISProcessor(handler)).info("odd", value=Unprintable())
         [event] = stored_events(emulator, stream, 1)
         assert "<unrepresentable Unprintable>" == event["value"]
+
+    def test_an_oversized_event_stays_valid_json(self, emulator, stream):
+        """An event above max_record_bytes is cut value by value: every record is one JSON
+        object within the budget, with the truncation marker (the bytes were cut before,
+        leaving broken JSON)."""
+        processor = DISProcessor(**handler_kwargs(emulator, stream), max_record_bytes=1000)
+        events: list[dict[str, Any]] = [
+            {"event": "text", "blob": "x" * 5000},
+            {"event": "y" * 5000},
+            {"event": "wide", "blob": "é" * 5000},
+            {"event": "list", "items": ["z" * 100] * 50},
+            {"event": "escaped", "blob": "\x00" * 5000, "other": "kept"},
+        ]
+        try:
+            log = configure(processor)
+            for event in events:
+                log.info(**event)
+            assert processor.flush(timeout=5.0)
+        finally:
+            processor.close()
+        stored = emulator.wait_for(stream, len(events), timeout=10.0)
+        assert all(len(record.data) <= 1000 for record in stored)
+        decoded = [json.loads(record.data) for record in stored]  # each one valid JSON
+        assert all("...[truncated " in record.data.decode() for record in stored)
+        by_name = {str(event["event"])[:4]: event for event in decoded}
+        assert {"text", "yyyy", "wide", "list", "esca"} == set(by_name)
+        assert by_name["text"]["blob"].startswith("x" * 500)
+        assert "kept" == by_name["esca"]["other"]
 
     def test_builds_and_closes_its_own_handler(self, emulator, stream):
         """Without a handler the processor builds one from keyword arguments and owns it."""
