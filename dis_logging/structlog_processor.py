@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from dis_logging.config import HandlerSettings
 
-__all__ = ["DISProcessor", "render_json"]
+__all__ = ["DISProcessor", "fit_json", "render_json"]
 
 #: A partition key: a fixed string, or a callable that picks one from the event dict.
 PartitionKey = Union[str, Callable[[Mapping[str, Any]], Optional[str]]]
