@@ -44,6 +44,7 @@ __all__ = [
     "encode_record",
     "encode_text",
     "fallback_payload",
+    "fit_json",
     "safe_str",
     "truncate_bytes",
 ]
@@ -376,6 +377,73 @@ def _truncate_str(value: str, max_bytes: int) -> str:
     marker = TRUNCATION_MARKER.format(len(raw))
     head = _cut_utf8(raw, max(max_bytes - len(marker), 0))
     return head.decode("utf-8", "ignore") + TRUNCATION_MARKER.format(len(raw) - len(head))
+
+
+#: Rounds of cutting the largest value before an oversized object is reduced to its ``event``.
+_SHRINK_ROUNDS: Final = 32
+#: Room kept for the truncation marker and the JSON quoting around a cut value.
+_SHRINK_SLACK: Final = 64
+
+
+def _compact(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", errors="backslashreplace"
+    )
+
+
+def fit_json(data: bytes, max_bytes: int) -> bytes:
+    """Cut an encoded payload to ``max_bytes``; a JSON object stays one valid JSON object.
+
+    What the handler does with an oversized payload that is not a captured record (a custom
+    formatter's output, the structlog processor's events), when ``oversize="truncate"``.
+
+    The largest value is cut (a value that is not a string becomes its JSON text, cut), by at most
+    half per round, each cut ending with ``...[truncated N bytes]``; if 32 rounds are not enough,
+    only the message is kept (``event``, ``message`` or ``msg``, else the first value), cut,
+    with ``"truncated": true``. Bytes that are not a JSON object are cut as bytes.
+
+    Args:
+        data: the encoded payload.
+        max_bytes: the record budget (``max_record_bytes``, at least 256).
+
+    Returns:
+        ``data`` when it fits, else a JSON object of at most ``max_bytes`` bytes.
+    """
+    if len(data) <= max_bytes:
+        return data
+    event: object = None
+    if data[:1] == b"{":
+        try:
+            event = json.loads(data)
+        except ValueError:  # text that only starts like JSON: cut it as bytes
+            event = None
+    if not isinstance(event, dict) or not event:
+        return truncate_bytes(data, max_bytes)
+    originals: Dict[str, str] = {}  # each cut value's full text: markers count from it
+    kept: Dict[str, int] = {}
+    for _ in range(_SHRINK_ROUNDS):
+        encoded = _compact(event)
+        excess = len(encoded) - max_bytes
+        if excess <= 0:
+            return encoded
+        sizes = {key: len(_compact(value)) for key, value in event.items()}
+        key = max(sizes, key=lambda name: sizes[name])
+        if key not in originals:
+            value = event[key]
+            originals[key] = value if isinstance(value, str) else _compact(value).decode("utf-8")
+            kept[key] = len(originals[key].encode("utf-8", errors="backslashreplace"))
+        # Cut to fit, but by at most half per round, so that the room is shared between the
+        # large values rather than taken all from the largest.
+        size = kept[key]
+        kept[key] = max(max(size - excess, size // 2) - _SHRINK_SLACK, 0)
+        event[key] = _truncate_str(originals[key], kept[key])
+    # Still too large (many small values): keep the message alone.
+    name = next((n for n in ("event", "message", "msg") if n in event), next(iter(event)))
+    first = originals.get(name, event[name])
+    text = first if isinstance(first, str) else _compact(first).decode("utf-8")
+    # Six bytes per character at worst (\u0000 escapes), plus the rest of the object.
+    minimal = {name: _truncate_str(text, max((max_bytes - 100) // 6, 0)), "truncated": True}
+    return _compact(minimal)
 
 
 #: Former names of :class:`JSONFormatter`'s built-in fields, still accepted in ``rename_fields``.
@@ -1163,7 +1231,7 @@ def encode_record(
         data = fallback_payload(record, exc)
     if len(data) <= max_bytes:
         return data
-    return truncate_bytes(data, max_bytes) if truncate else None
+    return fit_json(data, max_bytes) if truncate else None
 
 
 # The current OpenTelemetry span is bound to the logging thread's context, so its ids are read in

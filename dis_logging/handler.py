@@ -88,7 +88,7 @@ from dis_logging.formatting import (
     DeferredEncoder,
     JSONFormatter,
     encode_record,
-    truncate_bytes,
+    fit_json,
 )
 from dis_logging.retry import RetryPolicy
 from dis_logging.serializer import Payload, serialize_payloads
@@ -750,7 +750,7 @@ class DISHandler(logging.Handler):
             )
             data = encode_record(formatter, record, self._max_record_bytes, self._truncate)
         if data is not None and len(data) > self._max_record_bytes:
-            data = truncate_bytes(data, self._max_record_bytes) if self._truncate else None
+            data = fit_json(data, self._max_record_bytes) if self._truncate else None
         return data
 
     def _enqueue_record(self, record: logging.LogRecord, data: Optional[Payload]) -> None:
@@ -799,7 +799,7 @@ class DISHandler(logging.Handler):
                 self._after_fork()
             payload: Optional[bytes] = data
             if len(data) > self._max_record_bytes:
-                payload = truncate_bytes(data, self._max_record_bytes) if self._truncate else None
+                payload = fit_json(data, self._max_record_bytes) if self._truncate else None
             key = partition_key if partition_key is not None else self._static_key
             self._enqueue(payload, key, levelno)
         except Exception as exc:  # noqa: BLE001 - enqueue must never raise into the application

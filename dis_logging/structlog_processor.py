@@ -28,7 +28,7 @@ import json
 import logging
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, Dict, Final, Mapping, Optional, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Union, cast
 
 try:
     import structlog
@@ -38,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from dis_logging import _otel
-from dis_logging.formatting import _truncate_str, finite_values, truncate_bytes
+from dis_logging.formatting import finite_values
 from dis_logging.handler import DISHandler, handler_or_settings
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from dis_logging.config import HandlerSettings
 
-__all__ = ["DISProcessor", "fit_json", "render_json"]
+__all__ = ["DISProcessor", "render_json"]
 
 #: A partition key: a fixed string, or a callable that picks one from the event dict.
 PartitionKey = Union[str, Callable[[Mapping[str, Any]], Optional[str]]]
@@ -167,58 +167,6 @@ def render_json(
     return text.encode("utf-8", errors="backslashreplace")
 
 
-#: Rounds of cutting the largest value before an oversized event is reduced to its ``event``.
-_SHRINK_ROUNDS: Final = 8
-#: Room kept for the truncation marker and the JSON quoting around a cut value.
-_SHRINK_SLACK: Final = 64
-
-
-def _compact(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(
-        "utf-8", errors="backslashreplace"
-    )
-
-
-def fit_json(data: bytes, max_bytes: int) -> bytes:
-    """Cut an encoded JSON object to ``max_bytes`` so that it stays one valid JSON object.
-
-    The largest value is cut (a value that is not a string becomes its JSON text, cut), round by
-    round, each cut ending with ``...[truncated N bytes]``; if that is not enough, only ``event``
-    is kept, cut, with ``"truncated": true``. Bytes that are not a JSON object are cut as bytes.
-
-    Args:
-        data: the encoded event, as :func:`render_json` returns it.
-        max_bytes: the record budget (``max_record_bytes``, at least 256).
-
-    Returns:
-        ``data`` when it fits, else a JSON object of at most ``max_bytes`` bytes.
-    """
-    if len(data) <= max_bytes:
-        return data
-    try:
-        event = json.loads(data)
-    except ValueError:  # a custom serializer's output that is not JSON: cut it as bytes
-        event = None
-    if not isinstance(event, dict) or not event:
-        return truncate_bytes(data, max_bytes)
-    for _ in range(_SHRINK_ROUNDS):
-        encoded = _compact(event)
-        excess = len(encoded) - max_bytes
-        if excess <= 0:
-            return encoded
-        sizes = {key: len(_compact(value)) for key, value in event.items()}
-        key = max(sizes, key=lambda name: sizes[name])
-        value = event[key]
-        text = value if isinstance(value, str) else _compact(value).decode("utf-8")
-        keep = len(text.encode("utf-8", errors="backslashreplace")) - excess - _SHRINK_SLACK
-        event[key] = _truncate_str(text, max(keep, 0))
-    first = event.get("event", "")
-    message = first if isinstance(first, str) else _compact(first).decode("utf-8")
-    # Six bytes per character at worst (\u0000 escapes), plus the rest of the object.
-    minimal = {"event": _truncate_str(message, max((max_bytes - 100) // 6, 0)), "truncated": True}
-    return _compact(minimal)
-
-
 class DISProcessor:
     """Ship structlog events to a DIS stream through a :class:`~dis_logging.DISHandler`.
 
@@ -305,10 +253,6 @@ class DISProcessor:
             if trace is not None:
                 event = {**trace, **event_dict}  # ids the event already has win
             data = render_json(event, self._serializer)
-            config = self._handler.config
-            if len(data) > config.max_record_bytes and config.oversize == "truncate":
-                # The handler would cut the bytes, leaving broken JSON: cut values instead.
-                data = fit_json(data, config.max_record_bytes)
             self._handler.enqueue(data, partition_key=self._key_for(event_dict), levelno=levelno)
         if self._passthrough:
             return event_dict

@@ -18,6 +18,7 @@ from dis_logging.formatting import (
     encode_record,
     encode_text,
     fallback_payload,
+    fit_json,
     safe_str,
     truncate_bytes,
 )
@@ -268,6 +269,39 @@ class TestEncoding:
         """With truncate=False an oversized record yields None."""
         record = make_record("x" * 5000, ())
         assert JSONFormatter().format_bytes(record, 1000, truncate=False) is None
+
+    def test_a_json_formatters_oversized_output_stays_json(self):
+        """A custom formatter that writes JSON (structlog's ProcessorFormatter, python-json-logger)
+        gets its largest values cut, so its oversized output stays valid JSON (it was cut as
+        bytes)."""
+
+        class OwnJSON(logging.Formatter):
+            def format(self, record):
+                return json.dumps({"msg": record.getMessage(), "items": ["v" * 50] * 40})
+
+        data = encode_record(OwnJSON(), make_record("m" * 5000, ()), 1000)
+        assert data is not None
+        assert len(data) <= 1000
+        out = json.loads(data)
+        assert out["msg"].startswith("m" * 100)
+        assert out["msg"].endswith("bytes]")
+
+    @pytest.mark.parametrize(
+        "data",
+        [b'{"a": "' + b"x" * 3000 + b'"}', b'{"a": [' + b'"yy",' * 800 + b'"z"], "b": 1}'],
+    )
+    def test_fit_json_keeps_an_object_valid_within_the_budget(self, data):
+        """fit_json cuts a JSON object value by value: valid JSON, within the budget."""
+        out = fit_json(data, 300)
+        assert len(out) <= 300
+        assert isinstance(json.loads(out), dict)
+        assert b"...[truncated " in out
+
+    def test_fit_json_cuts_other_text_as_bytes(self):
+        """Text that is not a JSON object is cut as bytes, with the marker."""
+        assert fit_json(b"{not json" + b"x" * 900, 300) == truncate_bytes(
+            b"{not json" + b"x" * 900, 300
+        )
 
     def test_encode_record_with_plain_formatter(self):
         """A standard Formatter's text is encoded and cut with the marker when too long."""
