@@ -1220,7 +1220,18 @@ class DISHandler(logging.Handler):
                 return  # nothing new since the last exit drain
             self._exit_marks = marks
             budget = self.config.close_timeout
-            if not self._flush_lanes(time.monotonic() + budget):
+            if self._flush_lanes(time.monotonic() + budget):
+                return
+            # False also when a record of the drain's target was lost meanwhile (overflow from
+            # threads still logging, counted already). At interpreter exit, later steps (atexit,
+            # logging.shutdown) send what came after the target, so records are given up only
+            # when some of the target are still unsent: the budget ran out. With a spool the
+            # rest is stored, and after the SIGTERM drain the process ends: both settle now.
+            if (
+                event != "interpreter exit"
+                or self.config.spool_dir is not None
+                or any(lane.buffer.has_pending(mark) for lane, mark in zip(self._lanes, marks))
+            ):
                 self._settle_leftovers(event, budget, close_spool=False)
         finally:
             self._inside.pop(ident, None)

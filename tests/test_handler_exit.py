@@ -81,6 +81,63 @@ threading.Thread(target=work).start()  # not a daemon: the interpreter waits for
 """
 
 
+BUSY_EXIT_SCRIPT = """
+import atexit, logging, os, threading, time
+from dis_logging.handler import DISHandler
+
+stats = []
+atexit.register(lambda: print("drops after the exit drains:", stats[0].stats.drops, flush=True))
+handler = DISHandler(
+    os.environ["T_STREAM"], endpoint=os.environ["T_URL"], project_id=os.environ["T_PROJECT"],
+    ak=os.environ["T_AK"], sk=os.environ["T_SK"], flush_interval=60, max_queue_records=50,
+    max_batch_records=10,
+    close_timeout=5.0, diagnostics=lambda line: None,
+)
+stats.append(handler)
+log = logging.getLogger("busy")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+
+def work():
+    while True:  # faster than DIS takes them: the oldest records are shed as overflow
+        log.info("busy")
+
+for _ in range(4):
+    threading.Thread(target=work, daemon=True).start()
+while handler.stats.drops.get("overflow", 0) == 0:
+    time.sleep(0.01)
+"""
+
+
+class TestBusyExit:
+    def test_the_exit_drain_drops_nothing_while_it_has_time(self, emulator, stream):
+        """A daemon thread that keeps logging into a full queue makes records of the drain's
+        target fall out (overflow, counted). That loss alone once made the drain drop the whole
+        queue as "exit" at once, with most of close_timeout left; now only a drain that runs out
+        of time drops."""
+        env = dict(
+            os.environ,
+            T_STREAM=stream,
+            T_URL=emulator.url,
+            T_PROJECT=emulator.project_id,
+            T_AK=emulator.ak,
+            T_SK=emulator.sk,
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", BUSY_EXIT_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        line = done.stdout.strip()
+        assert (0, True, False) == (
+            done.returncode,
+            "'overflow'" in line,
+            "'exit'" in line,
+        ), (line, done.stderr)
+
+
 class TestWorkerAfterMain:
     def test_a_worker_left_running_is_shipped_while_it_runs(self, emulator, stream):
         """Records of a non-daemon thread that logs after the main thread returned are sent
