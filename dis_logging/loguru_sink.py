@@ -45,10 +45,13 @@ if TYPE_CHECKING:
 
     from dis_logging.config import HandlerSettings
 
-__all__ = ["TRACE_EXTRA_KEY", "DISSink", "add_trace_ids", "render_record"]
+__all__ = ["TRACEBACK_EXTRA_KEY", "TRACE_EXTRA_KEY", "DISSink", "add_trace_ids", "render_record"]
 
 #: Key of ``record["extra"]`` under which :func:`add_trace_ids` keeps the span's ids.
 TRACE_EXTRA_KEY: Final = "_dis_logging_trace"
+#: Key of ``record["extra"]`` under which :func:`add_trace_ids` keeps an exception's traceback
+#: text: with ``enqueue=True`` Loguru pickles the record, and the traceback does not survive that.
+TRACEBACK_EXTRA_KEY: Final = "_dis_logging_traceback"
 
 #: A partition key: a fixed string, or a callable picking one from Loguru's record dict.
 PartitionKey = Union[str, Callable[[Mapping[str, Any]], Optional[str]]]
@@ -96,27 +99,37 @@ def _exception_text(exception: object) -> Optional[str]:
 
 
 def add_trace_ids(record: Any) -> None:  # Any: loguru.Record, without importing loguru
-    """Loguru patcher: keep the current OpenTelemetry span's ids with the message.
+    """Loguru patcher: keep the current OpenTelemetry span's ids, and an exception's traceback,
+    with the message.
 
     The sink reads the current span when it writes a message, which is on the thread that logged
     it, unless the sink was added with ``enqueue=True``: then Loguru's own thread writes, where no
-    span is current. Patchers run on the logging thread first, so with this one the ids survive
-    the queue::
+    span is current, and the record it gets went through ``pickle``, which keeps an exception's
+    type and value but not its traceback. Patchers run on the logging thread first, so with this
+    one the ids and the traceback survive the queue::
 
         logger.configure(patcher=add_trace_ids)   # or: logger = logger.patch(add_trace_ids)
         logger.add(DISSink(...), enqueue=True)
 
     The ids are kept under ``extra[TRACE_EXTRA_KEY]`` (a plain dict, so the record can be
-    pickled) and written as the record's ``trace_id``/``span_id``, not inside ``extra``. Outside
-    a span, or without ``opentelemetry-api``, nothing is added. Never raises.
+    pickled) and written as the record's ``trace_id``/``span_id``, not inside ``extra``; the
+    traceback text under ``extra[TRACEBACK_EXTRA_KEY]``, written as ``exception``. Outside a span,
+    or without ``opentelemetry-api``, no ids are added. Never raises.
 
     Args:
         record: the Loguru record dict being patched (``loguru.Record``).
     """
     fields = _otel.current_trace_fields()
     extra = record.get("extra")
-    if fields is not None and isinstance(extra, dict):
+    if not isinstance(extra, dict):
+        return
+    if fields is not None:
         extra[TRACE_EXTRA_KEY] = dict(fields)
+    exception = record.get("exception")
+    if exception is not None and getattr(exception, "traceback", None) is not None:
+        text = _exception_text(exception)
+        if text is not None:
+            extra[TRACEBACK_EXTRA_KEY] = text
 
 
 def _carried_trace(value: object) -> Optional[Mapping[str, str]]:
@@ -159,6 +172,9 @@ def render_record(record: Mapping[str, Any], max_bytes: Optional[int] = None) ->
         }
         # Ids taken by add_trace_ids when the message was logged win over the span current here
         # (none, on Loguru's own thread with enqueue=True).
+        carried = fields["extra"].pop(TRACEBACK_EXTRA_KEY, None)
+        if isinstance(carried, str) and fields["exception"] is not None:
+            fields["exception"] = carried  # taken before the queue dropped the traceback
         trace = _carried_trace(fields["extra"].pop(TRACE_EXTRA_KEY, None))
         if trace is None:
             trace = _otel.current_trace_fields()

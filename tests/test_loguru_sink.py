@@ -238,6 +238,28 @@ class TestDISSink:
             events["patched, outside the span"].get("trace_id"),
         )
 
+    def test_traceback_survives_enqueue_with_the_patcher(self, emulator, stream):
+        """With enqueue=True Loguru pickles the record and the traceback is lost (only
+        "KeyError: 'k'" was shipped); add_trace_ids keeps its text from the logging thread."""
+        patched = logger.patch(add_trace_ids)
+        sink_id = logger.add(DISSink(**settings(emulator, stream)), enqueue=True)
+        try:
+            for log, message in ((patched, "patched"), (logger, "not patched")):
+                try:
+                    raise KeyError("k")
+                except KeyError:
+                    log.exception(message)
+            logger.complete()
+        finally:
+            logger.remove(sink_id)
+        events = {e["message"]: e for e in stored(emulator, stream)}
+        text = events["patched"]["exception"]
+        assert text.startswith("Traceback (most recent call last):")
+        assert 'raise KeyError("k")' in text
+        assert text.endswith("KeyError: 'k'")
+        assert {} == events["patched"]["extra"]
+        assert "KeyError: 'k'" == events["not patched"]["exception"]  # what Loguru's queue keeps
+
     def test_handler_and_settings_together_are_refused(self, emulator, stream):
         """Giving both a handler and handler settings is a ConfigError."""
         handler = DISHandler(**settings(emulator, stream))
