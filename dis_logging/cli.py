@@ -52,6 +52,7 @@ from typing import (
 )
 
 from dis_logging._argtypes import non_negative_int, positive_float, positive_int
+from dis_logging._report import printable
 from dis_logging.errors import ConfigError, DISError
 
 if TYPE_CHECKING:
@@ -87,7 +88,9 @@ class UsageError(Exception):
 
 
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    """``text`` on one line, with what a terminal would act on (escape sequences, bidirectional
+    overrides from a server's error text or a stream name) written as escapes."""
+    return printable(" ".join(str(text).split()))
 
 
 def _print_error(message: object) -> None:
@@ -397,6 +400,20 @@ def _partition_ids(client: DISClient, stream: str) -> List[str]:
     return _readable_partitions(client.describe_stream(stream))
 
 
+def _for_terminal(text: str) -> str:
+    """``text`` with control characters other than newline and tab written as escapes.
+
+    Records hold whatever was logged (a client's user agent, a form field): an escape sequence
+    or a bidirectional override in one must not retitle, recolour or reorder the reader's
+    terminal. ``--output raw`` and ``json`` are for programs and leave the text as it is.
+    """
+    if text.isprintable():
+        return text
+    return "\n".join(
+        "\t".join(printable(part) for part in line.split("\t")) for line in text.split("\n")
+    )
+
+
 def _print_record(partition_id: str, record: FetchedRecord, output: str, out: IO[str]) -> None:
     value = _decode(record.data)
     if output == "raw":
@@ -415,7 +432,7 @@ def _print_record(partition_id: str, record: FetchedRecord, output: str, out: IO
         if record.partition_key is not None:
             header += f" key={record.partition_key}"
         body = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
-        out.write(f"{header}\n{body}\n")
+        out.write(f"{_for_terminal(header)}\n{_for_terminal(body)}\n")
     out.flush()
 
 
@@ -663,7 +680,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
             text += f"; retrying: {report.retrying}"
         elif report.errors:
             text += f" ({report.causes()})"
-        return text
+        return printable(text)  # the causes quote servers' error text
 
     def show() -> None:
         progress.update(report.sent, detail=detail())

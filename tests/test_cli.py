@@ -142,6 +142,60 @@ class TestEmulatorCommand:
         assert "logs (2 partitions, COMMON)" in out
 
 
+class _HostileErrors:
+    """A loopback server answering every request 400 with escape sequences in its error text."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):
+                return
+
+            def _answer(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.dumps(
+                    {"error_code": "DIS.4200", "error_msg": "gone \x1b]0;retitled\x07\u202e"}
+                ).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,))
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+
+
+@pytest.mark.parametrize("command", [["tail", "s"], ["check", "s"], ["send", "s", "-"]])
+def test_server_text_is_escaped_in_errors(capsys, monkeypatch, command):
+    """A server's error text reaches the terminal with its escape sequences and bidirectional
+    overrides written as escapes, in every command's error and check lines."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x\n")))
+    server = _HostileErrors()
+    try:
+        code, out, err = run(
+            capsys, *command, "--endpoint", server.url, "--project-id", "p", "--token", "t0ken"
+        )
+    finally:
+        server.close()
+    assert 1 == code
+    assert "\x1b" not in out + err
+    assert "\u202e" not in out + err
+    assert "gone \\x1b]0;retitled\\x07\\u202e" in out + err
+
+
 class TestTail:
     def test_prints_records_of_every_partition(self, capsys, emulator, stream, client):
         """Records from both partitions are printed, JSON pretty-printed under a header."""
@@ -174,6 +228,27 @@ class TestTail:
         assert (0, "plain text line\n") == run(
             capsys, "tail", stream, "--output", "raw", *connection_args(emulator)
         )[:2]
+
+    def test_pretty_output_escapes_what_a_terminal_would_act_on(
+        self, capsys, emulator, stream, client
+    ):
+        """Escape sequences and bidirectional overrides in a record (anything logged, such as a
+        client's user agent) are written as escapes in the default output; newlines and tabs
+        stay, and --output raw still prints the data as it is."""
+        put(
+            client,
+            stream,
+            (b"\x1b]0;retitled\x07\x1b[31mred\tcell\nnext", "k1"),
+            (b'{"agent": "\\u001b[2J\\u202eevil"}', "k1"),
+        )
+        code, out, _ = run(capsys, "tail", stream, *connection_args(emulator))
+        assert 0 == code
+        assert "\x1b" not in out
+        assert "\u202e" not in out
+        assert "\\x1b]0;retitled\\x07\\x1b[31mred\tcell\nnext" in out
+        assert '"agent": "\\u001b[2J\\u202eevil"' in out  # JSON's escape, then ours
+        raw = run(capsys, "tail", stream, "--output", "raw", *connection_args(emulator))[1]
+        assert raw.startswith("\x1b]0;retitled\x07")
 
     def test_limit_stops_after_n_records(self, capsys, emulator, stream, client):
         """--limit prints at most that many records."""
