@@ -9,6 +9,7 @@ many repeats it held back.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -68,7 +69,8 @@ def secret_variants(secret: str) -> Tuple[str, ...]:
     """Return the forms in which ``secret`` may show up in text, longest first.
 
     Besides the value itself: without surrounding whitespace, escaped as ``repr`` or
-    ``http.client`` would quote it (``\\n`` for a newline), and each line of a value wrapped over
+    ``http.client`` would quote it (``\\n`` for a newline), escaped as inside a JSON string (with
+    and without ``\\uXXXX`` for non-ASCII), and each line of a value wrapped over
     several lines (a security token copied from a console), as long as the line has at least
     :data:`MIN_SECRET_PIECE` characters.
 
@@ -82,6 +84,10 @@ def secret_variants(secret: str) -> Tuple[str, ...]:
         return ()
     forms = {secret, secret.strip()}
     forms.add(secret.encode("unicode_escape").decode("ascii"))
+    # As a JSON string holds it (the IAM login body carries the password so): a server that
+    # quotes the request in its error text quotes this form.
+    forms.add(json.dumps(secret)[1:-1])
+    forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
     lines = [line.strip() for line in secret.splitlines()]
     if len(lines) > 1:
         forms.update(line for line in lines if len(line) >= MIN_SECRET_PIECE)

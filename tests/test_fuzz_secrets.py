@@ -245,6 +245,58 @@ class EchoServer:
         self.thread.join(5.0)
 
 
+class BodyEchoIAM:
+    """A loopback IAM that refuses every login, quoting the request body in its error text (as
+    some gateways do): the password comes back in the form a JSON string holds it."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):
+                return
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                text = f"cannot parse {body.decode('utf-8', 'replace')}"
+                data = json.dumps({"error": {"code": 400, "message": text}}).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+
+
+@pytest.mark.parametrize(
+    "password",
+    ['quo"ted-pass-123', "back\\slash-pass-123", "pässwörd-mit-umlaut", "tab\tpass-1234"],
+)
+def test_a_password_quoted_in_json_by_the_server_is_masked(password):
+    """A password with a quote, a backslash, a non-ASCII letter or a tab, echoed inside the JSON
+    login body a server quotes, is masked in that form too (it was shown escaped)."""
+    server = BodyEchoIAM()
+    try:
+        with DISClient(server.url, "p", username="u", password=password, domain_name="d") as client:
+            with pytest.raises(DISError) as info:
+                client.put_records("s", [(b"x", None)])
+    finally:
+        server.close()
+    message = str(info.value)
+    assert '"password":"<redacted>"' in message  # the body was quoted, its password masked
+    forms = {password, json.dumps(password)[1:-1], json.dumps(password, ensure_ascii=False)[1:-1]}
+    assert_absent([message, repr(info.value)], *forms)
+
+
 def closed_port_url() -> str:
     """The URL of a loopback port with nothing listening."""
     with socket.socket() as sock:
