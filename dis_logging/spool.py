@@ -20,7 +20,9 @@ Files in the directory:
   skipped for ``dis-spool-<pid>-<n>.sqlite``.
 - ``<file>.lock``: held with an exclusive ``flock`` for as long as the owner has the file open, so
   there is never more than one writer. It also records the owner's pid and process start time.
-- ``<file>.corrupt-<timestamp>``: a file SQLite could not read, moved aside for inspection.
+- ``<file>.corrupt-<timestamp>``: a file SQLite could not read, moved aside for inspection, and
+  ``<file>.corrupt-<timestamp>-wal``: a copy of a write-ahead log SQLite would read only in part
+  (damaged before committed transactions), kept when the file is opened; the rest is read.
 
 Trust: the directory must belong to this user and not be writable by group or others
 (:func:`check_directory`, a :class:`~dis_logging.errors.ConfigError` otherwise). Every file is
@@ -55,6 +57,7 @@ import os
 import re
 import sqlite3
 import stat
+import struct
 import sys
 import threading
 import time
@@ -101,6 +104,13 @@ _CHUNK: Final = 500
 #: SQLite primary result codes meaning "this file is not a readable database".
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_NOTADB: Final = 26
+
+#: SQLite write-ahead log layout (https://www.sqlite.org/fileformat2.html#walformat): a 32-byte
+#: header starting with one of two magic numbers (the low bit picks big-endian checksums), then
+#: frames of a 24-byte header and one page each.
+_WAL_MAGICS: Final = (0x377F0682, 0x377F0683)
+_WAL_HEADER: Final = 32
+_WAL_FRAME_HEADER: Final = 24
 
 _NAME_RE: Final = re.compile(r"^dis-spool-(\d+)(?:-\d+)?\.sqlite$")
 
@@ -266,6 +276,65 @@ def _check_sidecars(path: str) -> None:
         except FileNotFoundError:
             continue
         _check_trusted(info, path + extra)
+
+
+def _wal_checksum(data: bytes, big_endian: bool, s0: int, s1: int) -> Tuple[int, int]:
+    """SQLite's write-ahead-log checksum of ``data`` (a multiple of 8 bytes), continuing s0, s1."""
+    words = struct.unpack(f"{'>' if big_endian else '<'}{len(data) // 4}I", data)
+    for index in range(0, len(words), 2):
+        s0 = (s0 + words[index] + s1) & 0xFFFFFFFF
+        s1 = (s1 + words[index + 1] + s0) & 0xFFFFFFFF
+    return s0, s1
+
+
+def _wal_damage(path: str) -> Optional[str]:
+    """Tell whether the write-ahead log of spool file ``path`` lost committed transactions.
+
+    SQLite reads a ``-wal`` file up to its first frame whose checksum fails and ignores the rest
+    without a word, as the tail of a transaction a crash cut short. That is right for the last,
+    uncommitted transaction, and for frames of an older generation (other salt values); it is
+    damage when a later frame of the same generation still ends a transaction (a commit frame):
+    committed records are behind the failing frame and SQLite will not read them. A header that is
+    not a valid one makes SQLite ignore the whole file.
+
+    Returns:
+        ``None`` when the log is absent, empty or whole; else what is wrong, in a few words.
+    """
+    try:
+        fd = os.open(path + "-wal", os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    except OSError:
+        return None  # no log (or none we may read: _check_sidecars decides about trust)
+    with os.fdopen(fd, "rb") as log:
+        header = log.read(_WAL_HEADER)
+        if len(header) < _WAL_HEADER:
+            return None  # SQLite treats a log this short as empty: it never held a transaction
+        magic, _version, page_size, _seq, salt1, salt2, sum0, sum1 = struct.unpack(">8I", header)
+        if magic not in _WAL_MAGICS or page_size < 512 or page_size & (page_size - 1):
+            return "its header is not a write-ahead log header, so none of it is read"
+        big_endian = bool(magic & 1)
+        if _wal_checksum(header[:24], big_endian, 0, 0) != (sum0, sum1):
+            return "its header checksum does not match, so none of it is read"
+        s0, s1 = sum0, sum1
+        frame_size = _WAL_FRAME_HEADER + page_size
+        offset = _WAL_HEADER
+        broken_at: Optional[int] = None
+        while True:
+            frame = log.read(frame_size)
+            if len(frame) < frame_size:
+                return None  # the end, or a frame a crash cut short: nothing committed after it
+            _page, commit, f_salt1, f_salt2, f_sum0, f_sum1 = struct.unpack(
+                ">6I", frame[:_WAL_FRAME_HEADER]
+            )
+            if (f_salt1, f_salt2) != (salt1, salt2):
+                return None  # a frame of an earlier generation: the log ends before it
+            if broken_at is None:
+                s0, s1 = _wal_checksum(frame[:8], big_endian, s0, s1)
+                s0, s1 = _wal_checksum(frame[_WAL_FRAME_HEADER:], big_endian, s0, s1)
+                if (s0, s1) != (f_sum0, f_sum1):
+                    broken_at = offset
+            elif commit:
+                return f"a frame at byte {broken_at} fails its checksum and committed ones follow"
+            offset += frame_size
 
 
 def _encode_destination(destination: Optional[Mapping[str, Optional[str]]]) -> str:
@@ -750,6 +819,8 @@ class Spool:
         try:
             existed = os.fstat(fd).st_size > 0
             _check_sidecars(path)
+            if existed and check:
+                self._check_wal(path)
             conn = sqlite3.connect(path, timeout=1.0, isolation_level=None, check_same_thread=False)
         finally:
             held = os.fstat(fd).st_ino
@@ -788,6 +859,31 @@ class Spool:
             conn.close()
             raise
         return conn
+
+    def _check_wal(self, path: str) -> None:
+        """Report a write-ahead log SQLite would read only in part (see :func:`_wal_damage`),
+        keeping a copy of it beside the file; SQLite then reads what it can, as always."""
+        damage = _wal_damage(path)
+        if damage is None:
+            return
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.6f}"[1:]
+        target = f"{path}.corrupt-{stamp}-wal"
+        try:
+            with open(path + "-wal", "rb") as source:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as copy:
+                    while True:
+                        chunk = source.read(1 << 20)
+                        if not chunk:
+                            break
+                        copy.write(chunk)
+            kept = f"; a copy of the log is kept as {target}"
+        except OSError as exc:
+            kept = f"; no copy of the log could be kept ({exc})"
+        self._report(
+            f"spool file {path} has a damaged write-ahead log ({damage}): the records SQLite "
+            f"cannot read past the damage are lost, the rest is delivered{kept}"
+        )
 
     def _delete_locked(self, ids: Sequence[int]) -> Tuple[int, int]:
         """Delete rows by id in one transaction; return (rows, payload bytes) removed.
