@@ -419,9 +419,12 @@ def resolve_connection(
     """
     environ: Mapping[str, str] = os.environ if env is None else env
     allow_http = _to_bool("allow_insecure_http", allow_insecure_http)
+    region_source = "" if _optional_str("region", region) else ENV_REGION
     region = _optional_str("region", region) or _env(environ, ENV_REGION)
     if region is not None and not REGION_PATTERN.fullmatch(region):
-        raise ConfigError("region", f"must look like 'cn-north-4', got {region!r}")
+        raise ConfigError(
+            "region", f"must look like 'cn-north-4', got {region!r}{_from(region_source)}"
+        )
 
     profile = _CredentialsFile(environ)
     given_credentials = {
@@ -442,11 +445,15 @@ def resolve_connection(
         # The agency's temporary keys replace every other source: none is read.
         creds = dict.fromkeys(given_credentials)
 
-    url = _optional_str("endpoint", endpoint) or _env(environ, ENV_ENDPOINT)
+    url = _optional_str("endpoint", endpoint)
+    url_source = ""
+    if url is None:
+        url, url_source = _env(environ, ENV_ENDPOINT), ENV_ENDPOINT
     if url is None and region is None:
         region = _only_overridden_region(environ)
     if url is None and region is not None:
-        listed = _env(environ, ENV_REGION_DIS_PREFIX + region.replace("-", "_").upper())
+        url_source = ENV_REGION_DIS_PREFIX + region.replace("-", "_").upper()
+        listed = _env(environ, url_source)
         if listed:
             url = next((u.strip() for u in listed.split(",") if u.strip()), None)
         if url is None:
@@ -456,7 +463,7 @@ def resolve_connection(
             "endpoint",
             f"no DIS endpoint: pass endpoint= or region=, or set {ENV_ENDPOINT} or {ENV_REGION}",
         )
-    url = check_base_url("endpoint", url, allow_http=allow_http)
+    url = _checked_url("endpoint", url, url_source, allow_http)
 
     # Each field is looked up on its own: a project id from the credentials file works with keys
     # from the environment or the keywords.
@@ -472,13 +479,17 @@ def resolve_connection(
             f"or add project_id to the [{CREDENTIALS_SECTION}] section of the credentials file",
         )
 
-    iam = _optional_str("iam_endpoint", iam_endpoint) or _env(environ, ENV_IAM_ENDPOINT)
+    iam = _optional_str("iam_endpoint", iam_endpoint)
+    iam_source = ""
+    if iam is None:
+        iam, iam_source = _env(environ, ENV_IAM_ENDPOINT), ENV_IAM_ENDPOINT
     password_auth = creds.get("username") is not None
-    iam = iam or profile.get("iam_endpoint", needed=password_auth)
+    if iam is None:
+        iam, iam_source = profile.get("iam_endpoint", needed=password_auth), "the credentials file"
     if iam is None and password_auth:
-        iam = default_iam_endpoint(url, region)
+        iam, iam_source = default_iam_endpoint(url, region), ""
     if iam is not None:
-        iam = check_base_url("iam_endpoint", iam, allow_http=allow_http)
+        iam = _checked_url("iam_endpoint", iam, iam_source, allow_http)
 
     return Connection(
         endpoint=url,
@@ -488,6 +499,23 @@ def resolve_connection(
         metadata_endpoint=metadata_url,
         **creds,
     )
+
+
+def _from(source: str) -> str:
+    """`` (from SOURCE)`` for a value read from the environment or a file, else ``""``."""
+    return f" (from {source})" if source else ""
+
+
+def _checked_url(field: str, url: str, source: str, allow_http: bool) -> str:
+    """:func:`check_base_url`, its error saying where the value came from when not a keyword."""
+    try:
+        return check_base_url(field, url, allow_http=allow_http)
+    except ConfigError as exc:
+        if not source:
+            raise
+        message = str(exc)
+    # Raised outside the except clause: a chained copy of the same error says nothing more.
+    raise ConfigError(field, message[len(field) + 2 :] + _from(source))
 
 
 def default_iam_endpoint(endpoint: str, region: Optional[str] = None) -> Optional[str]:
@@ -1057,8 +1085,10 @@ class HandlerConfig:
         if stream is None:
             raise ConfigError("stream_name", f"is required (or set {ENV_STREAM})")
         if not STREAM_NAME_PATTERN.fullmatch(stream):
+            source = "" if _optional_str("stream_name", given.get("stream_name")) else ENV_STREAM
             raise ConfigError(
-                "stream_name", f"must be 1-64 characters of A-Z a-z 0-9 _ -, got {stream!r}"
+                "stream_name",
+                f"must be 1-64 characters of A-Z a-z 0-9 _ -, got {stream!r}{_from(source)}",
             )
 
         allow_http = _to_bool("allow_insecure_http", given.get("allow_insecure_http", False))

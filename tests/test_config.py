@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any, Dict
 
 import pytest
 
@@ -225,6 +226,44 @@ class TestValidation:
             config.close_timeout,
             config.max_backoff,
         )
+
+    @pytest.mark.parametrize(
+        ("env", "field", "variable"),
+        [
+            ({"DIS_LOGGING_STREAM": "bad name"}, "stream_name", "DIS_LOGGING_STREAM"),
+            ({"DIS_LOGGING_REGION": "CN_NORTH"}, "region", "DIS_LOGGING_REGION"),
+            ({"DIS_LOGGING_ENDPOINT": "ftp://dis.example.com"}, "endpoint", "DIS_LOGGING_ENDPOINT"),
+            (
+                {"DIS_LOGGING_REGION": "cn-north-4", "HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4": "x"},
+                "endpoint",
+                "HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4",
+            ),
+            (
+                {
+                    "HUAWEICLOUD_SDK_IAM_ENDPOINT": "http://iam.example.com",
+                    "DIS_LOGGING_ENDPOINT": "https://dis.example.com",
+                },
+                "iam_endpoint",
+                "HUAWEICLOUD_SDK_IAM_ENDPOINT",
+            ),
+        ],
+    )
+    def test_a_bad_value_from_the_environment_names_its_variable(self, env, field, variable):
+        """A bad value read from the environment says which variable it came from (the keyword
+        the message names was never given)."""
+        settings: Dict[str, Any] = {"stream_name": None, "endpoint": None}
+        if field == "iam_endpoint":
+            settings.update(ak=None, sk=None, username="u", password="p", domain_name="d")
+        with pytest.raises(ConfigError) as info:
+            build(env={"DIS_LOGGING_STREAM": "s", "DIS_LOGGING_ENDPOINT": "", **env}, **settings)
+        assert field == info.value.field
+        assert str(info.value).endswith(f" (from {variable})")
+
+    def test_a_bad_keyword_value_names_no_variable(self):
+        """A bad keyword value is reported without a source, even with the variable set."""
+        with pytest.raises(ConfigError) as info:
+            build(env={"DIS_LOGGING_REGION": "cn-north-4"}, region="CN", endpoint=None)
+        assert "region: must look like 'cn-north-4', got 'CN'" == str(info.value)
 
     def test_unknown_keyword_suggests_the_close_one(self):
         """An unknown keyword's message suggests the nearest real one."""
