@@ -1568,16 +1568,29 @@ class DISClient:
         if response.status_code not in (200, 201):
             raise self._error("IAM token", response, token_auth=False)
         issued: Optional[IssuedToken]
+        problem: Optional[str] = None
         try:
-            issued = parse_iam_token_reply(
-                response.headers.get("X-Subject-Token"), json.loads(response.content)
-            )
+            body = json.loads(response.content)
         except ValueError:
-            issued = None  # raised below, outside this clause: the parser's frame holds the token
+            issued = None
+        else:
+            try:
+                issued = parse_iam_token_reply(response.headers.get("X-Subject-Token"), body)
+            except ValueError as exc:
+                issued = None
+                problem = str(exc)  # fixed texts that name what is missing, never a value
         if issued is None:
-            raise self._malformed(
+            # Raised here, outside the except clauses: the parser's frame holds the token.
+            error = self._malformed(
                 "IAM token", response, _request_id(response.headers), service="IAM"
             )
+            if problem is not None:
+                error = ServerError(
+                    f"IAM token: {problem}",
+                    status=response.status_code,
+                    request_id=_request_id(response.headers),
+                )
+            raise error
         return issued
 
     def _fetch_metadata_credentials(self) -> TemporaryCredentials:

@@ -429,6 +429,28 @@ class TestTracebackLocals:
             server.close()
         assert_absent(traceback_texts(info.value), token, password)
 
+    @pytest.mark.parametrize(
+        ("token", "iam_body", "problem"),
+        [
+            ("", True, "the IAM reply has no X-Subject-Token header"),
+            ("Zq9-iam-token-0123456789", False, "unreadable token.expires_at or issued_at"),
+        ],
+    )
+    def test_a_malformed_iam_reply_says_what_is_missing(self, token, iam_body, problem):
+        """An IAM reply without the token header, or with an unreadable expiry, says which (it
+        said "the reply body is not what IAM sends" for both), and never shows the token."""
+        server = EchoServer(token, iam_body=iam_body)
+        try:
+            with DISClient(server.url, "p", username="u", password="pw", domain_name="d") as c:
+                with pytest.raises(DISError) as info:
+                    c.put_records("s", [(b"x", None)])
+        finally:
+            server.close()
+        assert str(info.value).startswith("IAM token: ")
+        assert problem in str(info.value)
+        if token:
+            assert_absent(traceback_texts(info.value), token)
+
     @SECRET_SETTINGS
     @given(password=secrets)
     def test_iam_fetch_failure_keeps_the_password_out_of_locals(self, password):
