@@ -244,6 +244,33 @@ class TestPartitionQuota:
             emu.create_stream("big", partitions=200)
             assert ["big"] == emu.stream_names()
 
+    def test_advanced_partitions_have_their_own_quota_of_10(self, emulator):
+        """ADVANCED streams may hold 10 partitions in all by default (DIS-API.md §8), within
+        the total; COMMON ones are not limited by it. Past it, 400 DIS.4308."""
+        emulator.create_stream("adv-a", partitions=6, stream_type="ADVANCED")
+        with pytest.raises(ValueError, match="ADVANCED partition quota exceeded: 6 in use"):
+            emulator.create_stream("adv-b", partitions=5, stream_type="ADVANCED")
+        emulator.create_stream("adv-c", partitions=4, stream_type="ADVANCED")
+        emulator.create_stream("common", partitions=30)
+        reply = requests.post(
+            f"{emulator.url}/v2/{emulator.project_id}/streams",
+            json={"stream_name": "adv-d", "partition_count": 1, "stream_type": "ADVANCED"},
+            headers={"X-Auth-Token": emulator.issue_token()},
+            timeout=10,
+        )
+        assert (400, "DIS.4308") == (reply.status_code, error_code(reply))
+        assert ["adv-a", "adv-c", "common"] == sorted(emulator.stream_names())
+
+    def test_advanced_quota_is_configurable(self):
+        """DISEmulator(advanced_partition_quota=...) and the command's flag change it."""
+        with DISEmulator(advanced_partition_quota=20) as emu:
+            emu.create_stream("adv", partitions=20, stream_type="ADVANCED")
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        args = parser.parse_args(["--advanced-partition-quota", "12"])
+        with build(args) as emu:
+            emu.create_stream("adv", partitions=12, stream_type="ADVANCED")
+
     def test_cli_flag_sets_the_quota(self):
         """The emulator command takes --partition-quota."""
         parser = argparse.ArgumentParser()

@@ -27,7 +27,11 @@ from dis_logging.emulator.server import (
     MAX_TOKEN_TTL,
     DISEmulator,
 )
-from dis_logging.emulator.state import DEFAULT_PARTITION_QUOTA, STREAM_TYPES
+from dis_logging.emulator.state import (
+    DEFAULT_ADVANCED_PARTITION_QUOTA,
+    DEFAULT_PARTITION_QUOTA,
+    STREAM_TYPES,
+)
 
 DEFAULT_PORT: Final = 8080
 """Port of the command when --port is not given (a fixed one, so client settings can be reused)."""
@@ -138,6 +142,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"partitions the account may hold in total (default {DEFAULT_PARTITION_QUOTA}, "
         "the real default quota)",
     )
+    parser.add_argument(
+        "--advanced-partition-quota",
+        type=non_negative_int,
+        default=DEFAULT_ADVANCED_PARTITION_QUOTA,
+        help="partitions of ADVANCED streams the account may hold, within the total (default "
+        f"{DEFAULT_ADVANCED_PARTITION_QUOTA}, the real default quota)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault generators")
     parser.add_argument(
         "--duration", type=non_negative_float, default=None, help="stop after this many seconds"
@@ -167,6 +178,7 @@ def build(args: argparse.Namespace) -> DISEmulator:
         region=args.region,
         token_ttl=args.token_ttl,
         partition_quota=args.partition_quota,
+        advanced_partition_quota=args.advanced_partition_quota,
         seed=args.seed,
         verbose=args.verbose,
     )

@@ -29,6 +29,7 @@ from dis_logging.emulator.service import (
     error_reply,
 )
 from dis_logging.emulator.state import (
+    DEFAULT_ADVANCED_PARTITION_QUOTA,
     DEFAULT_PARTITION_QUOTA,
     RequestLogEntry,
     ServiceError,
@@ -111,6 +112,9 @@ class DISEmulator:
             random.
         partition_quota: Total partitions the account may hold; default
             :data:`~dis_logging.emulator.state.DEFAULT_PARTITION_QUOTA` (50).
+        advanced_partition_quota: Partitions of ADVANCED streams the account may hold (they
+            count toward ``partition_quota`` too); default
+            :data:`~dis_logging.emulator.state.DEFAULT_ADVANCED_PARTITION_QUOTA` (10).
         verbose: When True, log every request line to stderr; default False (quiet).
 
     Raises:
@@ -136,6 +140,7 @@ class DISEmulator:
         clock: Callable[[], float] = time.time,
         seed: Optional[int] = None,
         partition_quota: int = DEFAULT_PARTITION_QUOTA,
+        advanced_partition_quota: int = DEFAULT_ADVANCED_PARTITION_QUOTA,
         verbose: bool = False,
     ) -> None:
         self.host = host
@@ -148,6 +153,7 @@ class DISEmulator:
             clock=clock,
             seed=seed,
             partition_quota=partition_quota,
+            advanced_partition_quota=advanced_partition_quota,
             verbose=verbose,
         )
         self._server: Optional[_Server] = None

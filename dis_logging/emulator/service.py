@@ -32,6 +32,7 @@ from dis_logging.emulator.auth import (
 )
 from dis_logging.emulator.faults import FaultPlan
 from dis_logging.emulator.state import (
+    DEFAULT_ADVANCED_PARTITION_QUOTA,
     DEFAULT_PARTITION_QUOTA,
     MAX_REQUEST_DATA_BYTES,
     NewRecord,
@@ -265,6 +266,8 @@ class Service:
         seed: Seed for placing records without key or partition id; default None is random.
         partition_quota: Total partitions the account may hold; default
             :data:`~dis_logging.emulator.state.DEFAULT_PARTITION_QUOTA` (50).
+        advanced_partition_quota: Partitions of ADVANCED streams the account may hold; default
+            :data:`~dis_logging.emulator.state.DEFAULT_ADVANCED_PARTITION_QUOTA` (10).
         verbose: When True, unexpected errors print a traceback to stderr; default False.
 
     Attributes:
@@ -285,6 +288,7 @@ class Service:
         clock: Callable[[], float] = time.time,
         seed: Optional[int] = None,
         partition_quota: int = DEFAULT_PARTITION_QUOTA,
+        advanced_partition_quota: int = DEFAULT_ADVANCED_PARTITION_QUOTA,
         verbose: bool = False,
     ) -> None:
         self.account = account
@@ -292,7 +296,12 @@ class Service:
         self.url = url
         self.clock = clock
         self.verbose = verbose
-        self.store = StreamStore(clock=clock, partition_quota=partition_quota, seed=seed)
+        self.store = StreamStore(
+            clock=clock,
+            partition_quota=partition_quota,
+            seed=seed,
+            advanced_partition_quota=advanced_partition_quota,
+        )
         self.tokens = TokenStore(clock=clock)
         self.temporary = TemporaryKeyStore(clock=clock)
         self.verifier = SignatureVerifier(

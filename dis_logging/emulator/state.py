@@ -40,6 +40,10 @@ MAX_RETENTION_HOURS: Final = 72
 DEFAULT_PARTITION_QUOTA: Final = 50
 """Partitions the emulated account may hold in total: the default COMMON account quota (DIS-API.md
 §8). ``DISEmulator(partition_quota=...)`` and ``--partition-quota`` change it."""
+DEFAULT_ADVANCED_PARTITION_QUOTA: Final = 10
+"""ADVANCED partitions the emulated account may hold, within the total: the default ADVANCED account
+quota (DIS-API.md §8). ``DISEmulator(advanced_partition_quota=...)`` and
+``--advanced-partition-quota`` change it."""
 
 MAX_REQUEST_DATA_BYTES: Final = {"COMMON": 1024 * 1024, "ADVANCED": 5 * 1024 * 1024}
 """Total record data per PutRecords request, keys excluded (DIS-API.md §8)."""
@@ -336,6 +340,8 @@ class StreamStore:
         clock: Wall clock in seconds since the epoch; default :func:`time.time`.
         partition_quota: Total partitions the account may hold across streams; default
             :data:`DEFAULT_PARTITION_QUOTA` (50). ``0`` makes every stream creation fail.
+        advanced_partition_quota: Partitions of ADVANCED streams the account may hold (they count
+            toward ``partition_quota`` too); default :data:`DEFAULT_ADVANCED_PARTITION_QUOTA` (10).
         seed: Seed of the generator placing records without key or partition id; default None,
             which seeds from the system.
 
@@ -350,9 +356,11 @@ class StreamStore:
         clock: Callable[[], float] = time.time,
         partition_quota: int = DEFAULT_PARTITION_QUOTA,
         seed: Optional[int] = None,
+        advanced_partition_quota: int = DEFAULT_ADVANCED_PARTITION_QUOTA,
     ) -> None:
         self._clock = clock
         self._quota = partition_quota
+        self._advanced_quota = advanced_partition_quota
         self._random = random.Random(seed)
         self._streams: Dict[str, Stream] = {}
         self.lock = threading.RLock()
@@ -409,6 +417,16 @@ class StreamStore:
                     f"Partition quota exceeded: {used} in use, {partitions} requested, "
                     f"quota {self._quota}.",
                 )
+            if stream_type == "ADVANCED":
+                advanced = sum(
+                    len(s.partitions) for s in self._streams.values() if s.stream_type == "ADVANCED"
+                )
+                if advanced + partitions > self._advanced_quota:
+                    raise bad_request(
+                        "DIS.4308",
+                        f"ADVANCED partition quota exceeded: {advanced} in use, {partitions} "
+                        f"requested, quota {self._advanced_quota}.",
+                    )
             stream = Stream(
                 name=name,
                 stream_id=new_id(),
