@@ -414,10 +414,15 @@ def parse_iam_token_reply(
         The token and its lifetime in seconds.
 
     Raises:
-        ValueError: the header is missing or the body lacks a readable ``expires_at``.
+        ValueError: the header is missing or repeated, or the body lacks a readable
+            ``expires_at``.
     """
     if not subject_token:
         raise ValueError("the IAM reply has no X-Subject-Token header")
+    if "," in subject_token:
+        # Repeated headers arrive joined with ", "; IAM tokens are base64 text (DIS-API.md §4:
+        # opaque; a comma in one is inferred to be impossible).
+        raise ValueError("the IAM reply has more than one X-Subject-Token header")
     token = body.get("token") if isinstance(body, dict) else None
     expires = token.get("expires_at") if isinstance(token, dict) else None
     if not isinstance(expires, str):

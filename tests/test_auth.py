@@ -381,6 +381,13 @@ class TestIAMRequest:
         with pytest.raises(ValueError, match="IAM reply"):
             parse_iam_token_reply(header, body)
 
+    def test_a_repeated_token_header_is_refused(self):
+        """Two X-Subject-Token headers (joined as "a, b" by the HTTP stack) are not one token:
+        sending "a, b" as X-Auth-Token failed, and the single tokens were not masked."""
+        body = {"token": {"expires_at": "2024-01-02T04:04:05Z"}}
+        with pytest.raises(ValueError, match="more than one X-Subject-Token header"):
+            parse_iam_token_reply("MIIfirst, MIIsecond", body)
+
     def test_issued_token_repr_hides_the_value(self):
         """An IssuedToken's repr shows its lifetime but not the token."""
         assert "secret-token" not in repr(IssuedToken("secret-token", 10.0))
