@@ -175,6 +175,33 @@ class TestRun:
             "logs (2 partitions, COMMON)" in text,
         )
 
+    @pytest.mark.parametrize(
+        ("host", "warned"),
+        [
+            ("127.0.0.1", False),
+            ("127.0.0.2", False),
+            ("localhost", False),
+            ("::1", False),
+            ("[::1]", False),
+            ("0.0.0.0", True),
+            ("::", True),
+            ("192.168.1.10", True),
+            ("devbox.example.com", True),
+        ],
+    )
+    def test_a_host_beyond_loopback_is_warned_about(self, host, warned):
+        """Binding beyond loopback exposes the published credentials: the command says so
+        (it printed only the loopback URL clients use, as if nothing else could reach it)."""
+        warning = cli.exposure_warning(host)
+        assert warned == (warning is not None)
+        if warning is not None:
+            assert warning.startswith(f"dis-logging emulator: warning: listening on {host}")
+
+    def test_a_loopback_run_prints_no_warning(self, capsys):
+        """The default host prints the banner and no warning."""
+        assert 0 == cli.run(parse(["--port", "0", "--duration", "0"]), out=io.StringIO())
+        assert "warning" not in capsys.readouterr().err
+
     def test_busy_port_exits_1(self, capsys):
         """run returns 1 with a message when the port is taken."""
         with socket.socket() as busy:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import signal
 import sys
 import threading
@@ -245,6 +246,30 @@ def start(args: argparse.Namespace) -> DISEmulator:
     return emu.start()
 
 
+def exposure_warning(host: str) -> Optional[str]:
+    """The warning for an emulator bound beyond this machine, or ``None`` for a loopback host.
+
+    Args:
+        host: the ``--host`` value.
+
+    Returns:
+        One line saying that its published credentials are open to the network, or ``None``.
+    """
+    name = host.strip("[]")
+    if name.lower() == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(name).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to a reachable address
+    return (
+        f"dis-logging emulator: warning: listening on {host}, beyond this machine: anyone who "
+        "can reach it may use its published development credentials; use 127.0.0.1 unless "
+        "that is what you want"
+    )
+
+
 def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
     """Start the emulator for parsed ``args``, print its banner and serve until interrupted.
 
@@ -268,6 +293,9 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
             print(f"dis-logging emulator: {exc}", file=sys.stderr)
             return 2
         try:
+            warning = exposure_warning(args.host)
+            if warning is not None:
+                print(warning, file=sys.stderr, flush=True)
             print(describe(emu, args.stream), file=out, flush=True)
             stop.wait(args.duration)
         finally:
