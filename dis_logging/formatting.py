@@ -30,10 +30,11 @@ import logging
 import math
 import time
 import weakref
-from typing import Any, Callable, Dict, Final, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Final, List, Mapping, Optional, Sequence, Tuple, Union
 
 from dis_logging import _otel
 from dis_logging import serializer as _serializer
+from dis_logging.errors import ConfigError
 
 __all__ = [
     "TRUNCATION_MARKER",
@@ -446,6 +447,37 @@ def fit_json(data: bytes, max_bytes: int) -> bytes:
     return _compact(minimal)
 
 
+def _field_map(setting: str, value: object) -> Dict[str, Any]:
+    """A :class:`JSONFormatter` mapping setting as a dict with string keys (``None`` is empty).
+
+    Raises:
+        ConfigError: ``value`` is not a mapping, or one of its keys is not a string.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(setting, f"must be a mapping of field names, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise ConfigError(setting, f"field names must be strings, got {key!r}")
+    return dict(value)
+
+
+def _flag(setting: str, value: object) -> bool:
+    """A boolean setting that may come as text from a configuration file.
+
+    Raises:
+        ConfigError: anything but a bool, 0/1 or the words ``true``/``false``.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(setting, f"must be true or false, got {value!r}")
+
+
 #: Former names of :class:`JSONFormatter`'s built-in fields, still accepted in ``rename_fields``.
 FORMER_FIELD_NAMES: Final = {"exc_info": "exception"}
 
@@ -483,6 +515,12 @@ class JSONFormatter(logging.Formatter):
         static_fields: constant fields added to every object (service name, environment); ``extra``
             fields of the same name win. Default: none.
         ensure_ascii: escape every non-ASCII character (bigger, 7-bit safe); default ``False``.
+            The words ``"true"``/``"false"`` are accepted too.
+
+    Raises:
+        ConfigError: a mapping setting that is not a mapping with string keys, an unknown field
+            in ``rename_fields``, two fields renamed onto one name, or an ``ensure_ascii`` that
+            is not a boolean.
     """
 
     _BUILTIN_FIELDS = (
@@ -510,24 +548,42 @@ class JSONFormatter(logging.Formatter):
         defaults: Optional[Mapping[str, object]] = None,
         rename_fields: Optional[Mapping[str, Optional[str]]] = None,
         static_fields: Optional[Mapping[str, object]] = None,
-        ensure_ascii: bool = False,
+        ensure_ascii: Union[bool, str] = False,
     ) -> None:
         # fileConfig and dictConfig's "class" form call Formatter(fmt, datefmt, style[, validate],
         # defaults=...); accept that shape. The layout is JSON, so fmt/style are not used.
         del fmt, style, validate
         super().__init__(datefmt=datefmt)
+        defaults = _field_map("defaults", defaults)
+        static_fields = _field_map("static_fields", static_fields)
+        ensure_ascii = _flag("ensure_ascii", ensure_ascii)
         if defaults:
-            static_fields = {**defaults, **(static_fields or {})}
+            static_fields = {**defaults, **static_fields}
         rename = {
             FORMER_FIELD_NAMES.get(name, name): value
-            for name, value in (rename_fields or {}).items()
+            for name, value in _field_map("rename_fields", rename_fields).items()
         }
         unknown = set(rename) - set(self._BUILTIN_FIELDS)
         if unknown:
-            raise ValueError(
-                f"rename_fields: unknown field(s) {sorted(unknown)}; "
-                f"known: {list(self._BUILTIN_FIELDS)}"
+            raise ConfigError(
+                "rename_fields",
+                f"unknown field(s) {sorted(unknown)}; known: {list(self._BUILTIN_FIELDS)}",
             )
+        written: Dict[str, str] = {}
+        for name in self._BUILTIN_FIELDS:
+            value = rename.get(name, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(
+                    "rename_fields", f"{name!r} must map to a name or None, got {value!r}"
+                )
+            if value and value in written:
+                # Two fields under one key: the JSON object would keep only the last one.
+                raise ConfigError(
+                    "rename_fields",
+                    f"{written[value]!r} and {name!r} would both be written as {value!r}",
+                )
+            if value:
+                written[value] = name
         self.rename_fields: Dict[str, Optional[str]] = rename
         self.static_fields: Dict[str, object] = dict(static_fields or {})
         names = {name: rename.get(name, name) or _OMIT for name in self._BUILTIN_FIELDS}

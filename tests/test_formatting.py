@@ -13,6 +13,7 @@ from typing import Any, Dict
 
 import pytest
 
+from dis_logging.errors import ConfigError
 from dis_logging.formatting import (
     JSONFormatter,
     encode_record,
@@ -269,6 +270,43 @@ class TestEncoding:
         """With truncate=False an oversized record yields None."""
         record = make_record("x" * 5000, ())
         assert JSONFormatter().format_bytes(record, 1000, truncate=False) is None
+
+    @pytest.mark.parametrize(
+        ("settings", "setting", "text"),
+        [
+            ({"static_fields": "service=orders"}, "static_fields", "must be a mapping"),
+            ({"static_fields": {1: "a"}}, "static_fields", "field names must be strings"),
+            ({"defaults": ["a"]}, "defaults", "must be a mapping"),
+            ({"rename_fields": "timestamp"}, "rename_fields", "must be a mapping"),
+            ({"rename_fields": {"timestamp": 5}}, "rename_fields", "must map to a name or None"),
+            ({"rename_fields": {"nope": "x"}}, "rename_fields", "unknown field(s) ['nope']"),
+            (
+                {"rename_fields": {"timestamp": "level"}},
+                "rename_fields",
+                "'timestamp' and 'level' would both be written as 'level'",
+            ),
+            (
+                {"rename_fields": {"module": "where", "funcName": "where"}},
+                "rename_fields",
+                "'module' and 'funcName' would both be written as 'where'",
+            ),
+            ({"ensure_ascii": "yes"}, "ensure_ascii", "must be true or false"),
+        ],
+    )
+    def test_bad_settings_are_config_errors_naming_the_setting(self, settings, setting, text):
+        """Malformed formatter settings (from dictConfig, say) are a ConfigError naming the
+        setting, not a TypeError or AttributeError from inside; a rename onto another field's
+        name, which silently lost that field, is refused."""
+        with pytest.raises(ConfigError) as info:
+            JSONFormatter(**settings)
+        assert setting == info.value.field
+        assert text in str(info.value)
+
+    def test_ensure_ascii_as_text(self):
+        """ensure_ascii="false" (text from a configuration file) is False, "true" True."""
+        record = make_record("é", ())
+        assert "é" in JSONFormatter(ensure_ascii="false").format(record)
+        assert "\\u00e9" in JSONFormatter(ensure_ascii="true").format(record)
 
     def test_a_json_formatters_oversized_output_stays_json(self):
         """A custom formatter that writes JSON (structlog's ProcessorFormatter, python-json-logger)

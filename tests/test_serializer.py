@@ -668,7 +668,7 @@ class TestPlainRecordTemplate:
         process=st.one_of(st.integers(0, 2**40), st.none()),
         msecs=st.sampled_from([0.0, 999.9999, 250.0, -1.0, 1000.0]),
         rename=st.sampled_from(
-            [{}, {"timestamp": "@timestamp"}, {"message": "m%s"}, {"level": "logger"}]
+            [{}, {"timestamp": "@timestamp"}, {"message": "m%s"}, {"level": None}]
         ),
         static=st.sampled_from(
             [{}, {"service": "api", "n": 3, "on": True, "none": None}, {"pct": "100%s"}]
@@ -725,7 +725,7 @@ class TestPlainRecordTemplate:
         usable = [
             JSONFormatter()._plain is not None,
             JSONFormatter(static_fields={"service": "api", "n": 1})._plain is not None,
-            JSONFormatter(rename_fields={"level": "logger"})._plain is None,
+            JSONFormatter(rename_fields={"level": None})._plain is None,
             JSONFormatter(rename_fields={"exc_info": None})._plain is not None,
             JSONFormatter(rename_fields={"threadName": None})._plain is None,
             JSONFormatter(static_fields={"ratio": 0.5})._plain is None,
