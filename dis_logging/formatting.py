@@ -416,7 +416,7 @@ def fit_json(data: bytes, max_bytes: int) -> bytes:
     if data[:1] == b"{":
         try:
             event = json.loads(data)
-        except ValueError:  # text that only starts like JSON: cut it as bytes
+        except (ValueError, RecursionError):  # not JSON, or nested too deep: cut it as bytes
             event = None
     if not isinstance(event, dict) or not event:
         return truncate_bytes(data, max_bytes)

@@ -341,6 +341,13 @@ class TestEncoding:
             b"{not json" + b"x" * 900, 300
         )
 
+    def test_fit_json_cuts_json_nested_too_deep_to_parse_as_bytes(self):
+        """An object nested deeper than the parser's recursion limit is cut as bytes, not
+        raised (a RecursionError would reach the application through the handler)."""
+        depth = sys.getrecursionlimit() * 20
+        data = b'{"a":' + b"[" * depth + b"]" * depth + b"}"
+        assert truncate_bytes(data, 300) == fit_json(data, 300)
+
     def test_encode_record_with_plain_formatter(self):
         """A standard Formatter's text is encoded and cut with the marker when too long."""
         formatter = logging.Formatter("%(levelname)s %(message)s")

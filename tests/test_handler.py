@@ -890,6 +890,26 @@ class TestGuards:
             json.loads(record.data)
         assert "Logging error" not in capfd.readouterr().err
 
+    def test_an_oversized_json_text_nested_too_deep_ships_cut(self, emulator, stream, make_handler):
+        """A custom formatter's oversized JSON nested past the parser's limit is cut as bytes
+        and shipped; the RecursionError of parsing it never reaches the caller."""
+        depth = 50_000
+
+        class DeepJSON(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return '{"a":' + "[" * depth + "]" * depth + "}"
+
+        handler = make_handler(max_record_bytes=1_000)
+        handler.setFormatter(DeepJSON())
+        logger_for(handler).error("deep")
+        assert handler.flush(timeout=10)
+        [record] = emulator.records(stream)
+        assert (True, b'{"a":[[[', True) == (
+            len(record.data) <= 1_000,
+            record.data[:8],
+            b"...[truncated " in record.data[-40:],
+        )
+
     def test_config_error_names_field(self, emulator):
         """A bad keyword raises ConfigError naming it, before any network use."""
         with pytest.raises(ConfigError) as info:
