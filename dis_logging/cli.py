@@ -339,13 +339,15 @@ def _secret_inputs(args: argparse.Namespace) -> Dict[str, str]:
             text = sys.stdin.readline()
         else:
             try:
-                with open(path, encoding="utf-8") as handle:
+                with open(path, encoding="utf-8-sig") as handle:  # skips a byte order mark
                     text = handle.readline()
             except (OSError, UnicodeError) as exc:
                 raise UsageError(
                     f"{file_flag}: cannot read {path!r}: {type(exc).__name__}"
                 ) from None
         text = text.rstrip("\r\n")
+        if text.startswith("\ufeff"):  # a byte order mark on stdin, from a Windows tool
+            text = text[1:]
         if not text:
             raise UsageError(f"{file_flag}: {'stdin' if path == '-' else repr(path)} is empty")
         values[dest] = text

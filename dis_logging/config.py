@@ -719,7 +719,7 @@ def _read_credentials_file(environ: Mapping[str, str]) -> Dict[str, str]:
         return {}
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(path, encoding="utf-8")
+        parser.read(path, encoding="utf-8-sig")  # a byte order mark (Windows editors) is skipped
     except (OSError, UnicodeDecodeError, configparser.Error) as exc:
         raise ConfigError(
             ENV_CREDENTIALS_FILE, f"cannot read {path!r}: {type(exc).__name__}"

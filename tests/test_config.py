@@ -429,6 +429,15 @@ class TestCredentials:
             config.iam_endpoint,
         )
 
+    def test_credentials_file_with_a_byte_order_mark(self, tmp_path):
+        """A credentials file saved with a UTF-8 byte order mark (Windows editors) is read; it
+        failed with MissingSectionHeaderError."""
+        path = tmp_path / "credentials"
+        path.write_bytes(b"\xef\xbb\xbf[basic]\nak = FAK\nsk = FSK\nproject_id = FPID\n")
+        env = {"HUAWEICLOUD_SDK_CREDENTIALS_FILE": str(path)}
+        config = build(env, ak=None, sk=None, project_id=None)
+        assert ("FAK", "FSK", "FPID") == (config.ak, config.sk, config.project_id)
+
     def test_missing_credentials_file_is_an_error(self, tmp_path):
         """A credentials file named in the environment but missing raises ConfigError."""
         env = {"HUAWEICLOUD_SDK_CREDENTIALS_FILE": str(tmp_path / "nope")}

@@ -647,6 +647,31 @@ class TestCommandLineSecrets:
         )
         assert (0, "", True) == (code, err, "credentials    accepted" in out)
 
+    @pytest.mark.parametrize("source", ["file", "stdin"])
+    def test_a_secret_with_a_byte_order_mark_is_read(
+        self, capsys, emulator, stream, monkeypatch, tmp_path, source
+    ):
+        """A secret file (or stdin) starting with a UTF-8 byte order mark, as Windows tools
+        write it, gives the secret without it (the mark was refused as a non-ASCII character)."""
+        path = tmp_path / "password"
+        path.write_bytes(b"\xef\xbb\xbf" + emulator.password.encode() + b"\r\n")
+        if source == "stdin":
+            monkeypatch.setattr(sys, "stdin", io.StringIO("\ufeff" + emulator.password + "\n"))
+        code, out, err = self.run(
+            capsys,
+            "check",
+            stream,
+            "--no-put",
+            *self.connection(emulator),
+            "--username",
+            emulator.username,
+            "--domain-name",
+            emulator.domain_name,
+            "--password-file",
+            str(path) if source == "file" else "-",
+        )
+        assert (0, "", True) == (code, err, "credentials    accepted" in out)
+
     @pytest.mark.parametrize("flag", ["--sk", "--token", "--password", "--security-token"])
     def test_secret_flags_warn_and_the_help_says_why(self, capsys, flag):
         """Each secret flag's help points to the process list and to its --*-file sibling."""
