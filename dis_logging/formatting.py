@@ -420,6 +420,14 @@ def fit_json(data: bytes, max_bytes: int) -> bytes:
             event = None
     if not isinstance(event, dict) or not event:
         return truncate_bytes(data, max_bytes)
+    try:
+        return _shrink_object(event, max_bytes)
+    except RecursionError:  # parsed just below the limit, re-encoded just above it
+        return truncate_bytes(data, max_bytes)
+
+
+def _shrink_object(event: Dict[str, Any], max_bytes: int) -> bytes:
+    """The rounds of :func:`fit_json` on a parsed object; may raise ``RecursionError``."""
     originals: Dict[str, str] = {}  # each cut value's full text: markers count from it
     kept: Dict[str, int] = {}
     for _ in range(_SHRINK_ROUNDS):

@@ -341,6 +341,38 @@ class TestEncoding:
             b"{not json" + b"x" * 900, 300
         )
 
+    def test_fit_json_never_raises_near_the_recursion_limit(self):
+        """An object the parser just manages to read can be one level too deep to write again
+        from a deeper stack: that RecursionError is caught too, at every depth around the
+        limit and every caller depth (it reached the logging call)."""
+
+        def nested(depth):
+            return b'{"a":' + b"[" * depth + b'"' + b"x" * 600 + b'"' + b"]" * depth + b"}"
+
+        readable = 1
+        while True:  # the deepest object the parser reads from here
+            try:
+                json.loads(nested(readable * 2))
+            except RecursionError:
+                break
+            readable *= 2
+        low, high = readable, readable * 2
+        while low + 1 < high:
+            middle = (low + high) // 2
+            try:
+                json.loads(nested(middle))
+                low = middle
+            except RecursionError:
+                high = middle
+
+        def fit_from(frames, data):
+            return fit_from(frames - 1, data) if frames else fit_json(data, 300)
+
+        for depth in range(low - 40, low + 1):
+            data = nested(depth)
+            for frames in range(0, 40):
+                assert len(fit_from(frames, data)) <= 300
+
     def test_fit_json_cuts_json_nested_too_deep_to_parse_as_bytes(self):
         """An object nested deeper than the parser's recursion limit is cut as bytes, not
         raised (a RecursionError would reach the application through the handler)."""
