@@ -1226,10 +1226,12 @@ class DISHandler(logging.Handler):
             # threads still logging, counted already). At interpreter exit, later steps (atexit,
             # logging.shutdown) send what came after the target, so records are given up only
             # when some of the target are still unsent: the budget ran out. With a spool the
-            # rest is stored, and after the SIGTERM drain the process ends: both settle now.
+            # rest is stored; after the SIGTERM drain, and in a forked multiprocessing child
+            # (which ends with os._exit), nothing follows: all of these settle now.
             if (
                 event != "interpreter exit"
                 or self.config.spool_dir is not None
+                or _in_multiprocessing_child()
                 or any(lane.buffer.has_pending(mark) for lane, mark in zip(self._lanes, marks))
             ):
                 self._settle_leftovers(event, budget, close_spool=False)
@@ -1442,6 +1444,16 @@ def _resignal_when_left(busy: List[DISHandler], main: int, until: float) -> None
         threading.Thread(target=watch, name="dis-logging-sigterm", daemon=True).start()
     except RuntimeError:
         return
+
+
+def _in_multiprocessing_child() -> bool:
+    """Whether this process is a ``multiprocessing`` child (a forked one skips ``atexit``)."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    parent_process = getattr(multiprocessing, "parent_process", None)
+    try:
+        return parent_process is not None and parent_process() is not None
+    except Exception:  # noqa: BLE001 - at exit, a half-torn-down module must not stop the drain
+        return False
 
 
 def _other_threads_running() -> bool:

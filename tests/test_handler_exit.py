@@ -138,6 +138,64 @@ class TestBusyExit:
         ), (line, done.stderr)
 
 
+FORKED_BUSY_EXIT_SCRIPT = """
+import logging, multiprocessing, os, sys, threading, time
+from dis_logging.handler import DISHandler
+
+handler = DISHandler(
+    os.environ["T_STREAM"], endpoint=os.environ["T_URL"], project_id=os.environ["T_PROJECT"],
+    ak=os.environ["T_AK"], sk=os.environ["T_SK"], flush_interval=60, max_queue_records=50,
+    max_batch_records=10, close_timeout=5.0,
+    diagnostics=lambda line: sys.stdout.write(f"{os.getpid()} {line}\\n") or sys.stdout.flush(),
+)
+log = logging.getLogger("busy")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+
+def child():
+    def work():
+        while True:
+            log.info("busy")
+    for _ in range(4):
+        threading.Thread(target=work, daemon=True).start()
+    while handler.stats.drops.get("overflow", 0) == 0:
+        time.sleep(0.01)
+    print("child", os.getpid(), flush=True)
+
+if __name__ == "__main__":
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+"""
+
+
+class TestForkedBusyExit:
+    def test_a_forked_child_reports_what_its_last_drain_left(self, emulator, stream, tmp_path):
+        """A forked multiprocessing child ends with os._exit right after its exit drain: what
+        its still-logging daemon threads left queued is counted and reported there, since no
+        later step will."""
+        script = tmp_path / "forked_busy.py"
+        script.write_text(FORKED_BUSY_EXIT_SCRIPT)
+        env = dict(
+            os.environ,
+            T_STREAM=stream,
+            T_URL=emulator.url,
+            T_PROJECT=emulator.project_id,
+            T_AK=emulator.ak,
+            T_SK=emulator.sk,
+        )
+        done = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+        child = done.stdout.split("child ", 1)[1].split()[0]
+        reported = [
+            line
+            for line in done.stdout.splitlines()
+            if line.startswith(f"{child} ") and "interpreter exit of the handler" in line
+        ]
+        assert (0, 1) == (done.returncode, len(reported)), done.stdout + done.stderr
+
+
 class TestWorkerAfterMain:
     def test_a_worker_left_running_is_shipped_while_it_runs(self, emulator, stream):
         """Records of a non-daemon thread that logs after the main thread returned are sent
