@@ -8,6 +8,7 @@ default partition quota. Requests go over real sockets to an emulator on loopbac
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import re
@@ -280,3 +281,38 @@ class TestPartitionQuota:
         with emu:
             emu.create_stream("eighty", partitions=80)
         assert 80 == args.partition_quota
+
+
+class TestDeeplyNestedJSON:
+    """JSON nested deeper than the parser can follow is a malformed request (400), not an
+    internal error (500, which a client retries)."""
+
+    DEEP = '{"a":' * 5000
+
+    def test_put_records_body(self, emulator):
+        reply = requests.post(
+            f"{emulator.url}/v2/{emulator.project_id}/records",
+            data=self.DEEP,
+            headers={"X-Auth-Token": emulator.issue_token(), "Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert (400, "DIS.4200") == (reply.status_code, error_code(reply))
+
+    def test_login_body(self, emulator):
+        reply = requests.post(
+            f"{emulator.url}/v3/auth/tokens",
+            data=self.DEEP,
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert 400 == reply.status_code
+
+    def test_cursor(self, emulator):
+        cursor = base64.b64encode(b"[" * 3000).decode()
+        reply = requests.get(
+            f"{emulator.url}/v2/{emulator.project_id}/records",
+            params={"partition-cursor": cursor},
+            headers={"X-Auth-Token": emulator.issue_token()},
+            timeout=10,
+        )
+        assert (400, "DIS.4217") == (reply.status_code, error_code(reply))

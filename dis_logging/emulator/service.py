@@ -186,7 +186,7 @@ def _json_body(request: Request) -> Dict[str, Any]:
     """Decode the body as a JSON object, or raise DIS.4200."""
     try:
         payload = json.loads(request.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested too deep: not a request
         raise bad_request("DIS.4200", "The request body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise bad_request("DIS.4200", "The request body must be a JSON object.")
@@ -372,7 +372,14 @@ class Service:
             name, password = user.get("name"), user["password"]
             domain = user.get("domain") or {}
             scope = auth.get("scope") or {}
-        except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        except (
+            UnicodeDecodeError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+        ):
             raise ServiceError(
                 400, "IAM.0011", "Request body is invalid: expected a password auth body."
             ) from None
@@ -590,7 +597,7 @@ class Service:
             index, start, issued = payload["partition"], payload["next_seq"], payload["issued_ms"]
             if not all(isinstance(v, int) for v in (index, start, issued)):
                 raise TypeError("cursor fields")
-        except (binascii.Error, ValueError, KeyError, TypeError):
+        except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
             raise bad_request("DIS.4217", "Invalid partition-cursor.") from None
         if self.clock() * 1000 - issued > CURSOR_TTL * 1000:
             raise bad_request("DIS.4225", "The partition-cursor has expired; get a new cursor.")
