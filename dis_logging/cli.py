@@ -173,7 +173,7 @@ def _decode(data: bytes) -> Any:
     text = data.decode("utf-8", errors="replace")
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser follows
         return text
 
 
@@ -428,12 +428,22 @@ def _print_record(partition_id: str, record: FetchedRecord, output: str, out: IO
             "partition_key": record.partition_key,
             "data": value,
         }
-        out.write(json.dumps(envelope, ensure_ascii=False) + "\n")
+        try:
+            line = json.dumps(envelope, ensure_ascii=False)
+        except RecursionError:  # parsed, but nested too deep to write again: keep the text
+            envelope["data"] = record.data.decode("utf-8", errors="replace")
+            line = json.dumps(envelope, ensure_ascii=False)
+        out.write(line + "\n")
     else:
         header = f"--- {partition_id} #{record.sequence_number} {_format_ms(record.timestamp)}"
         if record.partition_key is not None:
             header += f" key={record.partition_key}"
-        body = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+        try:
+            body = (
+                value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+            )
+        except RecursionError:  # too deep to indent: the record as it is
+            body = record.data.decode("utf-8", errors="replace")
         out.write(f"{_for_terminal(header)}\n{_for_terminal(body)}\n")
     out.flush()
 

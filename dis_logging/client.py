@@ -474,7 +474,7 @@ def decode_put_records_result(
             elif number == 22:
                 results.append(RecordResult(*_result_entry(_bytes(value))))
         return failed, tuple(results)
-    reply = json.loads(body)
+    reply = _loads(body)
     if not isinstance(reply, dict) or not isinstance(reply.get("records"), list):
         raise ValueError("the reply has no records list")
     records = _json_record_results(reply["records"])
@@ -545,7 +545,7 @@ def _decode_get_records(body: bytes, serialization: str) -> GetRecordsResult:
                         timestamp = _int64(sub_value)
                 records.append(FetchedRecord(data, seq, key, timestamp))
         return GetRecordsResult(tuple(records), cursor)
-    reply = json.loads(body)
+    reply = _loads(body)
     if not isinstance(reply, dict):
         raise ValueError("the reply is not a JSON object")
     decode = binascii.a2b_base64
@@ -561,6 +561,16 @@ def _decode_get_records(body: bytes, serialization: str) -> GetRecordsResult:
     return GetRecordsResult(fetched, str(reply.get("next_partition_cursor", "")))
 
 
+def _loads(data: Union[bytes, str]) -> Any:
+    """:func:`json.loads` for replies: JSON nested deeper than the parser follows (a hostile or
+    broken server) raises :class:`ValueError` like any other malformed reply, not
+    :class:`RecursionError`."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("the reply is nested too deep") from None
+
+
 def _error_fields(body: bytes) -> Tuple[Optional[str], Optional[str], Optional[str]]:
     """Return ``(code, message, request_id)`` of a DIS, APIG or IAM error body, each maybe ``None``.
 
@@ -568,7 +578,7 @@ def _error_fields(body: bytes) -> Tuple[Optional[str], Optional[str], Optional[s
     "errorMsg"}``, and IAM's ``{"error": {"code", "message", "title"}}``.
     """
     try:
-        reply = json.loads(body)
+        reply = _loads(body)
     except ValueError:
         text = body[:MAX_MESSAGE_CHARS].decode("utf-8", "replace").strip()
         return None, text or None, None
@@ -1229,7 +1239,7 @@ class DISClient:
     ) -> Dict[str, JSONValue]:
         response = self._call(operation, method, url, params=params)
         try:
-            reply = json.loads(response.content)
+            reply = _loads(response.content)
         except ValueError:
             reply = None
         if not isinstance(reply, dict):
@@ -1570,7 +1580,7 @@ class DISClient:
         issued: Optional[IssuedToken]
         problem: Optional[str] = None
         try:
-            body = json.loads(response.content)
+            body = _loads(response.content)
         except ValueError:
             issued = None
         else:
@@ -1610,7 +1620,7 @@ class DISClient:
         if response.status_code != 200:
             raise self._error("metadata credentials", response, token_auth=False)
         try:
-            credentials = parse_metadata_credentials(json.loads(response.content))
+            credentials = parse_metadata_credentials(_loads(response.content))
         except ValueError:
             raise self._malformed(
                 "metadata credentials",

@@ -96,14 +96,18 @@ def loads(data: bytes) -> Any:
         The decoded object.
 
     Raises:
-        ValueError: the bytes are not JSON (including ``json.JSONDecodeError``).
+        ValueError: the bytes are not JSON (including ``json.JSONDecodeError``), or JSON nested
+            deeper than the parser follows.
     """
     if HAS_ORJSON:
         try:
             return _orjson.loads(data)
         except _orjson.JSONDecodeError:
             pass
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:  # nested deeper than the parser follows: not a reply we can read
+        raise ValueError("the reply is nested too deep") from None
 
 
 def orjson_dumps_native(fields: Dict[str, Any]) -> Optional[bytes]:

@@ -250,6 +250,19 @@ class TestTail:
         raw = run(capsys, "tail", stream, "--output", "raw", *connection_args(emulator))[1]
         assert raw.startswith("\x1b]0;retitled\x07")
 
+    @pytest.mark.parametrize("output", ["pretty", "json", "raw"])
+    def test_records_nested_too_deep_are_printed_as_text(
+        self, capsys, emulator, stream, client, output
+    ):
+        """A record of JSON nested deeper than the parser (or the indenting writer) follows is
+        printed as its text; RecursionError ended tail with a traceback."""
+        depths = (100, 990, 100_000)
+        put(client, stream, *((b"[" * n + b"]" * n, "k1") for n in depths))
+        code, out, err = run(capsys, "tail", stream, "--output", output, *connection_args(emulator))
+        assert (0, "") == (code, err)
+        assert all(("[" * n + "]" * n) in out or output == "pretty" for n in depths)
+        assert "[" * 100_000 in out
+
     def test_limit_stops_after_n_records(self, capsys, emulator, stream, client):
         """--limit prints at most that many records."""
         put(client, stream, *[(f"r{i}".encode(), "k1") for i in range(5)])

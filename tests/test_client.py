@@ -795,6 +795,23 @@ class TestScriptedReplies:
             headers["Content-Type"],
         )
 
+    @pytest.mark.parametrize("operation", ["put_records", "describe_stream", "list_streams"])
+    def test_a_reply_nested_too_deep_is_a_server_error(self, scripted, operation):
+        """JSON nested deeper than the parser follows (a broken or hostile server) fails as a
+        malformed reply, a ServerError; RecursionError escaped every DISClient method, the
+        command line printed it as a traceback."""
+        depth = 100_000
+        deep = b'{"failed_record_count":0,"records":[' + b"[" * depth + b"]" * depth + b"]}"
+        scripted.reply(200, deep)
+        calls = {
+            "put_records": lambda c: c.put_records("s", [(b"x", None)]),
+            "describe_stream": lambda c: c.describe_stream("s"),
+            "list_streams": lambda c: c.list_streams(),
+        }
+        with self.client(scripted) as client:
+            with pytest.raises(ServerError, match="the reply body is not what DIS sends"):
+                calls[operation](client)
+
     def test_protobuf_requests_say_so_in_content_type(self, scripted, proto_classes):
         """The protobuf variant is selected by its Content-Type."""
         reply = proto_classes["PutRecordsResult"](failedRecordCount=0)
