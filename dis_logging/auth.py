@@ -275,6 +275,12 @@ class Credentials:
         for name in ("ak", "security_token", "token"):
             if isinstance(getattr(self, name), str):
                 object.__setattr__(self, name, header_value(name, Secret(getattr(self, name))))
+        # An SK read from a file keeps its newline; no SK has whitespace, and signing with it
+        # failed as "signature does not match" (the handler's settings are stripped already).
+        if isinstance(self.sk, str):
+            object.__setattr__(self, "sk", self.sk.strip())
+            if not self.sk:
+                raise ConfigError("sk", "is empty (or only whitespace)")
         if self.token is not None:
             return
         if (self.ak is None) != (self.sk is None):

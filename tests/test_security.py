@@ -766,6 +766,16 @@ class TestHeaderValues:
             assert c.put_records(stream, [(b"x", None)]).ok
         assert 1 == len(emulator.records(stream))
 
+    def test_a_secret_key_read_with_its_newline_signs(self, emulator, stream):
+        """DISClient(sk=open(path).read()) signs with the key, not the key and its newline (the
+        signature did not match; the handler's settings were stripped already)."""
+        with DISClient(
+            emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk + "\n"
+        ) as c:
+            assert c.put_records(stream, [(b"x", None)]).ok
+        with pytest.raises(ConfigError, match="sk: is empty"):
+            DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk=" \n")
+
     def test_static_values_are_stripped(self, emulator, stream):
         """A static token read with its newline is stripped at construction."""
         token = emulator.issue_token()
