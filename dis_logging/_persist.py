@@ -344,7 +344,8 @@ class Persister:
                 everything = self.mode == "always" or self._in_outage()
                 try:
                     self.persist(everything=everything)
-                except Exception as exc:  # noqa: BLE001 - the persist thread must survive anything
+                except BaseException as exc:  # noqa: BLE001 - the persist thread must survive anything
+                    # (SystemExit from a user's callable too; see Flusher._run)
                     self._reporter.report(
                         error_key(exc), f"unexpected error in the spool thread: {exc!r}"
                     )

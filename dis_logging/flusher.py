@@ -733,7 +733,11 @@ class Flusher:
                     last_drain = now
                 try:
                     self._drain(force=force)
-                except Exception as exc:  # noqa: BLE001 - the one catch-all: the thread must survive
+                except BaseException as exc:  # noqa: BLE001 - the one catch-all: the thread must survive
+                    # BaseException too: a user's callable run here (a token or key provider, the
+                    # on_failure hook, diagnostics) raising SystemExit would otherwise end the
+                    # thread, and records would wait for a flush or the exit. Signals such as
+                    # KeyboardInterrupt only ever reach the main thread.
                     self._note_error(exc)
                     self.reporter.report(
                         error_key(exc),

@@ -488,6 +488,32 @@ class TestDelivery:
 
 
 class TestFailures:
+    def test_the_flusher_outlives_a_callable_raising_system_exit(
+        self, emulator, stream, make_handler, capfd
+    ):
+        """A token callable raising SystemExit on the flusher thread is reported and retried;
+        the thread keeps running and the records arrive without a flush()."""
+        calls: List[str] = []
+
+        def token() -> str:
+            calls.append(threading.current_thread().name)
+            if len(calls) == 1:
+                raise SystemExit(3)
+            return emulator.issue_token()
+
+        handler = plain(make_handler(token=token))
+        log = logger_for(handler)
+        for i in range(600):  # more than one batch: the flusher sends without being asked
+            log.info("r%03d", i)
+        emulator.wait_for(stream, 600, timeout=20)
+        assert [f"r{i:03d}".encode() for i in range(600)] == sorted(
+            r.data for r in emulator.records(stream)
+        )
+        assert calls[0].startswith("dis-logging")
+        assert "unexpected error in the flusher (it keeps running): SystemExit(3)" in (
+            capfd.readouterr().err
+        )
+
     def test_unknown_stream_reported_once_without_spinning(self, emulator, make_handler, capfd):
         """An unknown stream fails the records, is reported once, and does not spin."""
         handler = make_handler(stream_name="no-such-stream", max_batch_records=10)
