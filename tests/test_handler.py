@@ -499,7 +499,7 @@ class TestFailures:
             calls.append(threading.current_thread().name)
             if len(calls) == 1:
                 raise SystemExit(3)
-            return emulator.issue_token()
+            return str(emulator.issue_token())
 
         handler = plain(make_handler(token=token))
         log = logger_for(handler)
