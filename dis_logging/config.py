@@ -941,6 +941,32 @@ def _callable_setting(name: str, value: object, *, strings_are_paths: bool) -> o
     raise ConfigError(name, f"must be a string or a callable, got {type(value).__name__}")
 
 
+def check_fixed_or_callable(name: str, value: object) -> None:
+    """Check a setting that takes a fixed string or a callable (``partition_key`` of the
+    structlog processor and the Loguru sink), or ``None``.
+
+    Raises:
+        ConfigError: anything else (an int key was ignored silently at every record).
+    """
+    if value is not None and not isinstance(value, str) and not callable(value):
+        raise ConfigError(name, f"must be a string or a callable, got {type(value).__name__}")
+
+
+def check_flag(name: str, value: object) -> bool:
+    """Return a boolean setting given as a bool, 0 or 1, or the words ``"true"``/``"false"``.
+
+    Raises:
+        ConfigError: anything else (the text ``"false"`` was taken as true).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(name, f"must be true or false, got {value!r}")
+
+
 def _token_setting(value: object) -> TokenSetting:
     result = _callable_setting("token", value, strings_are_paths=False)
     return result  # type: ignore[return-value]  # checked: None, str or a callable

@@ -37,6 +37,7 @@ from typing import (
 )
 
 from dis_logging import _otel
+from dis_logging.config import check_fixed_or_callable
 from dis_logging.formatting import _truncate_str, finite_values, safe_str
 from dis_logging.handler import DISHandler, handler_or_settings
 
@@ -296,8 +297,9 @@ class DISSink:
             :class:`~dis_logging.config.HandlerSettings`; only when ``handler`` is ``None``.
 
     Raises:
-        ConfigError: both ``handler`` and handler settings were given, or the settings are
-            invalid (the error names the setting). Nothing touches the network here.
+        ConfigError: both ``handler`` and handler settings were given, the settings are
+            invalid (the error names the setting), or ``partition_key`` is neither a string nor
+            a callable. Nothing touches the network here.
     """
 
     def __init__(
@@ -307,6 +309,7 @@ class DISSink:
         partition_key: Optional[PartitionKey] = None,
         **handler_settings: Unpack[HandlerSettings],
     ) -> None:
+        check_fixed_or_callable("partition_key", partition_key)  # before building a handler
         self._owns_handler = handler is None
         self._handler = handler_or_settings(handler, cast(Dict[str, Any], handler_settings))
         self._partition_key = partition_key

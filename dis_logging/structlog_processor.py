@@ -38,6 +38,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from dis_logging import _otel
+from dis_logging.config import check_fixed_or_callable, check_flag
+from dis_logging.errors import ConfigError
 from dis_logging.formatting import finite_values
 from dis_logging.handler import DISHandler, handler_or_settings
 
@@ -185,7 +187,8 @@ class DISProcessor:
             and closed by :meth:`close`.
         passthrough: ``False`` (the default) ends the chain with :class:`structlog.DropEvent`
             after queueing the event; ``True`` returns the event dict unchanged so later
-            processors (a console renderer) still see it.
+            processors (a console renderer) still see it. The words ``"true"``/``"false"``
+            are accepted too.
         partition_key: a fixed partition key, or a callable taking the event dict and
             returning a key or ``None``; ``None`` (the default) leaves the choice to DIS.
             A callable that raises is treated as returning ``None``.
@@ -199,18 +202,27 @@ class DISProcessor:
 
     Raises:
         ConfigError: both ``handler`` and handler settings were given, a setting is unknown
-            (all of them are named), or the handler settings are invalid.
+            (all of them are named), the handler settings are invalid, or ``passthrough``,
+            ``partition_key`` or ``serializer`` has the wrong type.
     """
 
     def __init__(
         self,
         handler: Optional[DISHandler] = None,
         *,
-        passthrough: bool = False,
+        passthrough: Union[bool, str] = False,
         partition_key: Optional[PartitionKey] = None,
         serializer: Optional[Callable[..., Union[str, bytes]]] = None,
         **handler_settings: Unpack[HandlerSettings],
     ) -> None:
+        # Checked before a handler is built, so that a bad value leaves no handler behind.
+        passthrough = check_flag("passthrough", passthrough)
+        check_fixed_or_callable("partition_key", partition_key)
+        if serializer is not None and not callable(serializer):
+            # A string here made every event fall back to the all-text rendering, silently.
+            raise ConfigError(
+                "serializer", f"must be a json.dumps-like callable, got {type(serializer).__name__}"
+            )
         self._owns_handler = handler is None
         self._handler = handler_or_settings(handler, cast(Dict[str, Any], handler_settings))
         self._passthrough = passthrough

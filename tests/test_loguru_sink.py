@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from loguru import logger
@@ -259,6 +260,12 @@ class TestDISSink:
         assert text.endswith("KeyError: 'k'")
         assert {} == events["patched"]["extra"]
         assert "KeyError: 'k'" == events["not patched"]["exception"]  # what Loguru's queue keeps
+
+    def test_a_partition_key_that_is_neither_text_nor_callable_is_refused(self, emulator, stream):
+        """partition_key=5 is a ConfigError (it was ignored at every message)."""
+        with pytest.raises(ConfigError) as info:
+            DISSink(**settings(emulator, stream), partition_key=cast(Any, 5))
+        assert "partition_key" == info.value.field
 
     def test_handler_and_settings_together_are_refused(self, emulator, stream):
         """Giving both a handler and handler settings is a ConfigError."""

@@ -253,6 +253,27 @@ class TestDISProcessor:
         assert by_name["text"]["blob"].startswith("x" * 500)
         assert "kept" == by_name["esca"]["other"]
 
+    @pytest.mark.parametrize(
+        ("settings", "setting"),
+        [
+            ({"passthrough": "maybe"}, "passthrough"),
+            ({"partition_key": 5}, "partition_key"),
+            ({"serializer": "json"}, "serializer"),
+        ],
+    )
+    def test_bad_own_settings_are_config_errors(self, emulator, stream, settings, setting):
+        """A wrong-typed passthrough, partition_key or serializer is refused at construction
+        (an int key was ignored at every event, a string serializer turned every event into
+        the all-text fallback, "false" meant true), before any handler is built."""
+        with pytest.raises(ConfigError) as info:
+            DISProcessor(**handler_kwargs(emulator, stream), **settings)
+        assert setting == info.value.field
+
+    def test_passthrough_as_text(self, handler):
+        """passthrough="false" (text from a settings file) is false."""
+        with pytest.raises(structlog.DropEvent):
+            DISProcessor(handler, passthrough="false")(None, "info", {"event": "e"})
+
     def test_builds_and_closes_its_own_handler(self, emulator, stream):
         """Without a handler the processor builds one from keyword arguments and owns it."""
         processor = DISProcessor(**handler_kwargs(emulator, stream))
