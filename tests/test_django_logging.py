@@ -172,6 +172,25 @@ class TestRequestContext:
         )
         assert event["duration_ms"] >= 0
 
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "DIS_LOGGING_REQUEST_ID_HEADER",
+            "DIS_LOGGING_RESPONSE_HEADER",
+            "DIS_LOGGING_ACCESS_LOGGER",
+        ],
+    )
+    def test_a_name_setting_of_another_type_is_refused_at_start(self, name):
+        """A header or logger name that is not a string is a ConfigError naming the setting when
+        the middleware is built (a non-string header name answered every request with 500)."""
+        from dis_logging.django import RequestContextMiddleware
+        from dis_logging.errors import ConfigError
+
+        with override_settings(**{name: 5}):
+            with pytest.raises(ConfigError) as info:
+                RequestContextMiddleware(lambda request: HttpResponse("ok"))
+        assert name == info.value.field
+
     def test_generates_a_request_id_without_a_header(self, emulator, stream, dis_logging_setup):
         """Without the header, a fresh 32-character id is used and returned on the response."""
         response = Client().get("/hello/")

@@ -10,6 +10,7 @@ from django.conf import settings  # type: ignore[import-untyped]  # no django-st
 
 from dis_logging.context import DEFAULT_REQUEST_ID_HEADER, _choose_request_id
 from dis_logging.django._context import CONTEXT_ATTR, RequestContext, _current
+from dis_logging.errors import ConfigError
 
 try:
     from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -18,6 +19,19 @@ except ImportError:  # pragma: no cover - asgiref < 3.6 (Django 3.2/4.0): serve 
     markcoroutinefunction = None  # type: ignore[assignment]  # checked before each use
 
 __all__ = ["DEFAULT_REQUEST_ID_HEADER", "RequestContextMiddleware"]
+
+
+def _name_setting(name: str, default: Optional[str]) -> Optional[str]:
+    """A Django setting holding a header or logger name, or ``None``.
+
+    Raises:
+        ConfigError: the setting is neither a string nor ``None`` (a header name of another
+            type failed every request with a 500, inside Django's header lookup).
+    """
+    value = getattr(settings, name, default)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(name, f"must be a name (a string) or None, got {value!r}")
+    return value
 
 
 class RequestContextMiddleware:
@@ -50,13 +64,13 @@ class RequestContextMiddleware:
 
     def __init__(self, get_response: Callable[[Any], Any]) -> None:
         self.get_response = get_response
-        self.request_id_header: Optional[str] = getattr(
-            settings, "DIS_LOGGING_REQUEST_ID_HEADER", DEFAULT_REQUEST_ID_HEADER
+        self.request_id_header = _name_setting(
+            "DIS_LOGGING_REQUEST_ID_HEADER", DEFAULT_REQUEST_ID_HEADER
         )
-        self.response_header: Optional[str] = getattr(
-            settings, "DIS_LOGGING_RESPONSE_HEADER", DEFAULT_REQUEST_ID_HEADER
+        self.response_header = _name_setting(
+            "DIS_LOGGING_RESPONSE_HEADER", DEFAULT_REQUEST_ID_HEADER
         )
-        access_logger: Optional[str] = getattr(settings, "DIS_LOGGING_ACCESS_LOGGER", None)
+        access_logger = _name_setting("DIS_LOGGING_ACCESS_LOGGER", None)
         self.access_logger = logging.getLogger(access_logger) if access_logger else None
         self._is_async = iscoroutinefunction is not None and iscoroutinefunction(get_response)
         if self._is_async and markcoroutinefunction is not None:
