@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Final, List, Mapping, Optional, Sequence
 
 from dis_logging import _otel
 from dis_logging import serializer as _serializer
+from dis_logging.config import check_flag
 from dis_logging.errors import ConfigError
 
 __all__ = [
@@ -471,21 +472,6 @@ def _field_map(setting: str, value: object) -> Dict[str, Any]:
     return dict(value)
 
 
-def _flag(setting: str, value: object) -> bool:
-    """A boolean setting that may come as text from a configuration file.
-
-    Raises:
-        ConfigError: anything but a bool, 0/1 or the words ``true``/``false``.
-    """
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ConfigError(setting, f"must be true or false, got {value!r}")
-
-
 #: Former names of :class:`JSONFormatter`'s built-in fields, still accepted in ``rename_fields``.
 FORMER_FIELD_NAMES: Final = {"exc_info": "exception"}
 
@@ -564,7 +550,7 @@ class JSONFormatter(logging.Formatter):
         super().__init__(datefmt=datefmt)
         defaults = _field_map("defaults", defaults)
         static_fields = _field_map("static_fields", static_fields)
-        ensure_ascii = _flag("ensure_ascii", ensure_ascii)
+        ensure_ascii = check_flag("ensure_ascii", ensure_ascii)
         if defaults:
             static_fields = {**defaults, **static_fields}
         rename = {

@@ -36,7 +36,9 @@ if os.environ.get("T_ATEXIT"):
 """
 
 
-def run_script(emulator, stream, *, count=300, close_timeout=5.0, url=None, atexit_log=False):
+def run_python(emulator, stream, argv, *, url=None, **variables):
+    """Run ``python *argv`` with the emulator's coordinates in T_STREAM, T_URL, T_PROJECT, T_AK
+    and T_SK (plus ``variables``); return the finished process."""
     env = dict(os.environ)
     env.update(
         T_STREAM=stream,
@@ -44,14 +46,24 @@ def run_script(emulator, stream, *, count=300, close_timeout=5.0, url=None, atex
         T_PROJECT=emulator.project_id,
         T_AK=emulator.ak,
         T_SK=emulator.sk,
+        **variables,
+    )
+    return subprocess.run(
+        [sys.executable, *argv], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def run_script(emulator, stream, *, count=300, close_timeout=5.0, url=None, atexit_log=False):
+    extra = {"T_ATEXIT": "1"} if atexit_log else {}
+    start = time.monotonic()
+    done = run_python(
+        emulator,
+        stream,
+        ["-c", SCRIPT],
+        url=url,
         T_CLOSE_TIMEOUT=str(close_timeout),
         T_COUNT=str(count),
-    )
-    if atexit_log:
-        env["T_ATEXIT"] = "1"
-    start = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60
+        **extra,
     )
     return done, time.monotonic() - start
 
@@ -115,21 +127,7 @@ class TestBusyExit:
         target fall out (overflow, counted). That loss alone once made the drain drop the whole
         queue as "exit" at once, with most of close_timeout left; now only a drain that runs out
         of time drops."""
-        env = dict(
-            os.environ,
-            T_STREAM=stream,
-            T_URL=emulator.url,
-            T_PROJECT=emulator.project_id,
-            T_AK=emulator.ak,
-            T_SK=emulator.sk,
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", BUSY_EXIT_SCRIPT],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_python(emulator, stream, ["-c", BUSY_EXIT_SCRIPT])
         line = done.stdout.strip()
         assert (0, True, False) == (
             done.returncode,
@@ -176,17 +174,7 @@ class TestForkedBusyExit:
         later step will."""
         script = tmp_path / "forked_busy.py"
         script.write_text(FORKED_BUSY_EXIT_SCRIPT)
-        env = dict(
-            os.environ,
-            T_STREAM=stream,
-            T_URL=emulator.url,
-            T_PROJECT=emulator.project_id,
-            T_AK=emulator.ak,
-            T_SK=emulator.sk,
-        )
-        done = subprocess.run(
-            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
-        )
+        done = run_python(emulator, stream, [str(script)])
         child = done.stdout.split("child ", 1)[1].split()[0]
         reported = [
             line
@@ -201,21 +189,7 @@ class TestWorkerAfterMain:
         """Records of a non-daemon thread that logs after the main thread returned are sent
         while it runs (the flusher starts for them), not only at the very end, when a bounded
         queue may have overflowed long before."""
-        env = dict(
-            os.environ,
-            T_STREAM=stream,
-            T_URL=emulator.url,
-            T_PROJECT=emulator.project_id,
-            T_AK=emulator.ak,
-            T_SK=emulator.sk,
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", WORKER_SCRIPT],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_python(emulator, stream, ["-c", WORKER_SCRIPT])
         assert (0, "sent while the worker ran: 1\n") == (done.returncode, done.stdout), done.stderr
 
 
