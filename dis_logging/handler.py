@@ -1220,18 +1220,21 @@ class DISHandler(logging.Handler):
                 return  # nothing new since the last exit drain
             self._exit_marks = marks
             budget = self.config.close_timeout
-            if self._flush_lanes(time.monotonic() + budget):
+            # After the SIGTERM drain, and in a forked multiprocessing child (which ends with
+            # os._exit), no later step sends anything: what threads still logging queued after
+            # the drain's target is settled now (spooled, or dropped and reported), even when the
+            # whole target was delivered.
+            last = event != "interpreter exit" or _in_multiprocessing_child()
+            if self._flush_lanes(time.monotonic() + budget) and not last:
                 return
-            # False also when a record of the drain's target was lost meanwhile (overflow from
-            # threads still logging, counted already). At interpreter exit, later steps (atexit,
-            # logging.shutdown) send what came after the target, so records are given up only
-            # when some of the target are still unsent: the budget ran out. With a spool the
-            # rest is stored; after the SIGTERM drain, and in a forked multiprocessing child
-            # (which ends with os._exit), nothing follows: all of these settle now.
+            # Not flushed also when a record of the drain's target was lost meanwhile (overflow
+            # from threads still logging, counted already). At interpreter exit, later steps
+            # (atexit, logging.shutdown) send what came after the target, so records are given
+            # up only when some of the target are still unsent: the budget ran out. With a spool
+            # the rest is stored.
             if (
-                event != "interpreter exit"
+                last
                 or self.config.spool_dir is not None
-                or _in_multiprocessing_child()
                 or any(lane.buffer.has_pending(mark) for lane, mark in zip(self._lanes, marks))
             ):
                 self._settle_leftovers(event, budget, close_spool=False)
