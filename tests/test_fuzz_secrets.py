@@ -177,7 +177,22 @@ class TestInsecureHTTP:
         assert "endpoint" == info.value.field
 
 
-class EchoServer:
+class _LoopbackServer:
+    """A ThreadingHTTPServer on 127.0.0.1 serving in a daemon thread; ``url`` after ``_serve``."""
+
+    def _serve(self, handler: Any) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+
+
+class EchoServer(_LoopbackServer):
     """A loopback server that issues ``iam_token`` from IAM and echoes every credential header
     it receives back in a DIS error body, as a careless gateway might."""
 
@@ -234,18 +249,10 @@ class EchoServer:
                 self.wfile.write(data)
                 self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5.0)
+        self._serve(Handler)
 
 
-class BodyEchoIAM:
+class BodyEchoIAM(_LoopbackServer):
     """A loopback IAM that refuses every login, quoting the request body in its error text (as
     some gateways do): the password comes back in the form a JSON string holds it."""
 
@@ -266,15 +273,7 @@ class BodyEchoIAM:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5.0)
+        self._serve(Handler)
 
 
 @pytest.mark.parametrize(

@@ -185,28 +185,27 @@ class TestOverflowSpills:
         assert 2000 == len(stored) + handler.stats.dropped
 
 
-def spool_bytes(directory: Path) -> int:
-    """Payload bytes stored in the spool files of ``directory``, read through SQLite read-only."""
+def _spool_sum(directory: Path, column: str) -> int:
+    """``column`` summed over the records of every spool file in ``directory``, read through
+    SQLite read-only."""
     total = 0
     for path in directory.glob("dis-spool-*.sqlite"):
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            total += conn.execute("SELECT COALESCE(SUM(size), 0) FROM records").fetchone()[0]
+            total += conn.execute(f"SELECT COALESCE(SUM({column}), 0) FROM records").fetchone()[0]
         finally:
             conn.close()
     return total
+
+
+def spool_bytes(directory: Path) -> int:
+    """Payload bytes stored in the spool files of ``directory``."""
+    return _spool_sum(directory, "size")
 
 
 def spool_rows(directory: Path) -> int:
-    """Records stored in the spool files of ``directory``, read through SQLite read-only."""
-    total = 0
-    for path in directory.glob("dis-spool-*.sqlite"):
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            total += conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-        finally:
-            conn.close()
-    return total
+    """Records stored in the spool files of ``directory``."""
+    return _spool_sum(directory, "1")
 
 
 CHILD_ALWAYS_KILLED = """
