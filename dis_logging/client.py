@@ -57,6 +57,7 @@ from dis_logging._protobuf_wire import (
     LENGTH_DELIMITED,
     FieldValue,
     encode_varint,
+    field_bytes,
     field_key,
     field_string,
     split_fields,
@@ -399,7 +400,8 @@ def encode_put_records(
             key_part = key_parts.get(key)
             if key_part is None:
                 assert key is not None  # the None key is always in key_parts
-                key_part = key_parts[key] = field_string(5, key) + tail
+                # "replace": a lone surrogate cannot be UTF-8; DIS reads it as "?" (JSON too).
+                key_part = key_parts[key] = field_bytes(5, key.encode("utf-8", "replace")) + tail
             size = len(data)
             size_prefix = encode_varint(size)
             entry_size = 1 + len(size_prefix) + size + len(key_part)

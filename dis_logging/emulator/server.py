@@ -50,13 +50,15 @@ MAX_TOKEN_TTL: Final = 10 * 365 * 86400.0
 any real one (24 h), while its ``expires_at`` is still a date IAM's format can write."""
 
 MAX_BODY_BYTES: Final = 12 * 1024 * 1024
+"""AK/SK-signed bodies are capped at 12 MB by the API gateway (DIS-API.md §8)."""
 #: Longest chunk-size or trailer line accepted in a chunked body.
 MAX_CHUNK_LINE: Final = 1024
 #: Most trailer lines accepted after the last chunk.
 MAX_TRAILER_LINES: Final = 32
 #: A chunk size: hex digits only, at most 8 of them (no sign, no blanks, no 0x prefix).
 _HEX_SIZE: Final = re.compile(rb"[0-9A-Fa-f]{1,8}")
-"""AK/SK-signed bodies are capped at 12 MB by the API gateway (DIS-API.md §8)."""
+#: A Content-Length: ASCII digits only (no sign, no blanks inside, no "_"); 20 are plenty.
+_DIGITS: Final = re.compile(r"[0-9]{1,20}")
 
 MAX_DISCARD_BYTES: Final = 64 * 1024 * 1024
 """An oversized body up to this size is read and discarded so the 413 reply reaches the client."""
@@ -658,19 +660,29 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _read_body(self) -> Optional[bytes]:
-        """Read the request body; reply and return None when it is unreadable or too large."""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        """Read the request body; reply and return None when it is unreadable or too large.
+
+        Framing is strict (RFC 9112 section 6): a ``Transfer-Encoding`` other than ``chunked``
+        alone, a ``Content-Length`` that is not ASCII digits (``int`` would take ``+5``,
+        ``1_0`` or Arabic-Indic digits), or several that disagree get 400 and a closed
+        connection, since the end of the body, and so the start of the next request, is unknown.
+        """
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        if encodings:
+            if ",".join(encodings).strip().lower() != "chunked":
+                self.close_connection = True
+                self.send_error(400, "Unsupported Transfer-Encoding: only chunked is accepted.")
+                return None
             return self._read_chunked()
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
+        lengths = {text.strip() for text in self.headers.get_all("Content-Length") or []}
+        if not lengths:
             return _EMPTY
-        try:
-            length = int(length_text)
-            if length < 0:
-                raise ValueError(length_text)
-        except ValueError:
+        length_text = lengths.pop()
+        if lengths or not _DIGITS.fullmatch(length_text):
+            self.close_connection = True
             self.send_error(400, "Invalid Content-Length.")
             return None
+        length = int(length_text)
         if length > MAX_BODY_BYTES:
             self._too_large(length)
             return None

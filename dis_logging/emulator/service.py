@@ -41,6 +41,7 @@ from dis_logging.emulator.state import (
     Stream,
     StreamStore,
     bad_request,
+    parse_decimal,
     parse_partition_id,
 )
 
@@ -205,6 +206,19 @@ def _optional_str(record: Mapping[str, Any], name: str, where: str) -> Optional[
     return value
 
 
+def _utf8_text(text: Optional[str]) -> Optional[str]:
+    """Return ``text`` as the service keeps it: lone surrogates (a JSON ``"\\ud800"``) become
+    ``"?"``, as a Java service's UTF-8 encoding of the string makes them (and as the partition
+    hash already reads them), so both reply encodings can carry the key."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def _int_param(
     query: Mapping[str, str], name: str, default: int, low: int, high: int, code: str = "DIS.4200"
 ) -> int:
@@ -212,10 +226,9 @@ def _int_param(
     text = query.get(name)
     if text is None or text == "":
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise bad_request(code, f"{name} must be an integer.") from None
+    value = parse_decimal(text)  # no sign, no "_", ASCII digits: every range here starts at 0
+    if value is None:
+        raise bad_request(code, f"{name} must be an integer within [{low}, {high}].")
     if not low <= value <= high:
         raise bad_request(code, f"{name} must be within [{low}, {high}].")
     return value
@@ -390,7 +403,11 @@ class Service:
         matches = (
             name in (self.account.username, None)
             and (name is not None or user.get("id") == self.account.user_id)
-            and hmac.compare_digest(password.encode("utf-8"), self.account.password.encode("utf-8"))
+            # surrogatepass: a lone surrogate ("\ud800" in the JSON) is a wrong password, not a 500
+            and hmac.compare_digest(
+                password.encode("utf-8", "surrogatepass"),
+                self.account.password.encode("utf-8", "surrogatepass"),
+            )
             and (
                 domain.get("name") == self.account.domain_name
                 or domain.get("id") == self.account.domain_id
@@ -502,7 +519,7 @@ class Service:
             raise bad_request("DIS.4200", f"{where}.data is not valid base64.") from None
         return NewRecord(
             decoded,
-            _optional_str(raw, "partition_key", where),
+            _utf8_text(_optional_str(raw, "partition_key", where)),
             _optional_str(raw, "partition_id", where),
             _optional_str(raw, "explicit_hash_key", where),
         )
@@ -557,11 +574,13 @@ class Service:
         size = self.store.size(stream, index)
         if cursor_type in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
             text = query.get("starting-sequence-number", "")
-            if not text.isdigit():
+            number = parse_decimal(text)
+            if number is None:
                 raise bad_request(
-                    "DIS.4216", "starting-sequence-number must be a decimal sequence number."
+                    "DIS.4216",
+                    "starting-sequence-number must be a decimal sequence number in [0, 2^63-1].",
                 )
-            sequence = int(text) + (cursor_type == "AFTER_SEQUENCE_NUMBER")
+            sequence = number + (cursor_type == "AFTER_SEQUENCE_NUMBER")
             if sequence > size:
                 raise bad_request(
                     "DIS.4224",
@@ -573,10 +592,12 @@ class Service:
         elif cursor_type == "LATEST":
             start = size
         else:
-            stamp = query.get("timestamp", "")
-            if not stamp.isdigit():
-                raise bad_request("DIS.4200", "timestamp (ms) is required for AT_TIMESTAMP.")
-            start = self.store.first_at_or_after(stream, index, int(stamp))
+            stamp = parse_decimal(query.get("timestamp", ""))
+            if stamp is None:
+                raise bad_request(
+                    "DIS.4200", "timestamp (ms since the epoch) is required for AT_TIMESTAMP."
+                )
+            start = self.store.first_at_or_after(stream, index, stamp)
         return json_reply(200, {"partition_cursor": self._make_cursor(stream, index, start)})
 
     def _make_cursor(self, stream: Stream, index: int, start: int) -> str:
@@ -595,7 +616,9 @@ class Service:
             payload = json.loads(base64.b64decode(text, validate=True))
             name, stream_id = payload["stream"], payload["stream_id"]
             index, start, issued = payload["partition"], payload["next_seq"], payload["issued_ms"]
-            if not all(isinstance(v, int) for v in (index, start, issued)):
+            if not all(isinstance(v, str) for v in (name, stream_id)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in (index, start, issued)
+            ):
                 raise TypeError("cursor fields")
         except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
             raise bad_request("DIS.4217", "Invalid partition-cursor.") from None
@@ -650,9 +673,13 @@ class Service:
 
     def _create_stream(self, request: Request) -> Reply:
         payload = _json_body(request)
+        if "partition_count" not in payload:
+            # Mandatory in the CreateStream API reference (support.huaweicloud.com, api-dis,
+            # "Creating a Stream": stream_name and partition_count are required).
+            raise bad_request("DIS.4200", "partition_count is required.")
         self.store.create(
             payload.get("stream_name", ""),  # the store validates every field's type
-            payload.get("partition_count", 1),
+            payload["partition_count"],
             payload.get("stream_type", "COMMON"),
             payload.get("data_type", "BLOB"),
             payload.get("data_duration", DEFAULT_RETENTION_HOURS),

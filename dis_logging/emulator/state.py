@@ -24,8 +24,12 @@ MAX_HASH: Final = 2**63 - 1
 STREAM_NAME_RE: Final = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
 """Stream names: 1-64 characters of ``[A-Za-z0-9_-]`` (DIS-API.md §5, CreateStream)."""
 
-PARTITION_ID_RE: Final = re.compile(r"\A(?:shardId-)?(\d{1,10})\Z")
-"""A partition id, either ``shardId-0000000002`` or the bare index ``2`` (DIS-API.md §1)."""
+PARTITION_ID_RE: Final = re.compile(r"\A(?:shardId-)?([0-9]{1,10})\Z")
+"""A partition id, either ``shardId-0000000002`` or the bare index ``2`` (DIS-API.md §1); ASCII
+digits only (``\\d`` would also take other scripts' digits, such as ARABIC-INDIC DIGIT ONE)."""
+
+_DECIMAL_RE: Final = re.compile(r"\A[0-9]{1,19}\Z")
+"""A decimal of at most 19 ASCII digits: enough for any value up to :data:`MAX_HASH`."""
 
 STREAM_TYPES: Final = ("COMMON", "ADVANCED")
 """CreateStream ``stream_type`` values (DIS-API.md §5, §8)."""
@@ -202,6 +206,27 @@ def parse_partition_id(text: str) -> Optional[int]:
     """
     match = PARTITION_ID_RE.match(text.strip())
     return int(match.group(1)) if match else None
+
+
+def parse_decimal(text: str, maximum: int = MAX_HASH) -> Optional[int]:
+    """Parse a decimal number a client sent as text: ASCII digits only, from 0 to ``maximum``.
+
+    ``str.isdigit`` and ``int`` accept more (``"²"``, Arabic-Indic digits, ``"+5"``, ``"1_0"``,
+    or thousands of digits that ``int`` refuses to convert); such values are not DIS numbers.
+
+    Args:
+        text: The text; surrounding whitespace is ignored.
+        maximum: The largest value accepted; default :data:`MAX_HASH` (2^63 - 1, the range of
+            sequence numbers, timestamps and hash keys, DIS-API.md §5, §7).
+
+    Returns:
+        The number, or None when the text is not a decimal in ``[0, maximum]``.
+    """
+    stripped = text.strip()
+    if not _DECIMAL_RE.match(stripped):
+        return None
+    value = int(stripped)
+    return value if value <= maximum else None
 
 
 def new_id(length: int = 19) -> str:
@@ -542,12 +567,12 @@ class StreamStore:
                 raise bad_request("DIS.4302", f"Partition does not exist: {record.partition_id}.")
             return index
         if record.explicit_hash_key is not None:
-            text = record.explicit_hash_key.strip()
-            if not text.isdigit() or int(text) > MAX_HASH:
+            value = parse_decimal(record.explicit_hash_key)
+            if value is None:
                 raise bad_request(
                     "DIS.4200", "Invalid explicit_hash_key: must be a decimal in [0, 2^63-1]."
                 )
-            return partition_for_hash(int(text), count)
+            return partition_for_hash(value, count)
         if record.partition_key is not None:
             return partition_for_hash(key_hash(record.partition_key), count)
         with self.lock:

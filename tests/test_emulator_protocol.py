@@ -1,0 +1,253 @@
+"""Protocol edge cases of the emulator (review session 5): numbers, cursors, framing, required
+fields and keys that are not valid UTF-8, each answered as DIS documents it, never with a 500."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import socket
+from typing import Any, Dict, Iterator, Optional
+
+import pytest
+import requests
+
+from dis_logging.client import DISClient
+from dis_logging.emulator import DISEmulator
+
+SURROGATE_KEY = "\ud800x"
+"""A partition key holding a lone surrogate: valid in a Python str and in a JSON escape, but not
+UTF-8 (a WSGI path or a file name decoded with ``surrogateescape`` gives such strings)."""
+
+
+class Api:
+    """Token-authenticated raw calls, returning (status, error code) or the reply."""
+
+    def __init__(self, emu: DISEmulator, session: requests.Session) -> None:
+        self.emu = emu
+        self.session = session
+        self.base = f"{emu.url}/v2/{emu.project_id}"
+        self.headers = {"X-Auth-Token": emu.issue_token()}
+
+    def call(self, method: str, path: str, **kw: Any) -> requests.Response:
+        return self.session.request(
+            method, self.base + path, headers=self.headers, timeout=10, **kw
+        )
+
+    def outcome(self, method: str, path: str, **kw: Any) -> tuple[int, Optional[str]]:
+        reply = self.call(method, path, **kw)
+        body = json.loads(reply.content) if reply.content else {}
+        return reply.status_code, body.get("error_code")
+
+
+@pytest.fixture
+def api(emulator: DISEmulator) -> Iterator[Api]:
+    with requests.Session() as session:
+        yield Api(emulator, session)
+
+
+def cursor_query(stream: str, **extra: str) -> Dict[str, str]:
+    return {"stream-name": stream, "partition-id": "0", **extra}
+
+
+class TestNumbersAreAsciiDecimals:
+    """Decimal parameters take ASCII digits only, up to 2^63-1: other scripts' digits, signs,
+    underscores and numbers ``int`` refuses to convert are the documented 400s, not a 500."""
+
+    @pytest.mark.parametrize("number", ["\u00b2", "\u0661", "9" * 5000, "1_0", "+1"])
+    def test_starting_sequence_number(self, api, stream, number):
+        api.call("POST", "/records", json={"stream_name": stream, "records": [{"data": "eA=="}]})
+        query = cursor_query(
+            stream, **{"cursor-type": "AT_SEQUENCE_NUMBER", "starting-sequence-number": number}
+        )
+        assert (400, "DIS.4216") == api.outcome("GET", "/cursors", params=query)
+
+    @pytest.mark.parametrize("number", ["\u00b2", "\u0661", "9" * 5000])
+    def test_at_timestamp(self, api, stream, number):
+        query = cursor_query(stream, **{"cursor-type": "AT_TIMESTAMP", "timestamp": number})
+        assert (400, "DIS.4200") == api.outcome("GET", "/cursors", params=query)
+
+    @pytest.mark.parametrize("number", ["\u00b2", "\u0661", "9" * 5000])
+    def test_explicit_hash_key(self, api, emulator, stream, number):
+        record = {"data": "eA==", "explicit_hash_key": number}
+        body = {"stream_name": stream, "records": [record]}
+        assert (400, "DIS.4200") == api.outcome("POST", "/records", json=body)
+        assert [] == emulator.records(stream)
+
+    def test_partition_id(self, api, stream):
+        """``shardId-`` takes ASCII digits only (the pattern used ``\\d``)."""
+        query = cursor_query(stream, **{"cursor-type": "LATEST", "partition-id": "shardId-\u0661"})
+        assert (400, "DIS.4201") == api.outcome("GET", "/cursors", params=query)
+
+    def test_get_records_limit(self, api, stream):
+        cursor = api.call(
+            "GET", "/cursors", params=cursor_query(stream, **{"cursor-type": "TRIM_HORIZON"})
+        ).json()["partition_cursor"]
+        params = {"partition-cursor": cursor, "limit": "\u0661"}
+        assert (400, "DIS.4200") == api.outcome("GET", "/records", params=params)
+
+
+def forged(payload: object) -> str:
+    return base64.b64encode(json.dumps(payload).encode()).decode()
+
+
+class TestForgedCursors:
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {"stream": ["a"], "stream_id": "x"},
+            {"stream": {}, "stream_id": "x"},
+            {"stream": "test-stream", "stream_id": 5},
+            {"stream": "test-stream", "stream_id": "x", "partition": True},
+        ],
+    )
+    def test_fields_of_the_wrong_type_are_an_invalid_cursor(self, api, stream, payload):
+        """A cursor naming its stream with a list or a dict was a 500 (unhashable lookup)."""
+        # Issued in 2039, so it has not expired and every field is looked at.
+        fields = {"partition": 0, "next_seq": 0, "issued_ms": 2**41, **payload}
+        params = {"partition-cursor": forged(fields)}
+        assert (400, "DIS.4217") == api.outcome("GET", "/records", params=params)
+
+
+class TestRequiredFields:
+    def test_create_stream_needs_a_partition_count(self, api, emulator):
+        """partition_count is mandatory in the CreateStream API; a missing one made a stream of
+        one partition, so a client forgetting it passed here and failed against DIS."""
+        body = {"stream_name": "no-count", "stream_type": "COMMON"}
+        assert (400, "DIS.4200") == api.outcome("POST", "/streams", json=body)
+        assert [] == emulator.stream_names()
+
+
+class TestIamLogin:
+    def test_a_password_that_is_not_utf8_is_a_wrong_password(self, emulator):
+        """A lone surrogate escape in the password was a 500 (the comparison encoded it)."""
+        login = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": emulator.username,
+                            "password": "PASSWORD",
+                            "domain": {"name": emulator.domain_name},
+                        }
+                    },
+                },
+                "scope": {"project": {"name": emulator.region}},
+            }
+        }
+        body = json.dumps(login).replace("PASSWORD", "\\ud800")
+        reply = requests.post(
+            emulator.url + "/v3/auth/tokens",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert (401, "IAM.0002") == (reply.status_code, reply.json()["error_code"])
+
+
+def exchange(emu: DISEmulator, request: bytes) -> bytes:
+    """Send raw bytes, end the sending side and return everything the server answers."""
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(request)
+            sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return reply
+            reply += chunk
+
+
+class TestBodyFraming:
+    """A body whose length is not plainly given is refused and the connection closed: reading it
+    one way when a proxy in front read it another is how requests get smuggled."""
+
+    def request(self, emu: DISEmulator, stream: str, *headers: str) -> bytes:
+        body = json.dumps({"stream_name": stream, "records": [{"data": "eA=="}]}).encode()
+        lines = [
+            f"POST /v2/{emu.project_id}/records HTTP/1.1",
+            "Host: x",
+            f"X-Auth-Token: {emu.issue_token()}",
+            "Content-Type: application/json",
+            *(h.format(n=len(body), n_=f"{len(body) // 10}_{len(body) % 10}") for h in headers),
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            ("Content-Length: +{n}",),
+            ("Content-Length: {n_}",),
+            ("Content-Length: {n}", "Content-Length: 5"),
+            ("Transfer-Encoding: identity", "Content-Length: {n}"),
+        ],
+        ids=["sign", "underscore", "two-lengths", "unknown-coding"],
+    )
+    def test_ambiguous_lengths_get_400(self, emulator, stream, headers):
+        reply = exchange(emulator, self.request(emulator, stream, *headers))
+        assert (b"HTTP/1.1 400", True, []) == (
+            reply[:12],
+            b"\r\nConnection: close\r\n" in reply,
+            emulator.records(stream),
+        )
+
+    def test_repeated_equal_lengths_are_one_length(self, emulator, stream):
+        """The same Content-Length twice is not ambiguous (RFC 9110 section 8.6)."""
+        reply = exchange(
+            emulator,
+            self.request(emulator, stream, "Content-Length: {n}", "Content-Length: {n}"),
+        )
+        assert (b"HTTP/1.1 200", 1) == (reply[:12], len(emulator.records(stream)))
+
+
+class TestKeysThatAreNotUtf8:
+    """A partition key with a lone surrogate is kept as DIS keeps it, with ``?`` in its place,
+    and lands on the partition the hash of that text picks, whichever encoding carried it."""
+
+    def test_protobuf_read_of_a_json_written_key(self, emulator, stream):
+        """GetRecords in protobuf answered 500 for such a key written with JSON."""
+        writer = DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk)
+        reader = DISClient(
+            emulator.url,
+            emulator.project_id,
+            ak=emulator.ak,
+            sk=emulator.sk,
+            serialization="protobuf",
+        )
+        try:
+            placed = writer.put_records(stream, [(b"j", SURROGATE_KEY)]).records[0]
+            cursor = reader.get_cursor(stream, str(placed.partition_id), "TRIM_HORIZON")
+            got = reader.get_records(cursor).records
+        finally:
+            writer.close()
+            reader.close()
+        assert [(b"j", "?x")] == [(r.data, r.partition_key) for r in got]
+
+    def test_protobuf_client_sends_it(self, emulator, stream):
+        """The protobuf encoder raised UnicodeEncodeError for such a key, so a handler's batch
+        holding one failed at every attempt, and every record queued with it stayed unsent."""
+        clients = [
+            DISClient(
+                emulator.url,
+                emulator.project_id,
+                ak=emulator.ak,
+                sk=emulator.sk,
+                serialization=serialization,
+            )
+            for serialization in ("json", "protobuf")
+        ]
+        try:
+            placed = [
+                c.put_records(stream, [(b"d", SURROGATE_KEY), (b"e", "k1")]).records
+                for c in clients
+            ]
+        finally:
+            for c in clients:
+                c.close()
+        json_ids, proto_ids = ([r.partition_id for r in p] for p in placed)
+        assert (json_ids, {"?x", "k1"}) == (
+            proto_ids,
+            {r.partition_key for r in emulator.records(stream)},
+        )
