@@ -398,8 +398,30 @@ def _readable_partitions(description: Mapping[str, object]) -> List[str]:
     ]
 
 
+def _describe(client: DISClient, stream: str) -> Dict[str, Any]:
+    """DescribeStream, refusing a reply without a status and a partition list.
+
+    Raises:
+        ServerError: the reply lacks them (a server that is not DIS answered 200 with ``{}``):
+            reading on would report a stream of 0 partitions, or an empty one.
+        DISError: as :meth:`DISClient.describe_stream`.
+    """
+    from dis_logging.errors import ServerError
+
+    description = client.describe_stream(stream)
+    if not isinstance(description.get("status"), str) or not isinstance(
+        description.get("partitions"), list
+    ):
+        raise ServerError(
+            "DescribeStream: the reply has no stream status or partition list, "
+            "which DIS always sends; is the endpoint a DIS endpoint?",
+            status=200,
+        )
+    return description
+
+
 def _partition_ids(client: DISClient, stream: str) -> List[str]:
-    return _readable_partitions(client.describe_stream(stream))
+    return _readable_partitions(_describe(client, stream))
 
 
 def _for_terminal(text: str) -> str:
@@ -449,12 +471,31 @@ def _print_record(partition_id: str, record: FetchedRecord, output: str, out: IO
 
 
 class _PartitionReader:
-    """Reads one partition page by page; ``caught_up`` once a read returned nothing new."""
+    """Reads one partition page by page; ``caught_up`` once a read returned nothing new.
 
-    def __init__(self, client: DISClient, partition_id: str, cursor: str) -> None:
+    Args:
+        client: the client to read with.
+        stream: the stream name.
+        partition_id: the partition.
+        cursor_type: where reading started (a GetCursor type).
+        timestamp: the start time for ``AT_TIMESTAMP``, else ``None``.
+    """
+
+    def __init__(
+        self,
+        client: DISClient,
+        stream: str,
+        partition_id: str,
+        cursor_type: str,
+        timestamp: Optional[int],
+    ) -> None:
         self.client = client
+        self.stream = stream
         self.partition_id = partition_id
-        self.cursor = cursor
+        self.cursor_type = cursor_type
+        self.timestamp = timestamp
+        self.last_sequence: Optional[str] = None
+        self.cursor = client.get_cursor(stream, partition_id, cursor_type, timestamp=timestamp)
         self.pending: Deque[FetchedRecord] = collections.deque()
         self.caught_up = False
 
@@ -462,6 +503,8 @@ class _PartitionReader:
         result = self.client.get_records(self.cursor, limit=limit)
         self.cursor = result.next_cursor
         self.pending.extend(result.records)
+        if result.records:
+            self.last_sequence = result.records[-1].sequence_number
         self.caught_up = not result.records
 
     def head_key(self) -> Tuple[int, str, int]:
@@ -469,6 +512,79 @@ class _PartitionReader:
         record = self.pending[0]
         sequence = record.sequence_number
         return (record.timestamp or 0, self.partition_id, int(sequence) if sequence else 0)
+
+    def renew(self) -> None:
+        """Get a new cursor after the last record read (or where reading started)."""
+        if self.last_sequence is not None:
+            self.cursor = self.client.get_cursor(
+                self.stream,
+                self.partition_id,
+                "AFTER_SEQUENCE_NUMBER",
+                starting_sequence_number=self.last_sequence,
+            )
+        else:
+            self.cursor = self.client.get_cursor(
+                self.stream, self.partition_id, self.cursor_type, timestamp=self.timestamp
+            )
+
+
+#: DIS error codes of a cursor that can no longer be read with (DIS-API.md section 9: invalid or
+#: expired cursor): a follower gets a new one after the last record it read.
+_STALE_CURSOR_CODES: Final = frozenset({"DIS.4217", "DIS.4225"})
+#: ``tail --follow`` waits this long at most between two attempts while reads fail, in seconds.
+FOLLOW_MAX_BACKOFF: Final = 30.0
+
+
+class _Follower:
+    """Retries a ``tail --follow`` read that failed for a reason that may pass.
+
+    A transient failure (the endpoint unreachable, throttling, a 5xx reply) is said on stderr
+    with the wait before the next attempt; the waits start at ``--interval`` and double up to
+    :data:`FOLLOW_MAX_BACKOFF`. A cursor that expired meanwhile is replaced by one after the last
+    record printed. Anything else (credentials refused, the stream deleted) is raised.
+
+    Args:
+        interval: the first wait, in seconds (``--interval``).
+    """
+
+    def __init__(self, interval: float) -> None:
+        from dis_logging.retry import RetryPolicy
+
+        first = min(interval, FOLLOW_MAX_BACKOFF)
+        self.policy = RetryPolicy(initial_backoff=first, max_backoff=FOLLOW_MAX_BACKOFF)
+        self.failures = 0
+
+    def fetch(self, reader: _PartitionReader, limit: int) -> None:
+        """``reader.fetch(limit)``, retried until it succeeds or fails for good."""
+        while True:
+            try:
+                if self.failures and reader.cursor == "":
+                    reader.renew()
+                reader.fetch(limit)
+            except DISError as exc:
+                self.failures += 1
+                if exc.code in _STALE_CURSOR_CODES:
+                    reader.cursor = ""  # renewed on the next attempt (which may fail too)
+                    self._say(
+                        f"partition {reader.partition_id}: the cursor is no longer valid ({exc}); "
+                        "getting a new one after the last record read"
+                    )
+                    if self.failures == 1:
+                        continue  # at once; a cursor refused again waits like any failure
+                elif not exc.retryable:
+                    raise
+                delay = self.policy.backoff(self.failures, exc.retry_after)
+                self._say(f"{exc}; retrying in {delay:.1f} s (Ctrl-C stops)")
+                time.sleep(delay)
+                continue
+            if self.failures:
+                self.failures = 0
+                self._say("reading again")
+            return
+
+    @staticmethod
+    def _say(message: str) -> None:
+        print(f"{PROG}: tail: {_one_line(message)}", file=sys.stderr, flush=True)
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:
@@ -486,13 +602,19 @@ def _cmd_tail(args: argparse.Namespace) -> int:
     try:
         partitions = [args.partition] if args.partition else _partition_ids(client, args.stream)
         readers = [
-            _PartitionReader(
-                client,
-                pid,
-                client.get_cursor(args.stream, pid, cursor_type, timestamp=args.timestamp),
-            )
+            _PartitionReader(client, args.stream, pid, cursor_type, args.timestamp)
             for pid in partitions
         ]
+        # Once reading has started, a follower rides out failures that may pass; errors while
+        # starting (a wrong endpoint, credentials or stream) end the command at once.
+        follower = _Follower(args.interval) if args.follow else None
+
+        def fetch(reader: _PartitionReader, limit: int) -> None:
+            if follower is None:
+                reader.fetch(limit)
+            else:
+                follower.fetch(reader, limit)
+
         while True:
             remaining = None if args.limit is None else args.limit - printed
             page_limit = min(MAX_FETCH_RECORDS, remaining or MAX_FETCH_RECORDS)
@@ -502,7 +624,7 @@ def _cmd_tail(args: argparse.Namespace) -> int:
                 # still hold an older record has one buffered (or had nothing more to give).
                 for reader in readers:
                     if not reader.pending and not reader.caught_up:
-                        reader.fetch(page_limit)
+                        fetch(reader, page_limit)
                 ready = [reader for reader in readers if reader.pending]
                 if ready:
                     oldest = min(ready, key=_PartitionReader.head_key)
@@ -510,7 +632,7 @@ def _cmd_tail(args: argparse.Namespace) -> int:
             else:
                 # Partition after partition, a page of each per round.
                 for reader in readers:
-                    reader.fetch(page_limit)
+                    fetch(reader, page_limit)
                     batch.extend((reader.partition_id, record) for record in reader.pending)
                     reader.pending.clear()
             for pid, record in batch:
@@ -759,7 +881,8 @@ def _explain(exc: DISError, what: str) -> str:
         return f"{what}: the credentials were rejected ({exc}); check the AK/SK, token or IAM user"
     if exc.code == "DIS.4117":
         return f"{what}: the project id is not valid ({exc})"
-    return f"{what}: {exc}"
+    text = str(exc)
+    return text if text.startswith(f"{what}:") else f"{what}: {text}"
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -796,7 +919,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         started = time.monotonic()
         try:
             if args.stream:
-                description = client.describe_stream(args.stream)
+                description = _describe(client, args.stream)
             else:
                 streams = client.list_streams()
         except DISError as exc:
@@ -821,7 +944,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             checklist.ok("streams", f"{len(streams)} visible: {', '.join(streams) or '(none)'}")
             checklist.skip("stream", "no STREAM given")
             return EXIT_FAILURE if checklist.failed else EXIT_OK
-        status = description.get("status", "RUNNING")
+        status = description["status"]
         partitions = len(_readable_partitions(description))
         if status != "RUNNING":
             checklist.fail("stream", f"{args.stream!r} is {status}, not RUNNING")
@@ -1119,7 +1242,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="start time for at_timestamp: epoch milliseconds or ISO 8601",
     )
     tail.add_argument(
-        "-f", "--follow", action="store_true", help="keep polling for new records until interrupted"
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep polling for new records until interrupted; once reading has started, "
+        "failures that may pass are retried (waits from --interval doubling up to 30 s)",
     )
     tail.add_argument(
         "--partition", metavar="ID", help="read only this partition (shardId-0000000000 or 0)"

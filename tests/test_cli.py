@@ -9,13 +9,15 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 import pytest
 
 from dis_logging import cli
 from dis_logging.client import DISClient
+from dis_logging.emulator import DISEmulator
 
 COMMANDS = ["emulator", "demo", "tail", "send", "check"]
 
@@ -142,11 +144,15 @@ class TestEmulatorCommand:
         assert "logs (2 partitions, COMMON)" in out
 
 
-class _HostileErrors:
-    """A loopback server answering every request 400 with escape sequences in its error text."""
+class _FixedReply:
+    """A loopback server answering every request with one JSON body and status; by default
+    400 with escape sequences in its error text."""
 
-    def __init__(self) -> None:
+    def __init__(self, reply: object = None, status: int = 400) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        if reply is None:
+            reply = {"error_code": "DIS.4200", "error_msg": "gone \x1b]0;retitled\x07\u202e"}
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -156,10 +162,8 @@ class _HostileErrors:
 
             def _answer(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.dumps(
-                    {"error_code": "DIS.4200", "error_msg": "gone \x1b]0;retitled\x07\u202e"}
-                ).encode()
-                self.send_response(400)
+                body = json.dumps(reply).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -183,7 +187,7 @@ def test_server_text_is_escaped_in_errors(capsys, monkeypatch, command):
     """A server's error text reaches the terminal with its escape sequences and bidirectional
     overrides written as escapes, in every command's error and check lines."""
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x\n")))
-    server = _HostileErrors()
+    server = _FixedReply()
     try:
         code, out, err = run(
             capsys, *command, "--endpoint", server.url, "--project-id", "p", "--token", "t0ken"
@@ -362,6 +366,60 @@ class TestTail:
             capsys.readouterr().out.splitlines(),
         )
 
+    def test_follow_rides_out_failing_reads_and_says_so(self, capsys, emulator, stream, client):
+        """A follower whose reads fail for a while (503) says so on stderr with the wait before
+        the next attempt, and goes on reading once DIS answers again."""
+        put(client, stream, (b"first", "k1"), (b"second", "k1"))
+        emulator.fail_next(3, status=503, error_code="DIS.5000", operation="GetRecords")
+        argv = ["tail", stream, "-f", "--interval", "0.01", "-n", "2", "--output", "raw"]
+        code, out, err = run(capsys, *argv, *connection_args(emulator))
+        retries = [line for line in err.splitlines() if "retrying in" in line]
+        assert (0, ["first", "second"], 3) == (code, out.splitlines(), len(retries))
+        assert retries[0].startswith("dis-logging: tail: GetRecords failed")
+        assert "(Ctrl-C stops)" in retries[0]
+        assert "dis-logging: tail: reading again" == err.splitlines()[-1]
+
+    def test_follow_gets_a_new_cursor_after_the_old_one_expired(self, capsys, client):
+        """A follower whose cursor expired (a pause longer than its 5 minutes) goes on after
+        the last record it printed, without printing a record twice."""
+        offset = [0.0]
+        with DISEmulator(clock=lambda: time.time() + offset[0]) as emu:
+            emu.create_stream("s", partitions=1)
+            writer = DISClient(emu.url, emu.project_id, ak=emu.ak, sk=emu.sk)
+            writer.put_records("s", [(b"before", "k1")])
+            argv = ["tail", "s", "-f", "--interval", "0.01", "-n", "2", "--output", "raw"]
+            argv += connection_args(emu)
+            result: Dict[str, int] = {}
+            follower = threading.Thread(target=lambda: result.update(code=cli.main(argv)))
+            follower.start()
+            try:
+                read = threading.Event()
+                for _ in range(1000):  # until the follower has read "before" and polled again
+                    if sum(entry.operation == "GetRecords" for entry in emu.requests) >= 3:
+                        read.set()
+                        break
+                    follower.join(0.01)
+                assert read.is_set()
+                offset[0] = 400.0  # past the cursor's 5 minutes
+                writer.put_records("s", [(b"after", "k1")])
+            finally:
+                follower.join(timeout=10)
+                writer.close()
+            codes = [entry.error_code for entry in emu.requests]
+        assert not follower.is_alive()
+        captured = capsys.readouterr()
+        assert ({"code": 0}, ["before", "after"]) == (result, captured.out.splitlines())
+        assert "DIS.4225" in codes
+        assert "the cursor is no longer valid" in captured.err
+
+    def test_follow_ends_on_a_failure_that_cannot_pass(self, capsys, emulator, stream, client):
+        """A follower whose credentials are refused ends with exit 1, as without --follow."""
+        put(client, stream, (b"first", "k1"))
+        emulator.fail_next(1, status=403, error_code="DIS.4116", operation="GetRecords")
+        argv = ["tail", stream, "-f", "--interval", "0.01", "--output", "raw"]
+        code, _, err = run(capsys, *argv, *connection_args(emulator))
+        assert (1, True) == (code, err.startswith("dis-logging: error: "))
+
     def test_reads_credentials_from_the_environment(
         self, capsys, emulator, stream, client, monkeypatch
     ):
@@ -518,6 +576,21 @@ class TestCheck:
             capsys, "check", "s", "--endpoint", "http://127.0.0.1:9", "--project-id", "p"
         )
         assert (2, "FAIL  configuration") == (code, out.splitlines()[1][:19])
+
+    def test_a_description_without_status_or_partitions_fails(self, capsys):
+        """A server answering DescribeStream with ``{}`` (not DIS) fails the check, rather than
+        passing a stream "RUNNING with 0 partitions"; tail says the same instead of "empty"."""
+        server = _FixedReply({}, status=200)
+        try:
+            flags = ["--endpoint", server.url, "--project-id", "p", "--token", "t0ken"]
+            check = run(capsys, "check", "s", *flags)
+            tail = run(capsys, "tail", "s", *flags)
+        finally:
+            server.close()
+        assert (1, 1) == (check[0], tail[0])
+        assert "RUNNING" not in check[1]
+        assert "no stream status or partition list" in check[1].splitlines()[-1]
+        assert "no stream status or partition list" in tail[2]
 
     def test_never_prints_the_password(self, capsys, emulator, stream):
         """With password credentials the password is not printed."""
