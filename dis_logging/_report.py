@@ -10,11 +10,22 @@ many repeats it held back.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable, Dict, Final, Hashable, Iterable, Iterator, Optional, Protocol, Tuple
+from typing import (
+    Callable,
+    Dict,
+    Final,
+    Hashable,
+    Iterable,
+    Iterator,
+    Optional,
+    Protocol,
+    Tuple,
+)
 
 from dis_logging import errors
 
@@ -63,6 +74,9 @@ def error_key(exc: BaseException) -> Tuple[str, object]:
 MAX_DYNAMIC_SECRETS: Final = 16
 #: Pieces of a secret shorter than this are not masked on their own (too likely to match prose).
 MIN_SECRET_PIECE: Final = 8
+#: Secrets shorter than this are masked only where they stand alone, not inside a longer word
+#: (see :func:`redact`). Huawei Cloud AKs have 20 characters, SKs 40, IAM passwords at least 6.
+MIN_SECRET_ANYWHERE: Final = 4
 
 
 def secret_variants(secret: str) -> Tuple[str, ...]:
@@ -145,19 +159,33 @@ class SecretSet:
         return f"SecretSet({len(self)} secrets)"
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret in ``text`` by ``***``.
+def _standalone(secret: str) -> re.Pattern[str]:
+    """A pattern matching ``secret`` where no letter, digit or ``_`` touches it."""
+    return re.compile(rf"(?<!\w){re.escape(secret)}(?!\w)")
+
+
+def redact(text: str, secrets: Iterable[str], mask: str = "***") -> str:
+    """Replace every occurrence of each secret in ``text`` by ``mask``.
+
+    A secret shorter than :data:`MIN_SECRET_ANYWHERE` characters is replaced only where it
+    stands alone (no letter, digit or ``_`` right before or after it): a one-letter test token
+    ``"x"`` is masked in ``token=x`` and ``"x"`` but leaves ``TokenExpiredError`` readable. No
+    real key, password or token is that short.
 
     Args:
         text: the message to clean.
         secrets: the strings that must not appear; empty strings are ignored.
+        mask: what replaces each occurrence; default ``"***"``.
 
     Returns:
         ``text`` without any of the secrets.
     """
     for secret in secrets:
         if secret and secret in text:
-            text = text.replace(secret, "***")
+            if len(secret) >= MIN_SECRET_ANYWHERE:
+                text = text.replace(secret, mask)
+            else:
+                text = _standalone(secret).sub(mask, text)
     return text
 
 
@@ -174,9 +202,7 @@ def printable(text: str) -> str:
     Returns:
         The text, unchanged when every character is printable.
     """
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+    return errors._escape_unprintable(text)
 
 
 def _is_call_failure(key: Hashable) -> bool:

@@ -65,6 +65,9 @@ class DISError(DISLoggingError):
         retryable: overrides the class's :attr:`retryable` for this instance (for example a 400
             ``DIS.4205``, stream not yet running, is a :class:`RequestError` worth retrying);
             ``None`` keeps the class default.
+
+    ``str()`` joins the message, status, code and request id on one line, with control
+    characters from a server written as escapes (see :func:`_escape_unprintable`).
     """
 
     #: whether repeating the same request later may succeed.
@@ -99,7 +102,25 @@ class DISError(DISLoggingError):
             parts.append(f"code={self.code}")
         if self.request_id:
             parts.append(f"request_id={self.request_id}")
-        return " ".join(parts)
+        return _escape_unprintable(" ".join(parts))
+
+
+def _escape_unprintable(text: str) -> str:
+    """Return ``text`` with each character :meth:`str.isprintable` refuses written as its escape.
+
+    A server's error code, message or request id must not start a new line (a forged log line
+    in whatever log the error is written to) or a terminal sequence: ``"\n"`` becomes ``"\\n"``,
+    ``"\x1b"`` ``"\\x1b"``, U+202E ``"\\u202e"``.
+
+    Args:
+        text: the text to write.
+
+    Returns:
+        The text, unchanged when every character is printable.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 class TransportError(DISError):

@@ -56,7 +56,7 @@ from typing import (
 )
 
 from dis_logging._persist import Persister
-from dis_logging._report import ReporterLike, SecretSet, error_key, redact
+from dis_logging._report import ReporterLike, SecretSet, error_key, printable, redact
 from dis_logging.buffer import Batch, Item, RecordBuffer
 from dis_logging.client import Entry, PutResult
 from dis_logging.errors import DISError
@@ -520,8 +520,14 @@ class Flusher:
 
     @property
     def last_error(self) -> Optional[str]:
-        """A one-line description of the most recent failure, without secrets; ``None`` if none."""
-        return self._last_error
+        """A one-line description of the most recent failure, without secrets; ``None`` if none.
+
+        Server text in it (an error message, an error code) has its control characters written
+        as escapes (``\\n``, ``\\x1b``), so that it cannot start a new line or a terminal
+        sequence wherever the text is written.
+        """
+        text = self._last_error
+        return None if text is None else printable(text)
 
     @property
     def event(self) -> threading.Event:

@@ -1239,6 +1239,27 @@ class TestDiagnosticsHint:
         assert failures
         assert all(f"`dis-logging check {stream}`" in line for line in failures)
 
+    def test_server_text_cannot_forge_a_line_in_last_error(self, make_handler, emulator):
+        """A newline or escape sequence in a server's error code or message reaches
+        stats.last_error, the diagnostics and str() of the error as escapes, so that writing
+        any of them to a log cannot start a forged line."""
+        from dis_logging.client import DISClient
+        from dis_logging.errors import DISError
+
+        forged = "DIS.4200\n2026-12-06 CRITICAL payment approved \x1b[2J"
+        lines: List[str] = []
+        emulator.create_stream("forged")
+        emulator.fail_next(2, status=400, error_code=forged)
+        handler = plain(make_handler(stream_name="forged", diagnostics=lines.append))
+        logger_for(handler).error("rejected")
+        assert handler.flush(timeout=5.0) is False
+        with DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk) as c:
+            with pytest.raises(DISError) as info:
+                c.put_records("forged", [(b"x", None)])
+        texts = [handler.stats.last_error or "", str(info.value), *lines]
+        assert [] == [text for text in texts if "\n" in text or "\x1b" in text]
+        assert all("DIS.4200\\n2026-12-06" in text for text in texts[:2])
+
 
 EXIT_HOOK_SCRIPT = """
 import logging, sys

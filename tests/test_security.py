@@ -758,6 +758,42 @@ class TestDiagnosticsText:
         ]
 
 
+class TestShortSecrets:
+    def test_a_short_secret_is_masked_where_it_stands_alone(self):
+        """A secret of 1 to 3 characters (a test token) is masked where it stands alone, not
+        inside longer words; a longer one is masked everywhere."""
+        from dis_logging._report import redact
+
+        text = "TokenExpiredError: token=x; header 'x' refused; ax1 0x1b"
+        assert "TokenExpiredError: token=***; header '***' refused; ax1 0x1b" == redact(text, ["x"])
+        assert "pass *** in x***x and ***" == redact("pass abcd in xabcdx and abcd", ["abcd"])
+
+    def test_a_one_letter_token_leaves_the_diagnostics_readable(self, emulator, stream):
+        """token="x" (refused) gives readable diagnostics and last_error, still masked where
+        the token is quoted by itself."""
+        lines: List[str] = []
+        handler = DISHandler(
+            stream,
+            endpoint=emulator.url,
+            project_id=emulator.project_id,
+            token="x",
+            diagnostics=lines.append,
+            max_retry_time=0,
+        )
+        try:
+            log = logging.getLogger("test.short.secret")
+            log.addHandler(handler)
+            log.propagate = False
+            log.error("x")
+            assert handler.flush(timeout=5.0) is False
+            last_error = handler.stats.last_error or ""
+        finally:
+            handler.close()
+        assert "TokenExpiredError" in last_error
+        assert all("E***" not in line for line in [last_error, *lines])
+        assert any("failed permanently" in line for line in lines)
+
+
 class TestHeaderValues:
     def test_callable_token_with_a_trailing_newline_is_stripped(self, emulator, stream):
         """A token callable that returns the file's text, newline included, works."""
