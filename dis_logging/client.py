@@ -63,7 +63,7 @@ from dis_logging._protobuf_wire import (
     split_fields,
     to_int64,
 )
-from dis_logging._report import SecretSet
+from dis_logging._report import SecretSet, redact
 from dis_logging._transport import (
     DIRECT_POOLS,
     DeadlineAdapter,
@@ -91,7 +91,12 @@ from dis_logging.auth import (
     parse_iam_token_reply,
     parse_metadata_credentials,
 )
-from dis_logging.config import MAX_WAIT_SECONDS, check_keywords, default_iam_endpoint
+from dis_logging.config import (
+    MAX_WAIT_SECONDS,
+    check_keywords,
+    check_region_matches,
+    default_iam_endpoint,
+)
 from dis_logging.errors import (
     AuthError,
     ConfigError,
@@ -662,7 +667,8 @@ class DISClient:
             path prefix (for a proxy) is kept.
         project_id: the project id, used in every path and sent as ``X-Project-Id``.
         region: region id (``cn-north-4``); default taken from a ``dis.<region>.myhuaweicloud.com``
-            endpoint. Only informative for the client (tokens are scoped by project id).
+            endpoint. Only informative for the client (tokens are scoped by project id); a
+            region other than the one such an endpoint names is a :class:`ConfigError`.
         ak: access key id for AK/SK signing; needs ``sk``.
         sk: secret access key.
         security_token: token of temporary AK/SK credentials (``X-Security-Token``).
@@ -759,6 +765,8 @@ class DISClient:
         self.project_id = project_id
         host = urlsplit(self.endpoint).hostname or ""
         match = _REGION_HOST.match(host)
+        if region is not None:
+            check_region_matches(self.endpoint, region)
         self.region = region or (match.group(1) if match else None)
         if iam_endpoint is not None:
             self.iam_endpoint = check_base_url(
@@ -1666,10 +1674,7 @@ class DISClient:
 
     def _clean(self, text: str) -> str:
         """Shorten a message at a word boundary and blank out any secret it might echo."""
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, _REDACTED)
-        return shorten(text, MAX_MESSAGE_CHARS)
+        return shorten(redact(text, self.secrets, _REDACTED), MAX_MESSAGE_CHARS)
 
 
 class Reply(Protocol):

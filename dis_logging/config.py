@@ -464,6 +464,8 @@ def resolve_connection(
             f"no DIS endpoint: pass endpoint= or region=, or set {ENV_ENDPOINT} or {ENV_REGION}",
         )
     url = _checked_url("endpoint", url, url_source, allow_http)
+    if region is not None:
+        check_region_matches(url, region, region_source=region_source, endpoint_source=url_source)
 
     # Each field is looked up on its own: a project id from the credentials file works with keys
     # from the environment or the keywords.
@@ -516,6 +518,41 @@ def _checked_url(field: str, url: str, source: str, allow_http: bool) -> str:
         message = str(exc)
     # Raised outside the except clause: a chained copy of the same error says nothing more.
     raise ConfigError(field, message[len(field) + 2 :] + _from(source))
+
+
+#: ``dis.<region>.myhuaweicloud.com``: a Huawei Cloud DIS endpoint names its region.
+_REGIONAL_DIS_HOST: Final = re.compile(r"dis\.([a-z0-9-]+)\.myhuaweicloud\.com")
+
+
+def check_region_matches(
+    endpoint: str, region: str, *, region_source: str = "", endpoint_source: str = ""
+) -> None:
+    """Refuse a region that contradicts the region a Huawei Cloud DIS endpoint names.
+
+    ``region="cn-north-4"`` with ``https://dis.ap-southeast-1.myhuaweicloud.com`` sends to one
+    region while IAM tokens and the host-name hints are for the other; every password-token
+    request would then fail (``APIG.0307``). Other hosts (the emulator, a proxy, a VPC endpoint)
+    name no region and pass.
+
+    Args:
+        endpoint: the DIS base URL.
+        region: the region id given with it.
+        region_source: the variable the region came from, ``""`` for a keyword.
+        endpoint_source: the variable the endpoint came from, ``""`` for a keyword.
+
+    Raises:
+        ConfigError: the endpoint's host is ``dis.<other>.myhuaweicloud.com``; ``field`` is
+            ``"region"``.
+    """
+    match = _REGIONAL_DIS_HOST.fullmatch((urlsplit(endpoint).hostname or "").lower())
+    if match is None or match.group(1) == region:
+        return
+    raise ConfigError(
+        "region",
+        f"{region!r}{_from(region_source)} contradicts the endpoint {endpoint}"
+        f"{_from(endpoint_source)}, which is in region {match.group(1)!r}; "
+        "give only one of them, or make them agree",
+    )
 
 
 def default_iam_endpoint(endpoint: str, region: Optional[str] = None) -> Optional[str]:
@@ -1106,7 +1143,7 @@ class HandlerConfig:
                     "allow_insecure_http", given.get("allow_insecure_http", False)
                 ),
             }
-            values_off.update(_tuning(given, environ))
+            values_off.update(_tuning(given, environ, enabled=False))
             return cls(**values_off)
         if stream is None:
             raise ConfigError("stream_name", f"is required (or set {ENV_STREAM})")
@@ -1159,8 +1196,11 @@ class HandlerConfig:
         return cls(**values)
 
 
-def _tuning(given: Dict[str, Any], environ: Mapping[str, str]) -> Dict[str, Any]:
-    """Coerce and check the non-connection settings; ``given`` holds what the caller passed."""
+def _tuning(
+    given: Dict[str, Any], environ: Mapping[str, str], *, enabled: bool = True
+) -> Dict[str, Any]:
+    """Coerce and check the non-connection settings; ``given`` holds what the caller passed
+    (``enabled``: whether the handler will run, so that its spool directory must be usable)."""
     defaults = {f.name: f.default for f in dataclasses.fields(HandlerConfig)}
 
     def get(name: str) -> Any:
@@ -1241,12 +1281,17 @@ def _tuning(given: Dict[str, Any], environ: Mapping[str, str]) -> Dict[str, Any]
             "max_bytes_per_second",
             f"must be 0 (off) or at least max_record_bytes ({record_bytes})",
         )
-    spool_dir = _optional_str("spool_dir", given.get("spool_dir")) or _env(environ, ENV_SPOOL_DIR)
+    spool_dir = _optional_str("spool_dir", given.get("spool_dir"))
+    spool_source = ""
+    if spool_dir is None:
+        spool_dir, spool_source = _env(environ, ENV_SPOOL_DIR), ENV_SPOOL_DIR
     if spool_dir is not None:
         spool_dir = os.path.expanduser(spool_dir)
         from dis_logging.spool import check_directory  # sqlite3 only when a spool is set
 
-        check_directory(spool_dir)  # owned by another user or writable by others: refused
+        # Owned by another user or writable by others: refused; one this user cannot create or
+        # write: refused too, unless the handler is off (then it is never opened).
+        check_directory(spool_dir, usable=enabled, source=spool_source)
     if spool_dir is not None and out["max_in_flight"] > 1:
         raise ConfigError("max_in_flight", "must be 1 when spool_dir is set")
     out["spool_dir"] = spool_dir

@@ -190,23 +190,36 @@ def has_spool_files(directory: str) -> bool:
     return bool(glob.glob(pattern))
 
 
-def check_directory(directory: str) -> None:
-    """Refuse a spool directory that other users could tamper with.
+def check_directory(directory: str, *, usable: bool = False, source: str = "") -> None:
+    """Refuse a spool directory that other users could tamper with, or that cannot be used.
 
     Args:
-        directory: the directory; a missing one passes (the spool creates it with mode 0700).
+        directory: the directory; a missing one passes the ownership checks (the spool creates
+            it with mode 0700, and any missing parent).
+        usable: also refuse a directory this user cannot write, and a missing one whose nearest
+            existing parent this user cannot write (or that is not a directory); default
+            ``False``. The handler asks for this when it is enabled, so that a spool that could
+            never be opened is a configuration error rather than a failure at run time.
+        source: the environment variable the value came from, named in the message; default
+            ``""`` (a keyword).
 
     Raises:
         ConfigError: it exists and is not a directory, is owned by another user, or is writable
             by its group or by others (a sticky bit does not help: records could still be
-            planted). ``field`` is ``"spool_dir"``.
+            planted); with ``usable``, it or its nearest existing parent is not writable.
+            ``field`` is ``"spool_dir"``.
     """
+    where = f" (from {source})" if source else ""
     try:
         info = os.stat(directory)
     except FileNotFoundError:
+        if usable:
+            _check_creatable(directory, where)
         return
     except OSError as exc:
-        raise ConfigError("spool_dir", f"cannot be inspected: {exc}") from None
+        raise ConfigError("spool_dir", f"cannot be inspected{where}: {exc}") from None
+    if usable and stat.S_ISDIR(info.st_mode) and not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError("spool_dir", f"{directory!r}{where} is not writable by this user")
     if not stat.S_ISDIR(info.st_mode):
         raise ConfigError("spool_dir", f"exists and is not a directory: {directory!r}")
     if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
@@ -219,6 +232,29 @@ def check_directory(directory: str) -> None:
             "spool_dir",
             f"{directory!r} is writable by other users (mode {stat.S_IMODE(info.st_mode):04o});"
             " use a directory only this user can write, for example mode 0700",
+        )
+
+
+def _check_creatable(directory: str, where: str) -> None:
+    """Refuse a missing spool directory that this user could not create (see check_directory)."""
+    parent = os.path.dirname(os.path.abspath(directory))
+    while True:
+        try:
+            info = os.stat(parent)
+            break
+        except FileNotFoundError:
+            above = os.path.dirname(parent)
+            if above == parent:  # pragma: no cover - the root directory always exists
+                return
+            parent = above
+        except OSError as exc:
+            raise ConfigError("spool_dir", f"cannot be inspected{where}: {exc}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError("spool_dir", f"cannot be created{where}: {parent!r} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            "spool_dir",
+            f"cannot be created{where}: {parent!r} is not writable by this user",
         )
 
 

@@ -637,3 +637,88 @@ class TestEnabled:
         with pytest.raises(ConfigError) as info:
             build({"DIS_LOGGING_ENABLED": "maybe"})
         assert "DIS_LOGGING_ENABLED" == info.value.field
+
+
+class TestRegionAgainstEndpoint:
+    def test_a_region_contradicting_the_endpoint_is_refused(self):
+        """region= naming another region than a dis.<region>.myhuaweicloud.com endpoint is a
+        ConfigError naming both, for the handler and for DISClient."""
+        from dis_logging.client import DISClient
+
+        endpoint = "https://dis.ap-southeast-1.myhuaweicloud.com"
+        with pytest.raises(ConfigError, match="'cn-north-4' contradicts the endpoint") as info:
+            build(endpoint=endpoint, region="cn-north-4")
+        with pytest.raises(ConfigError, match="which is in region 'ap-southeast-1'") as client:
+            DISClient(endpoint, "p1", region="cn-north-4", ak="AK1", sk="SECRET-SK")
+        assert ("region", "region") == (info.value.field, client.value.field)
+
+    def test_the_sources_are_named(self):
+        """A contradiction between variables names both variables."""
+        env = {
+            "DIS_LOGGING_REGION": "cn-north-4",
+            "DIS_LOGGING_ENDPOINT": "https://dis.cn-east-3.myhuaweicloud.com",
+        }
+        with pytest.raises(ConfigError) as info:
+            build(env, endpoint=None)
+        assert "(from DIS_LOGGING_REGION)" in str(info.value)
+        assert "(from DIS_LOGGING_ENDPOINT)" in str(info.value)
+
+    @pytest.mark.parametrize(
+        "endpoint",
+        [
+            "https://dis.cn-north-4.myhuaweicloud.com",
+            "https://DIS.CN-NORTH-4.myhuaweicloud.com",
+            "https://dis-gw.example.com",
+            "http://127.0.0.1:8080",
+        ],
+    )
+    def test_an_agreeing_or_neutral_endpoint_passes(self, endpoint):
+        """The same region, or a host that names none (a gateway, the emulator), passes."""
+        assert "cn-north-4" == build(endpoint=endpoint, region="cn-north-4").region
+
+
+def _unwritable_parent(tmp_path) -> str:
+    """A directory this user cannot create entries in (as root: one of /proc's)."""
+    import os
+
+    if os.geteuid() != 0:
+        parent = tmp_path / "read-only"
+        parent.mkdir(mode=0o500)
+        return str(parent)
+    if os.path.isdir("/proc/1") and not os.access("/proc/1", os.W_OK):
+        return "/proc/1"
+    pytest.skip("no directory this user cannot write")
+
+
+class TestSpoolDirUsable:
+    def test_a_spool_dir_that_cannot_be_created_is_refused(self, tmp_path):
+        """A missing spool_dir whose parent this user cannot write is a ConfigError at once,
+        naming the parent, instead of a spool that fails to open at run time."""
+        parent = _unwritable_parent(tmp_path)
+        with pytest.raises(ConfigError, match=r"cannot be created.*not writable") as info:
+            build(spool_dir=f"{parent}/missing/spool")
+        assert ("spool_dir", True) == (info.value.field, repr(parent) in str(info.value))
+
+    def test_an_existing_spool_dir_that_cannot_be_written_is_refused(self, tmp_path):
+        """An existing spool_dir this user cannot write is refused."""
+        directory = _unwritable_parent(tmp_path)
+        with pytest.raises(ConfigError, match="is not writable by this user"):
+            build(spool_dir=directory)
+
+    def test_the_variable_is_named(self, tmp_path):
+        """A DIS_LOGGING_SPOOL_DIR that cannot be used is reported with the variable's name."""
+        parent = _unwritable_parent(tmp_path)
+        with pytest.raises(ConfigError, match=r"\(from DIS_LOGGING_SPOOL_DIR\)"):
+            build({"DIS_LOGGING_SPOOL_DIR": f"{parent}/spool"})
+
+    def test_missing_parents_that_can_be_created_pass(self, tmp_path):
+        """A spool_dir several levels below a writable directory passes (created later)."""
+        assert (
+            str(tmp_path / "a" / "b" / "spool")
+            == build(spool_dir=str(tmp_path / "a" / "b" / "spool")).spool_dir
+        )
+
+    def test_a_disabled_handler_does_not_need_it(self, tmp_path):
+        """Switched off, a handler never opens its spool, so an unusable directory passes."""
+        parent = _unwritable_parent(tmp_path)
+        assert not build(enabled=False, spool_dir=f"{parent}/spool").enabled
