@@ -502,8 +502,10 @@ class JSONFormatter(logging.Formatter):
         defaults: like ``logging.Formatter``'s: extra constant fields (merged into
             ``static_fields``). Default: none.
         rename_fields: maps a built-in field name to the name to write instead, e.g.
-            ``{"timestamp": "@timestamp", "message": "msg"}``; mapping a field to ``None`` or ``""``
-            leaves it out. Default: no renaming. ``"exc_info"`` is accepted as the former name of
+            ``{"timestamp": "@timestamp", "message": "msg", "trace_id": "trace.id"}``; mapping a
+            field to ``None`` or ``""`` leaves it out. ``trace_id`` and ``span_id`` count as
+            built-in fields here (an ``extra`` field of that name is renamed with them).
+            Default: no renaming. ``"exc_info"`` is accepted as the former name of
             ``"exception"``; ``{"exception": "exc_info"}`` writes the traceback under that former
             name (kept for one release, for consumers that still read it).
         static_fields: constant fields added to every object (service name, environment); ``extra``
@@ -531,6 +533,8 @@ class JSONFormatter(logging.Formatter):
         "exception",
         "stack_info",
     )
+    #: Written among the extra fields, inside an OpenTelemetry span; renamable all the same.
+    _TRACE_FIELDS = (_otel.TRACE_ID_FIELD, _otel.SPAN_ID_FIELD)
 
     def __init__(
         self,
@@ -557,14 +561,15 @@ class JSONFormatter(logging.Formatter):
             FORMER_FIELD_NAMES.get(name, name): value
             for name, value in _field_map("rename_fields", rename_fields).items()
         }
-        unknown = set(rename) - set(self._BUILTIN_FIELDS)
+        unknown = set(rename) - set(self._BUILTIN_FIELDS) - set(self._TRACE_FIELDS)
         if unknown:
             raise ConfigError(
                 "rename_fields",
-                f"unknown field(s) {sorted(unknown)}; known: {list(self._BUILTIN_FIELDS)}",
+                f"unknown field(s) {sorted(unknown)}; known: "
+                f"{[*self._BUILTIN_FIELDS, *self._TRACE_FIELDS]}",
             )
         written: Dict[str, str] = {}
-        for name in self._BUILTIN_FIELDS:
+        for name in (*self._BUILTIN_FIELDS, *self._TRACE_FIELDS):
             value = rename.get(name, name)
             if value is not None and not isinstance(value, str):
                 raise ConfigError(
@@ -586,6 +591,9 @@ class JSONFormatter(logging.Formatter):
         self._fixed_keys = self._keys[1:10]
         self._k_message = names["message"]
         self._omits = _OMIT in names.values()
+        # trace_id/span_id come with the extra fields (caller hooks); renamed there when asked.
+        trace_names = {name: rename[name] or _OMIT for name in self._TRACE_FIELDS if name in rename}
+        self._extra_names: Optional[Dict[str, str]] = trace_names or None
         self._encoder = json.JSONEncoder(
             ensure_ascii=ensure_ascii,
             allow_nan=False,
@@ -921,7 +929,12 @@ class JSONFormatter(logging.Formatter):
         if self._omits:
             fields.pop(_OMIT, None)
         if extras is not None:
+            names = self._extra_names
             for key, value in extras.items():
+                if names is not None:
+                    key = names.get(key, key)
+                    if key is _OMIT:
+                        continue
                 fields[key] = _Rendered(value[0]) if value.__class__ is tuple else value
         return fields
 

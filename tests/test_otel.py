@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, use_span
 
 from dis_logging import _otel
+from dis_logging.errors import ConfigError
 from dis_logging.formatting import JSONFormatter
 from dis_logging.handler import DISHandler
 from dis_logging.structlog_processor import DISProcessor
@@ -101,6 +102,41 @@ class TestJSONFormatter:
         with tracer.start_as_current_span("s"):
             event = formatted(trace_id="mine")
         assert "mine" == event["trace_id"]
+
+    def test_trace_fields_can_be_renamed_or_left_out(self):
+        """rename_fields renames trace_id/span_id (ECS's trace.id, Datadog's dd.*) or leaves them
+        out, for span ids and an extra field of the same name alike."""
+        renaming = JSONFormatter(rename_fields={"trace_id": "trace.id", "span_id": None})
+        record = logging.LogRecord("test.otel", logging.INFO, __file__, 1, "msg", (), None)
+        with tracer.start_as_current_span("s") as span:
+            event = json.loads(renaming.format(record))
+        own = logging.makeLogRecord({"msg": "m", "trace_id": "mine", "span_id": "x"})
+        assert {"trace.id": ids_of(span)["trace_id"]} == {
+            key: event[key] for key in ("trace.id", "trace_id", "span_id") if key in event
+        }
+        assert ("mine", False) == (
+            json.loads(renaming.format(own))["trace.id"],
+            "span_id" in json.loads(renaming.format(own)),
+        )
+
+    def test_a_trace_field_renamed_onto_another_field_is_refused(self):
+        """Renaming trace_id onto a name another field is written under is a ConfigError."""
+        with pytest.raises(ConfigError, match=r"rename_fields.*'message' and 'trace_id'"):
+            JSONFormatter(rename_fields={"trace_id": "message"})
+
+    def test_renamed_ids_reach_dis(self, emulator, stream, dis_handler):
+        """A renamed trace id is what the handler ships, through the background serializer."""
+        dis_handler.setFormatter(JSONFormatter(rename_fields={"trace_id": "traceId"}))
+        logger = logging.getLogger("test.otel.renamed")
+        logger.addHandler(dis_handler)
+        try:
+            with tracer.start_as_current_span("s") as span:
+                logger.warning("inside")
+            assert dis_handler.flush(10.0)
+        finally:
+            logger.removeHandler(dis_handler)
+        [event] = stored(emulator, stream, 1)
+        assert (ids_of(span)["trace_id"], False) == (event["traceId"], "trace_id" in event)
 
     def test_other_thread_sees_no_span(self):
         """A record formatted on a thread without the span gets no ids."""
@@ -222,6 +258,7 @@ def test_works_without_opentelemetry():
 import json, logging, sys
 sys.modules["opentelemetry"] = None  # makes every opentelemetry import fail
 from dis_logging import _otel
+from dis_logging.errors import ConfigError
 from dis_logging.formatting import JSONFormatter
 record = logging.LogRecord("x", logging.INFO, "f", 1, "m", (), None)
 plain = json.loads(JSONFormatter().format(record))
