@@ -1118,7 +1118,9 @@ class TemporaryCredentialCache:
     A refresh that fails keeps the current set in use until its ``expires_at``, and ``report`` is
     called once for the whole run of failures (again only after a success); the next attempt comes
     after ``retry_interval`` or a quarter of the time left, whichever is shorter. Once the set has
-    expired, a failing fetch raises to the caller.
+    expired, a failing fetch raises to the caller. A set that has already expired when it arrives
+    is used (DIS judges it by its own clock), reported once, and replaced only after
+    ``retry_interval`` (or at once by :meth:`invalidate`), not fetched again for every request.
 
     Args:
         fetch: performs the metadata request and returns a set; may raise. Never called with the
@@ -1126,7 +1128,7 @@ class TemporaryCredentialCache:
         clock: wall-clock seconds since the epoch, compared with ``expires_at``; default
             :func:`time.time`. Tests pass a fake.
         report: called with a one-line message, without secrets, when a refresh fails and the
-            current set is kept; default ``None``, no report.
+            current set is kept, or a set arrives already expired; default ``None``, no report.
         refresh_margin: seconds before expiry at most when a new set is fetched; default
             :data:`TEMPORARY_REFRESH_MARGIN` (600.0). ``0`` waits for the expiry.
         refresh_fraction: fraction of the lifetime at most; default
@@ -1160,6 +1162,7 @@ class TemporaryCredentialCache:
         self._refresh_at = 0.0  # wall-clock time from which a new set is fetched
         self._flight: Optional[_CredentialFlight] = None
         self._failing = False  # a refresh failed and was reported; cleared by a success
+        self._stale_reported = False  # a set expired on arrival was reported; cleared by a good one
         self._fetches = 0
 
     @property
@@ -1208,15 +1211,33 @@ class TemporaryCredentialCache:
                 self._flight = None
             flight.finish(None, exc)
             raise
+        stale_for = 0.0
         with self._lock:
             now = self._clock()
             lifetime = max(fresh.expires_at - now, 0.0)
             margin = min(self._refresh_margin, lifetime * self._refresh_fraction)
             self._current = fresh
             self._refresh_at = now + lifetime - margin
+            if lifetime <= 0.0:
+                # Expired on arrival by this machine's clock (a clock running ahead, or a service
+                # handing out old sets): DIS decides whether it still works, and fetching again for
+                # every request would not give a better one. Ask again after the retry interval.
+                self._refresh_at = now + self._retry_interval
+                stale_for = now - fresh.expires_at
+                report_stale = not self._stale_reported
+                self._stale_reported = True
+            else:
+                report_stale = False
+                self._stale_reported = False
             self._failing = False
             self._flight = None
         flight.finish(fresh, None)
+        if report_stale and self._report is not None:
+            self._report(
+                f"temporary credentials: the metadata service returned a set that expired "
+                f"{stale_for:.0f} s ago by this machine's clock; using it, and asking again every "
+                f"{self._retry_interval:.0f} s (check the clock)"
+            )
         return fresh
 
     def _after_failure(

@@ -110,6 +110,27 @@ class TestTemporaryCredentialCache:
         assert "expires in" in reports[0]
         assert fetch.calls > 2  # retried, not given up
 
+    def test_a_set_expired_on_arrival_is_not_fetched_for_every_request(self):
+        """A set that has expired when it arrives (a clock running ahead) is used, reported
+        once, and asked for again only after the retry interval, not for every request."""
+        cache, clock, fetch, reports = self.make(lifetime=-3600.0, retry_interval=30.0)
+        seen = []
+        for _ in range(20):
+            seen.append(cache.get().ak)
+            clock.now += 1.0
+        clock.now += 10.0  # 30 s after the first fetch
+        seen.append(cache.get().ak)
+        assert (["AK1"] * 20 + ["AK2"], 2) == (seen, fetch.calls)
+        assert 1 == len(reports)
+        assert "expired 3600 s ago by this machine's clock" in reports[0]
+
+    def test_an_expired_set_rejected_by_dis_is_replaced_at_once(self):
+        """invalidate() still fetches at once after a set that arrived expired."""
+        cache, _, fetch, _ = self.make(lifetime=-1.0)
+        cache.get()
+        cache.invalidate("AK1")
+        assert ("AK2", 2) == (cache.get().ak, fetch.calls)
+
     def test_failure_after_expiry_raises(self):
         """Once the kept set has expired, the fetch error reaches the caller."""
         cache, clock, fetch, _ = self.make()
