@@ -51,7 +51,7 @@ from typing import (
     Tuple,
 )
 
-from dis_logging._argtypes import non_negative_int, positive_float, positive_int
+from dis_logging._argtypes import bounded, non_negative_int, positive_float, positive_int
 from dis_logging._report import printable
 from dis_logging.errors import ConfigError, DISError
 
@@ -184,20 +184,55 @@ def _format_ms(timestamp_ms: Optional[int]) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+#: The latest ``--timestamp``: the end of year 9999 UTC, in milliseconds since the epoch.
+MAX_TIMESTAMP_MS: Final = 253_402_300_799_999
+
+
 def _parse_timestamp(value: str) -> int:
-    """Parse ``--timestamp``: milliseconds since the epoch, or ISO 8601 (naive means UTC)."""
-    if value.isdigit():
-        return int(value)
-    try:
-        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    """Parse ``--timestamp``: milliseconds since the epoch, or ISO 8601 (naive means UTC).
+
+    Raises:
+        argparse.ArgumentTypeError: neither form, or a time before the epoch or after
+            :data:`MAX_TIMESTAMP_MS`.
+    """
+    problem = (
+        f"invalid timestamp {value!r}: use milliseconds since the epoch or ISO 8601 "
+        "such as 2024-05-01T10:00:00Z"
+    )
+    if value.isascii() and value.isdigit():
+        milliseconds = int(value)
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(problem) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        milliseconds = int(moment.timestamp() * 1000)
+    if not 0 <= milliseconds <= MAX_TIMESTAMP_MS:
+        raise argparse.ArgumentTypeError(f"{problem}, from 1970 to the year 9999")
+    return milliseconds
+
+
+def _partition_id(value: str) -> str:
+    """Check ``--partition``: ``shardId-0000000002`` or ``2``, as DIS accepts (DIS-API.md 1)."""
+    from dis_logging.config import PARTITION_ID_PATTERN
+
+    if not PARTITION_ID_PATTERN.fullmatch(value):
         raise argparse.ArgumentTypeError(
-            f"invalid timestamp {value!r}: use milliseconds since the epoch or ISO 8601 "
-            "such as 2024-05-01T10:00:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return int(moment.timestamp() * 1000)
+            f"invalid partition id {value!r}: use shardId-0000000002 or 2"
+        )
+    return value
+
+
+def _retry_time(value: str) -> float:
+    """Parse ``send --retry-time``: seconds from 0 (no retries) to 1,000,000."""
+    from dis_logging.config import MAX_WAIT_SECONDS
+
+    check = bounded(
+        float, lambda seconds: 0 <= seconds <= MAX_WAIT_SECONDS, "between 0 and 1000000"
+    )
+    return check(value)
 
 
 _CONNECTION_FLAGS: Final = (
@@ -1249,7 +1284,10 @@ def build_parser() -> argparse.ArgumentParser:
         "failures that may pass are retried (waits from --interval doubling up to 30 s)",
     )
     tail.add_argument(
-        "--partition", metavar="ID", help="read only this partition (shardId-0000000000 or 0)"
+        "--partition",
+        metavar="ID",
+        type=_partition_id,
+        help="read only this partition (shardId-0000000000 or 0)",
     )
     tail.add_argument("-n", "--limit", type=positive_int, help="stop after this many records")
     tail.add_argument(
@@ -1296,7 +1334,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument(
         "--retry-time",
-        type=float,
+        type=_retry_time,
         default=30.0,
         help="seconds to keep retrying throttled or failed records (default: %(default)s)",
     )

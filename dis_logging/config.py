@@ -451,6 +451,10 @@ def resolve_connection(
         url, url_source = _env(environ, ENV_ENDPOINT), ENV_ENDPOINT
     if url is None and region is None:
         region = _only_overridden_region(environ)
+        if region is not None:
+            region_source = (
+                "the name of " + ENV_REGION_DIS_PREFIX + region.replace("-", "_").upper()
+            )
     if url is None and region is not None:
         url_source = ENV_REGION_DIS_PREFIX + region.replace("-", "_").upper()
         listed = _env(environ, url_source)

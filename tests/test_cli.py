@@ -689,6 +689,25 @@ class TestEveryday:
         assert 2 == code
         assert "invalid stream name 'bad name!'" in out + err
 
+    @pytest.mark.parametrize(
+        ("argv", "said"),
+        [
+            (["tail", "s", "--partition", "abc"], "invalid partition id 'abc'"),
+            (["tail", "s", "--partition", "-1"], "invalid partition id '-1'"),
+            (["tail", "s", "--timestamp", "99999999999999999999"], "from 1970 to the year 9999"),
+            (["tail", "s", "--timestamp", "1900-01-01T00:00:00Z"], "from 1970 to the year 9999"),
+            (["tail", "s", "--timestamp", "\u00b2"], "invalid timestamp"),
+            (["send", "s", "-", "--retry-time", "-1"], "between 0 and 1000000"),
+            (["send", "s", "-", "--retry-time", "nan"], "between 0 and 1000000"),
+            (["send", "s", "-", "--retry-time", "inf"], "between 0 and 1000000"),
+        ],
+    )
+    def test_a_bad_value_is_a_usage_error_before_any_request(self, capsys, emulator, argv, said):
+        """A partition id, timestamp or retry time that cannot work is exit 2 with one line,
+        before any request (they were sent, failing with exit 1, or accepted)."""
+        code, _, err = run(capsys, *argv, *connection_args(emulator))
+        assert (2, True, []) == (code, said in err, emulator.requests)
+
     @pytest.mark.parametrize("command", ["check", "tail", "send"])
     def test_missing_credentials_exit_2_everywhere(self, capsys, command):
         """Missing credentials are a configuration error, exit 2, in every command."""

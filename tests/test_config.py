@@ -663,6 +663,17 @@ class TestRegionAgainstEndpoint:
         assert "(from DIS_LOGGING_REGION)" in str(info.value)
         assert "(from DIS_LOGGING_ENDPOINT)" in str(info.value)
 
+    def test_a_region_taken_from_an_override_variable_names_it(self):
+        """The only HUAWEICLOUD_SDK_REGION_DIS_<REGION> variable gives the region; a URL of
+        another region in it is refused, and the message says where the region came from."""
+        env = {
+            "HUAWEICLOUD_SDK_REGION_DIS_AP_SOUTHEAST_1": "https://dis.cn-north-4.myhuaweicloud.com"
+        }
+        with pytest.raises(ConfigError) as info:
+            build(env, endpoint=None)
+        assert "(from the name of HUAWEICLOUD_SDK_REGION_DIS_AP_SOUTHEAST_1)" in str(info.value)
+        assert "DIS_LOGGING_REGION" not in str(info.value)
+
     @pytest.mark.parametrize(
         "endpoint",
         [
