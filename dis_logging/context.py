@@ -99,9 +99,36 @@ def _choose_request_id(incoming: Optional[str], enclosing: Optional[RequestConte
     return valid_request_id(incoming) or new_request_id()
 
 
+def _loggable(text: str) -> str:
+    """Return ``text`` with each character :meth:`str.isprintable` refuses percent-encoded.
+
+    Servers decode a path's ``%0A`` into a newline: written as it is into an access record
+    (``"GET /a\\n... CRITICAL forged 200"``) or ``%(http_path)s``, it would start a forged line in
+    a text log. Encoded again (``%0A``, ``%1B``, ``%E2%80%AE``), it reads as the client sent it.
+
+    Args:
+        text: a request path, method or user id.
+
+    Returns:
+        The text, unchanged when every character is printable.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        char
+        if char.isprintable()
+        else "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+        for char in text
+    )
+
+
 @dataclass
 class RequestContext:
     """What is known about the request being handled.
+
+    ``method`` and ``path`` (and the user id read later) are kept with control characters and
+    other unprintable ones percent-encoded (see :func:`_loggable`), so that they cannot forge a
+    line in a text log.
 
     Args:
         request_id: the incoming request id, or a generated one (32 hex digits).
@@ -124,6 +151,10 @@ class RequestContext:
     request: Any = field(default=None, repr=False, compare=False)
     user_id_getter: Optional[UserIdGetter] = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        self.method = _loggable(str(self.method))
+        self.path = _loggable(str(self.path))
+
     @property
     def user_id(self) -> Optional[str]:
         """The authenticated user's id as a string, or ``None``.
@@ -135,7 +166,7 @@ class RequestContext:
             return None
         try:
             value = getter(self.request)
-            return None if value is None else str(value)
+            return None if value is None else _loggable(str(value))
         except Exception:  # noqa: BLE001 - user models and getters may raise anything; a filter must not
             return None
 

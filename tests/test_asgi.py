@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import queue
@@ -26,7 +27,7 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 
 from dis_logging.asgi import RequestContextMiddleware, scope_user_id
-from dis_logging.context import FIELDS, get_request_context
+from dis_logging.context import FIELDS, RequestContextFilter, get_request_context
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -359,6 +360,24 @@ class TestStarlette:
         finally:
             access.removeHandler(capture)
         assert [("GET /stream 200", "INFO")] == [(r.getMessage(), r.levelname) for r in records]
+
+    def test_a_decoded_newline_in_the_path_cannot_forge_a_log_line(self):
+        """A path whose %0A/%1B the server decoded is written with them encoded again, in the
+        access record's message and in http_path, so a text log gets one line per request."""
+        text = io.StringIO()
+        handler = logging.StreamHandler(text)
+        handler.setFormatter(logging.Formatter("%(message)s | %(http_path)s"))
+        handler.addFilter(RequestContextFilter())
+        access = logging.getLogger("test.asgi.forged")
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        try:
+            call(starlette_app(access_logger="test.asgi.forged"), "/a%0ACRITICAL%20forged%1B[2J")
+        finally:
+            access.removeHandler(handler)
+        assert [
+            "GET /a%0ACRITICAL forged%1B[2J 404 | /a%0ACRITICAL forged%1B[2J"
+        ] == text.getvalue().splitlines()
 
     def test_websocket_has_the_context(self):
         """A WebSocket connection runs with a request context and gets the id on its accept."""

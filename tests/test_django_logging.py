@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -171,6 +172,26 @@ class TestRequestContext:
             event["logger"],
         )
         assert event["duration_ms"] >= 0
+
+    def test_a_decoded_newline_in_the_path_cannot_forge_a_log_line(self):
+        """A path whose %0A Django decoded is written with it encoded again, in the access
+        record's message and in http_path, so a text log gets one line per request."""
+        text = io.StringIO()
+        handler = logging.StreamHandler(text)
+        handler.setFormatter(logging.Formatter("%(message)s | %(http_path)s"))
+        handler.addFilter(RequestContextFilter())
+        access = logging.getLogger("test.access")
+        access.addHandler(handler)
+        level = access.level
+        access.setLevel(logging.INFO)
+        try:
+            Client().get("/a%0ACRITICAL%20forged%1B/")
+        finally:
+            access.removeHandler(handler)
+            access.setLevel(level)
+        assert ["GET /a%0ACRITICAL forged%1B/ 404 | /a%0ACRITICAL forged%1B/"] == (
+            text.getvalue().splitlines()
+        )
 
     @pytest.mark.parametrize(
         "name",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import logging
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 import flask
 import pytest
 
-from dis_logging.context import FIELDS, get_request_context
+from dis_logging.context import FIELDS, RequestContextFilter, get_request_context
 from dis_logging.flask import RequestContext, flask_login_user_id
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -160,6 +161,25 @@ class TestExtension:
         assert dis_handler.flush(10.0)
         (event,) = events(emulator, stream, 1)
         assert ("refused early", "f-2") == (event["message"], event["request_id"])
+
+    def test_a_decoded_newline_in_the_path_cannot_forge_a_log_line(self):
+        """A path whose %0A the server decoded is written with it encoded again, in the access
+        record's message and in http_path, so a text log gets one line per request."""
+        text = io.StringIO()
+        handler = logging.StreamHandler(text)
+        handler.setFormatter(logging.Formatter("%(message)s | %(http_path)s"))
+        handler.addFilter(RequestContextFilter())
+        access = logging.getLogger("test.flask.forged")
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        try:
+            app = build_app(RequestContext(access_logger="test.flask.forged"))
+            app.test_client().get("/a%0ACRITICAL%20forged%1B")
+        finally:
+            access.removeHandler(handler)
+        assert ["GET /a%0ACRITICAL forged%1B 404 | /a%0ACRITICAL forged%1B"] == (
+            text.getvalue().splitlines()
+        )
 
     def test_custom_headers(self):
         """Custom request and response header names are read and written."""
