@@ -260,3 +260,28 @@ class TestRun:
             rest.strip(),
             err,
         )
+
+    def test_a_reader_that_goes_away_does_not_end_in_a_traceback(self):
+        """`dis-logging emulator | head -3`: once the reader has gone, a later line (here the
+        stop message) raised BrokenPipeError and the command ended with a traceback, exit 1."""
+        with subprocess.Popen(
+            [sys.executable, "-m", "dis_logging.emulator", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as proc:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            for line in proc.stdout:
+                if line.startswith("Press Ctrl-C"):
+                    break
+            proc.stdout.close()
+            proc.send_signal(signal.SIGTERM)
+            err = proc.stderr.read()
+            proc.wait(timeout=30)
+        assert (0, "") == (proc.returncode, err)
+
+    def test_an_ipv6_host_in_brackets(self, started):
+        """--host [::1], written as in a URL, failed with "Name or service not known"."""
+        emu = start(started, ["--host", "[::1]", "--stream", "s"])
+        assert (f"http://[::1]:{emu.port}", 200) == (emu.url, put(emu, "s").status_code)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import os
 import signal
 import sys
 import threading
@@ -296,12 +297,29 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
             warning = exposure_warning(args.host)
             if warning is not None:
                 print(warning, file=sys.stderr, flush=True)
-            print(describe(emu, args.stream), file=out, flush=True)
+            out = _say(out, describe(emu, args.stream))
             stop.wait(args.duration)
         finally:
             emu.stop()
-    print("DIS emulator stopped.", file=out, flush=True)
+    _say(out, "DIS emulator stopped.")
     return 0
+
+
+def _say(out: TextIO, text: str) -> TextIO:
+    """Print ``text`` to ``out``; return where later lines go.
+
+    When the reader has gone (``dis-logging emulator | head -3``), the emulator keeps serving:
+    the text is dropped and the stream is pointed at the null device, so neither this nor the
+    interpreter's final flush ends in a ``BrokenPipeError`` traceback.
+    """
+    try:
+        print(text, file=out, flush=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):  # a stream without a descriptor
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, out.fileno())
+            os.close(null)
+    return out
 
 
 @contextlib.contextmanager

@@ -91,7 +91,8 @@ class DISEmulator:
     while it runs. Use it as a context manager or call :meth:`start` and :meth:`stop`.
 
     Args:
-        host: Interface to listen on; default ``"127.0.0.1"``.
+        host: Interface to listen on; default ``"127.0.0.1"``. An IPv6 address may be written
+            in brackets, as in a URL (``"[::1]"``).
         port: TCP port; default 0 picks a free one (see :attr:`url`).
         project_id: The only project id DIS paths may use; default
             :data:`DEFAULT_PROJECT_ID`.
@@ -145,7 +146,8 @@ class DISEmulator:
         advanced_partition_quota: int = DEFAULT_ADVANCED_PARTITION_QUOTA,
         verbose: bool = False,
     ) -> None:
-        self.host = host
+        # "[::1]", as URLs write it, names the address "::1" (getaddrinfo knows no brackets).
+        self.host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         self.port = port
         self._service = Service(
             Account(project_id, ak, sk, username, password, domain_name, region),
