@@ -251,3 +251,54 @@ class TestKeysThatAreNotUtf8:
             proto_ids,
             {r.partition_key for r in emulator.records(stream)},
         )
+
+
+class TestListProjects:
+    """IAM's KeystoneListProjects (``GET /v3/projects``), which the v3 SDK calls to find the
+    project id of its region when ``BasicCredentials`` is given none."""
+
+    def test_the_v3_sdk_finds_the_project_id(self, monkeypatch):
+        """``BasicCredentials(ak, sk)`` with the banner's environment: the SDK asked IAM for the
+        project id and got 404, so no call could be made."""
+        from huaweicloudsdkcore.auth.credentials import BasicCredentials
+        from huaweicloudsdkdis.v2 import DisClient
+        from huaweicloudsdkdis.v2.model import ListStreamsRequest
+        from huaweicloudsdkdis.v2.region.dis_region import DisRegion
+
+        # An access key of its own: the SDK caches project ids per access key and region.
+        with DISEmulator(ak="AKPROJECTLOOKUP0001") as emu:
+            emu.create_stream("found", 1)
+            monkeypatch.setenv("HUAWEICLOUD_SDK_IAM_ENDPOINT", emu.url)
+            monkeypatch.setenv("HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4", emu.url)
+            client = (
+                DisClient.new_builder()
+                .with_credentials(BasicCredentials(emu.ak, emu.sk))
+                .with_region(DisRegion.value_of(emu.region))
+                .build()
+            )
+            try:
+                names = client.list_streams(ListStreamsRequest()).stream_names
+            finally:
+                client.close()
+            operations = [(e.operation, e.auth, e.status) for e in emu.requests]
+        assert (["found"], [("ListProjects", "aksk", 200), ("ListStreams", "aksk", 200)]) == (
+            names,
+            operations,
+        )
+
+    def test_filters_and_authentication(self, emulator):
+        url = emulator.url + "/v3/projects"
+        with requests.Session() as session:
+            session.headers["X-Auth-Token"] = emulator.issue_token()
+            mine = session.get(url, params={"name": emulator.region}, timeout=10).json()
+            other = session.get(url, params={"name": "eu-west-0"}, timeout=10).json()
+            anonymous = requests.get(url, timeout=10)
+        assert (
+            [(emulator.project_id, emulator.region)],
+            [],
+            (401, "APIG.0301"),
+        ) == (
+            [(p["id"], p["name"]) for p in mine["projects"]],
+            other["projects"],
+            (anonymous.status_code, anonymous.json()["error_code"]),
+        )

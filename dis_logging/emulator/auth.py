@@ -123,12 +123,13 @@ class TokenStore:
             self._tokens[token] = info
         return token, info
 
-    def check(self, token: Optional[str], project_id: str) -> None:
+    def check(self, token: Optional[str], project_id: Optional[str]) -> None:
         """Accept ``token`` for a DIS call in ``project_id``.
 
         Args:
             token: the ``X-Auth-Token`` header value; ``None`` or ``""`` when absent.
-            project_id: the project named in the request path.
+            project_id: the project named in the request path; None accepts a token of any scope
+                (IAM calls).
 
         Raises:
             ServiceError: 441 DIS.4113 when missing, 441 DIS.4114 when unknown or expired, 403
@@ -142,7 +143,7 @@ class TokenStore:
             raise auth_error(TOKEN_INVALID, "The token is invalid.")
         if self._clock() >= info.expires_at:
             raise auth_error(TOKEN_INVALID, "The token has expired.")
-        if info.project_id != project_id:
+        if project_id is not None and info.project_id != project_id:
             raise ServiceError(403, "DIS.4116", "The token is not scoped to this project.")
 
     def expire_all(self) -> None:

@@ -24,9 +24,11 @@ OPERATIONS: Final = (
     "ListStreams",
     "DeleteStream",
     "MetadataSecurityKey",
+    "ListProjects",
 )
 """Operation names accepted by the fault methods (``CreateToken`` is IAM's POST /v3/auth/tokens,
-``MetadataSecurityKey`` the metadata service's GET /openstack/latest/securitykey)."""
+``MetadataSecurityKey`` the metadata service's GET /openstack/latest/securitykey, ``ListProjects``
+IAM's GET /v3/projects)."""
 
 #: ``error_message`` DIS pairs with each retryable per-record code (DIS-API.md §9).
 _RECORD_MESSAGES: Final = {

@@ -66,6 +66,12 @@ REQUEST_LOG_SIZE: Final = 100_000
 METADATA_SECURITY_KEY_PATH: Final = "/openstack/latest/securitykey"
 #: Operation name of that route in the request log and for fault scripting.
 METADATA_OPERATION: Final = "MetadataSecurityKey"
+#: IAM's KeystoneListProjects, ``GET /v3/projects``: the v3 SDK asks it for the project id of its
+#: region when ``BasicCredentials`` has none (huaweicloudsdkcore ``IamHelper``; IAM API reference,
+#: "Querying Project Information", support.huaweicloud.com/api-iam/iam_06_0001.html).
+LIST_PROJECTS_OPERATION: Final = "ListProjects"
+#: Operations that need no DIS project in the path.
+_IAM_OPERATIONS: Final = frozenset({"CreateToken", METADATA_OPERATION, LIST_PROJECTS_OPERATION})
 
 #: GetCursor ``cursor-type`` values (DIS-API.md §5).
 CURSOR_TYPES: Final = (
@@ -366,6 +372,41 @@ class Service:
             raise auth_error(
                 TOKEN_MISSING, "Authentication required: send X-Auth-Token or an AK/SK signature."
             )
+
+    def _list_projects(self, request: Request) -> Reply:
+        """IAM's KeystoneListProjects: the account's one project, filtered like IAM filters.
+
+        Authenticated like a DIS call (a token of any scope, or an AK/SK signature); a refusal
+        is IAM's 401, not DIS's 441.
+        """
+        try:
+            if "authorization" in request.headers or "x-auth-token" not in request.headers:
+                self._authenticate(request)
+            else:
+                request.auth = "token"
+                self.tokens.check(request.headers["x-auth-token"].strip(), None)
+        except ServiceError as exc:
+            raise ServiceError(401, "APIG.0301", exc.message) from None
+        account = self.account
+        project: Dict[str, object] = {
+            "id": account.project_id,
+            "name": account.region,
+            "domain_id": account.domain_id,
+            "parent_id": account.domain_id,
+            "description": "",
+            "enabled": True,
+            "is_domain": False,
+            "links": {"self": f"{self.url()}/v3/projects/{account.project_id}"},
+        }
+        wanted = {
+            k: request.query[k]
+            for k in ("name", "domain_id", "parent_id", "id")
+            if k in request.query
+        }
+        enabled = request.query.get("enabled", "").lower()
+        matches = all(project[k] == v for k, v in wanted.items()) and enabled in ("", "true")
+        links = {"self": f"{self.url()}/v3/projects", "previous": None, "next": None}
+        return json_reply(200, {"projects": [project] if matches else [], "links": links})
 
     def _check_project(self, request: Request, project: str) -> None:
         """Reject with DIS.4117 unless the path and any ``X-Project-Id`` name our project."""
@@ -783,6 +824,8 @@ class Service:
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if parts == ["v3", "auth", "tokens"]:
             return self._pick(method, {"POST": ("CreateToken", self._create_token)}, "")
+        if parts == ["v3", "projects"]:
+            return self._pick(method, {"GET": (LIST_PROJECTS_OPERATION, self._list_projects)}, "")
         if "/" + "/".join(parts) == METADATA_SECURITY_KEY_PATH:
             return self._pick(method, {"GET": (METADATA_OPERATION, self._security_key)}, "")
         if len(parts) >= 3 and parts[0] == "v2":
@@ -837,7 +880,7 @@ class Service:
         dropping = False
         try:
             operation, handler, project = self.route(request.method, request.path)
-            if operation not in ("CreateToken", METADATA_OPERATION):
+            if operation not in _IAM_OPERATIONS:
                 self._authenticate(request)
                 self._check_project(request, project)
             if operation == "PutRecords":
@@ -857,7 +900,7 @@ class Service:
                     raise failure
                 reply = handler(request)
         except ServiceError as exc:
-            reply = error_reply(exc, iam=operation == "CreateToken")
+            reply = error_reply(exc, iam=operation in ("CreateToken", LIST_PROJECTS_OPERATION))
         except Exception:  # noqa: BLE001  # a bug must not kill the server; reply 500 instead
             if self.verbose:
                 traceback.print_exc(file=sys.stderr)
