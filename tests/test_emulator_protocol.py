@@ -302,3 +302,32 @@ class TestListProjects:
             other["projects"],
             (anonymous.status_code, anonymous.json()["error_code"]),
         )
+
+
+class TestFaultDetails:
+    @pytest.mark.parametrize(
+        ("seconds", "header"), [(2, "2"), (1.5, "1.5"), (1234567.5, "1234567.5"), (0.0001, "0")]
+    )
+    def test_retry_after_is_written_in_plain_decimals(self, api, stream, seconds, header):
+        """A large fractional Retry-After was written "1.23457e+06", which HTTP clients cannot
+        read as seconds."""
+        api.emu.fail_next(1, 503, "DIS.5000", retry_after=seconds, operation="ListStreams")
+        assert header == api.call("GET", "/streams").headers["Retry-After"]
+
+    @pytest.mark.parametrize("seconds", [-1.0, float("inf"), float("nan")])
+    def test_a_retry_after_no_header_can_carry_is_refused(self, emulator, seconds):
+        with pytest.raises(ValueError, match="retry_after"):
+            emulator.fail_next(retry_after=seconds)
+        with pytest.raises(ValueError, match="retry_after"):
+            emulator.fail_rate(0.5, retry_after=seconds)
+
+    def test_requests_refused_before_the_service_are_logged(self, emulator, stream):
+        """``emu.requests`` holds every call: one refused for its framing was missing."""
+        request = (
+            f"POST /v2/{emulator.project_id}/records?x=1 HTTP/1.1\r\nHost: x\r\n"
+            "Content-Length: +5\r\n\r\nhello"
+        ).encode()
+        exchange(emulator, request)
+        assert [("POST", f"/v2/{emulator.project_id}/records", 400, "DIS.4200")] == [
+            (e.method, e.path, e.status, e.error_code) for e in emulator.requests
+        ]

@@ -37,6 +37,21 @@ _RECORD_MESSAGES: Final = {
 }
 
 
+def check_retry_after(retry_after: Optional[float]) -> None:
+    """Reject a ``Retry-After`` that no header can carry.
+
+    Args:
+        retry_after: Seconds, or None for no header.
+
+    Raises:
+        ValueError: ``retry_after`` is negative, NaN or infinite.
+    """
+    if retry_after is not None and not 0.0 <= float(retry_after) < float("inf"):
+        raise ValueError(
+            f"retry_after must be a finite number of seconds >= 0, got {retry_after!r}"
+        )
+
+
 def check_operation(operation: Optional[str]) -> None:
     """Reject an operation name the fault methods do not know.
 
@@ -151,9 +166,11 @@ class FaultPlan:
             operation: The operation the failures apply to, or None for any.
 
         Raises:
-            ValueError: An unknown operation, a negative count or a status outside 100-599.
+            ValueError: An unknown operation, a negative count, a status outside 100-599 or a
+                ``retry_after`` that is negative or not finite.
         """
         check_operation(operation)
+        check_retry_after(retry_after)
         if count < 0 or not 100 <= status <= 599:
             raise ValueError("count must be >= 0 and status an HTTP status code")
         with self._lock:
@@ -182,10 +199,11 @@ class FaultPlan:
             seed: Seed of the rule's random generator.
 
         Raises:
-            ValueError: An unknown operation, a fraction outside [0, 1] or a status outside
-                100-599.
+            ValueError: An unknown operation, a fraction outside [0, 1], a status outside
+                100-599 or a ``retry_after`` that is negative or not finite.
         """
         check_operation(operation)
+        check_retry_after(retry_after)
         if not 0.0 <= fraction <= 1.0 or not 100 <= status <= 599:
             raise ValueError("fraction must be within [0, 1] and status an HTTP status code")
         with self._lock:

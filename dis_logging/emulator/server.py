@@ -426,7 +426,8 @@ class DISEmulator:
                 ``"PutRecords"``; None applies to any operation, including IAM's ``CreateToken``.
 
         Raises:
-            ValueError: On an unknown operation or a bad count or status.
+            ValueError: On an unknown operation, a bad count or status, or a negative or
+                infinite ``retry_after``.
         """
         self._service.faults.fail_next(count, status, error_code, retry_after, operation)
 
@@ -450,7 +451,8 @@ class DISEmulator:
             seed: Seed of the random generator; default 0, so runs repeat.
 
         Raises:
-            ValueError: On an out-of-range fraction or status, or an unknown operation.
+            ValueError: On an out-of-range fraction or status, an unknown operation, or a
+                negative or infinite ``retry_after``.
         """
         self._service.faults.fail_rate(fraction, status, error_code, retry_after, operation, seed)
 
@@ -638,7 +640,20 @@ class _Handler(BaseHTTPRequestHandler):
         status = 405 if code == 501 else code
         code_text = "APIG.0101" if status in (404, 405) else "DIS.4200"
         error = ServiceError(status, code_text, message or "Bad request.")
+        self._log_refusal(status, code_text, 0)
         self._send(error_reply(error), head=False)
+
+    def _log_refusal(self, status: int, code: str, body_bytes: int) -> None:
+        """Log a request refused before it reached the service (framing, size, request line):
+        ``emu.requests`` holds every call, including these."""
+        # http.server sets command and path only once the request line parsed.
+        command = getattr(self, "command", None) or ""
+        path = (getattr(self, "path", None) or "").split("?")[0]
+        self.server.service.record(
+            RequestLogEntry(
+                command, path, "Unknown", status, code, 0, 0, body_bytes, "none", time.time()
+            )
+        )
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -740,20 +755,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.close_connection = True
         error = ServiceError(413, "APIG.0201", "Request body too large (limit 12 MB).")
-        self.server.service.record(
-            RequestLogEntry(
-                self.command,
-                self.path.split("?")[0],
-                "Unknown",
-                413,
-                "APIG.0201",
-                0,
-                0,
-                length or 0,
-                "none",
-                time.time(),
-            )
-        )
+        self._log_refusal(413, "APIG.0201", length or 0)
         self._send(error_reply(error), head=False)
 
     def _dispatch(self) -> None:

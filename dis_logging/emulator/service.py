@@ -145,9 +145,11 @@ def error_reply(error: ServiceError, iam: bool = False) -> Reply:
     reply = json_reply(error.status, payload)
     reply.error_code = error.code
     if error.retry_after is not None:
-        seconds = error.retry_after
+        seconds = float(error.retry_after)
+        # Whole seconds as HTTP writes them; a fraction (for quick tests) in plain decimals,
+        # never in exponent form ("1e+06"), which no HTTP client reads as a number of seconds.
         reply.headers["Retry-After"] = (
-            str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+            str(int(seconds)) if seconds.is_integer() else f"{seconds:.3f}".rstrip("0").rstrip(".")
         )
     return reply
 
