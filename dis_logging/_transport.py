@@ -5,8 +5,10 @@ sends one byte now and then keeps a read alive for ever (DESIGN.md, Pitfalls). H
 thread states the deadline of the request it is about to make (:func:`enter_deadline`), and the
 connections of :class:`DeadlineAdapter` check it before every send and every receive: each socket
 operation gets at most the time left, and once none is left the next operation raises
-:class:`socket.timeout`, which ``urllib3`` turns into its usual timeout errors. No thread is
-needed, so the bound also holds during interpreter shutdown, when Python 3.12+ refuses new threads.
+:class:`socket.timeout`, which ``urllib3`` turns into its usual timeout errors. Looking up a host
+name is the one step the operating system cannot bound: it runs on a helper thread
+(:func:`resolve`) that the request waits for only until its deadline. Everything else needs no
+thread, so the bound also holds during interpreter shutdown, when Python 3.12+ refuses new threads.
 
 Only :mod:`dis_logging.client` imports this module; like the client, it may see socket and
 ``urllib3`` internals.
@@ -17,6 +19,8 @@ from __future__ import annotations
 import errno
 import http.client
 import io
+import ipaddress
+import os
 import re
 import socket
 import ssl
@@ -24,10 +28,12 @@ import struct
 import sys
 import threading
 import time
-from typing import Any, Final, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Final, List, Optional, Sequence, Tuple
 
 import urllib3.connection
 import urllib3.connectionpool
+import urllib3.exceptions
+import urllib3.util.connection
 from requests.adapters import HTTPAdapter
 from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
@@ -41,10 +47,12 @@ __all__ = [
     "DirectReply",
     "Outer",
     "RefusedReplyError",
+    "ResolveTimeout",
     "current_deadline",
     "enter_deadline",
     "exchange",
     "leave_deadline",
+    "resolve",
 ]
 
 _local = threading.local()
@@ -158,20 +166,185 @@ def _bound(sock: socket.socket, deadline: Optional[float]) -> None:
         sock.settimeout(remaining)
 
 
-def _shorten_connect(
-    connection: urllib3.connection.HTTPConnection, deadline: Optional[float]
-) -> None:
-    """Give ``connection``'s next connect no more than the time left before ``deadline``.
+class ResolveTimeout(socket.timeout):
+    """A host name was still being looked up when the request's deadline passed."""
+
+
+#: A pending or finished look-up of one ``(host, port, family)``.
+AddressInfo = Tuple[Any, ...]
+
+
+class _Lookup:
+    """One ``getaddrinfo`` call on a helper thread, shared by every request waiting for it."""
+
+    __slots__ = ("answer", "done", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.answer: List[AddressInfo] = []
+        self.error: Optional[BaseException] = None
+
+
+#: Look-ups in progress. A resolver that never answers holds one helper thread per host name,
+#: however many requests time out waiting for it: later requests wait for the same look-up.
+_lookups: Dict[Tuple[str, int, int], _Lookup] = {}
+#: The last answer for each host name, used only when no helper thread can start (interpreter
+#: shutdown on Python 3.12+), so that the exit drain does not wait for the resolver unbounded.
+_answers: Dict[Tuple[str, int, int], List[AddressInfo]] = {}
+_lookups_lock = threading.Lock()
+#: Host names remembered in :data:`_answers` at most (a handler talks to two or three hosts).
+_MAX_ANSWERS: Final = 64
+
+
+def _look_up(key: Tuple[str, int, int], lookup: _Lookup) -> None:
+    """Run one look-up on the helper thread and hand its answer to the waiting requests."""
+    host, port, family = key
+    try:
+        lookup.answer = list(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
+    except BaseException as exc:  # noqa: BLE001 (handed to the waiting thread, which raises it)
+        lookup.error = exc
+    with _lookups_lock:
+        if _lookups.get(key) is lookup:
+            del _lookups[key]
+        if lookup.error is None:
+            if len(_answers) >= _MAX_ANSWERS and key not in _answers:
+                _answers.clear()
+            _answers[key] = lookup.answer
+    lookup.done.set()
+
+
+def _is_address(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 address written out, rather than a name."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def resolve(host: str, port: int, family: int, deadline: Optional[float]) -> List[AddressInfo]:
+    """The addresses of ``host`` for a TCP connection, looked up within ``deadline``.
+
+    ``getaddrinfo`` has no timeout and a resolver may take its own (5 s per server and attempt
+    by default): a name is looked up on a daemon helper thread, and the caller waits for it only
+    until ``deadline``. An address written as digits needs no look-up. When no thread can start
+    (interpreter shutdown on Python 3.12+), the last answer for the name is used, or, with none,
+    the look-up runs on the calling thread.
+
+    Args:
+        host: a host name or address.
+        port: the port.
+        family: ``socket.AF_UNSPEC``, ``AF_INET`` or ``AF_INET6``.
+        deadline: a :func:`time.monotonic` time, or ``None`` to wait as long as the resolver takes.
+
+    Returns:
+        ``getaddrinfo``'s answer.
 
     Raises:
-        socket.timeout: no time is left.
+        ResolveTimeout: the deadline passed first (the look-up goes on and serves later requests).
+        socket.gaierror: the name does not resolve.
     """
-    if deadline is None:
-        return
-    remaining = _time_left(deadline)
-    current = connection.timeout
-    if not isinstance(current, (int, float)) or current > remaining:
-        connection.timeout = remaining
+    if deadline is None or _is_address(host):
+        # An address needs no resolver: getaddrinfo answers at once.
+        return list(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
+    key = (host, port, family)
+    with _lookups_lock:
+        lookup = _lookups.get(key)
+        if lookup is None:
+            lookup = _Lookup()
+            helper = threading.Thread(
+                target=_look_up, args=(key, lookup), name="dis-logging-resolver", daemon=True
+            )
+            try:
+                helper.start()
+            except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                lookup = None
+            else:
+                _lookups[key] = lookup
+        known = _answers.get(key)
+    if lookup is None:
+        if known is not None:
+            return list(known)
+        return list(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
+    remaining = deadline - time.monotonic()
+    if remaining <= 0 or not lookup.done.wait(remaining):
+        raise ResolveTimeout(f"looking up {host} outlasted the request's deadline")
+    if lookup.error is not None:
+        error = lookup.error
+        if isinstance(error, socket.gaierror):
+            raise socket.gaierror(*error.args)  # a copy: the original is shared by the waiters
+        raise socket.gaierror(socket.EAI_FAIL, f"looking up {host} failed: {error!r}")
+    return list(lookup.answer)
+
+
+def _forget_lookups_after_fork() -> None:
+    """In a forked child the helper threads are gone: their look-ups would never end."""
+    global _lookups_lock
+    _lookups_lock = threading.Lock()
+    _lookups.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_lookups_after_fork)
+
+
+def _connect_within(
+    connection: urllib3.connection.HTTPConnection, deadline: float
+) -> socket.socket:
+    """Connect ``connection``'s socket as urllib3 does, with the whole of it, the host name's
+    look-up included, within ``deadline``; every address the name has shares that time.
+
+    Raises:
+        urllib3.exceptions.ConnectTimeoutError: the deadline passed.
+        urllib3.exceptions.NewConnectionError: no address took the connection (urllib3 2's
+            ``NameResolutionError``, one of them, when the name does not resolve).
+    """
+    host = getattr(connection, "_dns_host", None) or connection.host
+    if host.startswith("["):
+        host = host.strip("[]")
+    try:
+        addresses = resolve(
+            host, connection.port, urllib3.util.connection.allowed_gai_family(), deadline
+        )
+    except socket.gaierror as exc:
+        resolution_error: Any = getattr(urllib3.exceptions, "NameResolutionError", None)
+        if resolution_error is not None:
+            raise resolution_error(connection.host, connection, exc) from exc
+        raise urllib3.exceptions.NewConnectionError(
+            connection, f"Failed to establish a new connection: {exc}"
+        ) from exc
+    except ResolveTimeout as exc:
+        raise urllib3.exceptions.ConnectTimeoutError(
+            connection, f"Connection to {connection.host} timed out: {exc}"
+        ) from exc
+    last: Optional[OSError] = None
+    for family, kind, proto, _name, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            for option in connection.socket_options or ():
+                sock.setsockopt(*option)
+            timeout = _time_left(deadline)
+            if isinstance(connection.timeout, (int, float)):
+                timeout = min(timeout, connection.timeout)  # a shorter connect timeout of its own
+            sock.settimeout(timeout)
+            if connection.source_address:
+                sock.bind(connection.source_address)
+            sock.connect(address)
+        except socket.timeout as exc:
+            sock.close()
+            raise urllib3.exceptions.ConnectTimeoutError(
+                connection, f"Connection to {connection.host} timed out."
+            ) from exc
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        sys.audit("http.client.connect", connection, connection.host, connection.port)
+        return sock
+    error = last or OSError("getaddrinfo returned no address")
+    raise urllib3.exceptions.NewConnectionError(
+        connection, f"Failed to establish a new connection: {error}"
+    ) from error
 
 
 class _SteadyTimeouts:
@@ -360,8 +533,12 @@ class HTTPConnection(urllib3.connection.HTTPConnection):
 
     def _new_conn(self) -> socket.socket:
         deadline = current_deadline()
-        _shorten_connect(self, deadline)
-        sock = super()._new_conn()
+        if deadline is None:
+            sock = super()._new_conn()
+        else:
+            # urllib3 looks the host name up unbounded and gives each of its addresses the
+            # whole connect timeout.
+            sock = _connect_within(self, deadline)
         _steady(sock)
         # A TLS handshake follows on this socket: it gets only what is left, not a fresh timeout.
         _bound(sock, deadline)

@@ -68,6 +68,7 @@ from dis_logging._transport import (
     DIRECT_POOLS,
     DeadlineAdapter,
     RefusedReplyError,
+    ResolveTimeout,
     enter_deadline,
     exchange,
     leave_deadline,
@@ -1880,6 +1881,8 @@ def describe_transport_failure(
         variables = f"{parts.scheme.upper()}_PROXY or ALL_PROXY"
         if has(*_NAME_RESOLUTION_ERRORS):
             cause = "its host does not resolve"
+        elif has(ResolveTimeout):
+            cause = f"its host was not looked up{timeout_text}"
         elif has(ConnectionRefusedError):
             cause = "it refused the connection"
         elif has(requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, socket.timeout):
@@ -1924,6 +1927,12 @@ def describe_transport_failure(
             f"{operation}: TLS with {host} failed ({str(detail).lower().replace('_', ' ')}); "
             f"for a private CA pass verify='/path/ca.pem', and check that the endpoint speaks "
             f"https; {CHECK_HINT}"
+        )
+    if has(ResolveTimeout):
+        return (
+            f"{operation}: the host {host} was not looked up{timeout_text}; this machine's DNS "
+            f"answers too slowly: check its resolver (/etc/resolv.conf) or give the endpoint as "
+            f"an address; {CHECK_HINT}"
         )
     if has(requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError):
         return (

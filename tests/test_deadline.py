@@ -7,11 +7,15 @@ asserted here leave seconds of slack for a loaded machine.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -227,3 +231,132 @@ class TestExitDeadline:
         assert "5 record(s)" in done.stderr
         # Interpreter start-up and imports take about a second on a loaded machine.
         assert elapsed < 1.0 + SLACK + 2.0
+
+
+#: A resolver that never answers for "localhost" (the hostile name here); every other name and
+#: address is looked up as usual. The look-up sleeps in the script, so the process must not wait
+#: for it anywhere.
+SLOW_RESOLVER_SCRIPT = """
+import json, logging, os, socket, sys, threading, time
+real_getaddrinfo = socket.getaddrinfo
+def hanging_getaddrinfo(host, *args, **kwargs):
+    if host == "localhost":
+        time.sleep(120)
+    return real_getaddrinfo(host, *args, **kwargs)
+socket.getaddrinfo = hanging_getaddrinfo
+
+from dis_logging import DISHandler
+
+def make():
+    handler = DISHandler(
+        "s", endpoint=os.environ["T_URL"], project_id="project", ak="AK", sk="SK",
+        flush_interval=60, request_timeout=1.0, close_timeout=1.0,
+    )
+    log = logging.getLogger("resolving-" + str(id(handler)))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    for i in range(5):
+        log.info("r%d", i)
+    return handler
+
+first = make()
+start = time.monotonic()
+flushed = first.flush(timeout=1.0)
+flush_s = time.monotonic() - start
+start = time.monotonic()
+first.close()
+close_s = time.monotonic() - start
+resolvers = sum(t.name == "dis-logging-resolver" for t in threading.enumerate())
+print(json.dumps({"flushed": flushed, "flush_s": flush_s, "close_s": close_s,
+                  "resolvers": resolvers, "last_error": first.stats.last_error}))
+sys.stdout.flush()
+make()  # left to the interpreter exit drain
+"""
+
+
+class TestNameResolution:
+    """Looking up the endpoint's host name is part of the request and of its deadline."""
+
+    def test_flush_close_and_exit_keep_their_bounds_when_the_resolver_hangs(self, hostile_server):
+        """flush(1), close() with close_timeout=1 and the exit drain each end within their
+        bound while getaddrinfo never answers; the diagnostic names the look-up, and the
+        timed-out requests share one pending look-up."""
+        server = hostile_server("no_reply")
+        env = dict(os.environ, T_URL=server.url.replace("127.0.0.1", "localhost"))
+        start = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", SLOW_RESOLVER_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=100,
+        )
+        elapsed = time.monotonic() - start
+        figures = json.loads(done.stdout.splitlines()[0])
+        assert (0, False, 1) == (done.returncode, figures["flushed"], figures["resolvers"]), (
+            done.stderr
+        )
+        assert "the host localhost was not looked up within 1 s" in figures["last_error"]
+        assert (True, True) == (
+            figures["flush_s"] < 1.0 + SLACK,
+            figures["close_s"] < 1.0 + SLACK,
+        ), figures
+        assert "interpreter exit of the handler" in done.stderr
+        # Start-up and imports take a second or two on a loaded machine; the look-up, 120 s.
+        assert elapsed < 3 * 1.0 + SLACK + 4.0, elapsed
+
+    def test_a_late_answer_serves_the_next_request(self, emulator, stream, monkeypatch):
+        """A request cut while the name is looked up fails as a transport error; the look-up
+        goes on, and the next request uses its answer (one look-up for both)."""
+        real_getaddrinfo = socket.getaddrinfo
+        answer = threading.Event()
+        asked = []
+
+        def gated_getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+            if host == "localhost":
+                asked.append(host)
+                answer.wait(30)
+                host = "127.0.0.1"
+            return real_getaddrinfo(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", gated_getaddrinfo)
+        url = emulator.url.replace("127.0.0.1", "localhost")
+        client = DISClient(url, emulator.project_id, ak=emulator.ak, sk=emulator.sk)
+        try:
+            with pytest.raises(TransportError) as caught:
+                client.put_records(stream, [(b"early", None)], timeout=0.3)
+            assert "was not looked up within 0.3 s" in str(caught.value)
+            answer.set()
+            result = client.put_records(stream, [(b"late", None)], timeout=10.0)
+        finally:
+            answer.set()
+            client.close()
+        assert (0, 1, ["localhost"]) == (result.failed_record_count, result.record_count, asked)
+
+    def test_every_address_of_a_name_shares_one_deadline(self, monkeypatch):
+        """A name with six addresses that all drop the connection attempt is given up at the
+        request's deadline, not after a whole timeout per address (six seconds here)."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # never accepts: once its queue holds one, connections hang
+        port = listener.getsockname()[1]
+        filler = socket.create_connection(("127.0.0.1", port), timeout=5)
+        real_getaddrinfo = socket.getaddrinfo
+
+        def six_addresses(host: str, *args: Any, **kwargs: Any) -> Any:
+            if host == "localhost":
+                return real_getaddrinfo("127.0.0.1", port, socket.AF_INET, socket.SOCK_STREAM) * 6
+            return real_getaddrinfo(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", six_addresses)
+        client = make_client(f"http://localhost:{port}", timeout=1.0)
+        start = time.monotonic()
+        try:
+            with pytest.raises(TransportError):
+                client.put_records("s", [(b"x", None)])
+            elapsed = time.monotonic() - start
+        finally:
+            client.close()
+            filler.close()
+            listener.close()
+        assert elapsed < 1.0 + SLACK, elapsed
