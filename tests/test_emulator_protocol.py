@@ -331,3 +331,14 @@ class TestFaultDetails:
         assert [("POST", f"/v2/{emulator.project_id}/records", 400, "DIS.4200")] == [
             (e.method, e.path, e.status, e.error_code) for e in emulator.requests
         ]
+
+
+class TestPathDecoding:
+    def test_each_segment_is_decoded_once(self, api, stream):
+        """``%2574est-stream`` is the name ``%74est-stream``, not ``test-stream``: the path was
+        decoded whole and then each segment again."""
+        assert (400, "DIS.4301") == api.outcome("GET", "/streams/%2574est-stream")
+
+    def test_an_encoded_slash_stays_in_its_segment(self, api, stream):
+        """``a%2Fb`` is one stream name (that does not exist), not two path segments (404)."""
+        assert (400, "DIS.4301") == api.outcome("GET", "/streams/a%2Fb")

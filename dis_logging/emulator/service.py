@@ -161,7 +161,7 @@ class Request:
     Attributes:
         method: The HTTP method.
         path: The percent-decoded path, without the query.
-        raw_path: The path as received, for signature checks.
+        raw_path: The path as received, for signature checks and routing.
         raw_query: The query string as received, without ``?``.
         query: Decoded query parameters; the first value of a repeated name wins.
         headers: Header names lower-cased to values.
@@ -810,11 +810,15 @@ class Service:
         return Reply(204)
 
     def route(self, method: str, path: str) -> Tuple[str, Callable[[Request], Reply], str]:
-        """Map a method and decoded path to (operation, handler, project id from the path).
+        """Map a method and raw path to (operation, handler, project id from the path).
+
+        The path is split at its ``/`` first and each segment decoded once, as the service
+        does: decoding the whole path first, then each segment again, made ``%2541`` name
+        ``A`` and an encoded ``%2F`` split a segment in two.
 
         Args:
             method: The HTTP method.
-            path: The decoded request path.
+            path: The request path as received, percent-encoded, without the query.
 
         Returns:
             The operation name, the bound handler, and the project id in the path (``""`` for
@@ -881,7 +885,7 @@ class Service:
         reply: Optional[Reply]
         dropping = False
         try:
-            operation, handler, project = self.route(request.method, request.path)
+            operation, handler, project = self.route(request.method, request.raw_path)
             if operation not in _IAM_OPERATIONS:
                 self._authenticate(request)
                 self._check_project(request, project)
