@@ -342,3 +342,31 @@ class TestPathDecoding:
     def test_an_encoded_slash_stays_in_its_segment(self, api, stream):
         """``a%2Fb`` is one stream name (that does not exist), not two path segments (404)."""
         assert (400, "DIS.4301") == api.outcome("GET", "/streams/a%2Fb")
+
+
+class TestLongRuns:
+    def test_expired_tokens_are_forgotten(self, emulator):
+        """Every token ever issued was kept: a long run with short-lived tokens (--token-ttl 5 and
+        a service refreshing) grew by about a kilobyte per login, for ever."""
+        live = emulator.issue_token(ttl=3600)
+        for _ in range(5000):
+            emulator.issue_token(ttl=0)
+        with requests.Session() as session:
+            reply = session.get(
+                f"{emulator.url}/v2/{emulator.project_id}/streams",
+                headers={"X-Auth-Token": live},
+                timeout=10,
+            )
+        assert (True, 200) == (len(emulator._service.tokens) < 2100, reply.status_code)
+
+    def test_expired_temporary_sets_are_forgotten_after_a_day(self):
+        clock = [1_000_000.0]
+        with DISEmulator(token_ttl=0, clock=lambda: clock[0]) as emu:
+            store = emu._service.temporary
+            for _ in range(1500):
+                store.issue(0.0)
+            kept = len(store)
+            clock[0] += 2 * 86400
+            for _ in range(1500):
+                store.issue(0.0)
+            assert (1500, True) == (kept, len(store) < 2100)

@@ -59,6 +59,12 @@ BAD_SECURITY_TOKEN: Final = "DIS.4112"
 #: Most header names a ``SignedHeaders`` list may hold. Real clients sign two to six; the cap keeps
 #: a hostile list from costing the verifier work before the request is authenticated.
 MAX_SIGNED_HEADERS: Final = 32
+#: Issued tokens and temporary sets kept before the expired ones are forgotten; the threshold then
+#: doubles with what is left, so a long run that logs in often holds about twice its live ones.
+PRUNE_AT_LEAST: Final = 1024
+#: Seconds a temporary AK/SK set is remembered after it expires, so that using it is still told
+#: apart from an unknown key (DIS.4112 "expired", not DIS.4107) for a while.
+TEMPORARY_KEY_GRACE: Final = 86400.0
 TOKEN_MISSING: Final = "DIS.4113"
 TOKEN_INVALID: Final = "DIS.4114"
 
@@ -102,6 +108,7 @@ class TokenStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._tokens: Dict[str, TokenInfo] = {}
+        self._prune_at = PRUNE_AT_LEAST
 
     def issue(self, ttl: float, project_id: Optional[str]) -> Tuple[str, TokenInfo]:
         """Create a token and remember it.
@@ -120,8 +127,17 @@ class TokenStore:
         now = self._clock()
         info = TokenInfo(issued_at=now, expires_at=now + ttl, project_id=project_id)
         with self._lock:
+            if len(self._tokens) >= self._prune_at:
+                # An expired token and an unknown one get the same answer (DIS.4114), so the
+                # expired ones can go: a long run that logs in often stays bounded.
+                self._tokens = {t: i for t, i in self._tokens.items() if now < i.expires_at}
+                self._prune_at = max(PRUNE_AT_LEAST, 2 * len(self._tokens))
             self._tokens[token] = info
         return token, info
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tokens)
 
     def check(self, token: Optional[str], project_id: Optional[str]) -> None:
         """Accept ``token`` for a DIS call in ``project_id``.
@@ -487,6 +503,7 @@ class TemporaryKeyStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: Dict[str, TemporaryKey] = {}
+        self._prune_at = PRUNE_AT_LEAST
 
     def issue(self, ttl: float) -> Tuple[str, TemporaryKey]:
         """Create a new set valid for ``ttl`` seconds.
@@ -505,6 +522,10 @@ class TemporaryKeyStore:
             expires_at=self._clock() + ttl,
         )
         with self._lock:
+            if len(self._keys) >= self._prune_at:
+                cutoff = self._clock() - TEMPORARY_KEY_GRACE
+                self._keys = {a: k for a, k in self._keys.items() if k.expires_at > cutoff}
+                self._prune_at = max(PRUNE_AT_LEAST, 2 * len(self._keys))
             self._keys[ak] = key
         return ak, key
 
