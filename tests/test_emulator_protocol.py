@@ -7,7 +7,7 @@ import base64
 import contextlib
 import json
 import socket
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import requests
@@ -370,3 +370,73 @@ class TestLongRuns:
             for _ in range(1500):
                 store.issue(0.0)
             assert (1500, True) == (kept, len(store) < 2100)
+
+
+class TestRetention:
+    """Records expire after the stream's ``data_duration`` (24 h by default), as in DIS: every
+    record used to be kept for ever, so TRIM_HORIZON was always sequence number 0 and DIS.4226
+    (records expired) could not be met."""
+
+    @pytest.fixture
+    def aged(self) -> Iterator[Tuple[DISEmulator, List[float], Api]]:
+        clock = [1_800_000_000.0]
+        with DISEmulator(clock=lambda: clock[0]) as emu, requests.Session() as session:
+            emu.create_stream("aged", 1)
+            api = Api(emu, session)
+            api.headers["X-Auth-Token"] = emu.issue_token(ttl=10 * 86400)
+            yield emu, clock, api
+
+    def put(self, api: Api, *data: bytes) -> List[str]:
+        records = [{"data": base64.b64encode(d).decode()} for d in data]
+        reply = api.call("POST", "/records", json={"stream_name": "aged", "records": records})
+        return [r["sequence_number"] for r in reply.json()["records"]]
+
+    def cursor(self, api: Api, cursor_type: str, **extra: str) -> requests.Response:
+        query = cursor_query("aged", **{"cursor-type": cursor_type, **extra})
+        return api.call("GET", "/cursors", params=query)
+
+    def test_expired_records_are_gone_and_numbers_go_on(self, aged):
+        emu, clock, api = aged
+        self.put(api, b"old-1", b"old-2")
+        clock[0] += 24 * 3600 + 1
+        sequence = self.put(api, b"new")
+        horizon = self.cursor(api, "TRIM_HORIZON").json()["partition_cursor"]
+        read = api.call("GET", "/records", params={"partition-cursor": horizon}).json()
+        described = api.call("GET", "/streams/aged").json()["partitions"][0]
+        assert (
+            ["2"],
+            [("2", "bmV3")],
+            "[2 : 3]",
+            (400, "DIS.4224"),
+            [b"new"],
+        ) == (
+            sequence,
+            [(r["sequence_number"], r["data"]) for r in read["records"]],
+            described["sequence_number_range"],
+            api.outcome(
+                "GET",
+                "/cursors",
+                params=cursor_query(
+                    "aged",
+                    **{"cursor-type": "AT_SEQUENCE_NUMBER", "starting-sequence-number": "0"},
+                ),
+            ),
+            [r.data for r in emu.records("aged")],
+        )
+
+    def test_a_cursor_whose_records_expired_meanwhile_is_4226(self, aged):
+        _, clock, api = aged
+        self.put(api, b"soon gone")
+        clock[0] += 24 * 3600 - 60
+        cursor = self.cursor(api, "TRIM_HORIZON").json()["partition_cursor"]
+        clock[0] += 120  # the cursor is still valid (5 minutes), its record is not
+        params = {"partition-cursor": cursor}
+        assert (400, "DIS.4226") == api.outcome("GET", "/records", params=params)
+
+    def test_a_longer_data_duration_keeps_them(self, aged):
+        emu, clock, api = aged
+        body = {"stream_name": "kept", "partition_count": 1, "data_duration": 72}
+        api.call("POST", "/streams", json=body)
+        api.call("POST", "/records", json={"stream_name": "kept", "records": [{"data": "eA=="}]})
+        clock[0] += 48 * 3600
+        assert 1 == len(emu.records("kept"))

@@ -614,7 +614,7 @@ class Service:
         cursor_type = query.get("cursor-type") or "AT_SEQUENCE_NUMBER"
         if cursor_type not in CURSOR_TYPES:
             raise bad_request("DIS.4215", f"Invalid cursor-type: {cursor_type!r}.")
-        size = self.store.size(stream, index)
+        oldest, size = self.store.sequence_range(stream, index)
         if cursor_type in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
             text = query.get("starting-sequence-number", "")
             number = parse_decimal(text)
@@ -624,14 +624,14 @@ class Service:
                     "starting-sequence-number must be a decimal sequence number in [0, 2^63-1].",
                 )
             sequence = number + (cursor_type == "AFTER_SEQUENCE_NUMBER")
-            if sequence > size:
+            if not oldest <= sequence <= size:  # expired, or not written yet
                 raise bad_request(
                     "DIS.4224",
-                    f"starting-sequence-number {text} is out of range [0 : {size}].",
+                    f"starting-sequence-number {text} is out of range [{oldest} : {size}].",
                 )
             start = sequence
         elif cursor_type == "TRIM_HORIZON":
-            start = 0
+            start = oldest
         elif cursor_type == "LATEST":
             start = size
         else:

@@ -247,8 +247,10 @@ class Partition:
 
     Attributes:
         index: The partition index, from 0.
-        records: Stored records; a record's position is its sequence number.
+        records: Stored records that have not expired; the one at position ``i`` has sequence
+            number ``first + i``.
         timestamps: Write time of each record in milliseconds, parallel to ``records``.
+        first: Sequence number of ``records[0]``: how many records expired before it.
         window_start: Start of the current one-second rate window, in clock seconds.
         window_bytes: Data bytes accepted in that window.
         window_records: Records accepted in that window.
@@ -257,6 +259,7 @@ class Partition:
     index: int
     records: List[StoredRecord] = field(default_factory=list)
     timestamps: List[int] = field(default_factory=list)
+    first: int = 0
     window_start: float = 0.0
     window_bytes: int = 0
     window_records: int = 0
@@ -293,14 +296,15 @@ class Stream:
             part: One of :attr:`partitions`.
 
         Returns:
-            ``partition_id``, ``status``, ``hash_range`` and ``sequence_number_range``.
+            ``partition_id``, ``status``, ``hash_range`` and ``sequence_number_range``, which is
+            ``"[oldest : next]"``: the oldest unexpired sequence number and the next one.
         """
         low, high = hash_ranges(len(self.partitions))[part.index]
         return {
             "partition_id": partition_id(part.index),
             "status": "ACTIVE",
             "hash_range": f"[{low} : {high}]",
-            "sequence_number_range": f"[0 : {len(part.records)}]",
+            "sequence_number_range": f"[{part.first} : {part.first + len(part.records)}]",
         }
 
     def summary(self) -> Dict[str, object]:
@@ -535,6 +539,7 @@ class StreamStore:
                 raise stream_not_found(stream.name)
             now = self._clock()
             now_ms = int(now * 1000)
+            self._expire(stream, now_ms)
             for position, (record, index) in enumerate(zip(records, targets)):
                 part = stream.partitions[index]
                 failure = record_filter(position, record) if record_filter else None
@@ -546,7 +551,7 @@ class StreamStore:
                 stored = StoredRecord(
                     data=record.data,
                     partition_id=partition_id(index),
-                    sequence_number=str(len(part.records)),
+                    sequence_number=str(part.first + len(part.records)),
                     partition_key=record.partition_key,
                     timestamp=now_ms,
                 )
@@ -556,6 +561,21 @@ class StreamStore:
                 outcomes.append(PutOutcome(stored))
             self.changed.notify_all()
         return outcomes
+
+    def _expire(self, stream: Stream, now_ms: Optional[int] = None) -> None:
+        """Drop the records older than the stream's retention (``data_duration``), as DIS does;
+        the caller holds the lock. Sequence numbers are kept: the partition's ``first`` moves.
+        """
+        if now_ms is None:
+            now_ms = int(self._clock() * 1000)
+        cutoff = now_ms - stream.retention_hours * 3_600_000
+        for part in stream.partitions:
+            if part.timestamps and part.timestamps[0] < cutoff:
+                gone = bisect.bisect_left(part.timestamps, cutoff)
+                del part.records[:gone]
+                del part.timestamps[:gone]
+                part.first += gone
+                stream.total_records -= gone
 
     def _target(self, record: NewRecord, count: int) -> int:
         """Pick the partition: by id, else explicit hash, else key hash, else at random."""
@@ -610,9 +630,21 @@ class StreamStore:
 
         Returns:
             The records, possibly empty.
+
+        Raises:
+            ServiceError: DIS.4226 when records from ``start`` on have expired meanwhile (a
+                cursor is valid 5 minutes, retention can end within them).
         """
         with self.lock:
-            chunk = stream.partitions[index].records[start : start + limit]
+            self._expire(stream)
+            part = stream.partitions[index]
+            if start < part.first:
+                raise bad_request(
+                    "DIS.4226",
+                    f"The records from sequence number {start} on have expired (the oldest is "
+                    f"{part.first}); get a new cursor.",
+                )
+            chunk = part.records[start - part.first : start - part.first + limit]
         if max_bytes is None:
             return chunk
         taken, total = 0, 0
@@ -632,23 +664,27 @@ class StreamStore:
             timestamp_ms: The time in milliseconds since the epoch.
 
         Returns:
-            The sequence number; the partition's size when every record is older.
+            The sequence number; the next one when every record is older.
         """
         with self.lock:
-            return bisect.bisect_left(stream.partitions[index].timestamps, timestamp_ms)
+            self._expire(stream)
+            part = stream.partitions[index]
+            return part.first + bisect.bisect_left(part.timestamps, timestamp_ms)
 
-    def size(self, stream: Stream, index: int) -> int:
-        """Return how many records partition ``index`` holds (the next sequence number).
+    def sequence_range(self, stream: Stream, index: int) -> Tuple[int, int]:
+        """Return the oldest unexpired and the next sequence number of partition ``index``.
 
         Args:
             stream: The stream.
             index: Partition index.
 
         Returns:
-            The record count.
+            ``(oldest, next)``; equal when the partition holds no record.
         """
         with self.lock:
-            return len(stream.partitions[index].records)
+            self._expire(stream)
+            part = stream.partitions[index]
+            return part.first, part.first + len(part.records)
 
     def snapshot(self, name: str) -> List[StoredRecord]:
         """Return every record of stream ``name`` by partition then sequence number.
@@ -666,6 +702,7 @@ class StreamStore:
             stream = self._streams.get(name)
             if stream is None:
                 raise KeyError(f"no stream named {name!r} in the emulator")
+            self._expire(stream)
             return [r for part in stream.partitions for r in part.records]
 
     def wait_for(self, name: str, count: int, timeout: float) -> List[StoredRecord]:
