@@ -82,6 +82,11 @@ class TestParsing:
             (["--token-ttl", "inf"], "argument --token-ttl: must be from 0 to 315360000"),
             (["--token-ttl", "nan"], "argument --token-ttl: must be from 0 to 315360000"),
             (["--token-ttl", "1e12"], "argument --token-ttl: must be from 0 to 315360000"),
+            # Values no client could use: the region names the IAM project and the banner's
+            # HUAWEICLOUD_SDK_REGION_DIS_* variable, the project id a path segment.
+            (["--region", "CN North 4"], "argument --region: must be a region id"),
+            (["--project-id", "a/b"], "argument --project-id: must be 1-64 letters"),
+            (["--ak", "my key"], "argument --ak: must be printable ASCII without spaces"),
         ],
     )
     def test_out_of_range_port_and_token_lifetime_are_usage_errors(self, argv, message, capsys):

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import ipaddress
 import os
+import re
 import signal
 import sys
 import threading
@@ -69,6 +70,26 @@ def parse_stream(text: str) -> StreamSpec:
     return name, count, stream_type
 
 
+def _matching(pattern: str, requirement: str) -> Callable[[str], str]:
+    """Return an argparse ``type=`` that accepts text matching ``pattern`` whole."""
+    compiled = re.compile(pattern)
+
+    def check(text: str) -> str:
+        if not compiled.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+        return text
+
+    return check
+
+
+#: A project id as DIS paths and clients take it (DIS-API.md section 1; the client's own check).
+_project_id: Final = _matching(r"[A-Za-z0-9_-]{1,64}", "1-64 letters, digits, '-' or '_'")
+#: A region id such as cn-north-4: it names the IAM project and a HUAWEICLOUD_SDK_REGION_DIS_*
+#: variable, and clients refuse any other form.
+_region: Final = _matching(r"[a-z0-9]+(-[a-z0-9]+)*", "a region id such as 'cn-north-4'")
+#: An access key: printable ASCII without spaces, as it travels in the Authorization header.
+_access_key: Final = _matching(r"[!-~]{1,128}", "printable ASCII without spaces")
+
 #: A TCP port number; 0 lets the system pick a free one.
 _port: Final = bounded(int, lambda value: 0 <= value <= 65535, "a port from 0 to 65535")
 #: A token lifetime the emulator can issue (a longer one's expiry date cannot be written).
@@ -92,9 +113,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_PORT,
         help=f"port; 0 picks one (default {DEFAULT_PORT})",
     )
-    parser.add_argument("--project-id", default=DEFAULT_PROJECT_ID, help="project id")
-    parser.add_argument("--region", default=DEFAULT_REGION, help="region / IAM project name")
-    parser.add_argument("--ak", default=DEFAULT_AK, help="access key accepted for AK/SK signing")
+    parser.add_argument(
+        "--project-id", type=_project_id, default=DEFAULT_PROJECT_ID, help="project id"
+    )
+    parser.add_argument(
+        "--region", type=_region, default=DEFAULT_REGION, help="region / IAM project name"
+    )
+    parser.add_argument(
+        "--ak", type=_access_key, default=DEFAULT_AK, help="access key accepted for AK/SK signing"
+    )
     parser.add_argument("--sk", default=DEFAULT_SK, help="secret key accepted for AK/SK signing")
     parser.add_argument("--username", default=DEFAULT_USERNAME, help="IAM user name")
     parser.add_argument("--password", default=DEFAULT_PASSWORD, help="IAM password")
