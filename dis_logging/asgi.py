@@ -30,6 +30,7 @@ import logging
 import time
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping, Optional, Tuple
 
+from dis_logging.config import check_keywords
 from dis_logging.context import (
     CONTEXT_ATTR,
     DEFAULT_REQUEST_ID_HEADER,
@@ -111,6 +112,7 @@ class RequestContextMiddleware:
             ``None``. Default :func:`scope_user_id` (``scope["user"]`` as Starlette sets it).
     """
 
+    @check_keywords
     def __init__(
         self,
         app: ASGIApp,

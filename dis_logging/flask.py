@@ -32,6 +32,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
     raise ImportError("dis_logging.flask needs Flask: pip install 'dis-logging[flask]'") from exc
 
+from dis_logging.config import check_keywords
 from dis_logging.context import (
     CONTEXT_ATTR,
     DEFAULT_REQUEST_ID_HEADER,
@@ -94,6 +95,7 @@ class RequestContext:
             ``None``. Default :func:`flask_login_user_id`.
     """
 
+    @check_keywords
     def __init__(
         self,
         app: Optional[flask.Flask] = None,

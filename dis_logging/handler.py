@@ -38,6 +38,8 @@ waiting for ``logging``'s module lock.
 from __future__ import annotations
 
 import atexit
+import functools
+import inspect
 import itertools
 import logging
 import os
@@ -52,6 +54,7 @@ from typing import (
     Callable,
     Dict,
     Final,
+    FrozenSet,
     List,
     MutableMapping,
     Optional,
@@ -81,6 +84,7 @@ from dis_logging.config import (
     TokenSetting,
     _to_level,
     check_keywords,
+    unknown_keywords_error,
 )
 from dis_logging.errors import ConfigError, DISError
 from dis_logging.flusher import THREAD_NAME, Flusher, RateLimiter, SpoolLike
@@ -1301,7 +1305,9 @@ class DISHandler(logging.Handler):
 
 
 def handler_or_settings(
-    handler: Optional[DISHandler], settings: MutableMapping[str, Any]
+    handler: Optional[DISHandler],
+    settings: MutableMapping[str, Any],
+    own: Sequence[str] = (),
 ) -> DISHandler:
     """The handler an integration was given, or a new one built from its handler settings.
 
@@ -1311,6 +1317,8 @@ def handler_or_settings(
     Args:
         handler: a handler to use as it is, or ``None`` to build one.
         settings: :class:`DISHandler` keyword arguments; must be empty when ``handler`` is given.
+        own: the integration's own keyword names, offered as well when an unknown name is
+            reported (``passthru`` -> ``passthrough``, not a handler setting); default none.
 
     Returns:
         ``handler``, or the new handler (which the caller then owns and closes).
@@ -1326,9 +1334,21 @@ def handler_or_settings(
                 "pass either a handler or handler settings, not both "
                 f"(got {', '.join(sorted(settings))})",
             )
+        if own:
+            known = _handler_keywords()
+            unknown = [name for name in settings if name not in known]
+            if unknown:
+                raise unknown_keywords_error(unknown, known.union(own))
         return handler if handler is not None else DISHandler(**settings)
     finally:
         settings.clear()
+
+
+@functools.lru_cache(maxsize=1)
+def _handler_keywords() -> FrozenSet[str]:
+    """The keyword names :class:`DISHandler` accepts."""
+    parameters = inspect.signature(DISHandler.__init__).parameters
+    return frozenset(name for name in parameters if name != "self")
 
 
 def _register(handler: DISHandler) -> None:

@@ -311,7 +311,9 @@ class DISSink:
     ) -> None:
         check_fixed_or_callable("partition_key", partition_key)  # before building a handler
         self._owns_handler = handler is None
-        self._handler = handler_or_settings(handler, cast(Dict[str, Any], handler_settings))
+        self._handler = handler_or_settings(
+            handler, cast(Dict[str, Any], handler_settings), ("handler", "partition_key")
+        )
         self._partition_key = partition_key
         self._max_bytes = self._handler.config.max_record_bytes
         #: Called by ``logger.complete()``; see :class:`_Completer`.

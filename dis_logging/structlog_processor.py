@@ -224,7 +224,11 @@ class DISProcessor:
                 "serializer", f"must be a json.dumps-like callable, got {type(serializer).__name__}"
             )
         self._owns_handler = handler is None
-        self._handler = handler_or_settings(handler, cast(Dict[str, Any], handler_settings))
+        self._handler = handler_or_settings(
+            handler,
+            cast(Dict[str, Any], handler_settings),
+            ("handler", "passthrough", "partition_key", "serializer"),
+        )
         self._passthrough = passthrough
         self._partition_key = partition_key
         self._serializer = serializer

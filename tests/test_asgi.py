@@ -28,6 +28,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from dis_logging.asgi import RequestContextMiddleware, scope_user_id
 from dis_logging.context import FIELDS, RequestContextFilter, get_request_context
+from dis_logging.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -530,3 +531,9 @@ def test_quart_app(emulator, stream, dis_handler):
         by_message["GET /q/5 200"]["request_id"],
         by_message["GET /q/5 200"]["status_code"],
     )
+
+
+def test_a_misspelt_keyword_names_the_setting_it_meant():
+    """A misspelt keyword is a ConfigError suggesting the right name, not a bare TypeError."""
+    with pytest.raises(ConfigError, match=r"'acces_logger' \(did you mean 'access_logger'\?\)"):
+        RequestContextMiddleware(starlette_app(), acces_logger="app.access")

@@ -14,6 +14,7 @@ import flask
 import pytest
 
 from dis_logging.context import FIELDS, RequestContextFilter, get_request_context
+from dis_logging.errors import ConfigError
 from dis_logging.flask import RequestContext, flask_login_user_id
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -261,3 +262,9 @@ class TestEnclosingContext:
 def test_flask_login_user_id_outside_app_context():
     """Outside an application context there is no user."""
     assert None is flask_login_user_id(None)
+
+
+def test_a_misspelt_keyword_names_the_setting_it_meant():
+    """A misspelt keyword is a ConfigError suggesting the right name, not a bare TypeError."""
+    with pytest.raises(ConfigError, match=r"'acces_logger' \(did you mean 'access_logger'\?\)"):
+        RequestContext(acces_logger="app.access")

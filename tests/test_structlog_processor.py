@@ -369,3 +369,11 @@ def test_non_finite_floats_are_written_as_text():
     assert {"event": "nan", "n": "nan", "l": ["inf", {"x": "-inf"}], "ok": 1.5} == json.loads(
         data, parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}")
     )
+
+
+def test_a_misspelt_processor_keyword_suggests_the_processors_own_name():
+    """An unknown keyword is matched against the processor's own names too: ``passthru``
+    suggests ``passthrough``, not the handler setting ``password``."""
+    with pytest.raises(ConfigError) as info:
+        DISProcessor(stream_name="s", endpoint="http://127.0.0.1:9", project_id="p", passthru=True)
+    assert "'passthru' (did you mean 'passthrough'?)" in str(info.value)
