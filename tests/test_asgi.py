@@ -536,4 +536,4 @@ def test_quart_app(emulator, stream, dis_handler):
 def test_a_misspelt_keyword_names_the_setting_it_meant():
     """A misspelt keyword is a ConfigError suggesting the right name, not a bare TypeError."""
     with pytest.raises(ConfigError, match=r"'acces_logger' \(did you mean 'access_logger'\?\)"):
-        RequestContextMiddleware(starlette_app(), acces_logger="app.access")
+        RequestContextMiddleware(starlette_app(), acces_logger="app.access")  # type: ignore[call-arg]

@@ -267,4 +267,4 @@ def test_flask_login_user_id_outside_app_context():
 def test_a_misspelt_keyword_names_the_setting_it_meant():
     """A misspelt keyword is a ConfigError suggesting the right name, not a bare TypeError."""
     with pytest.raises(ConfigError, match=r"'acces_logger' \(did you mean 'access_logger'\?\)"):
-        RequestContext(acces_logger="app.access")
+        RequestContext(acces_logger="app.access")  # type: ignore[call-arg]

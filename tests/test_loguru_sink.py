@@ -356,5 +356,5 @@ def test_construction_error_keeps_secrets_out_of_locals(package_frames):
 def test_a_misspelt_sink_keyword_suggests_the_sinks_own_name():
     """An unknown keyword is matched against the sink's own names too."""
     with pytest.raises(ConfigError) as info:
-        DISSink(stream_name="s", endpoint="http://127.0.0.1:9", project_id="p", handlr=None)
+        DISSink(stream_name="s", endpoint="http://127.0.0.1:9", project_id="p", handlr=None)  # type: ignore[call-arg]
     assert "'handlr' (did you mean 'handler'?)" in str(info.value)

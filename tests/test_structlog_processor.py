@@ -375,5 +375,5 @@ def test_a_misspelt_processor_keyword_suggests_the_processors_own_name():
     """An unknown keyword is matched against the processor's own names too: ``passthru``
     suggests ``passthrough``, not the handler setting ``password``."""
     with pytest.raises(ConfigError) as info:
-        DISProcessor(stream_name="s", endpoint="http://127.0.0.1:9", project_id="p", passthru=True)
+        DISProcessor(stream_name="s", endpoint="http://127.0.0.1:9", project_id="p", passthru=True)  # type: ignore[call-arg]
     assert "'passthru' (did you mean 'passthrough'?)" in str(info.value)
