@@ -549,23 +549,40 @@ class _PartitionReader:
         return (record.timestamp or 0, self.partition_id, int(sequence) if sequence else 0)
 
     def renew(self) -> None:
-        """Get a new cursor after the last record read (or where reading started)."""
+        """Get a new cursor after the last record read (or where reading started); from the
+        oldest record kept when the last one read has expired meanwhile."""
         if self.last_sequence is not None:
-            self.cursor = self.client.get_cursor(
-                self.stream,
-                self.partition_id,
-                "AFTER_SEQUENCE_NUMBER",
-                starting_sequence_number=self.last_sequence,
-            )
+            try:
+                self.cursor = self.client.get_cursor(
+                    self.stream,
+                    self.partition_id,
+                    "AFTER_SEQUENCE_NUMBER",
+                    starting_sequence_number=self.last_sequence,
+                )
+                return
+            except DISError as exc:
+                if exc.code != _EXPIRED_SEQUENCE_CODE:
+                    raise
+            self.restart_from_oldest()
+            self.cursor = self.client.get_cursor(self.stream, self.partition_id, "TRIM_HORIZON")
         else:
             self.cursor = self.client.get_cursor(
                 self.stream, self.partition_id, self.cursor_type, timestamp=self.timestamp
             )
 
+    def restart_from_oldest(self) -> None:
+        """Read on from the oldest record the partition keeps (what came before has expired)."""
+        self.last_sequence = None
+        self.cursor_type, self.timestamp = "TRIM_HORIZON", None
+
 
 #: DIS error codes of a cursor that can no longer be read with (DIS-API.md section 9: invalid or
 #: expired cursor): a follower gets a new one after the last record it read.
 _STALE_CURSOR_CODES: Final = frozenset({"DIS.4217", "DIS.4225"})
+#: The records a cursor points at have expired (DIS-API.md section 9): read on from the oldest.
+_EXPIRED_RECORDS_CODE: Final = "DIS.4226"
+#: A sequence number out of range, as the last record read once it has expired.
+_EXPIRED_SEQUENCE_CODE: Final = "DIS.4224"
 #: ``tail --follow`` waits this long at most between two attempts while reads fail, in seconds.
 FOLLOW_MAX_BACKOFF: Final = 30.0
 
@@ -598,7 +615,16 @@ class _Follower:
                 reader.fetch(limit)
             except DISError as exc:
                 self.failures += 1
-                if exc.code in _STALE_CURSOR_CODES:
+                if exc.code == _EXPIRED_RECORDS_CODE:
+                    reader.restart_from_oldest()
+                    reader.cursor = ""
+                    self._say(
+                        f"partition {reader.partition_id}: records expired before they were "
+                        f"read ({exc}); going on from the oldest record kept"
+                    )
+                    if self.failures == 1:
+                        continue
+                elif exc.code in _STALE_CURSOR_CODES:
                     reader.cursor = ""  # renewed on the next attempt (which may fail too)
                     self._say(
                         f"partition {reader.partition_id}: the cursor is no longer valid ({exc}); "

@@ -412,6 +412,37 @@ class TestTail:
         assert "DIS.4225" in codes
         assert "the cursor is no longer valid" in captured.err
 
+    def test_follow_goes_on_from_the_oldest_record_when_records_expired(
+        self, capsys, emulator, stream, client
+    ):
+        """A follower told that the records at its cursor expired (DIS.4226), or whose last
+        record expired (DIS.4224 for a cursor after it), goes on from the oldest record kept."""
+        put(client, stream, (b"first", "k1"), (b"second", "k1"))
+        emulator.fail_next(1, status=400, error_code="DIS.4226", operation="GetRecords")
+        argv = ["tail", stream, "-f", "--interval", "0.01", "-n", "2", "--output", "raw"]
+        code, out, err = run(capsys, *argv, *connection_args(emulator))
+        assert (0, ["first", "second"]) == (code, out.splitlines())
+        assert "records expired before they were read" in err
+
+    def test_a_cursor_after_an_expired_record_starts_from_the_oldest(
+        self, emulator, stream, client
+    ):
+        """When a cursor after the last record read is refused as out of range (DIS.4224: that
+        record expired), the follower's reader starts again from the oldest record kept (here,
+        where nothing expired, the first one)."""
+        put(client, stream, (b"first", "k1"), (b"second", "k1"))
+        reader = cli._PartitionReader(client, stream, "0", "TRIM_HORIZON", None)
+        reader.fetch(1)
+        emulator.fail_next(1, status=400, error_code="DIS.4224", operation="GetCursor")
+        reader.renew()
+        reader.pending.clear()
+        reader.fetch(10)
+        assert [b"first", b"second"] == [record.data for record in reader.pending]
+        cursors = [
+            entry.error_code for entry in emulator.requests if entry.operation == "GetCursor"
+        ]
+        assert [None, "DIS.4224", None] == cursors
+
     def test_follow_ends_on_a_failure_that_cannot_pass(self, capsys, emulator, stream, client):
         """A follower whose credentials are refused ends with exit 1, as without --follow."""
         put(client, stream, (b"first", "k1"))
