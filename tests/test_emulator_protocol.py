@@ -117,6 +117,11 @@ class TestRequiredFields:
         assert (400, "DIS.4200") == api.outcome("POST", "/streams", json=body)
         assert [] == emulator.stream_names()
 
+    def test_get_cursor_needs_a_stream_name(self, api, stream):
+        """Without ``stream-name`` the reply said stream "" does not exist (DIS.4301)."""
+        query = {"partition-id": "0", "cursor-type": "LATEST"}
+        assert (400, "DIS.4200") == api.outcome("GET", "/cursors", params=query)
+
 
 class TestIamLogin:
     def test_a_password_that_is_not_utf8_is_a_wrong_password(self, emulator):

@@ -609,6 +609,10 @@ class Service:
 
     def _get_cursor(self, request: Request) -> Reply:
         query = request.query
+        if not query.get("stream-name") and not query.get("stream-id"):
+            # A required parameter missing is a malformed request (as PutRecords without
+            # stream_name), not a stream named "" that does not exist.
+            raise bad_request("DIS.4200", "stream-name is required.")
         stream = self.store.get(query.get("stream-name", ""), query.get("stream-id"))
         index = self._partition_index(stream, query.get("partition-id"))
         cursor_type = query.get("cursor-type") or "AT_SEQUENCE_NUMBER"
