@@ -198,6 +198,27 @@ class TestBodyFraming:
             emulator.records(stream),
         )
 
+    def test_chunked_with_a_length_is_read_chunked_and_the_connection_closed(
+        self, emulator, stream
+    ):
+        body = json.dumps({"stream_name": stream, "records": [{"data": "eA=="}]}).encode()
+        request = (
+            (
+                f"POST /v2/{emulator.project_id}/records HTTP/1.1\r\nHost: x\r\n"
+                f"X-Auth-Token: {emulator.issue_token()}\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+            ).encode()
+            + f"{len(body):x}\r\n".encode()
+            + body
+            + b"\r\n0\r\n\r\n"
+        )
+        reply = exchange(emulator, request)
+        assert (b"HTTP/1.1 200", True, 1) == (
+            reply[:12],
+            b"\r\nConnection: close\r\n" in reply,
+            len(emulator.records(stream)),
+        )
+
     def test_repeated_equal_lengths_are_one_length(self, emulator, stream):
         """The same Content-Length twice is not ambiguous (RFC 9110 section 8.6)."""
         reply = exchange(

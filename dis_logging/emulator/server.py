@@ -690,6 +690,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.send_error(400, "Unsupported Transfer-Encoding: only chunked is accepted.")
                 return None
+            if "Content-Length" in self.headers:
+                # Both framings: chunked wins, and the connection ends after the reply, since
+                # a proxy in front may have framed the body by the length (RFC 9112 6.3).
+                self.close_connection = True
             return self._read_chunked()
         lengths = {text.strip() for text in self.headers.get_all("Content-Length") or []}
         if not lengths:
