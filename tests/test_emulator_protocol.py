@@ -219,6 +219,15 @@ class TestBodyFraming:
             len(emulator.records(stream)),
         )
 
+    def test_an_oversized_body_announced_with_expect_is_refused_before_upload(self, emulator):
+        """``Expect: 100-continue`` (curl sends it for large bodies) with a length past 12 MB:
+        the reply was 100 Continue, so the client uploaded it all before its 413."""
+        request = (
+            f"POST /v2/{emulator.project_id}/records HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {13 * 1024 * 1024}\r\nExpect: 100-continue\r\n\r\n"
+        ).encode()
+        assert b"HTTP/1.1 413" == exchange(emulator, request)[:12]
+
     def test_repeated_equal_lengths_are_one_length(self, emulator, stream):
         """The same Content-Length twice is not ambiguous (RFC 9110 section 8.6)."""
         reply = exchange(

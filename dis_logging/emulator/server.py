@@ -655,6 +655,15 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
 
+    def handle_expect_100(self) -> bool:
+        """Answer ``Expect: 100-continue``: 413 at once for a body past the cap, so the client
+        does not upload it only to be refused (as a gateway does); 100 Continue otherwise."""
+        length = (self.headers.get("Content-Length") or "").strip()
+        if _DIGITS.fullmatch(length) and int(length) > MAX_BODY_BYTES:
+            self._too_large(None)  # closes the connection: the body is never read
+            return False
+        return super().handle_expect_100()
+
     def do_GET(self) -> None:
         self._dispatch()
 
