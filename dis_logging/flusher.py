@@ -477,6 +477,9 @@ class Flusher:
         # wake(force=True) bumps the counter; the thread compares it with the value it last saw,
         # so a request arriving while the thread reads it is seen on the next round, never lost.
         self._force_requests = 0
+        #: Set by a drain at exit or SIGTERM (monotonic time): requests this thread makes end by
+        #: then, and none starts after it, so their outcome is known before the process ends.
+        self.drain_until: Optional[float] = None
         self._force_seen = 0
         self._pause = threading.Event()  # never set: waiting on it is a bounded pause
         self._attempt = 0
@@ -757,17 +760,23 @@ class Flusher:
         """Send batches until the buffer has no full batch (or none at all when ``force``)."""
         buffer = self.buffer
         while not self._stop.is_set() and self._clock() >= self._not_before:
+            timeout: Optional[float] = None
+            until = self.drain_until
+            if until is not None:
+                timeout = until - self._clock()
+                if timeout <= 0:
+                    return
             ready = force or buffer.is_batch_ready(self.batch_records, self.batch_bytes)
             if self._spool_has_work(include_buffer=ready):
                 with self._slot:
-                    outcome = self._spool_step(timeout=None, limit=True)
+                    outcome = self._spool_step(timeout=timeout, limit=True)
                 if outcome != SENT:
                     return
                 continue
             if not ready:
                 return
             with self._slot:
-                outcome = self._cut_and_send(timeout=None, limit=True)
+                outcome = self._cut_and_send(timeout=timeout, limit=True)
             if outcome != SENT:
                 return
 

@@ -119,6 +119,9 @@ DEFER_SIZE_DIVISOR: Final = 6
 _SETTING_NAMES: Final = HandlerConfig.keywords()
 #: Slack added to a deadline-bounded close for the final bookkeeping, in seconds.
 _CLOSE_GRACE: Final = 0.2
+#: How long after its deadline a request may end, in seconds: the socket timeout's tolerance
+#: (README, "Every request has a total deadline": 0.25 s at most).
+_LATE_REPLY: Final = 0.25
 #: Encoders of formatters the handler no longer uses that it keeps alive: records they captured
 #: may still be queued, and serializing finds an encoder by weak reference only.
 _RETIRED_ENCODERS: Final = 32
@@ -1197,11 +1200,35 @@ class DISHandler(logging.Handler):
             return budget
         return min(budget, _CLOSE_GRACE)
 
-    def _drain_at_exit(self, event: str = "interpreter exit") -> None:
+    def _wake_for_drain(self, started: float) -> None:
+        """Have the background threads send everything queued now, within this handler's
+        drain deadline, while the drain that follows (:func:`_drain_all`) sends for one handler
+        after another on the calling thread.
+
+        Args:
+            started: the :func:`time.monotonic` time the drain began.
+        """
+        if self._pid != os.getpid() or not self._started or self._closed:
+            return
+        if self._exit_drained and self._emitted_marks() == self._exit_marks:
+            return  # nothing new since the last drain, which _drain_at_exit will skip too
+        for lane in self._lanes:
+            lane.flusher.drain_until = started + self.config.close_timeout
+            lane.flusher.wake(force=True)
+
+    def _drain_at_exit(
+        self, event: str = "interpreter exit", started: Optional[float] = None
+    ) -> None:
         """Deliver what is queued at exit on this thread, without starting threads.
 
         Runs from threading's exit hook, again from ``atexit`` and on SIGTERM; a later run only
         sends what was emitted since the earlier one, with a fresh ``close_timeout``.
+
+        Args:
+            event: what the diagnostics call this drain.
+            started: the :func:`time.monotonic` time the drain of every handler began: this
+                handler's ``close_timeout`` counts from then, so that several handlers drained
+                one after another take the longest of their bounds, not their sum. Default: now.
         """
         ident = _get_ident()
         if ident in self._inside:
@@ -1224,36 +1251,57 @@ class DISHandler(logging.Handler):
                 return  # nothing new since the last exit drain
             self._exit_marks = marks
             budget = self.config.close_timeout
+            deadline = (time.monotonic() if started is None else started) + budget
             # After the SIGTERM drain, and in a forked multiprocessing child (which ends with
             # os._exit), no later step sends anything: what threads still logging queued after
             # the drain's target is settled now (spooled, or dropped and reported), even when the
             # whole target was delivered.
             last = event != "interpreter exit" or _in_multiprocessing_child()
-            if self._flush_lanes(time.monotonic() + budget) and not last:
+            if self._flush_lanes(deadline) and not last:
                 return
             # Not flushed also when a record of the drain's target was lost meanwhile (overflow
             # from threads still logging, counted already). At interpreter exit, later steps
             # (atexit, logging.shutdown) send what came after the target, so records are given
             # up only when some of the target are still unsent: the budget ran out. With a spool
             # the rest is stored.
+            if started is not None and not _holds_logging_lock():
+                # The background threads' requests end by the deadline (drain_until), give or
+                # take the socket timeout's tolerance: their outcome is counted before the end.
+                until = deadline + _LATE_REPLY
+                for lane, mark in zip(self._lanes, marks):
+                    lane.buffer.wait_in_flight(mark, max(until - time.monotonic(), 0.0))
             if (
                 last
                 or self.config.spool_dir is not None
                 or any(lane.buffer.has_pending(mark) for lane, mark in zip(self._lanes, marks))
             ):
-                self._settle_leftovers(event, budget, close_spool=False)
+                self._settle_leftovers(event, budget, close_spool=False, final=last)
         finally:
+            if event == "interpreter exit" and not self._no_threads:
+                # Threads the interpreter still waits for log on: the background thread sends
+                # for them as usual. Otherwise it starts no request past the drain's deadline
+                # (one the drain could not wait for would end uncounted).
+                for lane in self._lanes:
+                    lane.flusher.drain_until = None
             self._inside.pop(ident, None)
 
     def _settle_leftovers(
-        self, event: str, budget: float, *, close_spool: bool, spool_in_flight: bool = True
+        self,
+        event: str,
+        budget: float,
+        *,
+        close_spool: bool,
+        spool_in_flight: bool = True,
+        final: bool = False,
     ) -> None:
         """Spool or drop what is still buffered after a deadline, and say so on the diagnostics.
 
         The one place where records are given up at close, exit or SIGTERM: each is counted
         (reason ``"close"`` or ``"exit"``) and handed to ``on_failure``. With a spool, the
         records of requests still waiting for their reply are copied to it too when
-        ``spool_in_flight`` (default): the process may end before that reply comes.
+        ``spool_in_flight`` (default): the process may end before that reply comes. ``final``:
+        the process ends right after this (SIGTERM, a forked ``multiprocessing`` child), so no
+        later reply is counted.
         """
         spooled = dropped = in_flight = 0
         reason = "close" if event == "close" else "exit"
@@ -1275,7 +1323,12 @@ class DISHandler(logging.Handler):
             parts.append(
                 f"{dropped} record(s) could not be sent within {budget:.1f}s and were dropped"
             )
-        if in_flight:
+        if in_flight and final:
+            parts.append(
+                f"{in_flight} record(s) were still in flight as the process ended (delivered "
+                "only if DIS took that request)"
+            )
+        elif in_flight:
             parts.append(
                 f"{in_flight} record(s) were still in flight (their outcome is counted when "
                 "the request ends)"
@@ -1432,11 +1485,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
     _sigterm_draining.set()
     try:
         if not busy:
-            for handler in handlers:
-                try:
-                    handler._drain_at_exit("SIGTERM drain")
-                except Exception as exc:  # noqa: BLE001 - one handler must not stop the others
-                    handler._reporter.report_now(f"SIGTERM drain failed: {exc!r}")
+            _drain_all(handlers, "SIGTERM drain")
     finally:
         # As if the signal had met its default disposition: the process ends, killed by SIGTERM
         # (exit status 143 in a shell, -15 from subprocess), without atexit or finally blocks.
@@ -1488,12 +1537,28 @@ def _other_threads_running() -> bool:
     )
 
 
-def _drain_all_at_exit() -> None:
-    for handler in list(_HANDLERS):
+def _drain_all(handlers: List[DISHandler], event: str) -> None:
+    """Drain ``handlers`` on this thread, each within its ``close_timeout`` from now.
+
+    Every handler's background threads are first asked to send what they hold, so the handlers
+    this thread reaches later have been sending meanwhile; the whole drain takes the longest
+    ``close_timeout`` of them (plus the time to write leftovers to a spool), not their sum.
+    """
+    started = time.monotonic()
+    for handler in handlers:
         try:
-            handler._drain_at_exit()
-        except Exception as exc:  # noqa: BLE001 - one handler must not stop the others at exit
-            handler._reporter.report_now(f"exit drain failed: {exc!r}")
+            handler._wake_for_drain(started)
+        except Exception:  # noqa: BLE001, S110 - waking is a head start; the drain below sends anyway
+            pass
+    for handler in handlers:
+        try:
+            handler._drain_at_exit(event, started)
+        except Exception as exc:  # noqa: BLE001 - one handler must not stop the others
+            handler._reporter.report_now(f"{event} failed: {exc!r}")
+
+
+def _drain_all_at_exit() -> None:
+    _drain_all(list(_HANDLERS), "interpreter exit")
 
 
 def _reset_all_after_fork() -> None:

@@ -174,6 +174,10 @@ class TestForkedBusyExit:
         later step will."""
         script = tmp_path / "forked_busy.py"
         script.write_text(FORKED_BUSY_EXIT_SCRIPT)
+        # Slow replies give the logging threads time to queue records while the drain sends its
+        # target (its requests go out in parallel on two threads): with instant replies a loaded
+        # machine could starve them for the whole drain, leaving nothing to report.
+        emulator.set_delay(0.1, "PutRecords")
         done = run_python(emulator, stream, [str(script)])
         child = done.stdout.split("child ", 1)[1].split()[0]
         reported = [

@@ -257,6 +257,77 @@ print(process.exitcode)
         assert {"child-0", "child-1", "child-2"} <= set(stored(emulator, stream))
 
 
+SEVERAL_HANDLERS = """
+handlers = []
+for number in range(4):
+    handler = make_handler(stream_name="s%d" % number, close_timeout=2.0, request_timeout=30.0)
+    each = logging.getLogger("app%d" % number)
+    each.propagate = False
+    each.setLevel(logging.INFO)
+    each.addHandler(handler)
+    for i in range(5):
+        each.info("rec-%d", i)
+    handlers.append(handler)
+"""
+
+
+class TestSeveralHandlers:
+    """Several handlers drain together: the bound is the longest close_timeout, not the sum."""
+
+    @pytest.mark.parametrize(
+        ("ending", "returncode"),
+        [("os.kill(os.getpid(), signal.SIGTERM); time.sleep(30)", -signal.SIGTERM), ("", 0)],
+        ids=["SIGTERM", "exit"],
+    )
+    def test_four_silent_endpoints_take_one_close_timeout(
+        self, emulator, stream, hostile_server, ending, returncode
+    ):
+        """Four handlers whose server never replies, close_timeout=2 each: the SIGTERM drain
+        and the exit drain end within about 2 s (they took 8 s one after another), and every
+        handler reports its 5 records."""
+        server = hostile_server("no_reply")
+        body = PRELUDE_STREAMS + SEVERAL_HANDLERS + ending + "\n"
+        done, elapsed = run(emulator, stream, body, settings={"endpoint": server.url})
+        assert returncode == done.returncode, done.stderr
+        # Each handler's records are given up and said so, by its drain or (at exit) by the
+        # close that logging.shutdown makes after it; none is left "counted when the request
+        # ends" by a process that ends first.
+        reported = {
+            line.split("stream ")[1].split(":")[0]
+            for line in done.stderr.splitlines()
+            if "5 record(s) could not be sent" in line or "in flight as the process ended" in line
+        }
+        assert {f"'s{number}'" for number in range(4)} == reported, done.stderr
+        # Start-up and imports take a second or two on a loaded machine.
+        assert elapsed < 2.0 + SLACK + 2.0, elapsed
+
+    def test_every_handler_delivers_at_sigterm(self, emulator, stream):
+        """Draining together still delivers every handler's queue."""
+        body = (
+            PRELUDE_STREAMS
+            + SEVERAL_HANDLERS.replace('"s%d" % number', "os.environ['T_STREAM']")
+            + "os.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(30)\n"
+        )
+        done, _ = run(emulator, stream, body)
+        assert -signal.SIGTERM == done.returncode, done.stderr
+        assert [f"rec-{i}" for i in range(5) for _ in range(4)] == stored(emulator, stream)
+
+
+#: make_handler with a stream of one's choosing.
+PRELUDE_STREAMS = """
+def make_handler(stream_name, **extra):
+    settings = dict(
+        endpoint=os.environ["T_URL"], project_id=os.environ["T_PROJECT"],
+        ak=os.environ["T_AK"], sk=os.environ["T_SK"], flush_interval=30, close_timeout=5.0,
+    )
+    settings.update(json.loads(os.environ.get("T_SETTINGS", "{}")))
+    settings.update(extra)
+    handler = DISHandler(stream_name, **settings)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+"""
+
+
 class TestExitPaths:
     @pytest.mark.parametrize(
         ("ending", "returncode"),
