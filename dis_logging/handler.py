@@ -352,8 +352,9 @@ class DISHandler(logging.Handler):
             ``DIS_LOGGING_SPOOL_DIR``, else no spool. Needs ``max_in_flight=1``. Created with mode
             0700 when missing; one owned by another user or writable by group or others is
             refused (``ConfigError``).
-        spool_max_bytes: spool bound in bytes; default 256 MiB. With a spool, records are dropped
-            only when it is at this bound or unusable: memory overflow spills to disk.
+        spool_max_bytes: bound on the bytes of the records the spool holds (data and partition
+            keys; SQLite's files take more on disk); default 256 MiB. With a spool, records are
+            dropped only when it is at this bound or unusable: memory overflow spills to disk.
         spool_mode: ``"outage"`` (default: spill overflow, and spool everything after repeated
             failures) or ``"always"`` (every record on disk within ``flush_interval``).
         verify: ``True`` (default) checks TLS certificates, a path names a CA bundle,
