@@ -336,8 +336,9 @@ class DISHandler(logging.Handler):
         max_backoff: the longest retry delay; default 30.0.
         close_timeout: bound of ``close()``, a bare ``flush()``, the exit drain and the SIGTERM
             drain; default 5.0.
-        drain_on_sigterm: when the handler is created on the main thread and SIGTERM has its
-            default disposition (containers, systemd), install a SIGTERM handler that drains
+        drain_on_sigterm: when the handler is created on the main thread (or, made on another
+            thread, gets its first record there) and SIGTERM has its default disposition
+            (containers, systemd), install a SIGTERM handler that drains
             every handler within its ``close_timeout``, restores the default and sends SIGTERM
             again, so the process still ends as killed by SIGTERM; an application's own SIGTERM
             handler is never replaced. Default ``True``; ``False`` leaves SIGTERM alone.
@@ -1150,6 +1151,10 @@ class DISHandler(logging.Handler):
             if time.monotonic() < self._start_retry_at:
                 return
             self._started = True
+        if not _sigterm_installed and threading.current_thread() is threading.main_thread():
+            # A handler made on another thread (signal.signal works only on the main one): its
+            # first record logged on the main thread installs the SIGTERM drain.
+            _install_sigterm(self)
         started = [lane.flusher.start() for lane in self._lanes]
         if not all(started) and not sys.is_finalizing():
             # No thread could be made now (a resource limit): records keep queuing, flush() and

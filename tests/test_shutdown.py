@@ -185,6 +185,26 @@ print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
             done.stdout.split(),
         ), done.stderr
 
+    def test_a_handler_made_on_a_thread_drains_once_the_main_thread_logs(self, emulator, stream):
+        """A handler built on another thread (lazy set-up in a worker) cannot install the drain
+        there; its first record logged on the main thread does, so SIGTERM still delivers."""
+        body = """
+import threading
+made = []
+worker = threading.Thread(target=lambda: made.append(make_handler()))
+worker.start()
+worker.join()
+log.addHandler(made[0])
+for i in range(5):
+    log.info("rec-%d", i)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(30)
+print("survived")
+"""
+        done, _ = run(emulator, stream, body)
+        assert (-signal.SIGTERM, "") == (done.returncode, done.stdout), done.stderr
+        assert [f"rec-{i}" for i in range(5)] == stored(emulator, stream)
+
     def test_sigterm_inside_the_handler_is_drained_after_it(self, emulator, stream):
         """A SIGTERM that lands while the main thread is inside the handler never deadlocks: the
         drain runs once the thread has left it."""
