@@ -56,6 +56,7 @@ class TestNumbersAreAsciiDecimals:
 
     @pytest.mark.parametrize("number", ["\u00b2", "\u0661", "9" * 5000, "1_0", "+1"])
     def test_starting_sequence_number(self, api, stream, number):
+        """A starting sequence number that is not an ASCII decimal up to 2^63-1 is DIS.4216."""
         api.call("POST", "/records", json={"stream_name": stream, "records": [{"data": "eA=="}]})
         query = cursor_query(
             stream, **{"cursor-type": "AT_SEQUENCE_NUMBER", "starting-sequence-number": number}
@@ -64,22 +65,25 @@ class TestNumbersAreAsciiDecimals:
 
     @pytest.mark.parametrize("number", ["\u00b2", "\u0661", "9" * 5000])
     def test_at_timestamp(self, api, stream, number):
+        """An AT_TIMESTAMP timestamp that is not an ASCII decimal up to 2^63-1 is DIS.4200."""
         query = cursor_query(stream, **{"cursor-type": "AT_TIMESTAMP", "timestamp": number})
         assert (400, "DIS.4200") == api.outcome("GET", "/cursors", params=query)
 
     @pytest.mark.parametrize("number", ["\u00b2", "\u0661", "9" * 5000])
     def test_explicit_hash_key(self, api, emulator, stream, number):
+        """An explicit_hash_key that is not an ASCII decimal up to 2^63-1 is DIS.4200."""
         record = {"data": "eA==", "explicit_hash_key": number}
         body = {"stream_name": stream, "records": [record]}
         assert (400, "DIS.4200") == api.outcome("POST", "/records", json=body)
         assert [] == emulator.records(stream)
 
     def test_partition_id(self, api, stream):
-        """``shardId-`` takes ASCII digits only (the pattern used ``\\d``)."""
+        """A partition id takes ASCII digits only after ``shardId-``."""
         query = cursor_query(stream, **{"cursor-type": "LATEST", "partition-id": "shardId-\u0661"})
         assert (400, "DIS.4201") == api.outcome("GET", "/cursors", params=query)
 
     def test_get_records_limit(self, api, stream):
+        """A GetRecords limit in other scripts' digits is DIS.4200."""
         cursor = api.call(
             "GET", "/cursors", params=cursor_query(stream, **{"cursor-type": "TRIM_HORIZON"})
         ).json()["partition_cursor"]
@@ -102,7 +106,7 @@ class TestForgedCursors:
         ],
     )
     def test_fields_of_the_wrong_type_are_an_invalid_cursor(self, api, stream, payload):
-        """A cursor naming its stream with a list or a dict was a 500 (unhashable lookup)."""
+        """A cursor whose fields have the wrong types is DIS.4217, whatever the types."""
         # Issued in 2039, so it has not expired and every field is looked at.
         fields = {"partition": 0, "next_seq": 0, "issued_ms": 2**41, **payload}
         params = {"partition-cursor": forged(fields)}
@@ -111,21 +115,20 @@ class TestForgedCursors:
 
 class TestRequiredFields:
     def test_create_stream_needs_a_partition_count(self, api, emulator):
-        """partition_count is mandatory in the CreateStream API; a missing one made a stream of
-        one partition, so a client forgetting it passed here and failed against DIS."""
+        """CreateStream without partition_count (mandatory in the API) is DIS.4200."""
         body = {"stream_name": "no-count", "stream_type": "COMMON"}
         assert (400, "DIS.4200") == api.outcome("POST", "/streams", json=body)
         assert [] == emulator.stream_names()
 
     def test_get_cursor_needs_a_stream_name(self, api, stream):
-        """Without ``stream-name`` the reply said stream "" does not exist (DIS.4301)."""
+        """GetCursor without stream-name is a malformed request, DIS.4200."""
         query = {"partition-id": "0", "cursor-type": "LATEST"}
         assert (400, "DIS.4200") == api.outcome("GET", "/cursors", params=query)
 
 
 class TestIamLogin:
     def test_a_password_that_is_not_utf8_is_a_wrong_password(self, emulator):
-        """A lone surrogate escape in the password was a 500 (the comparison encoded it)."""
+        """A login whose password holds a lone surrogate is refused as a wrong password."""
         login = {
             "auth": {
                 "identity": {
@@ -191,6 +194,7 @@ class TestBodyFraming:
         ids=["sign", "underscore", "two-lengths", "unknown-coding"],
     )
     def test_ambiguous_lengths_get_400(self, emulator, stream, headers):
+        """A body whose length is given ambiguously gets 400 and a closed connection."""
         reply = exchange(emulator, self.request(emulator, stream, *headers))
         assert (b"HTTP/1.1 400", True, []) == (
             reply[:12],
@@ -201,6 +205,7 @@ class TestBodyFraming:
     def test_chunked_with_a_length_is_read_chunked_and_the_connection_closed(
         self, emulator, stream
     ):
+        """A chunked body that also names a length is read chunked, then the connection closes."""
         body = json.dumps({"stream_name": stream, "records": [{"data": "eA=="}]}).encode()
         request = (
             (
@@ -220,8 +225,7 @@ class TestBodyFraming:
         )
 
     def test_an_oversized_body_announced_with_expect_is_refused_before_upload(self, emulator):
-        """``Expect: 100-continue`` (curl sends it for large bodies) with a length past 12 MB:
-        the reply was 100 Continue, so the client uploaded it all before its 413."""
+        """A body over 12 MB announced with Expect: 100-continue gets 413 before it is sent."""
         request = (
             f"POST /v2/{emulator.project_id}/records HTTP/1.1\r\nHost: x\r\n"
             f"Content-Length: {13 * 1024 * 1024}\r\nExpect: 100-continue\r\n\r\n"
@@ -229,7 +233,7 @@ class TestBodyFraming:
         assert b"HTTP/1.1 413" == exchange(emulator, request)[:12]
 
     def test_repeated_equal_lengths_are_one_length(self, emulator, stream):
-        """The same Content-Length twice is not ambiguous (RFC 9110 section 8.6)."""
+        """The same Content-Length twice is one length (RFC 9110 section 8.6)."""
         reply = exchange(
             emulator,
             self.request(emulator, stream, "Content-Length: {n}", "Content-Length: {n}"),
@@ -242,7 +246,7 @@ class TestKeysThatAreNotUtf8:
     and lands on the partition the hash of that text picks, whichever encoding carried it."""
 
     def test_protobuf_read_of_a_json_written_key(self, emulator, stream):
-        """GetRecords in protobuf answered 500 for such a key written with JSON."""
+        """A key with a lone surrogate written with JSON reads back over protobuf as ``?``."""
         writer = DISClient(emulator.url, emulator.project_id, ak=emulator.ak, sk=emulator.sk)
         reader = DISClient(
             emulator.url,
@@ -261,8 +265,7 @@ class TestKeysThatAreNotUtf8:
         assert [(b"j", "?x")] == [(r.data, r.partition_key) for r in got]
 
     def test_protobuf_client_sends_it(self, emulator, stream):
-        """The protobuf encoder raised UnicodeEncodeError for such a key, so a handler's batch
-        holding one failed at every attempt, and every record queued with it stayed unsent."""
+        """The protobuf client sends a key with a lone surrogate to the partition JSON picks."""
         clients = [
             DISClient(
                 emulator.url,
@@ -293,8 +296,7 @@ class TestListProjects:
     project id of its region when ``BasicCredentials`` is given none."""
 
     def test_the_v3_sdk_finds_the_project_id(self, monkeypatch):
-        """``BasicCredentials(ak, sk)`` with the banner's environment: the SDK asked IAM for the
-        project id and got 404, so no call could be made."""
+        """The v3 SDK given no project id finds the emulator's through IAM and makes its call."""
         from huaweicloudsdkcore.auth.credentials import BasicCredentials
         from huaweicloudsdkdis.v2 import DisClient
         from huaweicloudsdkdis.v2.model import ListStreamsRequest
@@ -322,6 +324,7 @@ class TestListProjects:
         )
 
     def test_filters_and_authentication(self, emulator):
+        """GET /v3/projects lists the region's project to an authenticated caller only."""
         url = emulator.url + "/v3/projects"
         with requests.Session() as session:
             session.headers["X-Auth-Token"] = emulator.issue_token()
@@ -344,20 +347,20 @@ class TestFaultDetails:
         ("seconds", "header"), [(2, "2"), (1.5, "1.5"), (1234567.5, "1234567.5"), (0.0001, "0")]
     )
     def test_retry_after_is_written_in_plain_decimals(self, api, stream, seconds, header):
-        """A large fractional Retry-After was written "1.23457e+06", which HTTP clients cannot
-        read as seconds."""
+        """A scripted Retry-After is written in whole seconds or plain decimals, never exponents."""
         api.emu.fail_next(1, 503, "DIS.5000", retry_after=seconds, operation="ListStreams")
         assert header == api.call("GET", "/streams").headers["Retry-After"]
 
     @pytest.mark.parametrize("seconds", [-1.0, float("inf"), float("nan")])
     def test_a_retry_after_no_header_can_carry_is_refused(self, emulator, seconds):
+        """A negative, infinite or NaN retry_after is a ValueError when scripted."""
         with pytest.raises(ValueError, match="retry_after"):
             emulator.fail_next(retry_after=seconds)
         with pytest.raises(ValueError, match="retry_after"):
             emulator.fail_rate(0.5, retry_after=seconds)
 
     def test_requests_refused_before_the_service_are_logged(self, emulator, stream):
-        """``emu.requests`` holds every call: one refused for its framing was missing."""
+        """A request refused for its framing appears in ``emu.requests``."""
         request = (
             f"POST /v2/{emulator.project_id}/records?x=1 HTTP/1.1\r\nHost: x\r\n"
             "Content-Length: +5\r\n\r\nhello"
@@ -370,19 +373,17 @@ class TestFaultDetails:
 
 class TestPathDecoding:
     def test_each_segment_is_decoded_once(self, api, stream):
-        """``%2574est-stream`` is the name ``%74est-stream``, not ``test-stream``: the path was
-        decoded whole and then each segment again."""
+        """Each path segment is percent-decoded once: ``%2574est-stream`` is not ``test-stream``."""
         assert (400, "DIS.4301") == api.outcome("GET", "/streams/%2574est-stream")
 
     def test_an_encoded_slash_stays_in_its_segment(self, api, stream):
-        """``a%2Fb`` is one stream name (that does not exist), not two path segments (404)."""
+        """An encoded slash stays inside its path segment (one stream name, DIS.4301)."""
         assert (400, "DIS.4301") == api.outcome("GET", "/streams/a%2Fb")
 
 
 class TestLongRuns:
     def test_expired_tokens_are_forgotten(self, emulator):
-        """Every token ever issued was kept: a long run with short-lived tokens (--token-ttl 5 and
-        a service refreshing) grew by about a kilobyte per login, for ever."""
+        """Expired tokens are forgotten, so many short-lived logins keep the store small."""
         live = emulator.issue_token(ttl=3600)
         for _ in range(5000):
             emulator.issue_token(ttl=0)
@@ -395,6 +396,7 @@ class TestLongRuns:
         assert (True, 200) == (len(emulator._service.tokens) < 2100, reply.status_code)
 
     def test_expired_temporary_sets_are_forgotten_after_a_day(self):
+        """Temporary AK/SK sets are forgotten a day after they expire."""
         clock = [1_000_000.0]
         with DISEmulator(token_ttl=0, clock=lambda: clock[0]) as emu:
             store = emu._service.temporary
@@ -431,6 +433,7 @@ class TestRetention:
         return api.call("GET", "/cursors", params=query)
 
     def test_expired_records_are_gone_and_numbers_go_on(self, aged):
+        """Records past the retention are gone while sequence numbers go on from where they were."""
         emu, clock, api = aged
         self.put(api, b"old-1", b"old-2")
         clock[0] += 24 * 3600 + 1
@@ -460,6 +463,7 @@ class TestRetention:
         )
 
     def test_a_cursor_whose_records_expired_meanwhile_is_4226(self, aged):
+        """A cursor still valid whose records expired meanwhile gets DIS.4226."""
         _, clock, api = aged
         self.put(api, b"soon gone")
         clock[0] += 24 * 3600 - 60
@@ -469,6 +473,7 @@ class TestRetention:
         assert (400, "DIS.4226") == api.outcome("GET", "/records", params=params)
 
     def test_a_longer_data_duration_keeps_them(self, aged):
+        """A stream created with a 72 h data_duration keeps its records for 48 h."""
         emu, clock, api = aged
         body = {"stream_name": "kept", "partition_count": 1, "data_duration": 72}
         api.call("POST", "/streams", json=body)
