@@ -946,6 +946,17 @@ def _explain(exc: DISError, what: str) -> str:
     return text if text.startswith(f"{what}:") else f"{what}: {text}"
 
 
+def _credential_service(exc: DISError) -> Optional[str]:
+    """The service a failed call got its credentials from, when that step failed: the IAM
+    endpoint (password tokens) or the metadata service (temporary keys); else ``None``."""
+    text = str(exc)
+    if text.startswith("metadata credentials"):
+        return "the metadata service"
+    if text.startswith("IAM token"):
+        return "the IAM endpoint"
+    return None
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from dis_logging.config import ENV_STREAM, STREAM_NAME_PATTERN
     from dis_logging.errors import AuthError, TransportError
@@ -985,6 +996,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 streams = client.list_streams()
         except DISError as exc:
             operation = "DescribeStream" if args.stream else "ListStreams"
+            credential_service = _credential_service(exc)
+            if isinstance(exc, TransportError) and credential_service is not None:
+                # The credentials come from another service, which failed before DIS was asked.
+                from dis_logging.client import CHECK_HINT
+
+                cause = str(exc).replace(f"; {CHECK_HINT}", "")
+                checklist.fail("credentials", f"{credential_service} did not answer: {cause}")
+                return EXIT_FAILURE
             if isinstance(exc, TransportError):
                 checklist.fail("endpoint", _explain(exc, operation))
                 return EXIT_FAILURE
@@ -1010,7 +1029,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         if status != "RUNNING":
             checklist.fail("stream", f"{args.stream!r} is {status}, not RUNNING")
             return EXIT_FAILURE
-        checklist.ok("stream", f"{args.stream!r} is RUNNING with {partitions} partitions")
+        checklist.ok(
+            "stream", f"{args.stream!r} is RUNNING with {_counted(partitions, 'partition')}"
+        )
         if args.no_put:
             checklist.skip("test put", "--no-put given")
             return EXIT_OK

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -622,6 +623,30 @@ class TestCheck:
         assert "RUNNING" not in check[1]
         assert "no stream status or partition list" in check[1].splitlines()[-1]
         assert "no stream status or partition list" in tail[2]
+
+    @pytest.mark.parametrize("kind", ["metadata", "iam"])
+    def test_an_unreachable_credential_service_fails_the_credentials_step(
+        self, capsys, emulator, stream, kind, monkeypatch
+    ):
+        """A metadata service or IAM endpoint that refuses connections fails the credentials
+        step naming that service, not the DIS endpoint (which was never asked)."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        argv = ["check", stream, "--endpoint", emulator.url, "--project-id", emulator.project_id]
+        if kind == "metadata":
+            monkeypatch.setenv("DIS_LOGGING_METADATA_CREDENTIALS", "true")
+            monkeypatch.setenv("DIS_LOGGING_METADATA_ENDPOINT", closed)
+            service = "the metadata service"
+        else:
+            argv += ["--iam-endpoint", closed, "--username", "u", "--domain-name", "d"]
+            argv += ["--password", "pw-for-the-test"]
+            service = "the IAM endpoint"
+        code, out, _ = run(capsys, *argv)
+        last = out.splitlines()[-1]
+        assert (1, "FAIL  credentials ") == (code, last[:18])
+        assert f"{service} did not answer" in last
+        assert "tests the whole setup" not in last
 
     def test_never_prints_the_password(self, capsys, emulator, stream):
         """With password credentials the password is not printed."""
