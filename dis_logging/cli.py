@@ -334,8 +334,15 @@ def _connection(args: argparse.Namespace) -> Connection:
     Raises:
         ConfigError: a required setting is missing or malformed.
     """
-    from dis_logging.config import resolve_connection
+    from dis_logging.config import resolve_connection, unknown_variables
 
+    unknown = unknown_variables()
+    if unknown:
+        print(
+            f"{PROG}: warning: environment variable(s) {', '.join(unknown)} set but not read; "
+            "they have no effect",
+            file=sys.stderr,
+        )
     given = {name: getattr(args, name) for name in _CONNECTION_FIELDS}
     given.update(_secret_inputs(args))
     return resolve_connection(**given, allow_insecure_http=args.allow_http)

@@ -147,6 +147,21 @@ ENV_SPOOL_DIR: Final = "DIS_LOGGING_SPOOL_DIR"
 ENV_ENABLED: Final = "DIS_LOGGING_ENABLED"
 ENV_METADATA_CREDENTIALS: Final = "DIS_LOGGING_METADATA_CREDENTIALS"
 ENV_METADATA_ENDPOINT: Final = "DIS_LOGGING_METADATA_ENDPOINT"
+#: Every ``DIS_LOGGING_*`` variable the package reads; any other one is a typo worth a word.
+KNOWN_DIS_LOGGING_VARIABLES: Final = frozenset(
+    {
+        ENV_USERNAME,
+        ENV_PASSWORD,
+        ENV_DOMAIN_NAME,
+        ENV_ENDPOINT,
+        ENV_STREAM,
+        ENV_REGION,
+        ENV_SPOOL_DIR,
+        ENV_ENABLED,
+        ENV_METADATA_CREDENTIALS,
+        ENV_METADATA_ENDPOINT,
+    }
+)
 DEFAULT_CREDENTIALS_FILE: Final = os.path.join("~", ".huaweicloud", "credentials")
 #: The credentials file section the Huawei SDK reads for project-scoped keys.
 CREDENTIALS_SECTION: Final = "basic"
@@ -273,6 +288,40 @@ def check_keywords(init: _F) -> _F:
             kwargs.clear()
 
     return cast(_F, wrapper)
+
+
+#: Settings read from ``HUAWEICLOUD_SDK_<NAME>`` (the SDK's convention), not ``DIS_LOGGING_<NAME>``.
+_SDK_VARIABLE_SUFFIXES: Final = frozenset(
+    {"AK", "SK", "SECURITY_TOKEN", "PROJECT_ID", "IAM_ENDPOINT", "CREDENTIALS_FILE"}
+)
+
+
+def unknown_variables(env: Optional[Mapping[str, str]] = None) -> List[str]:
+    """Name the ``DIS_LOGGING_*`` variables that the package does not read, each with the
+    closest one it reads (``DIS_LOGGING_SPOOLDIR`` would otherwise switch the spool off in
+    silence).
+
+    Args:
+        env: the environment to read; default ``None`` reads :data:`os.environ`.
+
+    Returns:
+        One phrase per unknown variable, sorted, such as
+        ``"DIS_LOGGING_SPOOLDIR (did you mean DIS_LOGGING_SPOOL_DIR?)"``; empty when all are known.
+    """
+    environ = os.environ if env is None else env
+    prefix = "DIS_LOGGING_"
+    # Compared without the shared prefix, which would make every name look close.
+    choices = sorted(name[len(prefix) :] for name in KNOWN_DIS_LOGGING_VARIABLES)
+    found = []
+    for name in sorted(environ):
+        if name.startswith(prefix) and name not in KNOWN_DIS_LOGGING_VARIABLES:
+            suffix = name[len(prefix) :]
+            if suffix in _SDK_VARIABLE_SUFFIXES:  # the keys and project come from the SDK's
+                found.append(f"{name} (did you mean HUAWEICLOUD_SDK_{suffix}?)")
+                continue
+            close = difflib.get_close_matches(suffix, choices, n=1)
+            found.append(f"{name} (did you mean {prefix}{close[0]}?)" if close else name)
+    return found
 
 
 def is_enabled(value: object = None, env: Optional[Mapping[str, str]] = None) -> bool:

@@ -85,6 +85,7 @@ from dis_logging.config import (
     _to_level,
     check_keywords,
     unknown_keywords_error,
+    unknown_variables,
 )
 from dis_logging.errors import ConfigError, DISError
 from dis_logging.flusher import THREAD_NAME, Flusher, RateLimiter, SpoolLike
@@ -503,6 +504,7 @@ class DISHandler(logging.Handler):
         # (start, end) of the last flush() without a timeout; close() right after shares its budget.
         self._last_bare_flush: Tuple[float, float] = (0.0, float("-inf"))
         self._setup()
+        _report_unknown_variables(self._reporter)
         if config.verify is False and config.enabled:
             self._reporter.report_now(
                 f"verify=False: the TLS certificate of {config.endpoint} is not checked; whoever "
@@ -1401,6 +1403,22 @@ def handler_or_settings(
         return handler if handler is not None else DISHandler(**settings)
     finally:
         settings.clear()
+
+
+#: ``DIS_LOGGING_*`` variables already reported as unknown in this process (once each).
+_REPORTED_VARIABLES: Set[str] = set()
+
+
+def _report_unknown_variables(reporter: Reporter) -> None:
+    """Say once per process which ``DIS_LOGGING_*`` variables are set but never read."""
+    unknown = [text for text in unknown_variables() if text.split()[0] not in _REPORTED_VARIABLES]
+    if not unknown:
+        return
+    _REPORTED_VARIABLES.update(text.split()[0] for text in unknown)
+    reporter.report_now(
+        f"environment variable(s) {', '.join(unknown)} set but not read by dis-logging; "
+        "they have no effect"
+    )
 
 
 @functools.lru_cache(maxsize=1)

@@ -764,6 +764,19 @@ class TestEveryday:
         code, _, err = run(capsys, *argv, *connection_args(emulator))
         assert (2, True, []) == (code, said in err, emulator.requests)
 
+    def test_an_unread_variable_is_named_with_the_one_meant(
+        self, capsys, emulator, stream, monkeypatch
+    ):
+        """A misspelt DIS_LOGGING_* variable (read by nothing) gets a warning naming the one
+        meant; the command runs on."""
+        monkeypatch.setenv("DIS_LOGGING_ENDPIONT", "http://127.0.0.1:9")
+        code, _, err = run(capsys, "check", stream, "--no-put", *connection_args(emulator))
+        assert (0, True) == (
+            code,
+            "warning: environment variable(s) DIS_LOGGING_ENDPIONT (did you mean "
+            "DIS_LOGGING_ENDPOINT?) set but not read" in err,
+        )
+
     @pytest.mark.parametrize("command", ["check", "tail", "send"])
     def test_missing_credentials_exit_2_everywhere(self, capsys, command):
         """Missing credentials are a configuration error, exit 2, in every command."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
@@ -733,3 +733,47 @@ class TestSpoolDirUsable:
         """Switched off, a handler never opens its spool, so an unusable directory passes."""
         parent = _unwritable_parent(tmp_path)
         assert not build(enabled=False, spool_dir=f"{parent}/spool").enabled
+
+
+class TestUnknownVariables:
+    def test_unread_variables_are_named_with_the_closest_known_one(self):
+        """DIS_LOGGING_* variables the package does not read are named, each with the variable
+        meant; the keys point to the SDK's HUAWEICLOUD_SDK_* names."""
+        from dis_logging.config import unknown_variables
+
+        env = {
+            "DIS_LOGGING_SPOOLDIR": "/tmp/x",
+            "DIS_LOGGING_ENABLE": "false",
+            "DIS_LOGGING_AK": "AK",
+            "DIS_LOGGING_FOO": "1",
+            "DIS_LOGGING_STREAM": "s",
+            "HUAWEICLOUD_SDK_DOMAIN_ID": "d",
+        }
+        assert [
+            "DIS_LOGGING_AK (did you mean HUAWEICLOUD_SDK_AK?)",
+            "DIS_LOGGING_ENABLE (did you mean DIS_LOGGING_ENABLED?)",
+            "DIS_LOGGING_FOO",
+            "DIS_LOGGING_SPOOLDIR (did you mean DIS_LOGGING_SPOOL_DIR?)",
+        ] == unknown_variables(env)
+
+    def test_a_handler_reports_them_once_per_process(self, monkeypatch):
+        """The first handler reports an unread variable on its diagnostics channel; later ones
+        do not repeat it."""
+        from dis_logging import handler as handler_module
+        from dis_logging.handler import DISHandler
+
+        monkeypatch.setenv("DIS_LOGGING_SPOOLDIR", "/tmp/x")
+        monkeypatch.setattr(handler_module, "_REPORTED_VARIABLES", set())
+        lines: List[str] = []
+        for _ in range(2):
+            DISHandler(
+                "s",
+                endpoint="http://127.0.0.1:9",
+                project_id="p",
+                token="t0ken",
+                diagnostics=lines.append,
+            ).close()
+        assert [
+            "dis-logging: environment variable(s) DIS_LOGGING_SPOOLDIR (did you mean "
+            "DIS_LOGGING_SPOOL_DIR?) set but not read by dis-logging; they have no effect"
+        ] == lines
