@@ -154,6 +154,10 @@ class FlushWatch:
         self.lost = False
 
 
+#: Seconds between two checks of :attr:`RecordBuffer.stop_blocking` by a waiting "block" put.
+BLOCK_POLL: Final = 0.05
+
+
 class RecordBuffer:
     """Bounded FIFO of encoded records with level-aware shedding and exact loss counters.
 
@@ -227,6 +231,9 @@ class RecordBuffer:
         self._in_flight_records = 0
         self._watches: List[FlushWatch] = []
         self._closed = False
+        #: Set (without the lock: a signal handler may do it) when the process is about to end
+        #: (SIGTERM): "block" puts stop waiting, within BLOCK_POLL, and no put waits any more.
+        self.stop_blocking = False
         self._close_token = 0  # batches up to this token were taken before close()
         self._sent = 0
         self._failed = 0
@@ -830,7 +837,12 @@ class RecordBuffer:
 
     def _make_room(self, size: int, high: bool) -> bool:
         """Shed per policy until ``size`` more bytes fit; ``False`` refuses the new record."""
-        if self.overflow == OVERFLOW_BLOCK and self.block_timeout > 0 and not self._closed:
+        if (
+            self.overflow == OVERFLOW_BLOCK
+            and self.block_timeout > 0
+            and not self._closed
+            and not self.stop_blocking
+        ):
             self._block(size)
             if not self._is_full(size):
                 return True
@@ -865,11 +877,12 @@ class RecordBuffer:
             finally:
                 self._lock.acquire()
         deadline = time.monotonic() + self.block_timeout
-        while self._is_full(size) and not self._closed:
+        while self._is_full(size) and not self._closed and not self.stop_blocking:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            self._space.wait(remaining)
+            # In slices: stop_blocking is set without the lock, so nothing notifies the wait.
+            self._space.wait(min(remaining, BLOCK_POLL))
 
     def _evict(self, queue: Deque[Item], *, oldest: bool) -> None:
         item = queue.popleft() if oldest else queue.pop()

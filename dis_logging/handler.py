@@ -1498,6 +1498,11 @@ def _on_sigterm(signum: int, frame: object) -> None:
         return  # a second SIGTERM while draining: the drain is bounded anyway
     main = _get_ident()
     handlers = [h for h in list(_HANDLERS) if h.config.drain_on_sigterm]
+    for handler in list(_HANDLERS):
+        for lane in handler._lanes:
+            # An overflow="block" append that waits for room (the main thread's, say) stops
+            # waiting, and none waits again: the process is about to end.
+            lane.buffer.stop_blocking = True
     busy = [h for h in handlers if main in h._inside]
     now = time.monotonic()
     if busy and (_sigterm_retry_until is None or now < _sigterm_retry_until):
@@ -1510,6 +1515,16 @@ def _on_sigterm(signum: int, frame: object) -> None:
     try:
         if not busy:
             _drain_all(handlers, "SIGTERM drain")
+        else:
+            # The main thread never left the handler within the longest close_timeout: draining
+            # here could wait for a lock it holds. Say so rather than end in silence (a raw
+            # write: the diagnostics path may take locks the main thread holds).
+            queued = sum(lane.buffer.snapshot(wait=False).queued for h in busy for lane in h._lanes)
+            _write_stderr(
+                f"dis-logging: SIGTERM: the main thread stayed inside the handler for "
+                f"{max(h.config.close_timeout for h in handlers):.1f}s; {queued} queued "
+                "record(s) were not drained\n"
+            )
     finally:
         # As if the signal had met its default disposition: the process ends, killed by SIGTERM
         # (exit status 143 in a shell, -15 from subprocess), without atexit or finally blocks.
@@ -1522,6 +1537,14 @@ def _on_sigterm(signum: int, frame: object) -> None:
         # Still alive: the kernel ignores a default-disposition SIGTERM sent to a PID namespace's
         # init, which a Python started as PID 1 in a container is. End as a shell would report.
         os._exit(128 + signum)
+
+
+def _write_stderr(text: str) -> None:
+    """Write ``text`` to file descriptor 2 without any lock (from a signal handler)."""
+    try:
+        os.write(2, text.encode("utf-8", "backslashreplace"))
+    except OSError:
+        pass
 
 
 def _resignal_when_left(busy: List[DISHandler], main: int, until: float) -> None:

@@ -205,6 +205,37 @@ print("survived")
         assert (-signal.SIGTERM, "") == (done.returncode, done.stdout), done.stderr
         assert [f"rec-{i}" for i in range(5)] == stored(emulator, stream)
 
+    def test_sigterm_while_the_main_thread_waits_in_a_blocking_append(
+        self, emulator, stream, hostile_server
+    ):
+        """overflow="block" with a full queue keeps the main thread inside the handler for up to
+        block_timeout at every record; SIGTERM stops those waits, so the drain runs (it used to
+        give up after close_timeout and end the process with no drain and no word)."""
+        server = hostile_server("no_reply")
+        body = """
+import threading
+handler = make_handler(close_timeout=1.0, request_timeout=30.0, flush_interval=0.05,
+                       overflow="block", block_timeout=30.0, max_queue_records=100,
+                       max_batch_records=10)
+log.addHandler(handler)
+
+def terminate():
+    while handler.stats.queued < 100:  # the queue is full: the main thread waits for room
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=terminate, daemon=True).start()
+i = 0
+while True:
+    log.info("rec-%d", i)
+    i += 1
+"""
+        done, elapsed = run(emulator, stream, body, settings={"endpoint": server.url})
+        assert -signal.SIGTERM == done.returncode, done.stderr
+        assert "SIGTERM drain of the handler" in done.stderr, done.stderr
+        assert "could not be sent within 1.0s" in done.stderr, done.stderr
+        assert elapsed < 1.0 + SLACK + 2.0, elapsed
+
     def test_sigterm_inside_the_handler_is_drained_after_it(self, emulator, stream):
         """A SIGTERM that lands while the main thread is inside the handler never deadlocks: the
         drain runs once the thread has left it."""
