@@ -462,6 +462,14 @@ class TestRetention:
             [r.data for r in emu.records("aged")],
         )
 
+    def test_describe_stream_shows_the_range_kept(self, aged):
+        """DescribeStream's sequence_number_range starts at the oldest record kept, read or not."""
+        _, clock, api = aged
+        self.put(api, b"a", b"b")
+        clock[0] += 25 * 3600
+        described = api.call("GET", "/streams/aged").json()["partitions"][0]
+        assert "[2 : 2]" == described["sequence_number_range"]
+
     def test_a_cursor_whose_records_expired_meanwhile_is_4226(self, aged):
         """A cursor still valid whose records expired meanwhile gets DIS.4226."""
         _, clock, api = aged

@@ -745,6 +745,7 @@ class Service:
                 raise bad_request("DIS.4201", f"Invalid start_partitionId: {after!r}.")
             first = index + 1
         with self.store.lock:
+            self.store.expire(stream)  # sequence_number_range starts at the oldest record kept
             parts = stream.partitions[first : first + limit]
             described = [stream.describe_partition(p) for p in parts]
         count = len(stream.partitions)

@@ -539,7 +539,7 @@ class StreamStore:
                 raise stream_not_found(stream.name)
             now = self._clock()
             now_ms = int(now * 1000)
-            self._expire(stream, now_ms)
+            self.expire(stream, now_ms)
             for position, (record, index) in enumerate(zip(records, targets)):
                 part = stream.partitions[index]
                 failure = record_filter(position, record) if record_filter else None
@@ -562,20 +562,27 @@ class StreamStore:
             self.changed.notify_all()
         return outcomes
 
-    def _expire(self, stream: Stream, now_ms: Optional[int] = None) -> None:
-        """Drop the records older than the stream's retention (``data_duration``), as DIS does;
-        the caller holds the lock. Sequence numbers are kept: the partition's ``first`` moves.
+    def expire(self, stream: Stream, now_ms: Optional[int] = None) -> None:
+        """Drop the records older than the stream's retention (``data_duration``), as DIS does.
+
+        Sequence numbers are kept: each partition's ``first`` moves past what was dropped.
+
+        Args:
+            stream: The stream.
+            now_ms: The current time in milliseconds since the epoch; default None reads the
+                store's clock.
         """
-        if now_ms is None:
-            now_ms = int(self._clock() * 1000)
-        cutoff = now_ms - stream.retention_hours * 3_600_000
-        for part in stream.partitions:
-            if part.timestamps and part.timestamps[0] < cutoff:
-                gone = bisect.bisect_left(part.timestamps, cutoff)
-                del part.records[:gone]
-                del part.timestamps[:gone]
-                part.first += gone
-                stream.total_records -= gone
+        with self.lock:
+            if now_ms is None:
+                now_ms = int(self._clock() * 1000)
+            cutoff = now_ms - stream.retention_hours * 3_600_000
+            for part in stream.partitions:
+                if part.timestamps and part.timestamps[0] < cutoff:
+                    gone = bisect.bisect_left(part.timestamps, cutoff)
+                    del part.records[:gone]
+                    del part.timestamps[:gone]
+                    part.first += gone
+                    stream.total_records -= gone
 
     def _target(self, record: NewRecord, count: int) -> int:
         """Pick the partition: by id, else explicit hash, else key hash, else at random."""
@@ -636,7 +643,7 @@ class StreamStore:
                 cursor is valid 5 minutes, retention can end within them).
         """
         with self.lock:
-            self._expire(stream)
+            self.expire(stream)
             part = stream.partitions[index]
             if start < part.first:
                 raise bad_request(
@@ -667,7 +674,7 @@ class StreamStore:
             The sequence number; the next one when every record is older.
         """
         with self.lock:
-            self._expire(stream)
+            self.expire(stream)
             part = stream.partitions[index]
             return part.first + bisect.bisect_left(part.timestamps, timestamp_ms)
 
@@ -682,7 +689,7 @@ class StreamStore:
             ``(oldest, next)``; equal when the partition holds no record.
         """
         with self.lock:
-            self._expire(stream)
+            self.expire(stream)
             part = stream.partitions[index]
             return part.first, part.first + len(part.records)
 
@@ -702,7 +709,7 @@ class StreamStore:
             stream = self._streams.get(name)
             if stream is None:
                 raise KeyError(f"no stream named {name!r} in the emulator")
-            self._expire(stream)
+            self.expire(stream)
             return [r for part in stream.partitions for r in part.records]
 
     def wait_for(self, name: str, count: int, timeout: float) -> List[StoredRecord]:
