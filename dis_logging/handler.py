@@ -893,11 +893,11 @@ class DISHandler(logging.Handler):
                 return
             self._closed = True
             self._fast_buffer = None  # handle() then takes emit()'s path, which refuses records
+        budget = self.config.close_timeout
         try:
             if self._pid != os.getpid():
                 self._after_fork()
             now = time.monotonic()
-            budget = self.config.close_timeout
             started, ended = self._last_bare_flush
             if self._exit_drained:
                 budget = self._after_exit_budget(budget)
@@ -909,6 +909,19 @@ class DISHandler(logging.Handler):
             self._client.close()
         except Exception as exc:  # noqa: BLE001 - logging.shutdown must complete
             self._reporter.report(error_key(exc), f"close failed: {exc!r}")
+        except BaseException as exc:
+            # Ctrl-C (KeyboardInterrupt) or a signal handler's exception cut close() short. The
+            # handler is closed already, so no later step (the exit drain) would see what it had
+            # not sent yet: that is given up here, counted and reported, then the exception goes on.
+            try:
+                for lane in self._lanes:
+                    lane.flusher.stop()
+                self._settle_leftovers(
+                    f"close (cut short by {type(exc).__name__})", budget, close_spool=True
+                )
+            except Exception:  # noqa: BLE001, S110 - the interruption is what the caller must see
+                pass
+            raise
         finally:
             _HANDLERS.discard(self)
             _restore_sigterm_if_unused()
@@ -1312,7 +1325,7 @@ class DISHandler(logging.Handler):
         later reply is counted.
         """
         spooled = dropped = in_flight = 0
-        reason = "close" if event == "close" else "exit"
+        reason = "close" if event.startswith("close") else "exit"
         for lane in self._lanes:
             lane.flusher.spool_leftovers(in_flight=spool_in_flight)
             if close_spool:
@@ -1328,9 +1341,8 @@ class DISHandler(logging.Handler):
             return
         parts = []
         if dropped:
-            parts.append(
-                f"{dropped} record(s) could not be sent within {budget:.1f}s and were dropped"
-            )
+            when = "in time" if "cut short" in event else f"within {budget:.1f}s"
+            parts.append(f"{dropped} record(s) could not be sent {when} and were dropped")
         if in_flight and final:
             parts.append(
                 f"{in_flight} record(s) were still in flight as the process ended (delivered "

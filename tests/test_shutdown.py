@@ -689,6 +689,38 @@ class TestCloseAccounting:
         assert "100 dropped" in late[0]
 
 
+class TestInterruptedClose:
+    def test_ctrl_c_during_close_counts_and_reports_what_was_left(
+        self, emulator, stream, hostile_server
+    ):
+        """Ctrl-C while close() waits for a silent DIS: the KeyboardInterrupt reaches the caller,
+        and the records close() had not sent are counted and reported (they were lost in silence:
+        the handler was closed, so the exit drain skipped it)."""
+        server = hostile_server("no_reply")
+        body = """
+import threading
+handler = make_handler(close_timeout=5.0, request_timeout=30.0)
+log.addHandler(handler)
+for i in range(50):
+    log.info("rec-%d", i)
+
+def interrupt():
+    time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt, daemon=True).start()
+try:
+    handler.close()
+except KeyboardInterrupt:
+    stats = handler.stats
+    print(stats.queued, stats.drops, stats.emitted == stats.sent + stats.dropped + stats.failed)
+"""
+        done, _ = run(emulator, stream, body, settings={"endpoint": server.url})
+        assert (0, "0 {'close': 50} True") == (done.returncode, done.stdout.strip()), done.stderr
+        assert "close (cut short by KeyboardInterrupt)" in done.stderr, done.stderr
+        assert "50 record(s) could not be sent in time" in done.stderr, done.stderr
+
+
 class TestFlushTruth:
     def test_flush_is_false_after_an_earlier_failure(self, emulator, stream, make_handler):
         """A record that failed before flush() was called makes flush() False."""
