@@ -7,6 +7,7 @@ import base64
 import contextlib
 import json
 import socket
+import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
@@ -488,3 +489,44 @@ class TestRetention:
         api.call("POST", "/records", json={"stream_name": "kept", "records": [{"data": "eA=="}]})
         clock[0] += 48 * 3600
         assert 1 == len(emu.records("kept"))
+
+
+def _somaxconn() -> int:
+    try:
+        with open("/proc/sys/net/core/somaxconn") as limit:
+            return int(limit.read())
+    except (OSError, ValueError):
+        return 0
+
+
+class TestManyClients:
+    @pytest.mark.skipif(_somaxconn() < 1024, reason="the kernel caps the listen backlog below 1024")
+    def test_a_burst_of_simultaneous_connections_is_served(self, emulator, stream):
+        """Four hundred clients connecting at the same moment are all answered."""
+        token = emulator.issue_token()
+        body = json.dumps({"stream_name": stream, "records": [{"data": "eA=="}]}).encode()
+        request = (
+            f"POST /v2/{emulator.project_id}/records HTTP/1.1\r\nHost: x\r\n"
+            f"X-Auth-Token: {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
+        go = threading.Event()
+        statuses: List[bytes] = []
+        lock = threading.Lock()
+
+        def client() -> None:
+            go.wait(10)
+            try:
+                reply = exchange(emulator, request)[:12]
+            except OSError as exc:
+                reply = type(exc).__name__.encode()
+            with lock:
+                statuses.append(reply)
+
+        threads = [threading.Thread(target=client) for _ in range(400)]
+        for thread in threads:
+            thread.start()
+        go.set()
+        for thread in threads:
+            thread.join(60)
+        assert ({b"HTTP/1.1 200"}, 400) == (set(statuses), len(emulator.records(stream)))

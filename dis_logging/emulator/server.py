@@ -531,7 +531,10 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    # The listen backlog. With 128, a burst of a few hundred simultaneous connections (test
+    # workers, a pool warming up) had some reset by the kernel once the accept queue was full;
+    # the kernel caps the value at net.core.somaxconn (4096 on current Linux).
+    request_queue_size = 1024
 
     def __init__(
         self,
