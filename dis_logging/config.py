@@ -1261,7 +1261,10 @@ def _tuning(
 
     out: Dict[str, Any] = {}
     out["stream_id"] = _optional_str("stream_id", given.get("stream_id"))
-    out["partition_id"] = _optional_str("partition_id", given.get("partition_id"))
+    partition_id = given.get("partition_id")
+    if isinstance(partition_id, int) and not isinstance(partition_id, bool):
+        partition_id = str(partition_id)  # "partition_id": 2 in a JSON or YAML configuration
+    out["partition_id"] = _optional_str("partition_id", partition_id)
     if out["partition_id"] is not None and not PARTITION_ID_PATTERN.fullmatch(out["partition_id"]):
         raise ConfigError(
             "partition_id",

@@ -218,6 +218,13 @@ class TestValidation:
         """A partition id is ``shardId-`` plus the index, or the bare index."""
         assert value.strip() == build(partition_id=value).partition_id
 
+    def test_a_partition_id_given_as_a_number_is_accepted(self):
+        """``"partition_id": 2`` from a JSON or YAML configuration is partition 2; a boolean
+        is still refused."""
+        assert "2" == build(partition_id=2).partition_id
+        with pytest.raises(ConfigError, match="partition_id"):
+            build(partition_id=True)
+
     def test_the_longest_wait_is_accepted(self):
         """1,000,000 seconds (about 11.5 days) is still a valid duration."""
         config = build(flush_interval="1e6", close_timeout=1e6, max_backoff=1e6)
