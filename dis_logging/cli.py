@@ -483,7 +483,7 @@ def _for_terminal(text: str) -> str:
 def _print_record(partition_id: str, record: FetchedRecord, output: str, out: IO[str]) -> None:
     value = _decode(record.data)
     if output == "raw":
-        out.write(record.data.decode("utf-8", errors="replace").rstrip("\n") + "\n")
+        _write(out, record.data.decode("utf-8", errors="replace").rstrip("\n") + "\n")
     elif output == "json":
         envelope = {
             "partition_id": partition_id,
@@ -497,7 +497,11 @@ def _print_record(partition_id: str, record: FetchedRecord, output: str, out: IO
         except RecursionError:  # parsed, but nested too deep to write again: keep the text
             envelope["data"] = record.data.decode("utf-8", errors="replace")
             line = json.dumps(envelope, ensure_ascii=False)
-        out.write(line + "\n")
+        if not line.isascii() and _has_surrogates(line):
+            # A "\ud800" escape in the record parses to a lone surrogate, which no output
+            # encoding can carry: written as the JSON escape again, the line stays valid JSON.
+            line = json.dumps(envelope, ensure_ascii=True)
+        _write(out, line + "\n")
     else:
         header = f"--- {partition_id} #{record.sequence_number} {_format_ms(record.timestamp)}"
         if record.partition_key is not None:
@@ -508,8 +512,26 @@ def _print_record(partition_id: str, record: FetchedRecord, output: str, out: IO
             )
         except RecursionError:  # too deep to indent: the record as it is
             body = record.data.decode("utf-8", errors="replace")
-        out.write(f"{_for_terminal(header)}\n{_for_terminal(body)}\n")
+        _write(out, f"{_for_terminal(header)}\n{_for_terminal(body)}\n")
     out.flush()
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _write(out: IO[str], text: str) -> None:
+    """Write ``text``; characters the output's encoding lacks (a terminal set to Latin-1, say)
+    are written as backslash escapes instead of ending the command with a traceback."""
+    try:
+        out.write(text)
+    except UnicodeEncodeError:
+        encoding = getattr(out, "encoding", None) or "utf-8"
+        out.write(text.encode(encoding, "backslashreplace").decode(encoding))
 
 
 class _PartitionReader:
@@ -926,7 +948,7 @@ class _Checklist:
         self._line("skip", step, detail)
 
     def _line(self, status: str, step: str, detail: str) -> None:
-        self._out.write(f"{status:<5} {step:<14} {_one_line(detail)}\n")
+        _write(self._out, f"{status:<5} {step:<14} {_one_line(detail)}\n")
         self._out.flush()
 
 

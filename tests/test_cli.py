@@ -255,6 +255,36 @@ class TestTail:
         raw = run(capsys, "tail", stream, "--output", "raw", *connection_args(emulator))[1]
         assert raw.startswith("\x1b]0;retitled\x07")
 
+    @pytest.mark.parametrize("mode", ["json", "pretty", "raw"])
+    def test_a_lone_surrogate_escape_is_printed_without_a_traceback(
+        self, capsys, emulator, stream, client, mode
+    ):
+        """A record whose JSON holds "\\ud800" (valid JSON, no valid UTF-8 once parsed) is
+        printed, as a JSON escape again with --output json, instead of ending with a traceback."""
+        put(client, stream, (b'{"a": "\\ud800"}', "k1"))
+        code, out, _ = run(capsys, "tail", stream, "--output", mode, *connection_args(emulator))
+        assert 0 == code
+        if mode == "json":
+            assert {"a": "\ud800"} == json.loads(out)["data"]
+        else:
+            assert "ud800" in out
+
+    def test_an_output_that_cannot_encode_a_character_gets_an_escape(
+        self, emulator, stream, client, monkeypatch
+    ):
+        """On an ASCII (or Latin-1) terminal, text it cannot show is written as backslash
+        escapes, in records and in check lines, instead of ending with a traceback."""
+        put(client, stream, ('{"m": "ok \u2713"}'.encode(), "k\u2713"))
+        ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+        monkeypatch.setattr(sys, "stdout", ascii_out)
+        tail = cli.main(["tail", stream, "--output", "json", *connection_args(emulator)])
+        check = cli.main(["check", "bad\u2713", *connection_args(emulator)])
+        ascii_out.flush()
+        text = ascii_out.buffer.getvalue().decode("ascii")
+        assert (0, 2) == (tail, check)
+        assert '"m": "ok \\u2713"' in text
+        assert "invalid stream name 'bad\\u2713'" in text
+
     @pytest.mark.parametrize("output", ["pretty", "json", "raw"])
     def test_records_nested_too_deep_are_printed_as_text(
         self, capsys, emulator, stream, client, output
