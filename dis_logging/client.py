@@ -28,6 +28,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 from json.encoder import encode_basestring_ascii
 from typing import (
@@ -622,7 +623,12 @@ def _retry_after(value: Optional[str], now: Callable[[], float] = time.time) -> 
         seconds = float(value)
     except ValueError:
         try:
-            seconds = parsedate_to_datetime(value).timestamp() - now()
+            when = parsedate_to_datetime(value)
+            if when.tzinfo is None:
+                # The asctime form and "-0000" carry no zone; HTTP dates are UTC (RFC 9110,
+                # 5.6.7), not the machine's local time.
+                when = when.replace(tzinfo=timezone.utc)
+            seconds = when.timestamp() - now()
         except (TypeError, ValueError, IndexError):
             return None
     if math.isnan(seconds):

@@ -846,6 +846,27 @@ class TestScriptedReplies:
                 client.list_streams()
         assert 55.0 <= (info.value.retry_after or 0.0) <= 61.0
 
+    @pytest.mark.parametrize("form", ["asctime", "minus_zero"])
+    def test_an_http_date_without_a_zone_is_utc(self, scripted, monkeypatch, form):
+        """The asctime form and a "-0000" zone are UTC as HTTP says, not the machine's local time
+        (in UTC+8 they were read as 8 hours ago: retry at once)."""
+        moment = time.gmtime(time.time() + 60)
+        if form == "asctime":
+            date = time.strftime("%a %b %d %H:%M:%S %Y", moment)
+        else:
+            date = time.strftime("%a, %d %b %Y %H:%M:%S -0000", moment)
+        scripted.reply(503, {"error_code": "DIS.5000"}, {"Retry-After": date})
+        monkeypatch.setenv("TZ", "CST-8")  # UTC+8, POSIX form: no tz database needed
+        time.tzset()
+        try:
+            with self.client(scripted) as client:
+                with pytest.raises(ServerError) as info:
+                    client.list_streams()
+        finally:
+            monkeypatch.undo()
+            time.tzset()
+        assert 55.0 <= (info.value.retry_after or 0.0) <= 61.0, info.value.retry_after
+
     @pytest.mark.parametrize(
         "body", [b"<html>oops</html>", b'{"records": "nope"}', b'{"records": [1, 2]}']
     )
