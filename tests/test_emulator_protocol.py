@@ -126,6 +126,30 @@ class TestRequiredFields:
         query = {"partition-id": "0", "cursor-type": "LATEST"}
         assert (400, "DIS.4200") == api.outcome("GET", "/cursors", params=query)
 
+    @pytest.mark.parametrize(
+        ("content_type", "status"),
+        [
+            ("application/json", 200),
+            ("Application/JSON; charset=UTF-8", 200),
+            ("text/plain", 400),
+            ("application/x-www-form-urlencoded", 400),
+            (None, 400),
+        ],
+    )
+    def test_json_bodies_need_the_json_content_type(self, emulator, stream, content_type, status):
+        """A JSON body is taken only with Content-Type application/json (DIS-API.md section 3)."""
+        headers = {"X-Auth-Token": emulator.issue_token()}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        body = json.dumps({"stream_name": stream, "records": [{"data": "eA=="}]}).encode()
+        reply = requests.post(
+            f"{emulator.url}/v2/{emulator.project_id}/records",
+            data=body,
+            headers=headers,
+            timeout=10,
+        )
+        assert status == reply.status_code
+
 
 class TestIamLogin:
     def test_a_password_that_is_not_utf8_is_a_wrong_password(self, emulator):

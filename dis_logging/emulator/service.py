@@ -193,6 +193,9 @@ class Request:
 
 def _json_body(request: Request) -> Dict[str, Any]:
     """Decode the body as a JSON object, or raise DIS.4200."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise bad_request("DIS.4200", "Content-Type must be application/json.")
     try:
         payload = json.loads(request.body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):  # nested too deep: not a request
