@@ -152,8 +152,11 @@ class RequestContext:
     user_id_getter: Optional[UserIdGetter] = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.method = _loggable(str(self.method))
-        self.path = _loggable(str(self.path))
+        # Only text is rewritten: a job runner's context may leave method or path None.
+        if isinstance(self.method, str):
+            self.method = _loggable(self.method)
+        if isinstance(self.path, str):
+            self.path = _loggable(self.path)
 
     @property
     def user_id(self) -> Optional[str]:

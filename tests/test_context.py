@@ -165,3 +165,14 @@ def test_records_reach_dis_with_request_fields(emulator, stream):
     events = {e["message"]: e for e in map(json.loads, (r.data for r in emulator.records(stream)))}
     assert ("job-7", "CRON", "/nightly", None, 0) == tuple(events["inside"][f] for f in FIELDS)
     assert (None,) * 5 == tuple(events["outside"][f] for f in FIELDS)
+
+
+def test_method_and_path_other_than_text_are_kept_as_given():
+    """A context made by other code with no method or path keeps None (not "None"); text has
+    its unprintable characters percent-encoded."""
+    from dis_logging.context import RequestContext
+
+    job = RequestContext("job-1", None, None)  # type: ignore[arg-type]
+    web = RequestContext("r-1", "GET", "/a\nb\u202e")
+    assert (None, None) == (job.method, job.path)  # type: ignore[comparison-overlap]
+    assert ("GET", "/a%0Ab%E2%80%AE") == (web.method, web.path)
