@@ -7,15 +7,18 @@ else from the package, so the emulator stays independent of the client side.
 from __future__ import annotations
 
 import argparse
-from typing import Callable, TypeVar
+from typing import Callable, Final, TypeVar
 
 __all__ = [
+    "MAX_SECONDS",
     "bounded",
     "fraction",
     "non_negative_float",
     "non_negative_int",
+    "non_negative_seconds",
     "positive_float",
     "positive_int",
+    "positive_seconds",
 ]
 
 Number = TypeVar("Number", int, float)
@@ -57,3 +60,14 @@ non_negative_int: Callable[[str], int] = bounded(int, lambda value: value >= 0, 
 positive_float: Callable[[str], float] = bounded(float, lambda value: value > 0, "greater than 0")
 non_negative_float: Callable[[str], float] = bounded(float, lambda value: value >= 0, "at least 0")
 fraction: Callable[[str], float] = bounded(float, lambda value: 0 <= value <= 1, "within [0, 1]")
+
+#: The longest wait a flag may ask for, in seconds (about 11.5 days); the handler's durations have
+#: the same bound (``dis_logging.config.MAX_WAIT_SECONDS``). Longer ones overflow the platform's
+#: timers, and infinity or NaN would make a wait end at once or never.
+MAX_SECONDS: Final = 1_000_000.0
+positive_seconds: Callable[[str], float] = bounded(
+    float, lambda value: 0 < value <= MAX_SECONDS, "greater than 0 and at most 1000000 seconds"
+)
+non_negative_seconds: Callable[[str], float] = bounded(
+    float, lambda value: 0 <= value <= MAX_SECONDS, "between 0 and 1000000 seconds"
+)

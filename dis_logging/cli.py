@@ -51,7 +51,12 @@ from typing import (
     Tuple,
 )
 
-from dis_logging._argtypes import bounded, non_negative_int, positive_float, positive_int
+from dis_logging._argtypes import (
+    non_negative_int,
+    non_negative_seconds,
+    positive_int,
+    positive_seconds,
+)
 from dis_logging._report import printable
 from dis_logging.errors import ConfigError, DISError
 
@@ -225,16 +230,6 @@ def _partition_id(value: str) -> str:
     return value
 
 
-def _retry_time(value: str) -> float:
-    """Parse ``send --retry-time``: seconds from 0 (no retries) to 1,000,000."""
-    from dis_logging.config import MAX_WAIT_SECONDS
-
-    check = bounded(
-        float, lambda seconds: 0 <= seconds <= MAX_WAIT_SECONDS, "between 0 and 1000000"
-    )
-    return check(value)
-
-
 _CONNECTION_FLAGS: Final = (
     (
         "--endpoint",
@@ -310,7 +305,7 @@ def _connection_parser() -> argparse.ArgumentParser:
         "--request-timeout",
         "--timeout",
         dest="timeout",
-        type=positive_float,
+        type=positive_seconds,
         default=10.0,
         help="seconds to wait for each HTTP reply, the handler's request_timeout "
         "(default: %(default)s)",
@@ -1328,7 +1323,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--flush-timeout",
-        type=positive_float,
+        type=positive_seconds,
         default=30.0,
         help="seconds to wait for delivery (default: %(default)s)",
     )
@@ -1381,7 +1376,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument(
         "--interval",
-        type=positive_float,
+        type=positive_seconds,
         default=1.0,
         help="seconds between polls with --follow (default: %(default)s)",
     )
@@ -1410,7 +1405,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument(
         "--retry-time",
-        type=_retry_time,
+        type=non_negative_seconds,
         default=30.0,
         help="seconds to keep retrying throttled or failed records (default: %(default)s)",
     )

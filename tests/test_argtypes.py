@@ -10,8 +10,10 @@ from dis_logging._argtypes import (
     fraction,
     non_negative_float,
     non_negative_int,
+    non_negative_seconds,
     positive_float,
     positive_int,
+    positive_seconds,
 )
 
 
@@ -26,6 +28,8 @@ class TestBoundedNumbers:
             (non_negative_int, "0", 0),
             (fraction, "0", 0.0),
             (fraction, "1", 1.0),
+            (positive_seconds, "1000000", 1_000_000.0),
+            (non_negative_seconds, "0", 0.0),
         ],
     )
     def test_numbers_within_bounds_are_returned(self, convert, text, expected):
@@ -45,6 +49,11 @@ class TestBoundedNumbers:
             (non_negative_float, "nan"),
             (fraction, "1.01"),
             (fraction, "-0.5"),
+            (positive_seconds, "0"),
+            (positive_seconds, "inf"),
+            (positive_seconds, "1e300"),
+            (non_negative_seconds, "1000000.5"),
+            (non_negative_seconds, "nan"),
         ],
     )
     def test_other_text_is_a_usage_error(self, convert, text):

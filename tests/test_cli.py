@@ -786,6 +786,9 @@ class TestEveryday:
             (["send", "s", "-", "--retry-time", "-1"], "between 0 and 1000000"),
             (["send", "s", "-", "--retry-time", "nan"], "between 0 and 1000000"),
             (["send", "s", "-", "--retry-time", "inf"], "between 0 and 1000000"),
+            (["tail", "s", "-f", "--interval", "inf"], "at most 1000000 seconds"),
+            (["tail", "s", "-f", "--interval", "1e10"], "at most 1000000 seconds"),
+            (["check", "s", "--request-timeout", "1e300"], "at most 1000000 seconds"),
         ],
     )
     def test_a_bad_value_is_a_usage_error_before_any_request(self, capsys, emulator, argv, said):

@@ -87,6 +87,10 @@ class TestParsing:
             (["--region", "CN North 4"], "argument --region: must be a region id"),
             (["--project-id", "a/b"], "argument --project-id: must be 1-64 letters"),
             (["--ak", "my key"], "argument --ak: must be printable ASCII without spaces"),
+            # A wait no timer can hold: threading.Event.wait raised OverflowError (a traceback).
+            (["--duration", "inf"], "argument --duration: must be between 0 and 1000000 seconds"),
+            (["--duration", "1e300"], "argument --duration: must be between 0 and 1000000"),
+            (["--delay", "inf"], "argument --delay: must be between 0 and 1000000 seconds"),
         ],
     )
     def test_out_of_range_port_and_token_lifetime_are_usage_errors(self, argv, message, capsys):

@@ -17,7 +17,12 @@ import threading
 from types import FrameType
 from typing import Any, Callable, Final, Iterator, List, Optional, TextIO, Tuple, Union
 
-from dis_logging._argtypes import bounded, fraction, non_negative_float, non_negative_int
+from dis_logging._argtypes import (
+    bounded,
+    fraction,
+    non_negative_int,
+    non_negative_seconds,
+)
 from dis_logging.emulator.server import (
     DEFAULT_AK,
     DEFAULT_DOMAIN_NAME,
@@ -155,7 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--delay",
-        type=non_negative_float,
+        type=non_negative_seconds,
         default=0.0,
         help="seconds to delay every reply (default 0)",
     )
@@ -180,7 +185,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault generators")
     parser.add_argument(
-        "--duration", type=non_negative_float, default=None, help="stop after this many seconds"
+        "--duration",
+        type=non_negative_seconds,
+        default=None,
+        help="stop after this many seconds (at most 1000000; default: run until stopped)",
     )
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
 
