@@ -581,6 +581,8 @@ class RecordBuffer:
             self._on_lost([item[1] for item in failed], "failed")
         if late and self._on_lost is not None:
             self._on_lost([item[1] for item in late], "close")
+        if dropped and drop_reason in ("close", "exit") and self._on_lost is not None:
+            self._on_lost([item[1] for item in dropped], drop_reason)
         if in_flight_at_close and self._on_late is not None:
             self._on_late(
                 f"a request still in flight at close() ended: {len(sent)} record(s) sent, "

@@ -865,10 +865,11 @@ class Flusher:
     def _send(self, batch: Batch, timeout: Optional[float]) -> str:
         """Send one batch and settle every record of it in the buffer's ledger."""
         settled = False
-        tracked = self._persister is not None
-        if tracked:
-            with self._insure_lock:
-                self._requests_out[batch.token] = batch
+        # Every request is tracked, so that close, the exit drain and the SIGTERM drain can
+        # settle what is still inside one when the process ends (see give_up_requests).
+        tracked = True
+        with self._insure_lock:
+            self._requests_out[batch.token] = batch
         try:
             try:
                 result = self._put(batch.entries, timeout)
@@ -943,6 +944,26 @@ class Flusher:
                 self.buffer.settle(batch, spooled=kept, unsent=refused)
                 stored += len(kept)
         return stored
+
+    def give_up_requests(self, reason: str) -> int:
+        """Settle every batch still inside a request as dropped (``reason``); return how many
+        records that was.
+
+        Only for the very end (the SIGTERM drain, a forked ``multiprocessing`` child's exit, a
+        close after the exit drain): the process ends next, so the reply would never be counted.
+        The records go to ``on_failure`` like the rest the end gives up on; the reply, should it
+        come first after all, changes nothing (:meth:`_end_request`), so a record DIS did take
+        is counted as dropped: the report says their delivery is unknown.
+        """
+        given = 0
+        with self._insure_lock:
+            for token, batch in sorted(self._requests_out.items()):
+                if token in self._insured:
+                    continue
+                self._insured.add(token)
+                self.buffer.settle(batch, dropped=batch.items, drop_reason=reason)
+                given += len(batch)
+        return given
 
     def _classify_error(self, batch: Batch, exc: DISError) -> Tuple[str, List[Item], List[Item]]:
         """Decide what a whole-request failure means for the batch's records."""

@@ -371,7 +371,8 @@ class DISHandler(logging.Handler):
             ``"disabled"``. Default ``None`` reads ``DIS_LOGGING_ENABLED``, else on.
         on_failure: ``callable(records: list[bytes], reason: str)`` (or a dotted path) given the
             payloads the handler gave up on: ``"failed"`` (rejected for good or out of retry
-            time), ``"close"`` or ``"exit"`` (still queued at the deadline). Called on the
+            time), ``"close"`` or ``"exit"`` (still queued at the deadline, or, as the process
+            ends, inside a request still awaiting its reply). Called on the
             thread that gave up (the flusher, or the one closing); its exceptions are reported
             once and never reach the handler. Default ``None``.
         metadata_credentials: ``True`` signs with the temporary AK/SK and security token of the
@@ -1203,8 +1204,14 @@ class DISHandler(logging.Handler):
         # A close() under logging's lock (dictConfig) did not wait for a request in flight,
         # which is likely to succeed once the lock is released; one that waited until its
         # deadline, or that follows the exit drain, copies it to the spool (if any).
+        # After the exit drain the process is ending: a request still in flight will not be
+        # counted when it ends, and the report says so.
         self._settle_leftovers(
-            "close", budget, close_spool=True, spool_in_flight=may_wait or self._exit_drained
+            "close",
+            budget,
+            close_spool=True,
+            spool_in_flight=may_wait or self._exit_drained,
+            final=self._exit_drained,
         )
 
     def _emitted_marks(self) -> Tuple[int, ...]:
@@ -1324,10 +1331,13 @@ class DISHandler(logging.Handler):
         the process ends right after this (SIGTERM, a forked ``multiprocessing`` child), so no
         later reply is counted.
         """
-        spooled = dropped = in_flight = 0
+        spooled = dropped = in_flight = unknown = 0
         reason = "close" if event.startswith("close") else "exit"
         for lane in self._lanes:
             lane.flusher.spool_leftovers(in_flight=spool_in_flight)
+            if final:
+                # The process ends next: a request's reply would never be counted.
+                unknown += lane.flusher.give_up_requests("exit")
             if close_spool:
                 # Closed first, so that no append (a blocked "block" put, a racing emit) lands
                 # after the drain below and stays queued for ever.
@@ -1337,12 +1347,17 @@ class DISHandler(logging.Handler):
             spooled += lane.flusher.spooled
             if close_spool:
                 lane.flusher.close_spool()
-        if not (dropped or in_flight or spooled):
+        if not (dropped or in_flight or spooled or unknown):
             return
         parts = []
         if dropped:
             when = "in time" if "cut short" in event else f"within {budget:.1f}s"
             parts.append(f"{dropped} record(s) could not be sent {when} and were dropped")
+        if unknown:
+            parts.append(
+                f"{unknown} record(s) were in a request still awaiting its reply and were "
+                "counted as dropped (DIS may have taken them)"
+            )
         if in_flight and final:
             parts.append(
                 f"{in_flight} record(s) were still in flight as the process ended (delivered "

@@ -346,7 +346,11 @@ class TestSeveralHandlers:
         reported = {
             line.split("stream ")[1].split(":")[0]
             for line in done.stderr.splitlines()
-            if "5 record(s) could not be sent" in line or "in flight as the process ended" in line
+            if "5 record(s)" in line
+            and any(
+                said in line
+                for said in ("could not be sent", "as the process ended", "awaiting its reply")
+            )
         }
         assert {f"'s{number}'" for number in range(4)} == reported, done.stderr
         # Start-up and imports take a second or two on a loaded machine.
@@ -719,6 +723,40 @@ except KeyboardInterrupt:
         assert (0, "0 {'close': 50} True") == (done.returncode, done.stdout.strip()), done.stderr
         assert "close (cut short by KeyboardInterrupt)" in done.stderr, done.stderr
         assert "50 record(s) could not be sent in time" in done.stderr, done.stderr
+
+
+class TestInFlightAtTheEnd:
+    @pytest.mark.parametrize("ending", ["exit", "SIGTERM"])
+    def test_a_request_awaiting_its_reply_at_the_end_reaches_on_failure(
+        self, emulator, stream, hostile_server, ending
+    ):
+        """The flusher's request is still awaiting its reply when the process ends (its
+        request_timeout is longer than close_timeout): its records are given up as "exit" and
+        passed to on_failure like the rest, not left "counted when the request ends", which
+        never happens once the process is gone."""
+        server = hostile_server("no_reply")
+        body = f"""
+given = []
+def on_failure(records, reason):
+    print(reason, len(records), flush=True)
+handler = make_handler(close_timeout=0.5, request_timeout=30.0, flush_interval=0.05,
+                       on_failure=on_failure)
+log.addHandler(handler)
+for i in range(5):
+    log.info("first-%d", i)
+while handler.stats.in_flight < 5:  # the flusher's request holds them
+    time.sleep(0.01)
+for i in range(10):
+    log.info("later-%d", i)
+if {ending!r} == "SIGTERM":
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+"""
+        done, _ = run(emulator, stream, body, settings={"endpoint": server.url})
+        given = sum(int(line.split()[1]) for line in done.stdout.split("\n") if line)
+        reasons = {line.split()[0] for line in done.stdout.split("\n") if line}
+        assert (15, {"exit"}) == (given, reasons), done.stdout + done.stderr
+        assert "awaiting its reply and were counted as dropped" in done.stderr, done.stderr
 
 
 class TestFlushTruth:
