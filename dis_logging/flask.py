@@ -41,6 +41,7 @@ from dis_logging.context import (
     _current,
 )
 from dis_logging.context import RequestContext as _Context
+from dis_logging.errors import ConfigError
 
 __all__ = ["DEFAULT_REQUEST_ID_HEADER", "RequestContext", "flask_login_user_id"]
 
@@ -121,9 +122,24 @@ class RequestContext:
     def init_app(self, app: flask.Flask) -> None:
         """Register the request hooks on ``app``; registering on several apps is fine.
 
+        Registering on the same app again does nothing (its hooks would run twice: two access
+        records per request, and a second request id).
+
         Args:
             app: the Flask application.
+
+        Raises:
+            ConfigError: another :class:`RequestContext` is already registered on ``app``.
         """
+        registered = app.extensions.get("dis_logging")
+        if registered is self:
+            return
+        if registered is not None:
+            raise ConfigError(
+                "app",
+                f"already has a dis_logging RequestContext ({registered!r}); "
+                "register one per application",
+            )
         # First among the before_request functions, so that records from the others (and the
         # response of one that short-circuits the request) have the context too.
         app.before_request_funcs.setdefault(None, []).insert(0, self._begin)

@@ -268,3 +268,27 @@ def test_a_misspelt_keyword_names_the_setting_it_meant():
     """A misspelt keyword is a ConfigError suggesting the right name, not a bare TypeError."""
     with pytest.raises(ConfigError, match=r"'acces_logger' \(did you mean 'access_logger'\?\)"):
         RequestContext(acces_logger="app.access")  # type: ignore[call-arg]
+
+
+def test_registering_twice_on_one_app_runs_the_hooks_once():
+    """init_app on an app it already serves does nothing (one access record per request);
+    a second RequestContext on the same app is a ConfigError."""
+    text = io.StringIO()
+    handler = logging.StreamHandler(text)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("test.flask.twice")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        extension = RequestContext(access_logger="test.flask.twice")
+        app = build_app(extension)
+        extension.init_app(app)
+        response = app.test_client().get("/hello")
+    finally:
+        access.removeHandler(handler)
+    assert (["GET /hello 200"], 1) == (
+        text.getvalue().splitlines(),
+        len(response.headers.getlist("X-Request-ID")),
+    )
+    with pytest.raises(ConfigError, match="already has a dis_logging RequestContext"):
+        RequestContext(app)
