@@ -872,7 +872,7 @@ class Spool:
             if existed and version == SCHEMA_VERSION:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'destination'").fetchone()
                 if row is None or row[0] != self._destination:
-                    raise _ForeignError(path)
+                    raise _ForeignError(path, None if row is None else str(row[0]))
             # A fresh file must get auto_vacuum before its first table exists.
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -1083,8 +1083,16 @@ class Spool:
         except FileNotFoundError:  # adopted and deleted by another process meanwhile
             file_lock.release(unlink=True)
             return 0
-        except _ForeignError:  # another destination's backlog: left for its own handler
+        except _ForeignError as exc:  # another destination's backlog: left for its own handler
             file_lock.release()
+            # Its owner is gone, so nobody sends it until a handler of its destination starts
+            # (a stream or endpoint changed since, say): said once per report window.
+            where = exc.args[1] if len(exc.args) > 1 and exc.args[1] else "not recorded"
+            self._report(
+                f"spool leaves a backlog of another destination: {os.path.basename(path)} "
+                f"(destination {where}) waits for a handler with that stream, project and "
+                "endpoint"
+            )
             return 0
         except sqlite3.Error as exc:
             if _is_corruption(exc):

@@ -235,6 +235,41 @@ class TestDestination:
         _, entries = a.read(10, 10_000)
         assert [e[0] for e in entries] == [f"for-a{i:06d}".encode() for i in range(4)]
 
+    def test_a_backlog_of_another_destination_is_reported(self, spool_dir, opened, reports):
+        """A dead process's backlog for another destination (the stream or endpoint changed
+        since) is left alone, and said so: it used to wait without a word."""
+        orphan = make_orphan(spool_dir, make_entries(3), destination=DEST_A)
+        b = Spool(str(spool_dir), 10_000, destination=DEST_B, report=reports.append)
+        opened.append(b)
+        said = [line for line in reports if "backlog of another destination" in line]
+        assert (0, 3, 1) == (b.adopted, pending_in(orphan), len(said)), reports
+        assert (True, True) == (orphan.name in said[0], '"stream":"stream-a"' in said[0]), said
+
+    def test_the_endpoint_case_does_not_change_the_destination(self, spool_dir, emulator, stream):
+        """Scheme and host are case-insensitive: a backlog spooled for http://127.0.0.1:PORT is
+        adopted and delivered by a handler configured with HTTP://127.0.0.1:PORT."""
+        destination = {"project": emulator.project_id, "stream": stream, "endpoint": emulator.url}
+        make_orphan(spool_dir, make_entries(3, "cased"), destination=destination)
+        handler = DISHandler(
+            stream,
+            endpoint=emulator.url.replace("http://", "HTTP://"),
+            project_id=emulator.project_id,
+            ak=emulator.ak,
+            sk=emulator.sk,
+            spool_dir=str(spool_dir),
+            flush_interval=0.05,
+        )
+        try:
+            delivered = handler.flush(10.0)
+        finally:
+            handler.close()
+        stored = sorted(record.data for record in emulator.records(stream))
+        assert (True, 3, [f"cased{i:06d}".encode() for i in range(3)]) == (
+            delivered,
+            handler.stats.adopted,
+            stored,
+        )
+
     def test_two_destinations_in_one_process_use_two_files(self, spool_dir, opened):
         """Two spools of one process for two streams write separate files."""
         a = Spool(str(spool_dir), 10_000, destination=DEST_A)
