@@ -236,6 +236,31 @@ while True:
         assert "could not be sent within 1.0s" in done.stderr, done.stderr
         assert elapsed < 1.0 + SLACK + 2.0, elapsed
 
+    def test_a_drain_the_main_thread_never_allows_is_reported(self, emulator, stream):
+        """A formatter that keeps the main thread inside the handler past close_timeout: the
+        drain cannot run (it could wait for a lock that thread holds), and the process ends
+        saying so instead of in silence."""
+        body = """
+class Slow(logging.Formatter):
+    def format(self, record):
+        if record.msg == "slow":
+            time.sleep(30)
+        return super().format(record)
+
+handler = make_handler(close_timeout=1.0)
+handler.setFormatter(Slow("%(message)s"))
+log.addHandler(handler)
+for i in range(3):
+    log.info("rec-%d", i)
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+log.info("slow")
+"""
+        done, elapsed = run(emulator, stream, body)
+        assert -signal.SIGTERM == done.returncode, done.stderr
+        assert "stayed inside the handler" in done.stderr, done.stderr
+        assert elapsed < 1.0 + SLACK + 2.0, elapsed
+
     def test_sigterm_inside_the_handler_is_drained_after_it(self, emulator, stream):
         """A SIGTERM that lands while the main thread is inside the handler never deadlocks: the
         drain runs once the thread has left it."""
