@@ -48,6 +48,7 @@ __all__ = [
     "Outer",
     "RefusedReplyError",
     "ResolveTimeout",
+    "abort_current_request",
     "current_deadline",
     "enter_deadline",
     "exchange",
@@ -138,6 +139,27 @@ def enter_deadline(deadline: float, max_reply_bytes: Optional[int] = None) -> Ou
 def leave_deadline(outer: Outer) -> None:
     """Restore the deadline and reply limit that :func:`enter_deadline` returned."""
     _local.deadline, _local.max_reply_bytes = outer
+    _local.sock = None
+
+
+def abort_current_request() -> bool:
+    """End the calling thread's request in progress at once: shut its socket down, so that
+    the receive it waits in returns (the request fails as a connection closed without a reply).
+
+    For a signal handler on the thread that was interrupted (SIGTERM while the main thread
+    waits for a reply): it takes no lock.
+
+    Returns:
+        Whether a request's socket was shut down.
+    """
+    sock = getattr(_local, "sock", None)
+    if sock is None:
+        return False
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _time_left(deadline: float) -> float:
@@ -529,6 +551,7 @@ class HTTPConnection(urllib3.connection.HTTPConnection):
             self.connect()
         if self.sock is not None:
             _bound(self.sock, current_deadline())
+            _local.sock = self.sock
         super().send(data)
 
     def _new_conn(self) -> socket.socket:
@@ -679,6 +702,7 @@ def exchange(pool: Any, request: PreparedRequest, target: str) -> DirectReply:
         # traceback showing local variables (a Ctrl-C while the reply is awaited) does not print it.
         data = _request_bytes(conn, request, target)
         sock = conn.sock
+        _local.sock = sock  # for abort_current_request
         conn._received_mark = None
         if deadline is not None:
             # Up or down: an earlier request may have left a shorter timeout on the socket.

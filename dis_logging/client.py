@@ -70,6 +70,7 @@ from dis_logging._transport import (
     DeadlineAdapter,
     RefusedReplyError,
     ResolveTimeout,
+    abort_current_request,
     enter_deadline,
     exchange,
     leave_deadline,
@@ -1813,6 +1814,16 @@ def shorten(text: str, limit: int) -> str:
     if space > limit // 2:
         head = head[:space]
     return head.rstrip(" ,;:") + "…"
+
+
+def abort_request_on_this_thread() -> bool:
+    """End the calling thread's request in progress at once (see
+    :func:`dis_logging._transport.abort_current_request`); for the SIGTERM handler.
+
+    Returns:
+        Whether a request was cut.
+    """
+    return abort_current_request()
 
 
 #: A host name that does not resolve; urllib3 1.26 has no NameResolutionError of its own (the

@@ -637,6 +637,9 @@ class Flusher:
             self._sending_threads.add(ident)
         try:
             while True:
+                until = self.drain_until
+                if until is not None and until < deadline:
+                    deadline = until  # SIGTERM cut this flush short (see handler._on_sigterm)
                 remaining = deadline - self._clock()
                 if remaining <= 0:
                     break

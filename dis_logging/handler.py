@@ -67,7 +67,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dis_logging._report import Reporter, SecretSet, error_key
 from dis_logging.buffer import RecordBuffer
-from dis_logging.client import DISClient, Entry, JSONValue, PutResult
+from dis_logging.client import (
+    DISClient,
+    Entry,
+    JSONValue,
+    PutResult,
+    abort_request_on_this_thread,
+)
 from dis_logging.config import (
     DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_MAX_BATCH_RECORDS,
@@ -1291,6 +1297,10 @@ class DISHandler(logging.Handler):
             self._exit_marks = marks
             budget = self.config.close_timeout
             deadline = (time.monotonic() if started is None else started) + budget
+            for lane in self._lanes:
+                # Requests of the background threads end by then too; this also lifts the cut
+                # a SIGTERM that found the main thread inside the handler made (_on_sigterm).
+                lane.flusher.drain_until = deadline
             # After the SIGTERM drain, and in a forked multiprocessing child (which ends with
             # os._exit), no later step sends anything: what threads still logging queued after
             # the drain's target is settled now (spooled, or dropped and reported), even when the
@@ -1547,6 +1557,12 @@ def _on_sigterm(signum: int, frame: object) -> None:
         if _sigterm_retry_until is None:
             longest = max(h.config.close_timeout for h in handlers)
             _sigterm_retry_until = now + longest
+            # A flush() or close() the main thread is running gives up now, its request in
+            # progress included, so that the drain can start: it sends the same records.
+            for handler in busy:
+                for lane in handler._lanes:
+                    lane.flusher.drain_until = now
+            abort_request_on_this_thread()
         _resignal_when_left(busy, main, _sigterm_retry_until)
         return
     _sigterm_draining.set()

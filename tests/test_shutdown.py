@@ -261,6 +261,34 @@ log.info("slow")
         assert "stayed inside the handler" in done.stderr, done.stderr
         assert elapsed < 1.0 + SLACK + 2.0, elapsed
 
+    def test_sigterm_during_a_long_flush_on_the_main_thread(self, emulator, stream, hostile_server):
+        """SIGTERM while the main thread waits in flush(timeout=10) for a silent DIS: the flush
+        gives up at once (its request too), so the drain runs within close_timeout; it used to
+        wait for the flush, past close_timeout, and then end the process without a drain."""
+        server = hostile_server("no_reply")
+        body = """
+import threading
+handler = make_handler(close_timeout=1.0, request_timeout=30.0)
+log.addHandler(handler)
+for i in range(5):
+    log.info("rec-%d", i)
+
+def terminate():
+    server_has_it = time.monotonic() + 0.5
+    while time.monotonic() < server_has_it:
+        time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=terminate, daemon=True).start()
+handler.flush(timeout=10.0)
+time.sleep(30)
+"""
+        done, elapsed = run(emulator, stream, body, settings={"endpoint": server.url})
+        assert -signal.SIGTERM == done.returncode, done.stderr
+        assert "SIGTERM drain of the handler" in done.stderr, done.stderr
+        assert "5 record(s) could not be sent within 1.0s" in done.stderr, done.stderr
+        assert elapsed < 1.0 + SLACK + 2.0, elapsed
+
     def test_sigterm_inside_the_handler_is_drained_after_it(self, emulator, stream):
         """A SIGTERM that lands while the main thread is inside the handler never deadlocks: the
         drain runs once the thread has left it."""
