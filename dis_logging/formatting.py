@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, Final, List, Mapping, Optional, Sequence
 
 from dis_logging import _otel
 from dis_logging import serializer as _serializer
-from dis_logging.config import check_flag
+from dis_logging.config import check_flag, check_keywords
 from dis_logging.errors import ConfigError
 
 __all__ = [
@@ -514,9 +514,10 @@ class JSONFormatter(logging.Formatter):
             The words ``"true"``/``"false"`` are accepted too.
 
     Raises:
-        ConfigError: a mapping setting that is not a mapping with string keys, an unknown field
-            in ``rename_fields``, two fields renamed onto one name, or an ``ensure_ascii`` that
-            is not a boolean.
+        ConfigError: an unknown keyword (every one named, each with the closest setting), a
+            mapping setting that is not a mapping with string keys, an unknown field in
+            ``rename_fields``, two fields renamed onto one name, or an ``ensure_ascii`` that is
+            not a boolean.
     """
 
     _BUILTIN_FIELDS = (
@@ -536,6 +537,7 @@ class JSONFormatter(logging.Formatter):
     #: Written among the extra fields, inside an OpenTelemetry span; renamable all the same.
     _TRACE_FIELDS = (_otel.TRACE_ID_FIELD, _otel.SPAN_ID_FIELD)
 
+    @check_keywords
     def __init__(
         self,
         fmt: Optional[str] = None,

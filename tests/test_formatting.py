@@ -291,6 +291,7 @@ class TestEncoding:
                 "'module' and 'funcName' would both be written as 'where'",
             ),
             ({"ensure_ascii": "yes"}, "ensure_ascii", "must be true or false"),
+            ({"static_field": {"app": "x"}}, "static_field", "static_fields"),
         ],
     )
     def test_bad_settings_are_config_errors_naming_the_setting(self, settings, setting, text):
@@ -301,6 +302,22 @@ class TestEncoding:
             JSONFormatter(**settings)
         assert setting == info.value.field
         assert text in str(info.value)
+
+    def test_a_misspelt_keyword_in_dict_config_names_the_one_meant(self):
+        """dictConfig's factory form passes its keys as keywords: a misspelt one is a ConfigError
+        naming the setting it resembles (Python's own TypeError named only the first)."""
+        config = {
+            "version": 1,
+            "formatters": {
+                "json": {"()": JSONFormatter, "static_field": {"app": "x"}, "renames": {}}
+            },
+        }
+        with pytest.raises(ValueError, match="formatter 'json'") as info:
+            logging.config.dictConfig(config)
+        cause = info.value.__cause__
+        assert isinstance(cause, ConfigError)
+        assert "static_fields" in str(cause)
+        assert "static_field, renames" == cause.field
 
     def test_ensure_ascii_as_text(self):
         """ensure_ascii="false" (text from a configuration file) is False, "true" True."""
