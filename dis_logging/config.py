@@ -647,12 +647,15 @@ class _CredentialsFile:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
         self._values: Optional[Dict[str, str]] = None
+        #: Why a file that exists gave no access key (no ``[basic]`` section, or no ak/sk in it),
+        #: for the "none found" error; ``None`` when it gave some, or was not read or not there.
+        self.problem: Optional[str] = None
 
     def get(self, name: str, *, needed: bool = True) -> Optional[str]:
         """The value of ``name``; a missing file raises only when the value is ``needed``."""
         if self._values is None:
             try:
-                self._values = _read_credentials_file(self._environ)
+                self._values, self.problem = _read_credentials_file(self._environ)
             except ConfigError:
                 if needed:
                     raise
@@ -797,16 +800,26 @@ def _resolve_credentials(
             "file": profile.get("security_token") if sk_source == "file" else None,
         }
         values["security_token"] = keywords["security_token"] or token_sources[sk_source]
-    return _check_credential_set(values, required)
+    return _check_credential_set(values, required, profile.problem)
 
 
-def _read_credentials_file(environ: Mapping[str, str]) -> Dict[str, str]:
+def _read_credentials_file(environ: Mapping[str, str]) -> Tuple[Dict[str, str], Optional[str]]:
+    """Read the ``[basic]`` section of the credentials file.
+
+    Returns:
+        The section's non-empty values, and why a file that exists gave no access key (``None``
+        when it gave one or does not exist). The reason names sections and keys, never a value.
+
+    Raises:
+        ConfigError: the file named by ``HUAWEICLOUD_SDK_CREDENTIALS_FILE`` does not exist, or the
+            file cannot be read or parsed.
+    """
     explicit = _env(environ, ENV_CREDENTIALS_FILE)
     path = os.path.expanduser(explicit or DEFAULT_CREDENTIALS_FILE)
     if not os.path.isfile(path):
         if explicit:
             raise ConfigError(ENV_CREDENTIALS_FILE, f"file not found: {path!r}")
-        return {}
+        return {}, None
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8-sig")  # a byte order mark (Windows editors) is skipped
@@ -815,11 +828,18 @@ def _read_credentials_file(environ: Mapping[str, str]) -> Dict[str, str]:
             ENV_CREDENTIALS_FILE, f"cannot read {path!r}: {type(exc).__name__}"
         ) from None
     if not parser.has_section(CREDENTIALS_SECTION):
-        return {}
-    return {k: v.strip() for k, v in parser.items(CREDENTIALS_SECTION) if v.strip()}
+        sections = ", ".join(f"[{name}]" for name in parser.sections()) or "none"
+        return {}, f"{path!r} has no [{CREDENTIALS_SECTION}] section (sections: {sections})"
+    values = {k: v.strip() for k, v in parser.items(CREDENTIALS_SECTION) if v.strip()}
+    if "ak" in values or "sk" in values:
+        return values, None
+    keys = ", ".join(sorted(values)) or "none with a value"
+    return values, f"the [{CREDENTIALS_SECTION}] section of {path!r} has no ak or sk (keys: {keys})"
 
 
-def _check_credential_set(values: Dict[str, Any], required: bool) -> Dict[str, Any]:
+def _check_credential_set(
+    values: Dict[str, Any], required: bool, file_problem: Optional[str] = None
+) -> Dict[str, Any]:
     def missing(name: str, other: str) -> ConfigError:
         return ConfigError(name, f"is required with {other}: {_CREDENTIAL_HINTS[name]}")
 
@@ -845,7 +865,8 @@ def _check_credential_set(values: Dict[str, Any], required: bool) -> Dict[str, A
             "none found: pass ak/sk, username/password/domain_name or token, or set "
             f"{ENV_AK}/{ENV_SK} or {ENV_USERNAME}/{ENV_PASSWORD}/{ENV_DOMAIN_NAME}, "
             f"or write them to the credentials file ({ENV_CREDENTIALS_FILE}, "
-            f"default {DEFAULT_CREDENTIALS_FILE})",
+            f"default {DEFAULT_CREDENTIALS_FILE})"
+            + ("" if file_problem is None else f"; {file_problem}"),
         )
     return dict(values)
 

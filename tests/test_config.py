@@ -452,6 +452,34 @@ class TestCredentials:
             build(env, ak=None, sk=None)
         assert "HUAWEICLOUD_SDK_CREDENTIALS_FILE" == info.value.field
 
+    @pytest.mark.parametrize(
+        ("text", "reason"),
+        [
+            (
+                "[default]\nak = FAK\nsk = FSK-SECRET\n",
+                "has no [basic] section (sections: [default])",
+            ),
+            (
+                "[basic]\naccess_key = FAK\nsecret = FSK-SECRET\n",
+                "has no ak or sk (keys: access_key, secret)",
+            ),
+            ("[basic]\nak =\nsk =\n", "has no ak or sk (keys: none with a value)"),
+        ],
+    )
+    def test_a_credentials_file_without_keys_is_named_in_the_error(self, tmp_path, text, reason):
+        """A credentials file that exists but gives no access key (another section name, other
+        key names) is named with the reason in the "none found" error, which otherwise pointed
+        only to settings that were all absent; key names are shown, never values."""
+        path = tmp_path / "credentials"
+        path.write_text(text, encoding="utf-8")
+        env = {"HUAWEICLOUD_SDK_CREDENTIALS_FILE": str(path), "HUAWEICLOUD_SDK_PROJECT_ID": "p"}
+        with pytest.raises(ConfigError) as info:
+            build(env, ak=None, sk=None)
+        assert "credentials" == info.value.field
+        assert reason in str(info.value)
+        assert str(path) in str(info.value)
+        assert "FSK-SECRET" not in str(info.value)
+
     def test_repr_hides_secrets(self):
         """The repr of config and connection never shows sk, password, token or security token."""
         config = build(security_token="SEC-TOKEN")
