@@ -57,6 +57,7 @@ from typing import (
     FrozenSet,
     List,
     MutableMapping,
+    NoReturn,
     Optional,
     Sequence,
     Set,
@@ -170,6 +171,10 @@ _sigterm_installed = False
 _sigterm_draining = threading.Event()
 _sigterm_poll = threading.Event()  # never set: waiting on it is a bounded pause
 _sigterm_retry_until: Optional[float] = None
+#: True while the exit drain runs on the main thread (threading's exit hook, atexit).
+_exit_drain_running = False
+#: A SIGTERM came during the exit drain: the process ends killed by it once the drain is over.
+_sigterm_during_exit = False
 # Bound once: the per-record path looks these up on every call.
 #
 # Fork detection. A forked child must neither use nor send what its parent queued. Two layers:
@@ -1541,9 +1546,16 @@ def _on_sigterm(signum: int, frame: object) -> None:
     no helper thread can start (interpreter shutdown, when the exit drain is already running),
     the signal is let go: the exit in progress is bounded and drains anyway.
     """
-    global _sigterm_retry_until
+    global _sigterm_retry_until, _sigterm_during_exit
     if _sigterm_draining.is_set():
         return  # a second SIGTERM while draining: the drain is bounded anyway
+    if _exit_drain_running:
+        # The interpreter is exiting and its drain (bounded by close_timeout, started earlier)
+        # runs on this thread: it goes on, then the process ends killed by SIGTERM as the
+        # default would have it (_drain_all_at_exit). Cutting it here and draining again would
+        # only start the bound anew.
+        _sigterm_during_exit = True
+        return
     main = _get_ident()
     handlers = [h for h in list(_HANDLERS) if h.config.drain_on_sigterm]
     for handler in list(_HANDLERS):
@@ -1580,17 +1592,24 @@ def _on_sigterm(signum: int, frame: object) -> None:
                 "record(s) were not drained\n"
             )
     finally:
-        # As if the signal had met its default disposition: the process ends, killed by SIGTERM
-        # (exit status 143 in a shell, -15 from subprocess), without atexit or finally blocks.
-        signal.signal(signum, signal.SIG_DFL)
-        pthread_kill = getattr(signal, "pthread_kill", None)
-        if pthread_kill is not None:
-            pthread_kill(threading.get_ident(), signum)  # delivered before it returns
-        else:
-            os.kill(os.getpid(), signum)
-        # Still alive: the kernel ignores a default-disposition SIGTERM sent to a PID namespace's
-        # init, which a Python started as PID 1 in a container is. End as a shell would report.
-        os._exit(128 + signum)
+        _die_of(signum)
+
+
+def _die_of(signum: int) -> NoReturn:
+    """End the process as if ``signum`` had met its default disposition.
+
+    The process ends killed by the signal (for SIGTERM: exit status 143 in a shell, -15 from
+    subprocess), without atexit or finally blocks.
+    """
+    signal.signal(signum, signal.SIG_DFL)
+    pthread_kill = getattr(signal, "pthread_kill", None)
+    if pthread_kill is not None:
+        pthread_kill(threading.get_ident(), signum)  # delivered before it returns
+    else:
+        os.kill(os.getpid(), signum)
+    # Still alive: the kernel ignores a default-disposition SIGTERM sent to a PID namespace's
+    # init, which a Python started as PID 1 in a container is. End as a shell would report.
+    os._exit(128 + signum)
 
 
 def _write_stderr(text: str) -> None:
@@ -1654,12 +1673,50 @@ def _drain_all(handlers: List[DISHandler], event: str) -> None:
     for handler in handlers:
         try:
             handler._drain_at_exit(event, started)
+        except KeyboardInterrupt:
+            # Ctrl-C while the exit drain waits (a slow or silent DIS): the user wants out.
+            # What is still unsent is given up now, counted and reported, without a traceback;
+            # the exit goes on (its later steps find nothing left to wait for).
+            _give_up(handlers, f"{event} (cut short by Ctrl-C)")
+            return
         except Exception as exc:  # noqa: BLE001 - one handler must not stop the others
             handler._reporter.report_now(f"{event} failed: {exc!r}")
 
 
+def _give_up(handlers: List[DISHandler], event: str) -> None:
+    """Count and report what ``handlers`` still hold, as the process is about to end.
+
+    What is queued is dropped (reason ``"exit"``; with a spool, kept in it), and a request still
+    awaiting its reply is counted as dropped too: nothing later would count it.
+    """
+    for handler in handlers:
+        if handler._closed or handler._pid != os.getpid():
+            continue
+        try:
+            handler._settle_leftovers(
+                event, handler.config.close_timeout, close_spool=False, final=True
+            )
+        except Exception:  # noqa: BLE001, S110 - one handler must not stop the others
+            pass
+
+
 def _drain_all_at_exit() -> None:
-    _drain_all(list(_HANDLERS), "interpreter exit")
+    """The exit drain (threading's exit hook, then atexit); see :func:`_drain_all`.
+
+    A SIGTERM that came meanwhile (:func:`_on_sigterm`) ends the process once it is over, as
+    killed by SIGTERM: a supervisor reads that status. What threads still logging queued after
+    the drain is counted and reported first.
+    """
+    global _exit_drain_running
+    handlers = list(_HANDLERS)
+    _exit_drain_running = True
+    try:
+        _drain_all(handlers, "interpreter exit")
+    finally:
+        _exit_drain_running = False
+    if _sigterm_during_exit and _SIGTERM is not None:
+        _give_up(handlers, "SIGTERM drain")
+        _die_of(_SIGTERM)
 
 
 def _reset_all_after_fork() -> None:

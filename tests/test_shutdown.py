@@ -778,6 +778,60 @@ except KeyboardInterrupt:
         assert "50 record(s) could not be sent in time" in done.stderr, done.stderr
 
 
+class TestSignalDuringTheExitDrain:
+    """A signal that lands while the interpreter-exit drain waits for a silent DIS (the main
+    thread has returned; a daemon thread of the child sends the signal once the drain's request
+    holds the records)."""
+
+    BODY = """
+import atexit, threading
+def account():
+    stats = handler.stats
+    balanced = stats.emitted == stats.sent + stats.dropped + stats.failed
+    print(stats.queued, dict(stats.drops), balanced, flush=True)
+atexit.register(account)  # registered first, so it runs after the handler's atexit drain
+handler = make_handler(close_timeout={close_timeout}, request_timeout=60.0, flush_interval=30)
+log.addHandler(handler)
+for i in range(50):
+    log.info("rec-%d", i)
+
+def signal_during_the_drain():
+    while handler.stats.in_flight < 50:  # the exit drain's request holds them
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.{signal})
+
+threading.Thread(target=signal_during_the_drain, daemon=True).start()
+"""
+
+    def test_sigterm_ends_the_process_as_killed_after_the_drain(
+        self, emulator, stream, hostile_server
+    ):
+        """R11: the drain already running goes on within its bound, then the process ends killed
+        by SIGTERM (it exited 0: a supervisor took the stop for a normal exit)."""
+        server = hostile_server("no_reply")
+        body = self.BODY.format(close_timeout=1.0, signal="SIGTERM")
+        done, elapsed = run(emulator, stream, body, settings={"endpoint": server.url})
+        assert -signal.SIGTERM == done.returncode, done.stdout + done.stderr
+        assert "interpreter exit of the handler" in done.stderr, done.stderr
+        assert "50 record(s)" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        assert elapsed < 1.0 + SLACK + 2.0, elapsed
+
+    def test_ctrl_c_cuts_the_drain_short_without_a_traceback(
+        self, emulator, stream, hostile_server
+    ):
+        """Ctrl-C while the exit drain waits (close_timeout 60 s): the drain gives up at once, the
+        records are counted as dropped ('exit') and reported, and no KeyboardInterrupt traceback
+        is printed (it came from threading's exit hook, and the drain went on)."""
+        server = hostile_server("no_reply")
+        body = self.BODY.format(close_timeout=60.0, signal="SIGINT")
+        done, elapsed = run(emulator, stream, body, settings={"endpoint": server.url}, timeout=110)
+        assert (0, "0 {'exit': 50} True") == (done.returncode, done.stdout.strip()), done.stderr
+        assert "interpreter exit (cut short by Ctrl-C)" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        assert elapsed < 30.0, elapsed
+
+
 class TestInFlightAtTheEnd:
     @pytest.mark.parametrize("ending", ["exit", "SIGTERM"])
     def test_a_request_awaiting_its_reply_at_the_end_reaches_on_failure(
