@@ -480,6 +480,11 @@ class Flusher:
         #: Set by a drain at exit or SIGTERM (monotonic time): requests this thread makes end by
         #: then, and none starts after it, so their outcome is known before the process ends.
         self.drain_until: Optional[float] = None
+        #: Set by the SIGTERM handler (monotonic time) when the main thread is inside a flush()
+        #: or close(): a flush on the calling thread gives up then. Unlike :attr:`drain_until`,
+        #: which stays set after an exit drain, it never cuts a flush() or close() that comes
+        #: later (an ``atexit`` function's, ``logging.shutdown``'s) short.
+        self.cut_until: Optional[float] = None
         self._force_seen = 0
         self._pause = threading.Event()  # never set: waiting on it is a bounded pause
         self._attempt = 0
@@ -637,7 +642,7 @@ class Flusher:
             self._sending_threads.add(ident)
         try:
             while True:
-                until = self.drain_until
+                until = self.cut_until
                 if until is not None and until < deadline:
                     deadline = until  # SIGTERM cut this flush short (see handler._on_sigterm)
                 remaining = deadline - self._clock()

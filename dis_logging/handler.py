@@ -1306,6 +1306,7 @@ class DISHandler(logging.Handler):
                 # Requests of the background threads end by then too; this also lifts the cut
                 # a SIGTERM that found the main thread inside the handler made (_on_sigterm).
                 lane.flusher.drain_until = deadline
+                lane.flusher.cut_until = None
             # After the SIGTERM drain, and in a forked multiprocessing child (which ends with
             # os._exit), no later step sends anything: what threads still logging queued after
             # the drain's target is settled now (spooled, or dropped and reported), even when the
@@ -1574,6 +1575,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
             for handler in busy:
                 for lane in handler._lanes:
                     lane.flusher.drain_until = now
+                    lane.flusher.cut_until = now
             abort_request_on_this_thread()
         _resignal_when_left(busy, main, _sigterm_retry_until)
         return

@@ -223,3 +223,43 @@ class TestExit:
         assert "300 record(s)" in done.stderr
         assert "dropped" in done.stderr
         assert emulator.sk not in done.stderr
+
+
+#: An atexit function registered before the handler runs after the handler's own exit drains
+#: (atexit runs last-registered first); it waits until the first drain's deadline has passed.
+LATE_ATEXIT_SCRIPT = """
+import atexit, logging, os, sys, time
+
+def late():
+    passed = time.monotonic() + 2 * float(os.environ["T_CLOSE_TIMEOUT"])
+    while time.monotonic() < passed:
+        time.sleep(0.05)
+    log.info("late-record")
+    print("late flush:", handler.flush())
+
+atexit.register(late)
+
+from dis_logging.handler import DISHandler
+
+handler = DISHandler(
+    os.environ["T_STREAM"], endpoint=os.environ["T_URL"], project_id=os.environ["T_PROJECT"],
+    ak=os.environ["T_AK"], sk=os.environ["T_SK"], flush_interval=60,
+    close_timeout=float(os.environ["T_CLOSE_TIMEOUT"]),
+)
+handler.setFormatter(logging.Formatter("%(message)s"))
+log = logging.getLogger("late")
+log.addHandler(handler)
+log.setLevel(logging.INFO)
+log.info("early-record")
+"""
+
+
+class TestAfterTheExitDrain:
+    def test_a_flush_after_the_exit_drains_deadline_gets_its_own_budget(self, emulator, stream):
+        """A flush() (and the close of logging.shutdown) made by an atexit function after the
+        exit drain's deadline has passed sends within its own bound; it is not given up at once
+        because the drain's deadline is over."""
+        done = run_python(emulator, stream, ["-c", LATE_ATEXIT_SCRIPT], T_CLOSE_TIMEOUT="0.3")
+        assert (0, "late flush: True\n", "") == (done.returncode, done.stdout, done.stderr)
+        data = {r.data for r in emulator.records(stream)}
+        assert {b"early-record", b"late-record"} == data
