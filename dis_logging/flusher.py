@@ -76,6 +76,9 @@ STATUS_TOO_LARGE: Final = 413
 SMALLEST_REQUEST_DATA_LIMIT: Final = 1_000_000
 #: Consecutive whole-request failures after which a spool takes the batch ("an outage").
 SPOOL_AFTER_FAILURES: Final = 2
+#: Seconds between two checks of :attr:`Flusher.cut_until` by a flush on the main thread that
+#: waits for the background thread's request (as ``buffer.BLOCK_POLL`` for a "block" append).
+CUT_POLL: Final = 0.05
 #: Seconds before opening a spool that could not be opened (a full disk, say) is tried again.
 SPOOL_REOPEN_INTERVAL: Final = 30.0
 #: Shortest per-request timeout a deadline-bounded send asks the client for, in seconds.
@@ -637,6 +640,7 @@ class Flusher:
         target = buffer.last_seq
         watch = buffer.watch(target)
         ident = threading.get_ident()
+        on_main = threading.current_thread() is threading.main_thread()
         registered = ident not in self._sending_threads
         if registered:
             self._sending_threads.add(ident)
@@ -655,6 +659,10 @@ class Flusher:
                     # Only the flusher's in-flight batch is left; it may come back for a retry.
                     if not may_wait:
                         break
+                    if on_main:
+                        # In slices: a SIGTERM handler that cuts this flush (cut_until) runs on
+                        # this thread and cannot notify the wait (it takes no lock).
+                        remaining = min(remaining, CUT_POLL)
                     buffer.wait_in_flight(target, remaining)
                     continue
                 got_slot = self._slot.acquire(timeout=remaining) if may_wait else False

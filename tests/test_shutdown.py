@@ -289,6 +289,39 @@ time.sleep(30)
         assert "5 record(s) could not be sent within 1.0s" in done.stderr, done.stderr
         assert elapsed < 1.0 + SLACK + 2.0, elapsed
 
+    def test_sigterm_while_a_main_thread_flush_waits_for_the_background_request(
+        self, emulator, stream, hostile_server
+    ):
+        """SIGTERM while the main thread's flush() waits for the request the background thread
+        has in flight (to a silent DIS): the flush gives up at once too, so the drain runs and
+        reports that request; it waited on, and the process ended with no drain."""
+        server = hostile_server("no_reply")
+        body = """
+import threading
+handler = make_handler(close_timeout=1.0, request_timeout=30.0, flush_interval=0.05)
+log.addHandler(handler)
+for i in range(5):
+    log.info("rec-%d", i)
+sent_by_thread = time.monotonic() + 20
+while handler._lanes[0].buffer.snapshot().in_flight < 5 and time.monotonic() < sent_by_thread:
+    time.sleep(0.01)
+
+def terminate():
+    waiting = time.monotonic() + 0.3
+    while time.monotonic() < waiting:
+        time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=terminate, daemon=True).start()
+handler.flush(timeout=10.0)
+time.sleep(30)
+"""
+        done, elapsed = run(emulator, stream, body, settings={"endpoint": server.url})
+        assert -signal.SIGTERM == done.returncode, done.stderr
+        assert "SIGTERM drain of the handler" in done.stderr, done.stderr
+        assert "5 record(s) were in a request still awaiting its reply" in done.stderr, done.stderr
+        assert elapsed < 1.0 + SLACK + 2.0, elapsed
+
     def test_sigterm_inside_the_handler_is_drained_after_it(self, emulator, stream):
         """A SIGTERM that lands while the main thread is inside the handler never deadlocks: the
         drain runs once the thread has left it."""
