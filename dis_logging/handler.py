@@ -64,7 +64,6 @@ from typing import (
     Tuple,
     Union,
 )
-from urllib.parse import urlsplit, urlunsplit
 
 from dis_logging._report import Reporter, SecretSet, error_key
 from dis_logging.buffer import RecordBuffer
@@ -276,16 +275,6 @@ class _DisabledClient:
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-def _same_case_endpoint(endpoint: str) -> str:
-    """``endpoint`` with its scheme and host in lower case, as a spool file's destination: they
-    are case-insensitive, so ``HTTPS://DIS.example.com`` is the destination of
-    ``https://dis.example.com`` (the path is kept as it is)."""
-    parts = urlsplit(endpoint)
-    return urlunsplit(
-        (parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, parts.fragment)
-    )
 
 
 def _holds_logging_lock() -> bool:
@@ -1135,7 +1124,7 @@ class DISHandler(logging.Handler):
                 "project": config.project_id,
                 "stream": config.stream_name,
                 "stream_id": config.stream_id,
-                "endpoint": _same_case_endpoint(config.endpoint),
+                "endpoint": config.endpoint,  # compared in any case (spool)
             }
             return Spool(directory, config.spool_max_bytes, report=report, destination=destination)
 

@@ -63,6 +63,7 @@ import threading
 import time
 import weakref
 from typing import Callable, Dict, Final, List, Mapping, Optional, Sequence, Tuple
+from urllib.parse import urlsplit, urlunsplit
 
 from dis_logging.errors import ConfigError
 
@@ -373,13 +374,37 @@ def _wal_damage(path: str) -> Optional[str]:
             offset += frame_size
 
 
-def _encode_destination(destination: Optional[Mapping[str, Optional[str]]]) -> str:
-    """The canonical text stored in a file's ``meta`` table: sorted JSON, ``{}`` for none."""
-    return json.dumps(
-        {key: value for key, value in (destination or {}).items() if value is not None},
-        sort_keys=True,
-        separators=(",", ":"),
+def _same_case_endpoint(endpoint: str) -> str:
+    """``endpoint`` with its scheme and host in lower case: they are case-insensitive, so
+    ``HTTPS://DIS.example.com`` is the destination of ``https://dis.example.com`` (the path is
+    kept as it is)."""
+    parts = urlsplit(endpoint)
+    return urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, parts.fragment)
     )
+
+
+def _encode_destination(destination: Optional[Mapping[str, Optional[str]]]) -> str:
+    """The canonical text stored in a file's ``meta`` table: sorted JSON, ``{}`` for none; the
+    endpoint's scheme and host in lower case."""
+    values = {key: value for key, value in (destination or {}).items() if value is not None}
+    endpoint = values.get("endpoint")
+    if isinstance(endpoint, str):
+        values["endpoint"] = _same_case_endpoint(endpoint)
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def _canonical_destination(stored: str) -> str:
+    """A file's stored destination as :func:`_encode_destination` writes it now: files of
+    earlier versions hold the endpoint as it was configured (``HTTPS://DIS.example.com``), and
+    their backlog is still ours."""
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return stored
+    if not isinstance(value, dict):
+        return stored
+    return _encode_destination(value)
 
 
 class _CorruptError(sqlite3.DatabaseError):
@@ -871,7 +896,7 @@ class Spool:
                 raise _CorruptError(f"unknown spool schema version {version}")
             if existed and version == SCHEMA_VERSION:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'destination'").fetchone()
-                if row is None or row[0] != self._destination:
+                if row is None or _canonical_destination(str(row[0])) != self._destination:
                     raise _ForeignError(path, None if row is None else str(row[0]))
             # A fresh file must get auto_vacuum before its first table exists.
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")

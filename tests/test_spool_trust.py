@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -265,6 +266,40 @@ class TestDestination:
             handler.close()
         stored = sorted(record.data for record in emulator.records(stream))
         assert (True, 3, [f"cased{i:06d}".encode() for i in range(3)]) == (
+            delivered,
+            handler.stats.adopted,
+            stored,
+        )
+
+    def test_a_backlog_written_with_an_upper_case_endpoint_is_still_adopted(
+        self, spool_dir, emulator, stream
+    ):
+        """A file of an earlier version holds the endpoint as it was configured
+        (HTTP://127.0.0.1:PORT); the handler configured the same way adopts and delivers it."""
+        upper = emulator.url.replace("http://", "HTTP://")
+        destination = {"project": emulator.project_id, "stream": stream, "endpoint": upper}
+        orphan = make_orphan(spool_dir, make_entries(3, "older"), destination=destination)
+        with sqlite3.connect(orphan) as conn:  # as the earlier version wrote it: case kept
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'destination'",
+                (json.dumps(destination, sort_keys=True, separators=(",", ":")),),
+            )
+        conn.close()
+        handler = DISHandler(
+            stream,
+            endpoint=upper,
+            project_id=emulator.project_id,
+            ak=emulator.ak,
+            sk=emulator.sk,
+            spool_dir=str(spool_dir),
+            flush_interval=0.05,
+        )
+        try:
+            delivered = handler.flush(10.0)
+        finally:
+            handler.close()
+        stored = sorted(record.data for record in emulator.records(stream))
+        assert (True, 3, [f"older{i:06d}".encode() for i in range(3)]) == (
             delivered,
             handler.stats.adopted,
             stored,
