@@ -1664,11 +1664,13 @@ def _drain_all(handlers: List[DISHandler], event: str) -> None:
     for handler in handlers:
         try:
             handler._drain_at_exit(event, started)
-        except KeyboardInterrupt:
-            # Ctrl-C while the exit drain waits (a slow or silent DIS): the user wants out.
-            # What is still unsent is given up now, counted and reported, without a traceback;
-            # the exit goes on (its later steps find nothing left to wait for).
-            _give_up(handlers, f"{event} (cut short by Ctrl-C)")
+        except BaseException as exc:  # noqa: BLE001 - see below
+            # Ctrl-C (KeyboardInterrupt) or another signal handler's exception (an application's
+            # SIGINT handler raising SystemExit) while the drain waits for a slow or silent DIS:
+            # the user wants out. What is still unsent is given up now, counted and reported,
+            # without a traceback (Python would only print it: an exception from an exit hook
+            # changes nothing else); the exit goes on and its later steps find nothing to wait for.
+            _give_up(handlers, f"{event} (cut short by {type(exc).__name__})")
             return
         except Exception as exc:  # noqa: BLE001 - one handler must not stop the others
             handler._reporter.report_now(f"{event} failed: {exc!r}")

@@ -850,17 +850,25 @@ threading.Thread(target=signal_during_the_drain, daemon=True).start()
         assert "Traceback" not in done.stderr, done.stderr
         assert elapsed < 1.0 + SLACK + 2.0, elapsed
 
+    @pytest.mark.parametrize(
+        ("sigint_handler", "raised"),
+        [("", "KeyboardInterrupt"), ("def on_sigint(s, f):\n    sys.exit(3)\n", "SystemExit")],
+        ids=["ctrl_c", "application_handler_raising"],
+    )
     def test_ctrl_c_cuts_the_drain_short_without_a_traceback(
-        self, emulator, stream, hostile_server
+        self, emulator, stream, hostile_server, sigint_handler, raised
     ):
         """Ctrl-C while the exit drain waits (close_timeout 60 s): the drain gives up at once, the
         records are counted as dropped ('exit') and reported, and no KeyboardInterrupt traceback
-        is printed (it came from threading's exit hook, and the drain went on)."""
+        is printed (it came from threading's exit hook, the records stayed queued, uncounted).
+        An application's own SIGINT handler that raises is kept and treated alike."""
         server = hostile_server("no_reply")
-        body = self.BODY.format(close_timeout=60.0, signal="SIGINT")
+        if sigint_handler:
+            sigint_handler += "signal.signal(signal.SIGINT, on_sigint)\n"
+        body = sigint_handler + self.BODY.format(close_timeout=60.0, signal="SIGINT")
         done, elapsed = run(emulator, stream, body, settings={"endpoint": server.url}, timeout=110)
         assert (0, "0 {'exit': 50} True") == (done.returncode, done.stdout.strip()), done.stderr
-        assert "interpreter exit (cut short by Ctrl-C)" in done.stderr, done.stderr
+        assert f"interpreter exit (cut short by {raised})" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr, done.stderr
         assert elapsed < 30.0, elapsed
 
