@@ -174,6 +174,10 @@ _sigterm_retry_until: Optional[float] = None
 _exit_drain_running = False
 #: A SIGTERM came during the exit drain: the process ends killed by it once the drain is over.
 _sigterm_during_exit = False
+#: A SIGTERM found the main thread inside a handler: the main thread runs the SIGTERM drain
+#: once it leaves flush() or close() (logging.shutdown's steps at exit, where no thread may start
+#: to send the signal again, or one sent then may come after Python stopped running handlers).
+_sigterm_pending = False
 # Bound once: the per-record path looks these up on every call.
 #
 # Fork detection. A forked child must neither use nor send what its parent queued. Two layers:
@@ -873,6 +877,7 @@ class DISHandler(logging.Handler):
             return False
         finally:
             self._inside.pop(ident, None)
+            _sigterm_if_pending()
 
     def close(self) -> None:
         """Send what is left within ``close_timeout``, stop the flusher, release resources.
@@ -898,6 +903,7 @@ class DISHandler(logging.Handler):
             self._close()
         finally:
             self._inside.pop(ident, None)
+            _sigterm_if_pending()
 
     def _close(self) -> None:
         with self._lock_state:
@@ -1532,11 +1538,12 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
     Python runs this on the main thread between bytecodes, possibly while that thread is inside
     one of our handlers and holds its lock. Then nothing is drained here: a helper thread waits
-    until the main thread has left the handler and sends SIGTERM again, which runs this anew. If
-    no helper thread can start (interpreter shutdown, when the exit drain is already running),
-    the signal is let go: the exit in progress is bounded and drains anyway.
+    until the main thread has left the handler and sends SIGTERM again, which runs this anew;
+    the main thread also runs it as it leaves a ``flush()`` or ``close()`` (at exit, no helper
+    thread may start, and a signal sent late may find Python no longer running handlers). During
+    the exit drain the drain goes on and the process ends killed by SIGTERM once it is over.
     """
-    global _sigterm_retry_until, _sigterm_during_exit
+    global _sigterm_retry_until, _sigterm_during_exit, _sigterm_pending
     if _sigterm_draining.is_set():
         return  # a second SIGTERM while draining: the drain is bounded anyway
     if _exit_drain_running:
@@ -1566,6 +1573,10 @@ def _on_sigterm(signum: int, frame: object) -> None:
                     lane.flusher.drain_until = now
                     lane.flusher.cut_until = now
             abort_request_on_this_thread()
+        # The main thread runs the drain itself as it leaves a flush() or close() (the steps of
+        # logging.shutdown at exit, where a signal sent later may find Python no longer running
+        # signal handlers); a helper thread sends SIGTERM again for the other ways out.
+        _sigterm_pending = True
         _resignal_when_left(busy, main, _sigterm_retry_until)
         return
     _sigterm_draining.set()
@@ -1626,7 +1637,24 @@ def _resignal_when_left(busy: List[DISHandler], main: int, until: float) -> None
     try:
         threading.Thread(target=watch, name="dis-logging-sigterm", daemon=True).start()
     except RuntimeError:
+        return  # the main thread drains as it leaves flush() or close() (_sigterm_if_pending)
+
+
+def _sigterm_if_pending() -> None:
+    """Run the SIGTERM drain a signal left pending (see ``_sigterm_pending``), then die of it.
+
+    Called by the main thread as it leaves ``flush()`` or ``close()``; does nothing otherwise.
+    """
+    global _sigterm_pending
+    if not _sigterm_pending or _SIGTERM is None:
         return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    main = _get_ident()
+    if any(main in h._inside for h in list(_HANDLERS)):
+        return
+    _sigterm_pending = False
+    _on_sigterm(_SIGTERM, None)
 
 
 def _in_multiprocessing_child() -> bool:

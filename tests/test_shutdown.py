@@ -850,6 +850,37 @@ threading.Thread(target=signal_during_the_drain, daemon=True).start()
         assert "Traceback" not in done.stderr, done.stderr
         assert elapsed < 1.0 + SLACK + 2.0, elapsed
 
+    def test_sigterm_during_logging_shutdown_at_exit_ends_as_killed(
+        self, emulator, stream, hostile_server
+    ):
+        """SIGTERM while logging.shutdown (after the exit drain and atexit) sends records an
+        atexit function logged: the process ends killed by SIGTERM. It exited 0 (always on
+        Python 3.12+, mostly on 3.11): the SIGTERM sent again by a helper thread, once the main
+        thread had left the handler, came too late or could not be sent at all."""
+        server = hostile_server("no_reply")
+        body = """
+import atexit, threading
+def late():
+    for i in range(20):
+        log.info("late-%d", i)
+atexit.register(late)  # registered first: runs after the handler's atexit drain
+handler = make_handler(close_timeout=1.0, request_timeout=60.0, flush_interval=30)
+log.addHandler(handler)
+for i in range(5):
+    log.info("rec-%d", i)
+
+def terminate_while_the_late_records_are_sent():
+    while handler.stats.emitted < 25 or handler.stats.in_flight < 20:
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=terminate_while_the_late_records_are_sent, daemon=True).start()
+"""
+        done, elapsed = run(emulator, stream, body, settings={"endpoint": server.url})
+        assert -signal.SIGTERM == done.returncode, done.stdout + done.stderr
+        assert "20 record(s)" in done.stderr, done.stderr
+        assert elapsed < 2 * 1.0 + SLACK + 2.0, elapsed
+
     @pytest.mark.parametrize(
         ("sigint_handler", "raised"),
         [("", "KeyboardInterrupt"), ("def on_sigint(s, f):\n    sys.exit(3)\n", "SystemExit")],
