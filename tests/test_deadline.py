@@ -326,8 +326,12 @@ class TestNameResolution:
             with pytest.raises(TransportError) as caught:
                 client.put_records(stream, [(b"early", None)], timeout=0.3)
             assert "was not looked up within 0.3 s" in str(caught.value)
-            answer.set()
+            # The answer comes while the next request waits for the same look-up: set before it,
+            # the look-up could end first, and the next request would rightly look up anew.
+            release = threading.Timer(0.5, answer.set)
+            release.start()
             result = client.put_records(stream, [(b"late", None)], timeout=10.0)
+            release.join()
         finally:
             answer.set()
             client.close()
