@@ -322,6 +322,33 @@ time.sleep(30)
         assert "5 record(s) were in a request still awaiting its reply" in done.stderr, done.stderr
         assert elapsed < 1.0 + SLACK + 2.0, elapsed
 
+    def test_ctrl_c_during_the_sigterm_drain_cuts_it_short(self, emulator, stream, hostile_server):
+        """Ctrl-C while the SIGTERM drain waits (close_timeout 60 s): the drain gives up at once,
+        reports what it gave up (the process ended with the 50 records unreported), and the
+        process still ends killed by SIGTERM."""
+        server = hostile_server("no_reply")
+        body = """
+import threading
+handler = make_handler(close_timeout=60.0, request_timeout=60.0)
+log.addHandler(handler)
+for i in range(50):
+    log.info("rec-%d", i)
+
+def terminate_then_interrupt():
+    os.kill(os.getpid(), signal.SIGTERM)
+    while handler.stats.in_flight < 50:  # the drain's request holds them
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=terminate_then_interrupt, daemon=True).start()
+time.sleep(100)
+"""
+        done, elapsed = run(emulator, stream, body, settings={"endpoint": server.url}, timeout=110)
+        assert -signal.SIGTERM == done.returncode, done.stderr
+        assert "SIGTERM drain (cut short by KeyboardInterrupt)" in done.stderr, done.stderr
+        assert "50 record(s)" in done.stderr, done.stderr
+        assert elapsed < 30.0, elapsed
+
     def test_sigterm_inside_the_handler_is_drained_after_it(self, emulator, stream):
         """A SIGTERM that lands while the main thread is inside the handler never deadlocks: the
         drain runs once the thread has left it."""
