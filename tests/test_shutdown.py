@@ -38,6 +38,16 @@ def make_handler(**extra):
     handler.setFormatter(logging.Formatter("%(message)s"))
     return handler
 
+def sigterm_after(seconds):
+    # SIGTERM to this process from a daemon thread, seconds from now.
+    import threading
+
+    def terminate():
+        time.sleep(seconds)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate, daemon=True).start()
+
 log = logging.getLogger("app")
 log.setLevel(logging.INFO)
 """
@@ -267,19 +277,11 @@ log.info("slow")
         wait for the flush, past close_timeout, and then end the process without a drain."""
         server = hostile_server("no_reply")
         body = """
-import threading
 handler = make_handler(close_timeout=1.0, request_timeout=30.0)
 log.addHandler(handler)
 for i in range(5):
     log.info("rec-%d", i)
-
-def terminate():
-    server_has_it = time.monotonic() + 0.5
-    while time.monotonic() < server_has_it:
-        time.sleep(0.05)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-threading.Thread(target=terminate, daemon=True).start()
+sigterm_after(0.5)  # the server has the flush's request by then
 handler.flush(timeout=10.0)
 time.sleep(30)
 """
@@ -297,7 +299,6 @@ time.sleep(30)
         reports that request; it waited on, and the process ended with no drain."""
         server = hostile_server("no_reply")
         body = """
-import threading
 handler = make_handler(close_timeout=1.0, request_timeout=30.0, flush_interval=0.05)
 log.addHandler(handler)
 for i in range(5):
@@ -305,14 +306,7 @@ for i in range(5):
 sent_by_thread = time.monotonic() + 20
 while handler._lanes[0].buffer.snapshot().in_flight < 5 and time.monotonic() < sent_by_thread:
     time.sleep(0.01)
-
-def terminate():
-    waiting = time.monotonic() + 0.3
-    while time.monotonic() < waiting:
-        time.sleep(0.05)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-threading.Thread(target=terminate, daemon=True).start()
+sigterm_after(0.3)  # the main thread waits in flush() by then
 handler.flush(timeout=10.0)
 time.sleep(30)
 """

@@ -11,6 +11,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
+from dis_logging.emulator import DISEmulator
 from dis_logging.errors import ConfigError
 from dis_logging.handler import DISHandler
 from dis_logging.spool import Spool
@@ -58,6 +59,28 @@ def pending_in(path: Path) -> int:
         count = int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
     conn.close()
     return count
+
+
+def adopt_and_deliver(
+    emulator: DISEmulator, stream: str, spool_dir: Path, endpoint: str
+) -> Tuple[bool, int, List[bytes]]:
+    """Start a handler on ``spool_dir`` for ``endpoint``, flush and close it; return whether the
+    flush succeeded, how many records it adopted and what the emulator stored, sorted."""
+    handler = DISHandler(
+        stream,
+        endpoint=endpoint,
+        project_id=emulator.project_id,
+        ak=emulator.ak,
+        sk=emulator.sk,
+        spool_dir=str(spool_dir),
+        flush_interval=0.05,
+    )
+    try:
+        delivered = handler.flush(10.0)
+    finally:
+        handler.close()
+    stored = sorted(record.data for record in emulator.records(stream))
+    return delivered, handler.stats.adopted, stored
 
 
 @pytest.fixture
@@ -251,24 +274,9 @@ class TestDestination:
         adopted and delivered by a handler configured with HTTP://127.0.0.1:PORT."""
         destination = {"project": emulator.project_id, "stream": stream, "endpoint": emulator.url}
         make_orphan(spool_dir, make_entries(3, "cased"), destination=destination)
-        handler = DISHandler(
-            stream,
-            endpoint=emulator.url.replace("http://", "HTTP://"),
-            project_id=emulator.project_id,
-            ak=emulator.ak,
-            sk=emulator.sk,
-            spool_dir=str(spool_dir),
-            flush_interval=0.05,
-        )
-        try:
-            delivered = handler.flush(10.0)
-        finally:
-            handler.close()
-        stored = sorted(record.data for record in emulator.records(stream))
-        assert (True, 3, [f"cased{i:06d}".encode() for i in range(3)]) == (
-            delivered,
-            handler.stats.adopted,
-            stored,
+        endpoint = emulator.url.replace("http://", "HTTP://")
+        assert (True, 3, [f"cased{i:06d}".encode() for i in range(3)]) == adopt_and_deliver(
+            emulator, stream, spool_dir, endpoint
         )
 
     def test_a_backlog_written_with_an_upper_case_endpoint_is_still_adopted(
@@ -285,24 +293,8 @@ class TestDestination:
                 (json.dumps(destination, sort_keys=True, separators=(",", ":")),),
             )
         conn.close()
-        handler = DISHandler(
-            stream,
-            endpoint=upper,
-            project_id=emulator.project_id,
-            ak=emulator.ak,
-            sk=emulator.sk,
-            spool_dir=str(spool_dir),
-            flush_interval=0.05,
-        )
-        try:
-            delivered = handler.flush(10.0)
-        finally:
-            handler.close()
-        stored = sorted(record.data for record in emulator.records(stream))
-        assert (True, 3, [f"older{i:06d}".encode() for i in range(3)]) == (
-            delivered,
-            handler.stats.adopted,
-            stored,
+        assert (True, 3, [f"older{i:06d}".encode() for i in range(3)]) == adopt_and_deliver(
+            emulator, stream, spool_dir, upper
         )
 
     def test_two_destinations_in_one_process_use_two_files(self, spool_dir, opened):
