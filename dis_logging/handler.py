@@ -127,6 +127,9 @@ DEFER_SIZE_DIVISOR: Final = 6
 _SETTING_NAMES: Final = HandlerConfig.keywords()
 #: Slack added to a deadline-bounded close for the final bookkeeping, in seconds.
 _CLOSE_GRACE: Final = 0.2
+#: How much longer than ``close_timeout`` a second ``close()`` waits for the first one to end: the
+#: first one also counts, reports and stops its threads after its deadline.
+_CLOSE_WAIT_MARGIN: Final = 1.0
 #: How long after its deadline a request may end, in seconds: the socket timeout's tolerance
 #: (README, "Every request has a total deadline": 0.25 s at most).
 _LATE_REPLY: Final = 0.25
@@ -514,6 +517,10 @@ class DISHandler(logging.Handler):
         # A switched-off handler is born closed: every record is refused (counted as dropped,
         # reason "disabled") before anything could start a thread or open a connection.
         self._closed = not config.enabled
+        # Set when the close() that closed the handler has finished: a close() on another
+        # thread meanwhile waits for it (bounded), so that its caller never moves on (ends the
+        # process, say) while the first one is still sending or counting.
+        self._close_done = threading.Event()
         self._exit_drained = False
         self._exit_marks: Tuple[int, ...] = ()
         self._no_threads = False
@@ -882,15 +889,17 @@ class DISHandler(logging.Handler):
     def close(self) -> None:
         """Send what is left within ``close_timeout``, stop the flusher, release resources.
 
-        Idempotent. A ``flush()`` with the default timeout right before (as ``logging.shutdown``
-        and ``dictConfig`` do) shares the same ``close_timeout`` budget. Records still queued at
-        the deadline are counted as dropped and reported on the diagnostics channel; records in
-        flight are reported as such, and their request's outcome is counted and reported when it
-        ends (with a spool, they are copied to it and counted as spooled instead, unless this
-        call holds ``logging``'s module lock). Records emitted after ``close()`` (also by threads
-        blocked in an ``overflow="block"`` append) are counted as dropped, reason ``"closed"``.
-        Called from a signal handler while this thread is inside the handler, it does nothing
-        (the exit drain still runs).
+        Idempotent; a call on another thread while the first one still runs waits for it to end (at
+        most ``close_timeout`` plus one second; not under ``logging``'s module lock), so that when
+        it returns every record is sent or counted. A ``flush()`` with the default timeout right
+        before (as ``logging.shutdown`` and ``dictConfig`` do) shares the same ``close_timeout``
+        budget. Records still queued at the deadline are counted as dropped and reported on the
+        diagnostics channel; records in flight are reported as such, and their request's outcome is
+        counted and reported when it ends (with a spool, they are copied to it and counted as
+        spooled instead, unless this call holds ``logging``'s module lock). Records emitted after
+        ``close()`` (also by threads blocked in an ``overflow="block"`` append) are counted as
+        dropped, reason ``"closed"``. Called from a signal handler while this thread is inside the
+        handler, it does nothing (the exit drain still runs).
         """
         if not self.config.enabled:
             super().close()  # nothing was ever sent or started; only leave logging's registry
@@ -907,10 +916,16 @@ class DISHandler(logging.Handler):
 
     def _close(self) -> None:
         with self._lock_state:
-            if self._closed:
-                return
+            closed_before = self._closed
             self._closed = True
             self._fast_buffer = None  # handle() then takes emit()'s path, which refuses records
+        if closed_before:
+            if not _holds_logging_lock():
+                # Another thread's close() may still be sending: wait for it (its own bound,
+                # plus time to count and report), never under logging's lock, which it may
+                # need to finish.
+                self._close_done.wait(self.config.close_timeout + _CLOSE_WAIT_MARGIN)
+            return
         budget = self.config.close_timeout
         try:
             if self._pid != os.getpid():
@@ -941,9 +956,12 @@ class DISHandler(logging.Handler):
                 pass
             raise
         finally:
-            _HANDLERS.discard(self)
-            _restore_sigterm_if_unused()
-            super().close()
+            try:
+                _HANDLERS.discard(self)
+                _restore_sigterm_if_unused()
+                super().close()
+            finally:
+                self._close_done.set()
 
     def _make_client(self) -> Union[DISClient, _DisabledClient]:
         config = self.config
@@ -1408,6 +1426,9 @@ class DISHandler(logging.Handler):
         _INHERITED.append((self._client, self._lanes, self._reporter))
         self._client = self._make_client()
         self._lock_state = threading.Lock()
+        if self._closed:
+            # A close() the parent was running at the fork has no thread here to finish it.
+            self._close_done.set()
         self._exit_drained = False
         self._exit_marks = ()
         self._no_threads = False

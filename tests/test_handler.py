@@ -720,6 +720,27 @@ class TestFailures:
         handler.close()
         assert 1 == len(emulator.records(stream))
 
+    def test_a_close_racing_another_close_returns_once_it_is_done(
+        self, emulator, stream, make_handler
+    ):
+        """A close() while another thread's close() is still sending waits for it: when it
+        returns, every record is sent or counted (it returned at once, with 20 still queued,
+        and a process ending then lost them without a word)."""
+        emulator.set_delay(0.3, "PutRecords")
+        handler = make_handler(flush_interval=60, max_batch_records=10, partition_key="one")
+        log = logger_for(handler)
+        for i in range(30):
+            log.info("r%d", i)
+        first = threading.Thread(target=handler.close)
+        first.start()
+        try:
+            emulator.wait_for(stream, 10)  # the first close() is sending now
+            handler.close()
+            stats = handler.stats
+            assert (0, 30) == (stats.queued, stats.sent)
+        finally:
+            first.join(10)
+
     def test_emit_after_close_is_counted(self, emulator, stream, make_handler):
         """A record emitted after close() is dropped and counted, without raising."""
         handler = make_handler()
