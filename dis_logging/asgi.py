@@ -106,7 +106,8 @@ class RequestContextMiddleware:
             response ends, ``"METHOD path status"`` with ``duration_ms`` (milliseconds, float);
             default ``None``, no access records. A request whose application raised is logged at
             ERROR: with status 500 when no response had started, otherwise with the status sent
-            (a streamed body cut short). A request the server cancelled (the client went away)
+            (a streamed body cut short); so is one whose application returned without starting a
+            response (the server answers 500), unless the client had gone away first. A request the server cancelled (the client went away)
             after its response started stays at INFO with that status.
         user_id: called with the scope when a record reads ``user_id``; returns the id or
             ``None``. Default :func:`scope_user_id` (``scope["user"]`` as Starlette sets it).
@@ -180,10 +181,22 @@ class RequestContextMiddleware:
                     message = self._with_header(message, context.request_id)
             await send(message)
 
+        client_gone = False
+
+        async def receive_watching() -> Message:
+            nonlocal client_gone
+            message = await receive()
+            if message.get("type") == "http.disconnect":
+                client_gone = True
+            return message
+
         token = _current.set(context)
         failed = False
         try:
-            await self.app(scope, receive, send_with_context)
+            await self.app(scope, receive_watching if kind == "http" else receive, send_with_context)
+            # Returned without starting a response: the server answers 500 for it (uvicorn,
+            # hypercorn), unless the client went away first and no answer is due.
+            failed = kind == "http" and context.status_code is None and not client_gone
         except asyncio.CancelledError:
             # The server gave up on the request (the client went away): an error only if nothing
             # was answered, as before any response the server has to close the connection.

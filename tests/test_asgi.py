@@ -362,6 +362,48 @@ class TestStarlette:
             access.removeHandler(capture)
         assert [("GET /stream 200", "INFO")] == [(r.getMessage(), r.levelname) for r in records]
 
+    @pytest.mark.parametrize(
+        ("client_gone", "expected"),
+        [(False, ("GET /quiet 500", "ERROR")), (True, ("GET /quiet None", "INFO"))],
+        ids=["no_response", "client_gone_first"],
+    )
+    def test_an_app_that_returns_without_responding(self, client_gone, expected):
+        """An app that returns without starting a response gets a 500 from the server (uvicorn,
+        hypercorn): its access record says so, at ERROR. When the client went away first, no
+        answer is due, and the record stays INFO with no status."""
+        records: list[logging.LogRecord] = []
+
+        class Capture(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                records.append(record)
+
+        capture = Capture()
+        access = logging.getLogger("test.asgi.quiet")
+        access.addHandler(capture)
+        access.setLevel(logging.INFO)
+
+        async def quiet(scope, receive, send):
+            await receive()  # the body, or the client's disconnect
+
+        async def main():
+            async def receive():
+                if client_gone:
+                    return {"type": "http.disconnect"}
+                return {"type": "http.request", "body": b""}
+
+            async def send(message):
+                pass
+
+            app = RequestContextMiddleware(quiet, access_logger="test.asgi.quiet")
+            scope = {"type": "http", "method": "GET", "path": "/quiet", "headers": []}
+            await app(scope, receive, send)
+
+        try:
+            asyncio.run(main())
+        finally:
+            access.removeHandler(capture)
+        assert [expected] == [(r.getMessage(), r.levelname) for r in records]
+
     def test_a_decoded_newline_in_the_path_cannot_forge_a_log_line(self):
         """A path whose %0A/%1B the server decoded is written with them encoded again, in the
         access record's message and in http_path, so a text log gets one line per request."""
