@@ -107,8 +107,9 @@ class RequestContextMiddleware:
             default ``None``, no access records. A request whose application raised is logged at
             ERROR: with status 500 when no response had started, otherwise with the status sent
             (a streamed body cut short); so is one whose application returned without starting a
-            response (the server answers 500), unless the client had gone away first. A request the server cancelled (the client went away)
-            after its response started stays at INFO with that status.
+            response (the server answers 500), unless the client had gone away first. A request
+            the server cancelled (the client went away) after its response started stays at INFO
+            with that status.
         user_id: called with the scope when a record reads ``user_id``; returns the id or
             ``None``. Default :func:`scope_user_id` (``scope["user"]`` as Starlette sets it).
     """
@@ -193,7 +194,9 @@ class RequestContextMiddleware:
         token = _current.set(context)
         failed = False
         try:
-            await self.app(scope, receive_watching if kind == "http" else receive, send_with_context)
+            await self.app(
+                scope, receive_watching if kind == "http" else receive, send_with_context
+            )
             # Returned without starting a response: the server answers 500 for it (uvicorn,
             # hypercorn), unless the client went away first and no answer is due.
             failed = kind == "http" and context.status_code is None and not client_gone

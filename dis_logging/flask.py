@@ -23,9 +23,11 @@ Every record logged while a request is handled then carries ``request_id``, ``ht
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
-from typing import Any, Optional
+import types
+from typing import Any, Iterator, Optional
 
 try:
     import flask
@@ -48,6 +50,7 @@ __all__ = ["DEFAULT_REQUEST_ID_HEADER", "RequestContext", "flask_login_user_id"]
 # Keys of flask.g used by the extension; the request id itself is public as ``g.request_id``.
 _G_TOKEN = "_dis_logging_token"
 _G_STARTED = "_dis_logging_started"
+_G_BODY = "_dis_logging_body"
 
 
 def flask_login_user_id(request: Any) -> Optional[str]:
@@ -92,6 +95,8 @@ class RequestContext:
             ``"METHOD path status"`` with ``duration_ms`` (milliseconds, float); default ``None``,
             no access records. A request that ended with an unhandled exception is logged at
             ERROR (with status 500 when there was no response), as the ASGI middleware does.
+            A streamed body (a generator) is made with the context current, and its end writes
+            the access record instead (ERROR if it raised).
         user_id: called with the Flask request when a record reads ``user_id``; returns the id or
             ``None``. Default :func:`flask_login_user_id`.
     """
@@ -174,29 +179,31 @@ class RequestContext:
 
     def _finish(self, response: flask.Response) -> flask.Response:
         context = flask.g.get(CONTEXT_ATTR)
+        flask.g.pop(_G_BODY, None)  # an earlier response of this request (an error replaced it)
         if isinstance(context, _Context):
             context.status_code = response.status_code
             if self.response_header and self.response_header not in response.headers:
                 response.headers[self.response_header] = context.request_id
+            if isinstance(response.response, types.GeneratorType):
+                # The body is produced while the server sends it, after the view returned (and,
+                # for stream_with_context in Flask 3.1, after a first teardown): its records get
+                # the context there, and its end writes the access record.
+                body = _StreamedBody(response.response, self, context)
+                response.response = body
+                setattr(flask.g, _G_BODY, body)
         return response
 
     def _teardown(self, error: Optional[BaseException]) -> None:
         token = flask.g.pop(_G_TOKEN, None)
         context = flask.g.get(CONTEXT_ATTR)
         try:
-            if self.access_logger is not None and isinstance(context, _Context):
+            # A streamed body writes the access record when it ends (a stream_with_context body
+            # also runs the teardown functions then, a second time, in Flask 3.1).
+            if isinstance(context, _Context) and flask.g.get(_G_BODY) is None:
                 if error is not None and context.status_code is None:
                     context.status_code = 500  # what Flask answers for an unhandled exception
-                failed = error is not None  # as in the ASGI middleware: the application raised
-                started = flask.g.get(_G_STARTED, time.monotonic())
-                self.access_logger.log(
-                    logging.ERROR if failed else logging.INFO,
-                    "%s %s %s",
-                    context.method,
-                    context.path,
-                    context.status_code,
-                    extra={"duration_ms": round((time.monotonic() - started) * 1000.0, 3)},
-                )
+                # As in the ASGI middleware: ERROR when the application raised.
+                self._log_access(context, flask.g.get(_G_STARTED), failed=error is not None)
         finally:
             if token is not None:
                 try:
@@ -206,3 +213,79 @@ class RequestContext:
                     # context per hook); clear ours where it is still visible.
                     if _current.get() is context:
                         _current.set(None)
+
+    def _log_access(self, context: _Context, started: Optional[float], *, failed: bool) -> None:
+        """Write the access record of the request ``context`` describes, if there is a logger."""
+        if self.access_logger is None:
+            return
+        now = time.monotonic()
+        self.access_logger.log(
+            logging.ERROR if failed else logging.INFO,
+            "%s %s %s",
+            context.method,
+            context.path,
+            context.status_code,
+            extra={"duration_ms": round((now - (started or now)) * 1000.0, 3)},
+        )
+
+
+class _StreamedBody:
+    """The body of a streamed response, produced with the request's context current.
+
+    Each chunk is made with the context set (records logged by the body carry it), and the
+    request's access record is written once, when the body ends: exhausted, failed (ERROR, with
+    the status sent) or closed by the server (a HEAD request, a client gone).
+
+    Args:
+        body: the response's generator.
+        extension: the extension that writes the access record.
+        context: the request's context.
+    """
+
+    def __init__(self, body: Iterator[Any], extension: RequestContext, context: _Context) -> None:
+        self._body = body
+        self._extension = extension
+        self._context = context
+        self._started: Optional[float] = flask.g.get(_G_STARTED)
+        self._ended = False
+
+    def __iter__(self) -> _StreamedBody:
+        return self
+
+    def __next__(self) -> Any:
+        token = _current.set(self._context)
+        try:
+            return next(self._body)
+        except StopIteration:
+            self._end(failed=False)
+            raise
+        except BaseException:
+            self._end(failed=True)
+            raise
+        finally:
+            self._leave(token)
+
+    def close(self) -> None:
+        """Close the body (the WSGI server calls it when done); writes the access record if the
+        body did not end before."""
+        token = _current.set(self._context)
+        try:
+            self._body.close()  # type: ignore[attr-defined]  # checked when wrapped: a generator
+        finally:
+            try:
+                self._end(failed=False)
+            finally:
+                self._leave(token)
+
+    def _end(self, *, failed: bool) -> None:
+        if not self._ended:
+            self._ended = True
+            self._extension._log_access(self._context, self._started, failed=failed)
+
+    def _leave(self, token: contextvars.Token[Optional[_Context]]) -> None:
+        """Restore the context as it was before the chunk, unless the request's own teardown,
+        run inside it (stream_with_context before Flask 3.1), reset the context meanwhile."""
+        inner = _current.get()
+        _current.reset(token)
+        if inner is not self._context:
+            _current.set(inner)

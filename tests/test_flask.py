@@ -214,6 +214,91 @@ class TestExtension:
         )
 
 
+def streaming_app(extension):
+    """An app with streamed bodies: through stream_with_context, a plain generator, and one
+    that fails after its first chunk."""
+    app = flask.Flask("test_flask_streaming")
+    extension.init_app(app)
+
+    def chunks(count):
+        for index in range(count):
+            view_logger.info("chunk %d", index)
+            yield "x"
+
+    @app.get("/kept")
+    def kept():
+        return flask.Response(flask.stream_with_context(chunks(2)))
+
+    @app.get("/plain")
+    def plain():
+        return flask.Response(chunks(2))
+
+    @app.get("/cut")
+    def cut():
+        def failing():
+            yield "x"
+            raise RuntimeError("the body failed")
+
+        return flask.Response(flask.stream_with_context(failing()))
+
+    return app
+
+
+class TestStreamedResponses:
+    """A streamed body is produced after the view returned, while the server sends it."""
+
+    @pytest.fixture
+    def lines(self):
+        text = io.StringIO()
+        handler = logging.StreamHandler(text)
+        handler.setFormatter(
+            logging.Formatter("%(levelname)s %(message)s | %(request_id)s %(status_code)s")
+        )
+        handler.addFilter(RequestContextFilter())
+        loggers = [logging.getLogger(name) for name in ("test.flask.view", "test.flask.stream")]
+        for logger in loggers:
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+        yield lambda: text.getvalue().splitlines()
+        for logger in loggers:
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+
+    @pytest.mark.parametrize("path", ["/kept", "/plain"])
+    def test_one_access_record_after_the_body_and_the_context_inside_it(self, lines, path):
+        """Records logged by the body carry the request's context, and the one access record is
+        written when the body has been sent (Flask 3.1 runs teardown_request twice for a
+        stream_with_context body: once when the view returns, once when the body ends)."""
+        app = streaming_app(RequestContext(access_logger="test.flask.stream"))
+        response = app.test_client().get(path, headers={"X-Request-ID": "st-1"})
+        assert (b"xx", None) == (response.get_data(), get_request_context())
+        assert [
+            "INFO chunk 0 | st-1 200",
+            "INFO chunk 1 | st-1 200",
+            f"INFO GET {path} 200 | st-1 200",
+        ] == lines()
+
+    def test_a_body_that_fails_is_one_error_record(self, lines):
+        """A body that raises after the response started: one ERROR access record with the
+        status sent, as the ASGI middleware writes it."""
+        app = streaming_app(RequestContext(access_logger="test.flask.stream"))
+        response = app.test_client().get("/cut", headers={"X-Request-ID": "st-2"})
+        with pytest.raises(RuntimeError, match="the body failed"):
+            response.get_data()
+        response.close()
+        assert (["ERROR GET /cut 200 | st-2 200"], None) == (lines(), get_request_context())
+
+    def test_a_body_never_sent_is_logged_when_closed(self, lines):
+        """A HEAD request: the server never iterates the body, only closes it. (Flask's test
+        client, as here, closes a response only when told to.)"""
+        app = streaming_app(RequestContext(access_logger="test.flask.stream"))
+        response = app.test_client().head("/kept", headers={"X-Request-ID": "st-3"})
+        assert [] == lines()
+        response.close()  # as the WSGI server does once it sent the response
+        assert (b"", None) == (response.get_data(), get_request_context())
+        assert ["INFO HEAD /kept 200 | st-3 200"] == lines()
+
+
 class TestEnclosingContext:
     def test_an_enclosing_request_keeps_its_id(self):
         """Inside a request context an outer integration set (the ASGI middleware around a
