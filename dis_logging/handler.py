@@ -133,9 +133,10 @@ _CLOSE_WAIT_MARGIN: Final = 1.0
 #: How long after its deadline a request may end, in seconds: the socket timeout's tolerance
 #: (README, "Every request has a total deadline": 0.25 s at most).
 _LATE_REPLY: Final = 0.25
-#: Encoders of formatters the handler no longer uses that it keeps alive: records they captured
-#: may still be queued, and serializing finds an encoder by weak reference only.
-_RETIRED_ENCODERS: Final = 32
+#: At most this many encoders of formatters the handler no longer uses are kept alive while records
+#: are queued (records they captured may still wait, and serializing finds an encoder by weak
+#: reference only); each holds one formatter. All are let go once nothing is queued.
+_RETIRED_ENCODERS: Final = 1024
 
 # Logger name -> whether it is ignored (IGNORED_LOGGERS); a dict lookup is the cheapest test per
 # record. Loggers live as long as the process, so their names are few and the cache stays small.
@@ -501,7 +502,8 @@ class DISHandler(logging.Handler):
         self._deferred_encoder = DeferredEncoder(
             self.formatter, self._max_record_bytes, self._truncate
         )
-        self._retired_encoders: List[DeferredEncoder] = []
+        # Encoders of formatters replaced while records were queued, by id() of the formatter.
+        self._retired_encoders: Dict[int, DeferredEncoder] = {}
         self._flush_on_level = config.flush_on_level
         key = config.partition_key
         self._static_key: Optional[str] = key if isinstance(key, str) else None
@@ -762,11 +764,7 @@ class DISHandler(logging.Handler):
                 return formatter.format_bytes(record, self._max_record_bytes, self._truncate)
             encoder = self._deferred_encoder
             if encoder.formatter is not formatter:
-                # The old one's records may still be queued: without it they would be written
-                # by a default JSONFormatter (no renames, no static fields).
-                self._retired_encoders = [*self._retired_encoders[1 - _RETIRED_ENCODERS :], encoder]
-                encoder = DeferredEncoder(formatter, self._max_record_bytes, self._truncate)
-                self._deferred_encoder = encoder
+                encoder = self._switch_encoder(formatter)
             try:
                 captured = formatter.capture(record, encoder)
             except Exception:  # noqa: BLE001 - a hostile record: format_bytes falls back
@@ -786,6 +784,28 @@ class DISHandler(logging.Handler):
         if data is not None and len(data) > self._max_record_bytes:
             data = fit_json(data, self._max_record_bytes) if self._truncate else None
         return data
+
+    def _switch_encoder(self, formatter: JSONFormatter) -> DeferredEncoder:
+        """Make ``formatter``'s encoder the current one (``setFormatter`` was called).
+
+        Queued records name their encoder by key only (:func:`encoder_for` holds it weakly), so
+        the retired one is kept while records may still need it: without it they would be
+        written by a default JSONFormatter (no renames, no static fields). A formatter set again
+        gets its earlier encoder back; the retired ones are let go once nothing is queued.
+        """
+        retired = self._retired_encoders
+        old = self._deferred_encoder
+        if not any(lane.buffer.snapshot().queued for lane in self._lanes):
+            retired.clear()  # no record refers to any of them any more
+        retired.pop(id(old.formatter), None)
+        retired[id(old.formatter)] = old  # the encoder holds its formatter: the id stays unique
+        while len(retired) > _RETIRED_ENCODERS:
+            del retired[next(iter(retired))]  # the one retired longest ago
+        encoder = retired.pop(id(formatter), None)
+        if encoder is None or encoder.formatter is not formatter:
+            encoder = DeferredEncoder(formatter, self._max_record_bytes, self._truncate)
+        self._deferred_encoder = encoder
+        return encoder
 
     def _enqueue_record(self, record: logging.LogRecord, data: Optional[Payload]) -> None:
         """Queue a captured or formatted record: partition key, lane, append, wake-ups."""

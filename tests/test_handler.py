@@ -10,6 +10,7 @@ import logging.config
 import socket
 import threading
 import time
+import weakref
 from typing import Any, Dict, List
 
 import pytest
@@ -335,6 +336,60 @@ class TestDelivery:
         assert [("first formatter", 1), ("second formatter", None)] == [
             (p.get("msg", p.get("message")), p.get("s")) for p in payloads[1:]
         ]
+
+    def test_records_queued_under_many_formatters_keep_each_one(
+        self, emulator, stream, make_handler
+    ):
+        """Forty formatter changes while records wait (DIS down, say), back and forth between a
+        plain Formatter and JSONFormatters: every record is written by the formatter it was
+        logged under (past 32 changes, records were written by a default JSONFormatter)."""
+        handler = make_handler(flush_interval=60.0, partition_key="one")  # one partition: in order
+        log = logger_for(handler)
+        text = logging.Formatter("text %(message)s")
+        renamed = JSONFormatter(rename_fields={"message": "msg"})
+        for i in range(40):
+            handler.setFormatter(JSONFormatter(static_fields={"n": i}))
+            log.info("static %d", i)
+            handler.setFormatter(text)
+            log.info("plain %d", i)
+            handler.setFormatter(renamed)
+            log.info("renamed %d", i)
+        gc.collect()
+        assert handler.flush(timeout=10)
+        shipped = []
+        for record in emulator.records(stream):
+            if record.data.startswith(b"text "):
+                shipped.append(record.data.decode())
+            else:
+                payload = json.loads(record.data)
+                shipped.append(payload.get("msg") or f"{payload['message']} n={payload.get('n')}")
+        expected = []
+        for i in range(40):
+            expected += [f"static {i} n={i}", f"text plain {i}", f"renamed {i}"]
+        assert expected == shipped
+
+    def test_replaced_formatters_are_let_go_once_nothing_is_queued(
+        self, emulator, stream, make_handler
+    ):
+        """The handler keeps a replaced JSONFormatter only while records may need it."""
+        handler = make_handler(flush_interval=60.0)
+        log = logger_for(handler)
+        first = JSONFormatter(static_fields={"f": 1})
+        handler.setFormatter(first)
+        log.info("under the first formatter")
+        gone = weakref.ref(first)
+        del first
+        handler.setFormatter(JSONFormatter())
+        log.info("under the second, while the first one's record waits")
+        gc.collect()
+        assert gone() is not None  # a queued record still needs it
+        assert handler.flush(timeout=10)
+        handler.setFormatter(JSONFormatter())
+        log.info("under the third, nothing queued before it")
+        gc.collect()
+        assert gone() is None
+        assert handler.flush(timeout=10)
+        assert 1 == sum(b'"f":1' in record.data for record in emulator.records(stream))
 
     def test_a_subclass_emit_is_called(self, emulator, stream, make_handler):
         """A subclass that overrides emit() sees every record, and super().emit() ships it."""
