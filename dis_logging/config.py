@@ -501,21 +501,16 @@ def resolve_connection(
     if url is None and region is None:
         region = _only_overridden_region(environ)
         if region is not None:
-            region_source = (
-                "the name of " + ENV_REGION_DIS_PREFIX + region.replace("-", "_").upper()
-            )
+            region_source = "the name of " + _region_override_name(region)
     if url is None and region is not None:
-        url_source = ENV_REGION_DIS_PREFIX + region.replace("-", "_").upper()
+        url_source = _region_override_name(region)
         listed = _env(environ, url_source)
         if listed:
             url = next((u.strip() for u in listed.split(",") if u.strip()), None)
         if url is None:
             url = DIS_URL_TEMPLATE.format(region=region)
     if url is None:
-        raise ConfigError(
-            "endpoint",
-            f"no DIS endpoint: pass endpoint= or region=, or set {ENV_ENDPOINT} or {ENV_REGION}",
-        )
+        raise _no_endpoint_error(environ)
     url = _checked_url("endpoint", url, url_source, allow_http)
     if region is not None:
         check_region_matches(url, region, region_source=region_source, endpoint_source=url_source)
@@ -875,19 +870,52 @@ _TRUE: Final = frozenset({"1", "true", "yes", "on", "y", "t"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", "n", "f"})
 
 
+def _region_override_names(environ: Mapping[str, str]) -> list[str]:
+    """The names of the non-empty ``HUAWEICLOUD_SDK_REGION_DIS_*`` variables, sorted."""
+    return sorted(
+        name
+        for name, value in environ.items()
+        if name.startswith(ENV_REGION_DIS_PREFIX) and value.strip()
+    )
+
+
 def _only_overridden_region(environ: Mapping[str, str]) -> Optional[str]:
     """The region of the only ``HUAWEICLOUD_SDK_REGION_DIS_<REGION>`` variable, if just one is set.
 
     With several set, nothing says which one is meant, so the caller still has to name a region.
+    Only a name the endpoint is then read from counts: the region in upper case, ``-`` as ``_``
+    (as the Huawei Cloud SDKs spell it).
     """
-    regions = [
-        name[len(ENV_REGION_DIS_PREFIX) :].lower().replace("_", "-")
-        for name, value in environ.items()
-        if name.startswith(ENV_REGION_DIS_PREFIX) and value.strip()
-    ]
-    if len(regions) != 1 or not REGION_PATTERN.fullmatch(regions[0]):
+    names = _region_override_names(environ)
+    if len(names) != 1:
         return None
-    return regions[0]
+    region = names[0][len(ENV_REGION_DIS_PREFIX) :].lower().replace("_", "-")
+    if not REGION_PATTERN.fullmatch(region) or names[0] != _region_override_name(region):
+        return None
+    return region
+
+
+def _region_override_name(region: str) -> str:
+    """``HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4`` for ``cn-north-4``."""
+    return ENV_REGION_DIS_PREFIX + region.replace("-", "_").upper()
+
+
+def _no_endpoint_error(environ: Mapping[str, str]) -> ConfigError:
+    """The error for a configuration naming no endpoint and no region, with what was found."""
+    hint = ""
+    names = _region_override_names(environ)
+    if len(names) > 1:
+        hint = f" ({', '.join(names)} are all set: the region says which one counts)"
+    elif names:
+        region = names[0][len(ENV_REGION_DIS_PREFIX) :].lower().replace("_", "-")
+        hint = (
+            f" ({names[0]} is not read: the region in a variable's name is upper case "
+            f"({_region_override_name(region)}))"
+        )
+    return ConfigError(
+        "endpoint",
+        f"no DIS endpoint: pass endpoint= or region=, or set {ENV_ENDPOINT} or {ENV_REGION}" + hint,
+    )
 
 
 def _env(environ: Mapping[str, str], name: str) -> Optional[str]:

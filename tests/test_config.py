@@ -420,6 +420,31 @@ class TestCredentials:
             build(env, endpoint=None)
         assert "endpoint" == info.value.field
 
+    def test_several_region_overrides_are_named_in_the_error(self):
+        """The error says which variables leave the region open."""
+        env = {
+            "HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4": "https://a.example.com",
+            "HUAWEICLOUD_SDK_REGION_DIS_CN_EAST_3": "https://b.example.com",
+        }
+        with pytest.raises(ConfigError) as info:
+            build(env, endpoint=None)
+        names = "HUAWEICLOUD_SDK_REGION_DIS_CN_EAST_3, HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4"
+        assert f"({names} are all set: the region says which one counts)" in str(info.value)
+
+    def test_a_region_override_in_lower_case_is_not_half_read(self):
+        """The SDKs read HUAWEICLOUD_SDK_REGION_DIS_<REGION> in upper case only. A lower-case
+        one gave its region (from its name) but not its URL, so records went to the public
+        endpoint of that region instead of the URL it holds; now it is an error naming it."""
+        env = {"HUAWEICLOUD_SDK_REGION_DIS_cn_north_4": "http://127.0.0.1:8080"}
+        with pytest.raises(ConfigError) as info:
+            build(env, endpoint=None)
+        assert (
+            "HUAWEICLOUD_SDK_REGION_DIS_cn_north_4 is not read: the region in a variable's name is "
+            "upper case (HUAWEICLOUD_SDK_REGION_DIS_CN_NORTH_4)"
+        ) in str(info.value)
+        given = build(env, endpoint=None, region="cn-north-4")  # the explicit region still works
+        assert "https://dis.cn-north-4.myhuaweicloud.com" == given.endpoint
+
     def test_credentials_file(self, tmp_path):
         """The [basic] section of the credentials file supplies keys, project and IAM URL."""
         path = tmp_path / "credentials"
