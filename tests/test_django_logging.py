@@ -22,7 +22,10 @@ from typing import Any
 import django  # type: ignore[import-untyped]  # no django-stubs
 import pytest
 from django.conf import settings  # type: ignore[import-untyped]  # no django-stubs
-from django.http import HttpResponse  # type: ignore[import-untyped]  # no django-stubs
+from django.http import (  # type: ignore[import-untyped]  # no django-stubs
+    HttpResponse,
+    StreamingHttpResponse,
+)
 from django.urls import path  # type: ignore[import-untyped]  # no django-stubs
 
 if not settings.configured:
@@ -92,8 +95,32 @@ async def ahello(request):
     return HttpResponse("async hello")
 
 
+def streamed(request):
+    def chunks():
+        for index in range(2):
+            view_logger.info("sync chunk %d", index)
+            yield b"x"
+
+    return StreamingHttpResponse(chunks())
+
+
+def astreamed(request):
+    async def chunks():
+        for index in range(2):
+            view_logger.info("async chunk %d", index)
+            yield b"y"
+
+    return StreamingHttpResponse(chunks())
+
+
 seen_in_view: list[Any] = []
-urlpatterns = [path("hello/", hello), path("boom/", boom), path("ahello/", ahello)]
+urlpatterns = [
+    path("hello/", hello),
+    path("boom/", boom),
+    path("ahello/", ahello),
+    path("streamed/", streamed),
+    path("astreamed/", astreamed),
+]
 
 
 def dis_handler_settings(emulator, stream, **extra):
@@ -288,6 +315,45 @@ class TestRequestContext:
         assert dict.fromkeys(request_fields({}), None) == request_fields(
             by_message(events, "after the request")
         )
+
+
+class TestStreamedResponses:
+    """A streamed body is produced after the view returned, while the server sends it."""
+
+    @pytest.fixture
+    def lines(self):
+        text = io.StringIO()
+        handler = logging.StreamHandler(text)
+        handler.setFormatter(logging.Formatter("%(message)s | %(request_id)s %(http_path)s"))
+        handler.addFilter(RequestContextFilter())
+        view_logger.addHandler(handler)
+        view_logger.setLevel(logging.INFO)
+        yield lambda: text.getvalue().splitlines()
+        view_logger.removeHandler(handler)
+        view_logger.setLevel(logging.NOTSET)
+
+    def test_records_of_a_streamed_body_carry_the_request_fields(self, lines):
+        """Records logged while a StreamingHttpResponse's iterator runs have the context."""
+        response = Client().get("/streamed/", HTTP_X_REQUEST_ID="st-1")
+        assert b"xx" == b"".join(response.streaming_content)
+        response.close()
+        assert (["sync chunk 0 | st-1 /streamed/", "sync chunk 1 | st-1 /streamed/"], None) == (
+            lines(),
+            get_request_context(),
+        )
+
+    def test_records_of_an_async_streamed_body_carry_the_request_fields(self, lines):
+        """Under ASGI, an asynchronous iterator's records have the context too."""
+
+        async def fetch():
+            response = await AsyncClient().get("/astreamed/", headers={"X-Request-ID": "st-2"})
+            return [chunk async for chunk in response.streaming_content]
+
+        assert [b"y", b"y"] == asyncio.run(fetch())
+        assert [
+            "async chunk 0 | st-2 /astreamed/",
+            "async chunk 1 | st-2 /astreamed/",
+        ] == lines()
 
 
 class TestRequestContextFilter:

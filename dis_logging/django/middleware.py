@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Awaitable, Callable, Optional
+from typing import (
+    Any,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Optional,
+)
 
 from django.conf import settings  # type: ignore[import-untyped]  # no django-stubs
 
@@ -130,6 +139,18 @@ class RequestContextMiddleware:
         context.status_code = response.status_code
         if self.response_header and not response.has_header(self.response_header):
             response[self.response_header] = context.request_id
+        if (
+            getattr(response, "streaming", False)
+            and getattr(response, "file_to_stream", None) is None
+        ):
+            # A streamed body runs while the server sends it, after this middleware returned:
+            # its records get the context there. (A FileResponse logs nothing, and its file
+            # stays where the server can send it directly.)
+            content = response.streaming_content
+            if getattr(response, "is_async", False):
+                response.streaming_content = _async_chunks(content, context)
+            else:
+                response.streaming_content = _chunks(content, context)
         if self.access_logger is not None:
             duration_ms = round((time.monotonic() - started) * 1000.0, 3)
             self.access_logger.info(
@@ -139,3 +160,31 @@ class RequestContextMiddleware:
                 context.status_code,
                 extra={"duration_ms": duration_ms},
             )
+
+
+def _chunks(content: Iterable[Any], context: RequestContext) -> Iterator[Any]:
+    """``content``'s chunks, each made with the request's context current."""
+    iterator = iter(content)
+    while True:
+        token = _current.set(context)
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            _current.reset(token)
+        yield chunk
+
+
+async def _async_chunks(content: AsyncIterable[Any], context: RequestContext) -> AsyncIterator[Any]:
+    """``content``'s chunks, each made with the request's context current (ASGI)."""
+    iterator = content.__aiter__()
+    while True:
+        token = _current.set(context)
+        try:
+            chunk = await iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        finally:
+            _current.reset(token)
+        yield chunk
