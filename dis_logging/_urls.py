@@ -60,8 +60,8 @@ def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
 
     Raises:
         ConfigError: not a string, spaces or control characters inside the URL, not an http(s)
-            URL with a host, a malformed or zero port, user
-            information, a query or fragment, or ``http://`` to a remote host without
+            URL with a host, a malformed or zero port (not repeated), user
+            information, a query or fragment (even an empty one), or ``http://`` to a remote host without
             ``allow_http``. A value that may hold a password (``user:pw@host``) is never repeated.
     """
     if not isinstance(value, str) or not value.strip():
@@ -74,14 +74,21 @@ def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
         raise ConfigError(field, f"must not contain spaces or control characters, got {shown}")
     try:
         parts = urlsplit(text)
-        port = parts.port  # raises ValueError on a malformed port
     except ValueError:
         raise ConfigError(field, f"is not a valid URL: {shown}") from None
+    try:
+        port = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        # Not repeated: "https://admin:pw" (the host forgotten) puts a password where the port goes.
+        raise ConfigError(
+            field, "has a port that is not a number from 1 to 65535 (the value is not shown)"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(field, f"must be an http:// or https:// URL with a host, got {shown}")
     if "@" in parts.netloc:
         raise ConfigError(field, "must not contain user information (credentials go elsewhere)")
-    if parts.query or parts.fragment:
+    if parts.query or parts.fragment or "?" in text or "#" in text:
+        # An empty one too: "https://host#" + "/v2/..." would send every request to "/".
         raise ConfigError(field, f"must not have a query or fragment, got {shown}")
     if port == 0:
         raise ConfigError(field, "port 0 is not a real port")

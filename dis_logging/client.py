@@ -1733,6 +1733,22 @@ def _without_userinfo(url: Optional[str]) -> Optional[str]:
     return f"{scheme}{sep}<redacted>@{netloc.rpartition('@')[2]}{slash}{path}"
 
 
+#: ``scheme://user:password@`` inside a text: the part before ``@`` is user information.
+_USERINFO_IN_TEXT: Final = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#'\"]*@")
+
+
+def _hide_userinfo(text: str) -> str:
+    """``text`` with the user information of every URL in it replaced by ``<redacted>``.
+
+    Args:
+        text: a message that may quote URLs, e.g. an exception text of the HTTP stack.
+
+    Returns:
+        The text with each ``scheme://user:password@`` written as ``scheme://<redacted>@``.
+    """
+    return _USERINFO_IN_TEXT.sub(r"\1<redacted>@", text) if "@" in text else text
+
+
 def _unchanged(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
 
@@ -1906,7 +1922,7 @@ def describe_transport_failure(
             cause = f"no answer{timeout_text}"
         else:
             innermost = chain[-1]
-            cause = shorten(str(innermost) or type(innermost).__name__, 160)
+            cause = shorten(_hide_userinfo(str(innermost)) or type(innermost).__name__, 160)
         return (
             f"{operation}: the proxy for {where} could not be used: {cause}; check {variables} "
             f"(NO_PROXY lists hosts reached directly); {CHECK_HINT}"
@@ -1972,5 +1988,7 @@ def describe_transport_failure(
             f"endpoint is a DIS endpoint and any proxy in between; {CHECK_HINT}"
         )
     innermost = chain[-1]
-    detail = str(innermost) or type(innermost).__name__
+    # The HTTP stack quotes a proxy URL it cannot parse whole ("Failed to parse: http://user:pw@
+    # host:99999"): its password must not reach the message.
+    detail = _hide_userinfo(str(innermost)) or type(innermost).__name__
     return f"{operation} to {where} failed: {shorten(detail, 160)}; {CHECK_HINT}"

@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+from dis_logging.client import DISClient
 from dis_logging.config import Connection, HandlerConfig, import_object, resolve_connection
 from dis_logging.errors import ConfigError
 
@@ -528,6 +529,32 @@ class TestCredentials:
         with pytest.raises(ConfigError) as info:
             build(endpoint=endpoint)
         assert ("endpoint", False) == (info.value.field, "HIDDEN-PW" in str(info.value))
+
+    @pytest.mark.parametrize("endpoint", ["https://admin:HIDDEN-PW", "https://host:HIDDEN-PW/x"])
+    def test_a_password_where_the_port_goes_is_not_echoed(self, endpoint):
+        """"https://admin:pw" (user information with the host forgotten) reads as a host and a
+        malformed port; the error says what is wrong without repeating the value."""
+        for make in (
+            lambda: build(endpoint=endpoint),
+            lambda: DISClient(endpoint, "p", token="t"),
+        ):
+            with pytest.raises(ConfigError) as info:
+                make()
+            assert ("endpoint", False) == (info.value.field, "HIDDEN-PW" in str(info.value))
+            assert "port" in str(info.value)
+
+    @pytest.mark.parametrize(
+        "endpoint", ["http://127.0.0.1:8080#", "http://127.0.0.1:8080?", "http://127.0.0.1/a?#"]
+    )
+    def test_an_empty_query_or_fragment_is_refused(self, endpoint):
+        """An empty "?" or "#" parsed as nothing and passed, yet every request URL then had the
+        API path after it ("http://host#/v2/..."), so each call went to "/"."""
+        for make in (
+            lambda: build(endpoint=endpoint),
+            lambda: DISClient(endpoint, "p", token="t"),
+        ):
+            with pytest.raises(ConfigError, match="must not have a query or fragment"):
+                make()
 
 
 class TestResolveConnection:

@@ -339,6 +339,40 @@ class TestProxies:
         assert password not in text
         assert f"http://<redacted>@{host}" in text  # the settings are shown, without user info
 
+    @pytest.mark.parametrize(
+        "proxy",
+        ["http://user:{pw}@127.0.0.1:99999", "socks5h://user:{pw}@127.0.0.1:99999"],
+    )
+    def test_a_proxy_url_the_http_stack_cannot_parse_is_quoted_without_its_password(
+        self, monkeypatch, proxy
+    ):
+        """urllib3 quotes a proxy URL with a port out of range whole ("Failed to parse: ...");
+        the error, the handler's diagnostic and stats.last_error show it without the password.
+        Nothing is contacted: the URL fails before any connection."""
+        password = "PROXY-PASSWORD-0123456789"
+        monkeypatch.setenv("HTTPS_PROXY", proxy.format(pw=password))
+        with DISClient("https://dis.example.com", "p", token="proxy-test-token") as client:
+            with pytest.raises(TransportError) as info:
+                client.put_records("s", [(b"x", None)])
+        lines: List[str] = []
+        handler = DISHandler(
+            stream_name="s",
+            endpoint="https://dis.example.com",
+            project_id="p",
+            token="proxy-test-token",
+            diagnostics=lines.append,
+            close_timeout=1.0,
+        )
+        try:
+            handler.handle(logging.makeLogRecord({"name": "app", "msg": "x"}))
+            assert not handler.flush(timeout=1.0)
+        finally:
+            handler.close()
+        shown = [str(info.value), str(handler.stats.last_error), *lines]
+        assert [] == [text for text in shown if password in text]
+        assert "Failed to parse" in str(info.value)
+        assert "://<redacted>@127.0.0.1:99999" in str(info.value)
+
 
 class TestEmptyErrorCode:
     @pytest.mark.parametrize("serialization", ["json"])
