@@ -60,8 +60,8 @@ def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
 
     Raises:
         ConfigError: not a string, spaces or control characters inside the URL, not an http(s)
-            URL with a host, a malformed or zero port (not repeated), user
-            information, a query or fragment (even an empty one), or ``http://`` to a remote host without
+            URL with a host, a malformed (not repeated) or zero port, user information, a query
+            or fragment (even an empty one), or ``http://`` to a remote host without
             ``allow_http``. A value that may hold a password (``user:pw@host``) is never repeated.
     """
     if not isinstance(value, str) or not value.strip():
