@@ -532,8 +532,8 @@ class TestCredentials:
 
     @pytest.mark.parametrize("endpoint", ["https://admin:HIDDEN-PW", "https://host:HIDDEN-PW/x"])
     def test_a_password_where_the_port_goes_is_not_echoed(self, endpoint):
-        """"https://admin:pw" (user information with the host forgotten) reads as a host and a
-        malformed port; the error says what is wrong without repeating the value."""
+        """A URL like "https://admin:pw" (user information, the host forgotten) reads as a
+        host and a malformed port; the error says what is wrong without repeating the value."""
         for make in (
             lambda: build(endpoint=endpoint),
             lambda: DISClient(endpoint, "p", token="t"),
