@@ -1180,13 +1180,14 @@ class Flusher:
         """
         if self._spool_factory is None:
             return False
-        # Opening the spool adopts the backlog of processes that died with one, so it is opened
-        # on the first send even when DIS is healthy.
+        # The spool's first read adopts the backlog of processes that died with one (step by
+        # step, one step per read), so it is opened and read on the first send even when DIS is
+        # healthy.
         spool = self._get_spool()
         if spool is None:
             return False
-        if spool.pending_records > 0:
-            return True
+        if spool.pending_records > 0 or getattr(spool, "adoption_pending", False):
+            return True  # a backlog, or dead processes' files to look for and move in
         persister = self._persister
         if persister is not None and persister.has_handoff:
             return True

@@ -31,10 +31,14 @@ regular file owned by this user without group or other permission bits; SQLite t
 inode by name. Anything else is skipped and reported, never opened, truncated or adopted.
 
 A file of our destination whose lock can be taken and whose owner process is gone is an orphan:
-its records are moved into this process's file (oldest first, as far as ``max_bytes`` allows) and
-it is deleted once empty. That happens when the spool opens, and again from :meth:`Spool.read`
-while it is empty. Records found in this process's own file when it is (re)opened, for example by a
-new handler after a ``dictConfig`` reconfiguration, count as adopted too.
+its oldest records, as far as ``max_bytes`` allows, are moved into this process's file and it is
+deleted once empty. The directory is looked at by the first :meth:`Spool.read` (not when the spool
+opens, so opening stays quick) and again by a read while the spool is empty. The move goes in steps
+of :data:`ADOPT_STEP_ROWS` rows, one per read, each a short transaction, so a backlog of millions of
+records never holds up :meth:`Spool.put`; the adopted records keep their place ahead of everything
+stored after the look (their ids are reserved in advance). Records found in this process's own file
+when it is (re)opened, for example by a new handler after a ``dictConfig`` reconfiguration, count as
+adopted too.
 
 Durability: ``synchronous=NORMAL`` in WAL mode, so a committed ``put`` survives the process being
 killed; a power cut may lose the last transactions. Delivery is at least once: a crash between a
@@ -102,6 +106,11 @@ MAX_NAME_SUFFIX: Final = 64
 UNSAVED_RETRY_INTERVAL: Final = 1.0
 #: Rows per ``IN (...)`` list; stays below SQLite's historical limit of 999 bound parameters.
 _CHUNK: Final = 500
+#: Most rows, and payload bytes, moved from an orphan file into ours in one step (one short
+#: transaction under the spool's lock): a big backlog is moved step by step, one step per
+#: :meth:`Spool.read`, so writes of new records never wait for the whole of it.
+ADOPT_STEP_ROWS: Final = 2000
+ADOPT_STEP_BYTES: Final = 4 * 2**20
 #: SQLite primary result codes meaning "this file is not a readable database".
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_NOTADB: Final = 26
@@ -497,6 +506,30 @@ class _FileLock:
         os.close(self.fd)
 
 
+class _Adoption:
+    """An orphan file whose oldest rows are being moved into ours, one step at a time.
+
+    Its lock is held from the plan to the last step, so no other process adopts it meanwhile.
+    The rows ``first..cutoff`` were given ids of our file in advance (``orphan id + offset``, a
+    range reserved above every id our file had then), so they keep their place, ahead of
+    records stored after the plan, however many steps the move takes.
+    """
+
+    __slots__ = ("cutoff", "lock", "moved", "next_id", "offset", "path", "rows", "size")
+
+    def __init__(
+        self, path: str, lock: _FileLock, offset: int, first: int, cutoff: int, rows: int, size: int
+    ) -> None:
+        self.path = path
+        self.lock = lock
+        self.offset = offset
+        self.next_id = first  # the orphan's oldest row not moved yet
+        self.cutoff = cutoff  # the orphan's newest row to move
+        self.rows = rows  # rows still to move
+        self.size = size  # their payload bytes, kept out of our room until moved
+        self.moved = 0
+
+
 class Spool:
     """A bounded, durable, oldest-first queue of entries on disk, shared safely between threads.
 
@@ -546,6 +579,10 @@ class Spool:
         self._bytes = 0
         self._next_scan = 0.0
         self._scan_interval = scan_interval
+        # The first read looks for orphans whatever the spool holds; later reads while it is empty.
+        self._scan_due = True
+        self._scan_lock = threading.Lock()  # one directory scan at a time (it runs unlocked)
+        self._adoptions: List[_Adoption] = []  # planned, oldest first; moved by read()
         self._adopted = 0
         self._lost = 0
         self._destination = _encode_destination(destination)
@@ -559,7 +596,6 @@ class Spool:
         check_directory(self.directory)
         with self._lock:
             self._open_own_file()
-            self._adopt_orphans_locked()
         _LIVE_SPOOLS.add(self)
 
     def __repr__(self) -> str:
@@ -582,6 +618,11 @@ class Spool:
         ``dictConfig`` reconfiguration).
         """
         return self._adopted
+
+    @property
+    def adoption_pending(self) -> bool:
+        """Whether a :meth:`read` has orphans to look for or to move in (the first read always)."""
+        return not self._closed and (self._scan_due or bool(self._adoptions))
 
     @property
     def unsaved_acks(self) -> int:
@@ -623,7 +664,7 @@ class Spool:
             if self._closed or not entries:
                 return 0
             self._retry_unsaved_locked()
-            room = self.max_bytes - self._bytes
+            room = self._room()
             for data, key in entries:
                 size = _entry_size(data, key)
                 if size > room:
@@ -665,18 +706,22 @@ class Spool:
             ``(ids, entries)`` of equal length, oldest first; empty when nothing is pending. Pass
             the ids to :meth:`ack` once DIS has stored the entries.
         """
+        if max_records >= 1:
+            self._scan_if_due()
         with self._owned():
             if self._closed or max_records < 1:
                 return [], []
             self._retry_unsaved_locked()
-            if self._records == 0 and time.monotonic() >= self._next_scan:
-                self._adopt_orphans_locked()
+            if self._adoptions:
+                self._adopt_step_locked()
+            # Rows of a planned adoption not moved yet come before any row with a higher id.
+            before = self._adoption_bound()
             unsaved = self._unsaved
             try:
                 cursor = self._connection().execute(
-                    "SELECT id, data, partition_key, size FROM records WHERE id > ?"
+                    "SELECT id, data, partition_key, size FROM records WHERE id > ? AND id < ?"
                     " ORDER BY id LIMIT ?",
-                    (after, max_records + len(unsaved)),
+                    (after, before, max_records + len(unsaved)),
                 )
                 rows = cursor.fetchall()
             except (sqlite3.Error, OSError) as exc:
@@ -739,7 +784,12 @@ class Spool:
         with self._owned():
             if self._closed:
                 return 0
-            return self._adopt_orphans_locked()
+            before = self._adopted
+        self._scan_if_due(force=True)
+        while True:
+            with self._owned():
+                if self._closed or not self._adoptions or not self._adopt_step_locked():
+                    return self._adopted - before
 
     def close(self) -> None:
         """Close the file; delete it when nothing is pending, else keep it for the next process.
@@ -754,6 +804,7 @@ class Spool:
             if self._unsaved:
                 self._unsaved_retry_at = 0.0
                 self._retry_unsaved_locked()
+            self._drop_adoptions()  # what is not moved yet stays in its file for the next process
             # With nothing pending, every row left is acknowledged: the whole file can go.
             self._close_file(delete=self._records == 0)
 
@@ -787,11 +838,16 @@ class Spool:
             # LOCK_UN or when every descriptor of the open file is closed).
             os.close(self._file_lock.fd)
         self._file_lock = None
+        for adoption in self._adoptions:
+            os.close(adoption.lock.fd)  # the parent goes on moving it; its flock stays
+        self._adoptions = []
+        self._scan_lock = threading.Lock()
         self._path = ""
         self._records = self._bytes = self._adopted = self._lost = 0
         self._handed = {}
         self._unsaved = {}
         self._next_scan = 0.0
+        self._scan_due = True
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -1043,6 +1099,9 @@ class Spool:
         self._move_aside(path, exc, lost=lost)
         self._handed = {}
         self._unsaved = {}
+        # Ids reserved for planned adoptions were in the lost file: plan them again in the new one.
+        self._drop_adoptions()
+        self._scan_due = True
         try:
             self._conn = self._connect(path, check=False, create=True)
         except (OSError, sqlite3.Error) as again:
@@ -1069,23 +1128,61 @@ class Spool:
         detail = "" if lost is None else f"; {lost} pending records lost"
         self._report(f"spool file {path} is unreadable ({exc}); moved to {target}{detail}")
 
-    def _adopt_orphans_locked(self) -> int:
-        self._next_scan = time.monotonic() + self._scan_interval
-        adopted = 0
+    def _room(self) -> int:
+        """Payload bytes that may still be stored: ``max_bytes`` less what is pending and what
+        planned adoptions will move in (caller holds the lock)."""
+        return self.max_bytes - self._bytes - sum(adoption.size for adoption in self._adoptions)
+
+    def _adoption_bound(self) -> int:
+        """The id of our file where unmoved adopted rows start: reads stop before it."""
+        if not self._adoptions:
+            return sys.maxsize
+        first = self._adoptions[0]
+        return first.next_id + first.offset
+
+    def _scan_if_due(self, *, force: bool = False) -> int:
+        """Look for orphans when due (first read, or empty and ``scan_interval`` passed) and plan
+        their adoption; return how many records were planned.
+
+        The orphans are opened and checked without the spool's lock, so writers never wait for
+        that; only the plan itself (a few rows of our file) takes it.
+        """
+        with self._owned():
+            if self._closed:
+                return 0
+            due = force or self._scan_due
+            if not due and not self._adoptions and self._records == 0:
+                due = time.monotonic() >= self._next_scan
+            if not due:
+                return 0
+            self._scan_due = False
+            self._next_scan = time.monotonic() + self._scan_interval
+        if not self._scan_lock.acquire(blocking=force):
+            return 0  # another thread scans right now
+        try:
+            return self._scan()
+        finally:
+            self._scan_lock.release()
+
+    def _scan(self) -> int:
+        planned = 0
         pattern = os.path.join(glob.escape(self.directory), f"{FILE_PREFIX}*{FILE_SUFFIX}")
         for path in sorted(glob.glob(pattern), key=self._age):
-            if path == self._path:
-                continue
             match = _NAME_RE.match(os.path.basename(path))
-            if match is None or self._bytes >= self.max_bytes:
-                continue
+            with self._lock:
+                if self._closed or self._room() <= 0:
+                    break
+                if match is None or path == self._path:
+                    continue
+                if any(adoption.path == path for adoption in self._adoptions):
+                    continue
             try:
-                adopted += self._adopt(path, int(match.group(1)))
+                planned += self._plan(path, int(match.group(1)))
             except UntrustedError as exc:
                 self._report(f"spool skips a file it did not create: {exc}")
             except (OSError, sqlite3.Error) as exc:
                 self._report(f"spool could not adopt {path}: {exc}")
-        return adopted
+        return planned
 
     @staticmethod
     def _age(path: str) -> float:
@@ -1094,8 +1191,9 @@ class Spool:
         except OSError:
             return 0.0
 
-    def _adopt(self, path: str, name_pid: int) -> int:
-        """Move what fits of one orphan file into ours; 0 when it has a live owner."""
+    def _plan(self, path: str, name_pid: int) -> int:
+        """Take one orphan file over and plan the move of its oldest rows that fit; return how
+        many rows that is (0 when it has a live owner, belongs elsewhere, or nothing fits)."""
         file_lock = _FileLock.try_acquire(path + LOCK_SUFFIX)
         if file_lock is None:
             return 0
@@ -1129,52 +1227,177 @@ class Spool:
         except BaseException:
             file_lock.release()
             raise
+        adoption: Optional[_Adoption] = None
         try:
-            moved, empty = self._move_rows(orphan, path)
+            with self._lock:
+                room = self._room()
+            fit = self._fit(orphan, room)  # the long part, without our lock
+            with self._lock:
+                if not self._closed and os.getpid() == self._pid and self._conn is not None:
+                    if self._room() < room:  # writes took room meanwhile: fit again, rarely
+                        fit = self._fit(orphan, self._room())
+                    adoption = self._reserve(path, file_lock, *fit)
+                    if adoption is not None:
+                        self._adoptions.append(adoption)
+        except BaseException:
+            file_lock.release()
+            raise
         finally:
             orphan.close()
-        if empty:
+        if adoption is not None:
+            return adoption.rows
+        if fit[2] == 0 and not fit[4]:  # empty: nothing left to adopt
             self._unlink_files(path)
-        file_lock.release(unlink=empty)
-        if moved:
-            self._report(f"spool adopted {moved} records from {os.path.basename(path)}")
-        return moved
+            file_lock.release(unlink=True)
+        else:
+            file_lock.release()
+        return 0
 
-    def _move_rows(self, orphan: sqlite3.Connection, path: str) -> Tuple[int, bool]:
-        """Copy the oldest rows that fit from ``orphan`` into our file, then delete them there."""
-        room = self.max_bytes - self._bytes
-        cutoff = 0
-        count = size = 0
+    @staticmethod
+    def _fit(orphan: sqlite3.Connection, room: int) -> Tuple[int, int, int, int, bool]:
+        """The orphan's oldest rows whose payload fits ``room``: ``(first id, last id, rows,
+        bytes, whether rows are left beyond them)``."""
+        first = cutoff = count = size = 0
         remaining = False
         for row_id, row_size in orphan.execute("SELECT id, size FROM records ORDER BY id"):
             if row_size > room:
                 remaining = True
                 break
             room -= row_size
+            if count == 0:
+                first = row_id
             cutoff = row_id
             count += 1
             size += row_size
-        if count == 0:
-            return 0, not remaining
-        own = self._connection()
-        own.execute("ATTACH DATABASE ? AS orphan", (path,))
+        return first, cutoff, count, size, remaining
+
+    def _reserve(
+        self,
+        path: str,
+        file_lock: _FileLock,
+        first: int,
+        cutoff: int,
+        rows: int,
+        size: int,
+        _remaining: bool,
+    ) -> Optional[_Adoption]:
+        """Reserve ids in our file for the rows ``first..cutoff`` of an orphan (caller holds the
+        lock); ``None`` when there is nothing to move or our file cannot be written."""
+        if rows == 0:
+            return None
+        conn = self._connection()
         try:
-            with own:
-                own.execute(
-                    "INSERT INTO main.records (data, partition_key, size)"
-                    " SELECT data, partition_key, size FROM orphan.records"
-                    " WHERE id <= ? ORDER BY id",
-                    (cutoff,),
+            with conn:
+                row = conn.execute(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'records'"
+                ).fetchone()
+                top = max(
+                    0 if row is None else int(row[0]),
+                    int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM records").fetchone()[0]),
                 )
-                # Not atomic across the two files: a crash right here replays these rows twice,
-                # which at-least-once delivery allows.
-                own.execute("DELETE FROM orphan.records WHERE id <= ?", (cutoff,))
-        finally:
-            own.execute("DETACH DATABASE orphan")
-        self._records += count
-        self._bytes += size
-        self._adopted += count
-        return count, not remaining
+                last = top + cutoff - first + 1
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES ('records', ?)", (last,)
+                    )
+                else:
+                    conn.execute(
+                        "UPDATE sqlite_sequence SET seq = ? WHERE name = 'records'", (last,)
+                    )
+        except (sqlite3.Error, OSError) as exc:
+            self._report(f"spool could not adopt {path}: {exc}")
+            return None
+        return _Adoption(path, file_lock, top + 1 - first, first, cutoff, rows, size)
+
+    def _adopt_step_locked(self) -> bool:
+        """Move the next step of the oldest planned adoption into our file (caller holds the
+        lock); ``False`` when it failed and the adoption was given up for now."""
+        adoption = self._adoptions[0]
+        conn = self._connection()
+        try:
+            conn.execute("ATTACH DATABASE ? AS orphan", (adoption.path,))
+        except (sqlite3.Error, OSError) as exc:
+            self._give_up_adoption(adoption, exc)
+            return False
+        try:
+            with conn:
+                ids = conn.execute(
+                    "SELECT id, size FROM orphan.records WHERE id >= ? AND id <= ?"
+                    " ORDER BY id LIMIT ?",
+                    (adoption.next_id, adoption.cutoff, ADOPT_STEP_ROWS),
+                ).fetchall()
+                last = adoption.cutoff
+                moved = moved_bytes = 0
+                for row_id, row_size in ids:
+                    if moved and moved_bytes + row_size > ADOPT_STEP_BYTES:
+                        break
+                    last = row_id
+                    moved += 1
+                    moved_bytes += row_size
+                if len(ids) < ADOPT_STEP_ROWS and moved == len(ids):
+                    last = adoption.cutoff  # the whole rest of the plan
+                if moved:
+                    conn.execute(
+                        "INSERT INTO main.records (id, data, partition_key, size)"
+                        " SELECT id + ?, data, partition_key, size FROM orphan.records"
+                        " WHERE id >= ? AND id <= ? ORDER BY id",
+                        (adoption.offset, adoption.next_id, last),
+                    )
+                    # Not atomic across the two files: a crash right here replays these rows
+                    # twice, which at-least-once delivery allows (SQLite commits ours first).
+                    conn.execute(
+                        "DELETE FROM orphan.records WHERE id >= ? AND id <= ?",
+                        (adoption.next_id, last),
+                    )
+                done = last >= adoption.cutoff
+                empty = (
+                    done and conn.execute("SELECT 1 FROM orphan.records LIMIT 1").fetchone() is None
+                )
+        except (sqlite3.Error, OSError) as exc:
+            self._detach(conn)
+            self._give_up_adoption(adoption, exc)
+            return False
+        self._detach(conn)
+        adoption.next_id = last + 1
+        adoption.rows -= moved
+        adoption.size -= moved_bytes
+        adoption.moved += moved
+        self._records += moved
+        self._bytes += moved_bytes
+        self._adopted += moved
+        if done:
+            self._adoptions.pop(0)
+            if empty:
+                self._unlink_files(adoption.path)
+            adoption.lock.release(unlink=empty)
+            if adoption.moved:
+                self._report(
+                    f"spool adopted {adoption.moved} records from {os.path.basename(adoption.path)}"
+                )
+        return True
+
+    def _detach(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("DETACH DATABASE orphan")
+        except sqlite3.Error as exc:
+            self._report(f"spool could not detach an adopted file: {exc}")
+
+    def _give_up_adoption(self, adoption: _Adoption, exc: BaseException) -> None:
+        """Stop moving an orphan after an error; what is not moved stays in its file (and is
+        looked at again by a later scan)."""
+        self._adoptions.remove(adoption)
+        adoption.lock.release()
+        self._report(
+            f"spool could not adopt {os.path.basename(adoption.path)}: {exc}; its {adoption.rows}"
+            " records not moved yet stay in that file for a later attempt"
+        )
+
+    def _drop_adoptions(self) -> None:
+        """Let go of every planned adoption, leaving what is not moved in its file (caller holds
+        the lock)."""
+        adoptions, self._adoptions = self._adoptions, []
+        for adoption in adoptions:
+            adoption.lock.release()
 
     def _report(self, message: str) -> None:
         if self._report_to is not None:

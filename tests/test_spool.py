@@ -16,7 +16,7 @@ from typing import Iterator, List, Optional, Tuple
 import pytest
 
 from dis_logging.errors import ConfigError
-from dis_logging.spool import Spool
+from dis_logging.spool import ADOPT_STEP_ROWS, Spool
 
 Entry = Tuple[bytes, Optional[str]]
 
@@ -356,9 +356,131 @@ class TestCrash:
             s.close()
 
     def test_scans_wait_for_the_interval(self, tmp_path, spool):
-        """read on an empty spool does not rescan the directory before scan_interval has passed."""
+        """read on an empty spool does not rescan the directory before scan_interval has passed
+        (the first read looks at once)."""
+        assert ([], []) == spool.read(10, 10_000)
         make_orphan(tmp_path, make_entries(3))
         assert ([], []) == spool.read(10, 10_000)
+
+
+CHILD_ADOPT_A_STEP_AND_KILL = """
+    import os, signal, sys
+    from dis_logging.spool import Spool
+    spool = Spool(sys.argv[1], 10_000_000)
+    ids, _ = spool.read(500, 10**9)   # looks, plans the whole backlog, moves its first step
+    spool.ack(ids)                    # delivered
+    spool.put([(b"new-%d" % i, None) for i in range(3)])
+    print(len(ids), spool.pending_records, spool.adopted, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+class TestStepwiseAdoption:
+    """A big backlog moves in steps (one per read), so opening and writing never wait for it."""
+
+    def test_opening_moves_nothing_and_the_first_read_starts_the_move(self, tmp_path):
+        """The constructor only opens our file; the first read plans the backlog and moves a
+        step of it, never all of it at once."""
+        orphan = make_orphan(tmp_path, make_entries(3 * ADOPT_STEP_ROWS, size=20))
+        s = Spool(str(tmp_path), 10**9)
+        try:
+            assert (0, 0, True) == (s.adopted, s.pending_records, s.adoption_pending)
+            ids, _ = s.read(10, 10**9)
+            assert 10 == len(ids)
+            assert ADOPT_STEP_ROWS == s.adopted == s.pending_records
+            assert 2 * ADOPT_STEP_ROWS == pending_rows(orphan)
+            assert s.adoption_pending
+        finally:
+            s.close()
+
+    def test_the_backlog_keeps_its_place_ahead_of_later_records(self, tmp_path):
+        """Records stored while the backlog is being moved come after all of it, in order."""
+        backlog = make_entries(2 * ADOPT_STEP_ROWS + 7, size=20, prefix="old")
+        make_orphan(tmp_path, backlog)
+        s = Spool(str(tmp_path), 10**9)
+        try:
+            s.put(make_entries(2, size=20, prefix="before"))  # stored before the first read
+            got: List[Entry] = []
+            for step in range(1000):
+                ids, entries = s.read(500, 10**9)  # the first read looks for the backlog
+                if not ids:
+                    break
+                got.extend(entries)
+                s.ack(ids)
+                if step < 10:
+                    s.put(make_entries(1, size=20, prefix=f"new{step:04d}-"))
+            later = [e for e in got if e[0].startswith(b"new")]
+            assert make_entries(2, size=20, prefix="before") + backlog == got[: len(backlog) + 2]
+            assert (10, later) == (len(later), sorted(later))
+            assert len(backlog) + 12 == len(got)
+            assert (len(backlog), 0, False) == (s.adopted, s.pending_records, s.adoption_pending)
+            assert [Path(s.path).name] == spool_files(tmp_path)  # the orphan is gone
+        finally:
+            s.close()
+
+    def test_close_in_the_middle_leaves_the_rest_for_the_next_process(self, tmp_path):
+        """What is not moved yet at close stays in the dead process's file; the next spool
+        adopts it: every record exactly once."""
+        backlog = make_entries(3 * ADOPT_STEP_ROWS, size=20)
+        make_orphan(tmp_path, backlog)
+        first = Spool(str(tmp_path), 10**9)
+        ids, got = first.read(500, 10**9)
+        first.ack(ids)
+        first.close()
+        again = Spool(str(tmp_path), 10**9)
+        try:
+            while True:
+                ids, entries = again.read(500, 10**9)
+                if not ids:
+                    break
+                got.extend(entries)
+                again.ack(ids)
+            assert sorted(backlog) == sorted(got)
+        finally:
+            again.close()
+
+    def test_a_kill_in_the_middle_loses_and_repeats_nothing(self, tmp_path):
+        """SIGKILL after a first step was moved and delivered: the next spool finds the moved,
+        undelivered part in the dead adopter's file and the rest in the first dead file."""
+        backlog = make_entries(3 * ADOPT_STEP_ROWS, size=20)
+        make_orphan(tmp_path, backlog)
+        child = run_child(CHILD_ADOPT_A_STEP_AND_KILL, str(tmp_path))
+        assert -signal.SIGKILL == child.returncode, child.stderr
+        sent, pending, adopted = map(int, child.stdout.split())
+        assert (500, ADOPT_STEP_ROWS) == (sent, adopted)
+        assert ADOPT_STEP_ROWS - 500 + 3 == pending
+        got = list(backlog[:sent])
+        s = Spool(str(tmp_path), 10**9)
+        try:
+            while True:
+                ids, entries = s.read(500, 10**9)
+                if not ids:
+                    break
+                got.extend(entries)
+                s.ack(ids)
+            expected = backlog + [(b"new-%d" % i, None) for i in range(3)]
+            assert sorted(expected) == sorted(got)  # nothing lost, nothing twice
+            assert [Path(s.path).name] == spool_files(tmp_path)
+        finally:
+            s.close()
+
+    def test_the_bound_counts_what_is_still_to_be_moved(self, tmp_path):
+        """Planned but unmoved records take their room: a put cannot overfill the bound."""
+        make_orphan(tmp_path, make_entries(3 * ADOPT_STEP_ROWS, size=100))
+        s = Spool(str(tmp_path), 3 * ADOPT_STEP_ROWS * 100 + 250)
+        try:
+            s.read(1, 10**9)
+            assert 2 == s.put(make_entries(5, size=100, prefix="new"))
+        finally:
+            s.close()
+
+
+def pending_rows(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+    finally:
+        conn.close()
 
 
 class TestLiveOwner:
@@ -400,6 +522,7 @@ class TestCorruption:
         garbage.chmod(0o600)
         s = Spool(str(tmp_path), 10_000, report=reports.append)
         try:
+            assert 0 == s.adopt_orphans()
             assert 0 == s.pending_records
             assert 1 == len(list(tmp_path.glob(f"dis-spool-{DEAD_PID}.sqlite.corrupt-*")))
             assert [Path(s.path).name] == spool_files(tmp_path)
@@ -414,6 +537,7 @@ class TestCorruption:
             f.truncate(path.stat().st_size // 2)
         s = Spool(str(tmp_path), 10_000_000, report=reports.append)
         try:
+            assert 0 == s.adopt_orphans()
             assert 1 == len(list(tmp_path.glob("*.corrupt-*")))
             assert 1 == s.put(make_entries(1))
             assert 1 == len([r for r in reports if "unreadable" in r])
@@ -442,6 +566,7 @@ class TestCorruption:
         path.chmod(0o600)
         s = Spool(str(tmp_path), 10_000, report=reports.append)
         try:
+            assert 0 == s.adopt_orphans()
             assert 1 == len(list(tmp_path.glob("*.corrupt-*")))
         finally:
             s.close()
@@ -499,6 +624,7 @@ class TestCorruption:
                 f.write(bytes([byte[0] ^ 0xFF]))
         s = Spool(str(tmp_path), 10_000_000, report=reports.append)
         try:
+            s.adopt_orphans()
             said = [r for r in reports if "damaged write-ahead log" in r]
             copies = list(tmp_path.glob("*.corrupt-*-wal"))
             assert (damaged, damaged) == (len(said) == 1, len(copies) == 1), reports
@@ -518,6 +644,7 @@ class TestCorruption:
         junk.write_bytes(b"junk" * 100)
         junk.chmod(0o600)
         s = Spool(str(tmp_path), 10_000, report=broken)
+        s.adopt_orphans()
         s.close()
         assert "report callable failed: RuntimeError" in capfd.readouterr().err
 
@@ -598,6 +725,7 @@ class TestFork:
     def test_child_writes_its_own_file(self, tmp_path, spool):
         """A forked child writes a file of its own; the parent adopts it after the child exits."""
         spool.put(make_entries(2, prefix="parent"))
+        assert 0 == spool.adopt_orphans()  # the directory is looked at before the child exists
         pid = os.fork()
         if pid == 0:  # child: never return into pytest
             code = 1

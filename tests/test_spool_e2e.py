@@ -185,6 +185,50 @@ class TestOverflowSpills:
         assert 2000 == len(stored) + handler.stats.dropped
 
 
+class TestAdoptionDoesNotStall:
+    def test_a_big_backlog_at_start_does_not_drop_a_burst(self, emulator, stream, attach, tmp_path):
+        """A handler that starts next to a dead process's backlog of 250,000 records takes in a
+        burst beyond its memory queue without a drop, and delivers both: adopting the backlog
+        never holds the persist step up for long (it was moved in one go: 3,000 of 5,000
+        dropped as overflow while it ran)."""
+        emulator.stop()
+        backlog = 250_000
+        leave_backlog(emulator, stream, tmp_path, backlog)
+        handler = make_handler(emulator, stream, spool_dir=str(tmp_path), max_queue_records=1000)
+        logger = attach(handler)
+        for seq in range(5000):
+            logger.info("seq=%d %s", seq, PAD)
+        stats = handler.stats
+        assert 0 == stats.dropped, stats.drops
+        assert balanced(stats), stats
+        wait_until(lambda: handler.stats.queued == 0, what="the burst on disk")
+        assert backlog + 5000 == spool_rows(tmp_path)  # in our file or still in the dead one's
+        emulator.start()
+        wait_until(
+            lambda: handler.stats.sent == backlog + 5000, timeout=120, what="everything sent"
+        )
+        stats = handler.stats
+        assert (5000, backlog, 0, 0) == (stats.emitted, stats.adopted, stats.dropped, stats.spooled)
+        assert list(range(5000)) == sorted(seqs(emulator, stream))
+        assert backlog + 5000 == len(emulator.records(stream))
+
+
+def leave_backlog(emu: DISEmulator, stream: str, directory: Path, count: int) -> None:
+    """Leave the spool file of a dead process holding ``count`` small records for ``stream``."""
+    code = """
+        import os, sys
+        from dis_logging.spool import Spool
+        directory, count, project, stream, endpoint = sys.argv[1:6]
+        spool = Spool(directory, 10**9,
+                      destination={"project": project, "stream": stream, "endpoint": endpoint})
+        rows = [(b"backlog-%07d" % n, None) for n in range(int(count))]
+        assert spool.put(rows) == len(rows)
+        os._exit(0)  # as if killed: no close, the lock goes with the process
+    """
+    child = run_child(code, str(directory), str(count), emu.project_id, stream, emu.url)
+    assert 0 == child.returncode, child.stderr
+
+
 def _spool_sum(directory: Path, column: str) -> int:
     """``column`` summed over the records of every spool file in ``directory``, read through
     SQLite read-only."""

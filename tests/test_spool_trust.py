@@ -210,6 +210,7 @@ class TestAdoptionTrust:
         os.chown(orphan, STRANGER_UID, -1)
         s = Spool(str(spool_dir), 10_000, report=reports.append)
         opened.append(s)
+        s.adopt_orphans()  # the first read would look, too
         assert (0, 0) == (s.adopted, s.pending_records)
         assert ([], []) == s.read(10, 10_000)
         assert 5 == pending_in(orphan)
@@ -221,6 +222,7 @@ class TestAdoptionTrust:
         orphan.chmod(0o644)
         s = Spool(str(spool_dir), 10_000, report=reports.append)
         opened.append(s)
+        s.adopt_orphans()  # the first read would look, too
         assert 0 == s.adopted
         assert 5 == pending_in(orphan)
 
@@ -230,6 +232,7 @@ class TestAdoptionTrust:
         (spool_dir / f"dis-spool-{DEAD_PID}.sqlite").symlink_to(elsewhere)
         s = Spool(str(spool_dir), 10_000, report=reports.append)
         opened.append(s)
+        s.adopt_orphans()  # the first read would look, too
         assert 0 == s.adopted
         assert 5 == pending_in(elsewhere)
 
@@ -238,6 +241,7 @@ class TestAdoptionTrust:
         make_orphan(spool_dir, make_entries(5), destination=DEST_A)
         s = Spool(str(spool_dir), 10_000, destination=DEST_A)
         opened.append(s)
+        s.adopt_orphans()  # the first read would look, too
         assert (5, 5) == (s.adopted, s.pending_records)
 
 
@@ -247,6 +251,7 @@ class TestDestination:
         orphan = make_orphan(spool_dir, make_entries(4, "for-a"), destination=DEST_A)
         b = Spool(str(spool_dir), 10_000, destination=DEST_B, scan_interval=0)
         opened.append(b)
+        b.adopt_orphans()  # the first read would look, too
         b.put(make_entries(2, "for-b"))
         ids, entries = b.read(10, 10_000)
         assert [e[0] for e in entries] == [b"for-b000000", b"for-b000001"]
@@ -255,6 +260,7 @@ class TestDestination:
         assert 4 == pending_in(orphan)
         a = Spool(str(spool_dir), 10_000, destination=DEST_A)
         opened.append(a)
+        a.adopt_orphans()  # the first read would look, too
         assert 4 == a.adopted
         _, entries = a.read(10, 10_000)
         assert [e[0] for e in entries] == [f"for-a{i:06d}".encode() for i in range(4)]
@@ -265,6 +271,7 @@ class TestDestination:
         orphan = make_orphan(spool_dir, make_entries(3), destination=DEST_A)
         b = Spool(str(spool_dir), 10_000, destination=DEST_B, report=reports.append)
         opened.append(b)
+        b.adopt_orphans()  # the first read would look, too
         said = [line for line in reports if "backlog of another destination" in line]
         assert (0, 3, 1) == (b.adopted, pending_in(orphan), len(said)), reports
         assert (True, True) == (orphan.name in said[0], '"stream":"stream-a"' in said[0]), said
