@@ -834,8 +834,8 @@ class DISHandler(logging.Handler):
         """Queue an already encoded record (the structlog processor's entry point); never raises.
 
         Args:
-            data: the payload bytes; cut or dropped per ``oversize`` when over
-                ``max_record_bytes``.
+            data: the payload bytes (a ``bytearray`` or ``memoryview`` is copied to ``bytes``);
+                cut or dropped per ``oversize`` when over ``max_record_bytes``.
             partition_key: the record's partition key; default ``None`` uses the configured
                 ``partition_key`` when it is a string.
             levelno: the record's level number; decides shedding priority and ``flush_on_level``.
@@ -851,6 +851,10 @@ class DISHandler(logging.Handler):
                 return
             if self._pid != os.getpid():
                 self._after_fork()
+            if data.__class__ is not bytes:
+                # A bytearray or memoryview (a str raises: counted as an error) must become bytes
+                # here: the flusher tells payloads from captured records by their class.
+                data = bytes(data)
             payload: Optional[bytes] = data
             if len(data) > self._max_record_bytes:
                 payload = fit_json(data, self._max_record_bytes) if self._truncate else None

@@ -166,7 +166,15 @@ def render_json(
         text = json.dumps(flat, ensure_ascii=False, separators=(",", ":"))
     if isinstance(text, bytes):
         return text
-    return text.encode("utf-8", errors="backslashreplace")
+    if isinstance(text, str):
+        return text.encode("utf-8", errors="backslashreplace")
+    try:
+        return bytes(memoryview(text))  # a bytearray or another buffer from a serializer
+    except TypeError:  # not text at all: render the event's text as the last resort does
+        flat = {_safe_str(key): _safe_str(value) for key, value in event.items()}
+        return json.dumps(flat, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8", errors="backslashreplace"
+        )
 
 
 class DISProcessor:

@@ -264,6 +264,18 @@ class TestDelivery:
         record = emulator.records(stream)[0]
         assert (b'{"event":"x"}', "key-1") == (record.data, record.partition_key)
 
+    @pytest.mark.parametrize("kind", [bytearray, memoryview])
+    def test_enqueue_of_a_buffer_ships_its_bytes(self, emulator, stream, make_handler, kind):
+        """A bytearray or memoryview given to enqueue() ships as its bytes; it was taken for a
+        captured record, so its batch stayed in flight for good and every later record waited
+        behind it (flush() False, "flush failed: IndexError")."""
+        handler = make_handler()
+        handler.enqueue(kind(b'{"event":"x"}'))
+        logger_for(handler).warning("after it")
+        assert handler.flush(timeout=10)
+        records = emulator.wait_for(stream, 2, timeout=5)
+        assert b'{"event":"x"}' in [record.data for record in records]
+
     def test_partition_key_callable(self, emulator, stream, make_handler):
         """A callable partition_key decides each record's key."""
         handler = make_handler(partition_key=lambda record: record.name.rsplit(".", 1)[0])

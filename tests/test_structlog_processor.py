@@ -154,6 +154,17 @@ class TestRenderJson:
         """A serializer returning bytes has its output used as is."""
         assert b"custom" == render_json({"event": "e"}, lambda obj, **kwargs: b"custom")
 
+    @pytest.mark.parametrize("kind", [bytearray, memoryview])
+    def test_a_serializer_returning_a_buffer_is_read_as_bytes(self, kind):
+        """A serializer returning a bytearray or memoryview has its bytes used (an
+        AttributeError reached the application)."""
+        rendered = render_json({"event": "e"}, lambda obj, **kwargs: kind(b'{"event":"e"}'))
+        assert (bytes, b'{"event":"e"}') == (type(rendered), rendered)
+
+    def test_a_serializer_returning_no_text_falls_back(self):
+        """A serializer returning neither text nor bytes falls back to the plain rendering."""
+        assert {"event": "e"} == json.loads(render_json({"event": "e"}, lambda obj, **kwargs: 7))  # type: ignore[arg-type]
+
 
 class TestLevel:
     @pytest.mark.parametrize(
