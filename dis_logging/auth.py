@@ -267,6 +267,16 @@ class Credentials:
         self._check()
 
     def _check(self) -> None:
+        # Only the type is named, never the value.
+        for name in ("ak", "sk", "security_token", "username", "password", "domain_name"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ConfigError(
+                    name, f"must be a string, got {type(getattr(self, name)).__name__}"
+                )
+        if not (self.token is None or isinstance(self.token, str) or callable(self.token)):
+            raise ConfigError(
+                "token", f"must be a string or a callable, got {type(self.token).__name__}"
+            )
         for name in ("ak", "sk", "security_token", "username", "password", "domain_name", "token"):
             if getattr(self, name) == "":
                 raise ConfigError(name, "must not be empty; leave it unset instead")

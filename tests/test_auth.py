@@ -298,6 +298,31 @@ class TestCredentials:
             Credentials(**kwargs)
         assert field == info.value.field
 
+    @pytest.mark.parametrize(
+        ("kwargs", "field", "message"),
+        [
+            ({"ak": AK, "sk": 98765432}, "sk", "must be a string, got int"),
+            ({"ak": AK, "sk": b"98765432"}, "sk", "must be a string, got bytes"),
+            ({"ak": AK, "sk": SK, "security_token": 98765432}, "security_token", "got int"),
+            ({"username": "u", "password": 98765432, "domain_name": "d"}, "password", "got int"),
+            ({"token": 98765432}, "token", "must be a string or a callable, got int"),
+            ({"ak": AK, "sk": SK, "token": 98765432}, "token", "got int"),
+        ],
+    )
+    def test_a_value_of_another_type_is_a_config_error_without_the_value(
+        self, kwargs, field, message
+    ):
+        """DISClient passes its credentials here: an SK or token of another type (a number from
+        a YAML file) raised AttributeError at construction or, for a token, at the first
+        request; now a ConfigError naming the setting and the type, never the value."""
+        with pytest.raises(ConfigError) as info:
+            Credentials(**kwargs)
+        assert (field, True, False) == (
+            info.value.field,
+            message in str(info.value),
+            "98765432" in str(info.value),
+        )
+
     def test_repr_shows_no_secret(self):
         """The repr shows the AK, user and domain but no SK, password, token or security token."""
         creds = Credentials(
