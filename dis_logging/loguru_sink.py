@@ -363,9 +363,11 @@ class DISSink:
             return key
         try:
             chosen = key(record)
+            # As DISHandler does: a number (any value but None) is written as text; str() of a
+            # foreign object runs user code too, so it stays inside the guard.
+            return chosen if chosen is None or chosen.__class__ is str else str(chosen)
         except Exception:  # noqa: BLE001 - a user callable must not break logging; DIS picks
-            chosen = None
-        return chosen if isinstance(chosen, str) else None
+            return None
 
     def stop(self) -> None:
         """Close the handler if the sink built it (``logger.remove()`` calls this); idempotent."""

@@ -283,15 +283,17 @@ class DISProcessor:
         raise structlog.DropEvent
 
     def _key_for(self, event_dict: EventDict) -> Optional[str]:
-        """Resolve ``partition_key`` for one event; anything but a string becomes ``None``."""
+        """Resolve ``partition_key`` for one event; a number (any value but ``None``) is written
+        as text, as :class:`DISHandler` does; a callable that raises leaves the key to DIS."""
         key = self._partition_key
         if key is None or isinstance(key, str):
             return key
         try:
             chosen = key(event_dict)
+            # str() of a foreign object runs user code too, so it stays inside the guard.
+            return chosen if chosen is None or chosen.__class__ is str else str(chosen)
         except Exception:  # noqa: BLE001 - a user callable must not break logging; DIS picks instead
-            chosen = None
-        return chosen if isinstance(chosen, str) else None
+            return None
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Wait until the events queued so far are acknowledged by DIS.

@@ -186,6 +186,17 @@ class TestDISSink:
             logger.remove(sink_id)
         assert {"t-1", "t-2"} == {r.partition_key for r in emulator.records("keyed")}
 
+    def test_a_number_from_the_key_callable_is_written_as_text(self, emulator, stream):
+        """A numeric id picked by the key callable keys the record, as with DISHandler."""
+        sink = DISSink(**settings(emulator, stream), partition_key=lambda r: r["extra"].get("uid"))
+        sink_id = logger.add(sink)
+        try:
+            logger.bind(uid=42).info("a")
+            logger.complete()
+        finally:
+            logger.remove(sink_id)
+        assert ["42"] == [r.partition_key for r in emulator.records(stream)]
+
     def test_enqueue_mode(self, emulator, stream):
         """With enqueue=True Loguru's worker thread writes; complete() still waits for DIS."""
         sink = DISSink(**settings(emulator, stream))

@@ -221,6 +221,12 @@ class TestDISProcessor:
         )
         assert ["bob"] == [r.partition_key for r in emulator.wait_for(stream, 1)]
 
+    def test_a_number_from_the_key_callable_is_written_as_text(self, emulator, stream, handler):
+        """The README's ``lambda event: event.get("user")`` with a numeric user id keys the
+        record by that id, as DISHandler's key callable does (it shipped without a key)."""
+        configure(DISProcessor(handler, partition_key=lambda e: e.get("user"))).info("e", user=42)
+        assert ["42"] == [r.partition_key for r in emulator.wait_for(stream, 1)]
+
     def test_ships_without_a_key_when_the_key_callable_raises(self, emulator, stream, handler):
         """A failing partition key callable leaves the key to DIS and still ships the event."""
 
