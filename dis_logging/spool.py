@@ -500,8 +500,10 @@ class _FileLock:
 
     def release(self, *, unlink: bool = False) -> None:
         if unlink:
-            # Unlink while still holding the lock, so nobody locks the old inode in between.
-            with contextlib.suppress(FileNotFoundError):
+            # Unlink while still holding the lock, so nobody locks the old inode in between. A
+            # directory removed or replaced meanwhile (ENOENT, ENOTDIR) or made read-only leaves
+            # nothing to do or nothing we can do; the lock is released all the same.
+            with contextlib.suppress(OSError):
                 os.unlink(self.path)
         os.close(self.fd)
 
@@ -1071,8 +1073,11 @@ class Spool:
 
     @staticmethod
     def _unlink_files(path: str) -> None:
+        """Delete a spool file and its ``-wal``/``-shm``; one that cannot be deleted (its
+        directory removed, replaced by a file or read-only) is left: an empty leftover is
+        deleted by the next process that adopts it, and nothing here may raise."""
         for extra in ("-wal", "-shm", ""):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(path + extra)
 
     def _shrink(self, conn: sqlite3.Connection) -> None:

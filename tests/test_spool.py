@@ -311,6 +311,25 @@ class TestAck:
         spool.ack([1])
 
 
+class TestDirectoryGone:
+    @pytest.mark.parametrize("replacement", ["nothing", "a file"])
+    def test_close_after_the_directory_went_away_does_not_raise(
+        self, tmp_path, reports, replacement
+    ):
+        """spool_dir removed (or replaced by a file) while the spool is open: close() still
+        closes and releases everything (it raised NotADirectoryError from its unlink)."""
+        directory = tmp_path / "spool"
+        s = Spool(str(directory), 10_000, report=reports.append)
+        s.put(make_entries(2))
+        s.ack(s.read(10, 10_000)[0])  # nothing pending: close wants to delete the file
+        directory.rename(tmp_path / "moved")
+        if replacement == "a file":
+            directory.write_text("not a directory")
+        s.close()
+        assert (0, 0) == (s.put(make_entries(1)), len(s.read(10, 10_000)[0]))
+        assert [] == [r for r in reports if "Traceback" in r]
+
+
 class TestCrash:
     def test_sigkilled_writer_is_adopted_and_replayed(self, tmp_path):
         """Entries of a process killed with SIGKILL are replayed, oldest first, by a new spool."""
