@@ -83,6 +83,11 @@ EMPTY_SHA256: Final = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7
 TOKEN_REFRESH_MARGIN: Final = 3600.0
 #: ... or this fraction of its lifetime, whichever is smaller, so that short test TTLs still cache.
 TOKEN_REFRESH_FRACTION: Final = 0.1
+#: An IAM token that arrives with no lifetime left (``expires_at`` not after ``issued_at``, or
+#: already past by this machine's clock when IAM sends no ``issued_at``) is kept this long
+#: (seconds) before IAM is asked again, as for temporary credentials below: logging in again for
+#: every request would not get a better one, and would hammer IAM.
+TOKEN_RETRY_INTERVAL: Final = 30.0
 #: Replace temporary AK/SK credentials this many seconds before their ``expires_at``: Huawei's own
 #: SDKs fetch a new set ahead of expiry (DIS-API.md §13); the metadata service issues sets that
 #: live hours, so ten minutes leaves room for several attempts.
@@ -504,6 +509,12 @@ class TokenCache:
             in seconds, or ``None`` for as long as it takes (the default when not given). The client
             passes what is left of the current call's deadline, so a bounded ``flush()`` or
             ``close()`` is not held up by a slow IAM.
+        report: called with a one-line message, without secrets, when a token arrives with no
+            lifetime left (it is then kept for ``retry_interval``); once until a token with a
+            lifetime arrives again; default ``None``, no report.
+        retry_interval: how long a token that arrives with no lifetime left is kept, in seconds;
+            default :data:`TOKEN_RETRY_INTERVAL` (30.0). :meth:`invalidate` (DIS refused it)
+            still forgets it at once.
     """
 
     def __init__(
@@ -514,12 +525,17 @@ class TokenCache:
         refresh_margin: float = TOKEN_REFRESH_MARGIN,
         refresh_fraction: float = TOKEN_REFRESH_FRACTION,
         wait_limit: Optional[Callable[[], Optional[float]]] = None,
+        report: Optional[Callable[[str], None]] = None,
+        retry_interval: float = TOKEN_RETRY_INTERVAL,
     ) -> None:
         self._fetch = fetch
         self._wait_limit = wait_limit
         self._clock = clock
         self._refresh_margin = refresh_margin
         self._refresh_fraction = refresh_fraction
+        self._report = report
+        self._retry_interval = retry_interval
+        self._stale_reported = False  # a token without lifetime was reported; reset by a good one
         self._lock = threading.Lock()
         self._cache: TTLCache[str, str] = TTLCache(maxsize=1, ttl=0, timer=clock)
         self._flight: Optional[_Flight] = None
@@ -574,12 +590,30 @@ class TokenCache:
             flight.done.set()
             raise
         with self._lock:
+            ttl = self.ttl_for(issued.lifetime)
+            report_stale = False
+            if issued.lifetime <= 0.0:
+                # Expired on arrival (a broken IAM, or a clock running ahead when IAM sent no
+                # issued_at): DIS decides whether it still works; asking IAM again for every
+                # request would not give a better one. Ask again after the retry interval.
+                ttl = self._retry_interval
+                report_stale = not self._stale_reported
+                self._stale_reported = True
+            else:
+                self._stale_reported = False
             # A new TTLCache per token: a TTLCache has one TTL, and tokens differ in lifetime.
-            self._cache = TTLCache(maxsize=1, ttl=self.ttl_for(issued.lifetime), timer=self._clock)
+            self._cache = TTLCache(maxsize=1, ttl=ttl, timer=self._clock)
             self._cache[_CACHE_KEY] = issued.value
             self._flight = None
         flight.value = issued.value
         flight.done.set()
+        if report_stale and self._report is not None:
+            self._report(
+                "IAM token: IAM returned a token that had expired on arrival "
+                f"({-issued.lifetime:.0f} s past its expires_at); using it, and asking IAM "
+                f"again every {self._retry_interval:.0f} s or when DIS refuses it (check IAM's "
+                "reply and this machine's clock)"
+            )
         return issued.value
 
     def invalidate(self, token: Optional[str] = None) -> None:

@@ -713,8 +713,9 @@ class DISClient:
             failed refresh keeps the current set until its ``expires_at``. ``http://`` is accepted
             only for that address and loopback hosts.
         report: called with one line of text (no secrets) when a refresh of temporary
-            credentials fails and the current set is kept, once per run of failures; default
-            ``None``, no report.
+            credentials fails and the current set is kept, once per run of failures, or when
+            IAM or the metadata service hands out a token or set that expired on arrival
+            (kept 30 s rather than fetched again for every request); default ``None``, no report.
 
     Raises:
         ConfigError: a malformed URL, project id, timeout, pool size or serialization, a
@@ -851,7 +852,9 @@ class DISClient:
             )
             self._auth = AKSKAuth(signer, self.secrets)
         elif kind == "password":
-            self._token_source = TokenCache(self._fetch_token, wait_limit=self._time_left)
+            self._token_source = TokenCache(
+                self._fetch_token, wait_limit=self._time_left, report=report
+            )
             self._refreshable = True
             self._auth = TokenAuth(self._token_source, self.secrets)
         else:

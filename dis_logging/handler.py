@@ -1004,7 +1004,8 @@ class DISHandler(logging.Handler):
         )
 
     def _report_credentials(self, message: str) -> None:
-        """Report a failed refresh of temporary credentials (the client calls it once per run)."""
+        """Report a credentials problem the client keeps going through: a failed refresh of
+        temporary credentials (once per run), a token or set that expired on arrival (once)."""
         reporter = getattr(self, "_reporter", None)  # set up after the client
         if reporter is not None:
             reporter.report_now(message)

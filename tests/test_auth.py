@@ -473,6 +473,37 @@ class TestTokenCache:
         clock.now += 0.2
         assert ("tok-1", "tok-1", "tok-2") == (first, still, cache.get_token())
 
+    @pytest.mark.parametrize("lifetime", [0.0, -3600.0])
+    def test_a_token_without_lifetime_is_kept_for_the_retry_interval(self, lifetime):
+        """A token that arrives expired is used and reported once; IAM is asked again after the
+        retry interval, not for every call; invalidate() (DIS refused it) still fetches at once,
+        and a good token later clears the report."""
+        clock = FakeClock()
+        reports: List[str] = []
+        lifetimes = [lifetime, lifetime, lifetime, 3600.0, lifetime]
+        calls: List[int] = []
+
+        def fetch() -> IssuedToken:
+            calls.append(1)
+            return IssuedToken(f"tok-{len(calls)}", lifetimes[len(calls) - 1])
+
+        cache = TokenCache(fetch, clock=clock, report=reports.append, retry_interval=30.0)
+        seen = []
+        for _ in range(10):
+            seen.append(cache.get_token())
+            clock.now += 2.9
+        clock.now += 1.0  # 30 s after the first fetch
+        seen.append(cache.get_token())
+        cache.invalidate("tok-2")
+        seen.append(cache.get_token())
+        assert (["tok-1"] * 10 + ["tok-2", "tok-3"], 1) == (seen, len(reports))
+        cache.invalidate()
+        cache.get_token()  # a token with a lifetime: the next stale one is reported again
+        cache.invalidate()
+        cache.get_token()
+        assert 2 == len(reports)
+        assert "expired on arrival" in reports[0]
+
     def test_invalidate_forgets_the_rejected_token(self):
         """invalidate(token) with the cached token makes the next call fetch."""
         cache, _ = self.make()

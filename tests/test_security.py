@@ -654,6 +654,77 @@ class TestAuthenticationFailures:
             assert (0, 2) == (c._auth_strikes, len(operations(emulator, "PutRecords")))
 
 
+class StaleTokenIAM:
+    """A loopback IAM + DIS that issues tokens whose ``expires_at`` is their ``issued_at`` (no
+    lifetime at all) and stores every PutRecords; counts the logins."""
+
+    def __init__(self) -> None:
+        owner = self
+        self.logins = 0
+        self.puts = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):
+                return
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {"Content-Type": "application/json"}
+                if self.path.startswith("/v3/auth/tokens"):
+                    owner.logins += 1
+                    moment = "2026-12-06T10:00:00.000000Z"
+                    reply: Dict[str, Any] = {"token": {"expires_at": moment, "issued_at": moment}}
+                    headers["X-Subject-Token"] = f"STALE-IAM-TOKEN-{owner.logins:04d}"
+                    status = 201
+                else:
+                    owner.puts += 1
+                    reply, status = PUT_OK, 200
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+
+
+class TestTokenWithoutLifetime:
+    def test_a_token_expired_on_arrival_is_not_fetched_for_every_request(self):
+        """An IAM reply whose expires_at is not after its issued_at gave a token cached for no
+        time: one IAM login per request, with no word (20 logins for 20 PutRecords). It is now
+        used (DIS decides), reported once, and asked for again only after 30 s."""
+        iam = StaleTokenIAM()
+        reports: List[str] = []
+        try:
+            with DISClient(
+                iam.url,
+                "p",
+                username="u",
+                password="pw-0123456789",
+                domain_name="d",
+                report=reports.append,
+            ) as client:
+                for index in range(20):
+                    assert client.put_records("s", [(b"%d" % index, None)]).ok
+        finally:
+            iam.close()
+        assert (1, 20, 1) == (iam.logins, iam.puts, len(reports))
+        assert "expired on arrival" in reports[0]
+        assert "STALE-IAM-TOKEN" not in reports[0]
+
+
 class TestCommandLineSecrets:
     def connection(self, emu: DISEmulator) -> List[str]:
         return ["--endpoint", emu.url, "--project-id", emu.project_id]
