@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import http.client
+import http.cookiejar
 import json
 import math
 import os
@@ -1440,8 +1441,9 @@ class DISClient:
                             MockResponse(reply),  # type: ignore[arg-type]  # what requests passes too
                             MockRequest(prepared),  # type: ignore[arg-type]
                         )
+                        _bound_cookies(self._session.cookies)
                     return reply
-                return self._session.send(
+                sent = self._session.send(
                     prepared,
                     timeout=limit,
                     allow_redirects=False,
@@ -1450,18 +1452,21 @@ class DISClient:
                     verify=settings.verify,
                     cert=settings.cert,
                 )
-            return self._session.request(
-                method,
-                url,
-                params=params,
-                data=_reveal(body),
-                headers=headers,
-                auth=auth,
-                timeout=limit,
-                allow_redirects=False,
-                proxies=self._proxies_for(url),
-                verify=self.verify,
-            )
+            else:
+                sent = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=_reveal(body),
+                    headers=headers,
+                    auth=auth,
+                    timeout=limit,
+                    allow_redirects=False,
+                    proxies=self._proxies_for(url),
+                    verify=self.verify,
+                )
+            _bound_cookies(self._session.cookies)
+            return sent
         except ConfigError as exc:
             # Raised by the auth step for a token that cannot go in a header; its text names the
             # setting, never the value.
@@ -1734,6 +1739,26 @@ def _without_userinfo(url: Optional[str]) -> Optional[str]:
     if "@" not in netloc:
         return url
     return f"{scheme}{sep}<redacted>@{netloc.rpartition('@')[2]}{slash}{path}"
+
+
+#: Most cookies the client keeps from the servers it talks to, and the largest one (name and value,
+#: bytes): the minimums RFC 6265 section 6.1 asks a client to support. No DIS or IAM endpoint sets
+#: more; without a bound, a server (or a gateway in between) adding cookies to every reply would
+#: grow the client's memory, and every request's Cookie header, for ever.
+MAX_COOKIES: Final = 50
+MAX_COOKIE_BYTES: Final = 4096
+
+
+def _bound_cookies(jar: http.cookiejar.CookieJar) -> None:
+    """Drop the cookies of ``jar`` larger than :data:`MAX_COOKIE_BYTES`, then any past the first
+    :data:`MAX_COOKIES` in the jar's order (by domain, path and name)."""
+    kept = 0
+    for cookie in list(jar):
+        size = len(cookie.name) + len(cookie.value or "")
+        if size > MAX_COOKIE_BYTES or kept >= MAX_COOKIES:
+            jar.clear(cookie.domain, cookie.path, cookie.name)
+        else:
+            kept += 1
 
 
 #: ``scheme://user:password@`` inside a text: the part before ``@`` is user information.

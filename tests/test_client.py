@@ -934,6 +934,24 @@ class TestScriptedReplies:
             client.put_records("s", [(b"y", None)])
         assert [None, "lb=a1"] == [headers.get("Cookie") for _, _, headers, _ in scripted.received]
 
+    def test_cookies_kept_from_servers_are_bounded(self, scripted):
+        """A server adding a cookie to every reply made the session's jar, and every request's
+        Cookie header, grow for ever (27,000 cookies, a 1.3 MB header and 447 MB after 300
+        replies of 90). At most 50 are kept, none over 4096 bytes (RFC 6265 section 6.1)."""
+        ok = {"failed_record_count": 0, "records": [{"sequence_number": "1"}]}
+        for index in range(60):
+            cookie = f"c{index:02d}=v; Path=/"
+            scripted.reply(200, ok, {"Content-Type": "application/json", "Set-Cookie": cookie})
+        big = "big=" + "x" * 5000 + "; Path=/"
+        scripted.reply(200, ok, {"Content-Type": "application/json", "Set-Cookie": big})
+        scripted.reply(200, ok)
+        with self.client(scripted) as client:
+            for index in range(62):
+                client.put_records("s", [(b"%d" % index, None)])
+            kept = len(client._session.cookies)
+        sent = scripted.received[-1][2].get("Cookie", "").split("; ")
+        assert (50, 50, ["c00=v", "c49=v"]) == (kept, len(sent), [sent[0], sent[-1]])
+
     def test_put_records_uses_the_proxy_from_the_environment(self, scripted, monkeypatch):
         """PutRecords goes through the HTTP_PROXY set in the environment, as requests does."""
         for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "ALL_PROXY", "all_proxy"):
