@@ -509,7 +509,9 @@ class JSONFormatter(logging.Formatter):
             ``"exception"``; ``{"exception": "exc_info"}`` writes the traceback under that former
             name (kept for one release, for consumers that still read it).
         static_fields: constant fields added to every object (service name, environment); ``extra``
-            fields of the same name win. Default: none.
+            fields of the same name win. Default: none. Kept as the ``static_fields`` dict, read
+            when a record is written: a change to it reaches records a handler still holds too
+            (to change them for later records only, ``setFormatter()`` a new formatter).
         ensure_ascii: escape every non-ASCII character (bigger, 7-bit safe); default ``False``.
             The words ``"true"``/``"false"`` are accepted too.
 
@@ -612,6 +614,9 @@ class JSONFormatter(logging.Formatter):
         # Plain records (see _plain_parts) are written from text kept per call site.
         self._plain = self._plain_parts()
         self._sites: Dict[Tuple[Any, ...], Tuple[str, str]] = {}
+        # The static fields that text was made from: a batch made after the application changed
+        # ``static_fields`` remakes it (see serialize_many), as format() reads them anew.
+        self._plain_static: Dict[str, object] = dict(self.static_fields)
 
     def _plain_parts(self) -> Optional[Tuple[str, Tuple[str, ...], str]]:
         """What the JSON text of every plain record shares, or ``None`` when the setup rules it
@@ -991,6 +996,11 @@ class JSONFormatter(logging.Formatter):
         left = -1 if budget is None else budget  # bytes still allowed; -1: no limit
         out: List[Optional[bytes]] = []
         append = out.append
+        if self.static_fields != self._plain_static:
+            # The application changed static_fields (once per batch: not per record).
+            self._plain_static = dict(self.static_fields)
+            self._sites = {}
+            self._plain = self._plain_parts()
         plain = self._plain
         head = "" if plain is None else plain[0]
         dumps = _serializer.orjson_dumps_native if self._use_orjson else None

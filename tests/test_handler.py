@@ -403,6 +403,27 @@ class TestDelivery:
         assert handler.flush(timeout=10)
         assert 1 == sum(b'"f":1' in record.data for record in emulator.records(stream))
 
+    def test_a_changed_static_field_reaches_every_later_record(
+        self, emulator, stream, make_handler
+    ):
+        """static_fields changed on the formatter in use: plain records written afterwards got
+        the old value (text the formatter keeps for them), records with extra fields and
+        format() the new one."""
+        handler = make_handler(partition_key="one")  # one partition: in order
+        formatter = JSONFormatter(static_fields={"v": "1"})
+        handler.setFormatter(formatter)
+        log = logger_for(handler)
+        log.info("one")
+        assert handler.flush(timeout=10)
+        formatter.static_fields["v"] = "2"
+        log.info("two")
+        log.info("three", extra={"e": 1})
+        assert handler.flush(timeout=10)
+        payloads = [json.loads(r.data) for r in emulator.records(stream)]
+        assert [("one", "1"), ("two", "2"), ("three", "2")] == [
+            (p["message"], p["v"]) for p in payloads
+        ]
+
     def test_a_subclass_emit_is_called(self, emulator, stream, make_handler):
         """A subclass that overrides emit() sees every record, and super().emit() ships it."""
         seen: List[str] = []
