@@ -944,6 +944,8 @@ class DISHandler(logging.Handler):
             self._closed = True
             self._fast_buffer = None  # handle() then takes emit()'s path, which refuses records
         if closed_before:
+            if self._pid != os.getpid():
+                self._after_fork()  # a fork that skipped the hooks: no first close() runs here
             if not _holds_logging_lock():
                 # Another thread's close() may still be sending: wait for it (its own bound,
                 # plus time to count and report), never under logging's lock, which it may
@@ -1451,6 +1453,7 @@ class DISHandler(logging.Handler):
         _INHERITED.append((self._client, self._lanes, self._reporter))
         self._client = self._make_client()
         self._lock_state = threading.Lock()
+        self._close_done = threading.Event()  # its lock may have been held at the fork
         if self._closed:
             # A close() the parent was running at the fork has no thread here to finish it.
             self._close_done.set()
