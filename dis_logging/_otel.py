@@ -25,6 +25,12 @@ SPAN_ID_FIELD: Final = "span_id"
 # span).
 _RECORD_TRACE_ID: Final = "otelTraceID"
 _RECORD_SPAN_ID: Final = "otelSpanID"
+#: Every attribute that record factory sets (opentelemetry-instrumentation-logging,
+#: ``LoggingInstrumentor._instrument``): not shipped as ``extra`` fields, since the ids become
+#: ``trace_id``/``span_id`` and outside a span they are placeholders ("0", False).
+INSTRUMENTATION_ATTRIBUTES: Final = frozenset(
+    {_RECORD_TRACE_ID, _RECORD_SPAN_ID, "otelTraceSampled", "otelServiceName"}
+)
 _HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
 
 _get_current_span: Optional[Callable[[], Any]]

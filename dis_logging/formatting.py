@@ -56,11 +56,13 @@ TRUNCATION_MARKER = "...[truncated {} bytes]"
 #: the smallest record budget the truncation logic is designed for (config enforces it).
 MIN_RECORD_BYTES = 256
 
-# Attributes every LogRecord has, plus those Formatter.format adds; the rest came from ``extra``.
+# Attributes every LogRecord has, plus those Formatter.format adds, plus OpenTelemetry's logging
+# instrumentation's (read as trace_id/span_id); the rest came from ``extra``.
 _PLAIN_RECORD_SIZE = len(vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None)))
 _RECORD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None)).keys()
     | {"message", "asctime", "taskName"}
+    | _otel.INSTRUMENTATION_ATTRIBUTES
 )
 # json.dumps escapes a character into at most 6 bytes (\uXXXX); used to size hard cuts.
 _MAX_ESCAPED_CHAR_BYTES = 6

@@ -97,6 +97,19 @@ class TestJSONFormatter:
         """The instrumentation's "0" placeholders and malformed ids add no trace keys."""
         assert {} == trace_keys(formatted(otelTraceID=trace_id, otelSpanID=span_id))
 
+    def test_the_instrumentation_attributes_are_not_shipped_again(self):
+        """The instrumentation's own attributes are not written as extra fields: its ids are
+        trace_id/span_id already, and outside a span its placeholders added four fields of
+        noise ("otelTraceID": "0", ...) to every record."""
+        placeholders = {
+            "otelTraceID": "0",
+            "otelSpanID": "0",
+            "otelTraceSampled": False,
+            "otelServiceName": "svc",
+        }
+        event = formatted(**placeholders, order_id=7)
+        assert ([], 7) == ([key for key in event if key.startswith("otel")], event["order_id"])
+
     def test_extra_fields_win(self):
         """An explicit trace_id extra field is kept over the span's."""
         with tracer.start_as_current_span("s"):
@@ -225,6 +238,7 @@ def test_logging_instrumentation_through_a_queue_listener(emulator, stream, dis_
     events = {e["message"]: e for e in stored(emulator, stream, 2)}
     assert ids_of(span) == trace_keys(events["queued in a span"])
     assert {} == trace_keys(events["queued outside"])
+    assert [] == [key for event in events.values() for key in event if key.startswith("otel")]
 
 
 def test_structlog_processor_adds_ids(emulator, stream, dis_handler):
