@@ -424,6 +424,11 @@ class _ForeignError(Exception):
     """The file belongs to another destination (or to a version that did not record one)."""
 
 
+class _NewerError(_ForeignError):
+    """The file was written by a newer version (a higher schema version): during a rolling
+    upgrade its owner's successors read it, so it is left alone rather than moved aside."""
+
+
 def _is_corruption(exc: sqlite3.Error) -> bool:
     if isinstance(exc, _CorruptError):
         return True
@@ -931,6 +936,7 @@ class Spool:
         Raises:
             UntrustedError: the file, its ``-wal`` or ``-shm`` is not a private file of ours.
             _ForeignError: the file records another destination, or none (schema version 1).
+            _NewerError: the file has a schema version above ours.
             sqlite3.Error: SQLite cannot use it (see :func:`_is_corruption`).
             OSError: it cannot be opened (FileNotFoundError when missing and not ``create``).
         """
@@ -950,6 +956,8 @@ class Spool:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if existed and version == _UNKNOWN_DESTINATION_VERSION:
                 raise _ForeignError(path)
+            if existed and version > SCHEMA_VERSION:
+                raise _NewerError(path, version)
             if version not in (0, SCHEMA_VERSION):
                 raise _CorruptError(f"unknown spool schema version {version}")
             if existed and version == SCHEMA_VERSION:
@@ -1210,6 +1218,14 @@ class Spool:
             orphan = self._connect(path, check=True, create=False)
         except FileNotFoundError:  # adopted and deleted by another process meanwhile
             file_lock.release(unlink=True)
+            return 0
+        except _NewerError as exc:  # a newer version's backlog: left for a process of it
+            file_lock.release()
+            self._report(
+                f"spool leaves {os.path.basename(path)} alone: it was written by a newer version"
+                f" of dis-logging (spool schema {exc.args[1]}, ours {SCHEMA_VERSION}), whose"
+                " processes adopt it"
+            )
             return 0
         except _ForeignError as exc:  # another destination's backlog: left for its own handler
             file_lock.release()

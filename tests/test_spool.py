@@ -576,11 +576,59 @@ class TestCorruption:
         finally:
             s.close()
 
-    def test_unknown_schema_version_is_moved_aside(self, tmp_path, reports):
-        """A file written by an unknown future layout is moved aside rather than misread."""
+    def test_a_newer_schema_version_is_left_alone(self, tmp_path, reports):
+        """A file written by a newer version (schema 3 or above: a rolling upgrade sharing the
+        directory) is neither moved aside nor adopted, and said so; it was renamed *.corrupt-*,
+        so that the newer version's processes never saw its records again."""
         path = tmp_path / f"dis-spool-{DEAD_PID}.sqlite"
         conn = sqlite3.connect(path)
-        conn.execute("PRAGMA user_version = 99")
+        conn.execute("CREATE TABLE records (id INTEGER PRIMARY KEY, payload BLOB)")
+        conn.execute("INSERT INTO records (payload) VALUES (x'00')")
+        conn.execute("PRAGMA user_version = 3")
+        conn.commit()
+        conn.close()
+        path.chmod(0o600)
+        s = Spool(str(tmp_path), 10_000, report=reports.append)
+        try:
+            assert 0 == s.adopt_orphans()
+            assert [] == list(tmp_path.glob("*.corrupt-*"))
+            assert path.exists()
+            said = [r for r in reports if "newer version" in r]
+            assert 1 == len(said), reports
+            assert (True, True) == (path.name in said[0], "schema 3" in said[0]), said
+        finally:
+            s.close()
+        check = sqlite3.connect(path)
+        try:
+            assert (3, 1) == (
+                check.execute("PRAGMA user_version").fetchone()[0],
+                check.execute("SELECT COUNT(*) FROM records").fetchone()[0],
+            )
+        finally:
+            check.close()
+
+    def test_a_newer_file_under_our_own_name_is_not_used(self, tmp_path, reports):
+        """Our own pid's name taken by a newer version's file: the spool writes another name."""
+        own = tmp_path / f"dis-spool-{os.getpid()}.sqlite"
+        conn = sqlite3.connect(own)
+        conn.execute("CREATE TABLE records (id INTEGER PRIMARY KEY)")
+        conn.execute("PRAGMA user_version = 7")
+        conn.commit()
+        conn.close()
+        own.chmod(0o600)
+        s = Spool(str(tmp_path), 10_000, report=reports.append)
+        try:
+            assert s.path.endswith(f"dis-spool-{os.getpid()}-1.sqlite")
+            assert 1 == s.put(make_entries(1))
+            assert [] == list(tmp_path.glob("*.corrupt-*"))
+        finally:
+            s.close()
+
+    def test_a_negative_schema_version_is_moved_aside(self, tmp_path, reports):
+        """A version no release ever wrote (negative) is damage: moved aside, as before."""
+        path = tmp_path / f"dis-spool-{DEAD_PID}.sqlite"
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA user_version = -1")
         conn.close()
         path.chmod(0o600)
         s = Spool(str(tmp_path), 10_000, report=reports.append)
