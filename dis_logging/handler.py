@@ -946,10 +946,11 @@ class DISHandler(logging.Handler):
         if closed_before:
             if self._pid != os.getpid():
                 self._after_fork()  # a fork that skipped the hooks: no first close() runs here
-            if not _holds_logging_lock():
+            if not _holds_logging_lock() and _get_ident() not in self._sending_threads:
                 # Another thread's close() may still be sending: wait for it (its own bound,
                 # plus time to count and report), never under logging's lock, which it may
-                # need to finish.
+                # need to finish, nor on the handler's own thread (an on_failure hook that
+                # closes), which that close() joins.
                 self._close_done.wait(self.config.close_timeout + _CLOSE_WAIT_MARGIN)
             return
         budget = self.config.close_timeout

@@ -829,6 +829,33 @@ class TestFailures:
         finally:
             first.join(10)
 
+    def test_an_on_failure_hook_that_closes_does_not_stall_close(
+        self, emulator, stream, make_handler
+    ):
+        """A hook on the flusher thread calling close() while the main thread's close() joins
+        that thread returns at once rather than wait for it (that close() would then wait its
+        whole close_timeout for the thread)."""
+        hooked = threading.Event()
+        holder: List[DISHandler] = []
+
+        def close_in_hook(records: List[bytes], reason: str) -> None:
+            hooked.set()
+            handler = holder[0]
+            deadline = time.monotonic() + 10
+            while not handler._closed and time.monotonic() < deadline:
+                time.sleep(0.01)  # until the main thread's close() has begun
+            handler.close()
+
+        emulator.fail_records("DIS.4200", every=1)  # rejected for good: the hook runs
+        handler = make_handler(close_timeout=30, on_failure=close_in_hook)
+        holder.append(handler)
+        logger_for(handler).info("rejected")
+        assert hooked.wait(10)
+        start = time.monotonic()
+        handler.close()
+        assert time.monotonic() - start < 10
+        assert 1 == handler.stats.failed
+
     def test_emit_after_close_is_counted(self, emulator, stream, make_handler):
         """A record emitted after close() is dropped and counted, without raising."""
         handler = make_handler()
