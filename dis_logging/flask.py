@@ -280,7 +280,13 @@ class _StreamedBody:
     def _end(self, *, failed: bool) -> None:
         if not self._ended:
             self._ended = True
-            self._extension._log_access(self._context, self._started, failed=failed)
+            # Set again: the request's teardown may have just reset it, inside the last chunk
+            # (stream_with_context before Flask 3.1).
+            token = _current.set(self._context)
+            try:
+                self._extension._log_access(self._context, self._started, failed=failed)
+            finally:
+                _current.reset(token)
 
     def _leave(self, token: contextvars.Token[Optional[_Context]]) -> None:
         """Restore the context as it was before the chunk, unless the request's own teardown,
