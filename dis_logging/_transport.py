@@ -868,7 +868,14 @@ class _Receiver:
         status_line, *lines = text.split("\r\n")
         version, _, rest = status_line.partition(" ")
         code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+        # Three ASCII digits from 100 (as http.client reads them): str.isdigit() alone passes
+        # "2\u00b20", which int() then refuses with a ValueError, and "099" is no HTTP status.
+        if (
+            not version.startswith("HTTP/1.")
+            or len(code) != 3
+            or not (code.isascii() and code.isdigit())
+            or code[0] == "0"
+        ):
             raise http.client.BadStatusLine(status_line[:100])
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
         pairs: List[Tuple[str, str]] = []

@@ -360,6 +360,11 @@ class TestDirectExchange:
             # A negative size once moved the reader backwards in a loop without end.
             (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-6\r\n", "chunk size"),
             (b"", "closed the connection without a reply"),
+            # "\xb2" (superscript two) passed str.isdigit() and made int() raise ValueError,
+            # reported as a token the client could not send: failed for good, blaming the token.
+            (b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 2\xb20 OK"),
+            # No HTTP status is below 100 (http.client refuses it); it was a permanent failure.
+            (b"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 099 Odd"),
         ],
     )
     def test_a_malformed_reply_is_a_transport_error(
