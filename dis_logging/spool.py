@@ -24,6 +24,11 @@ Files in the directory:
   ``<file>.corrupt-<timestamp>-wal``: a copy of a write-ahead log SQLite would read only in part
   (damaged before committed transactions), kept when the file is opened; the rest is read.
 
+A file deleted or replaced while in use (a removed ``spool_dir``, a cleanup job) is noticed by the
+next :meth:`Spool.put` or :meth:`Spool.read` at most :data:`FILE_CHECK_INTERVAL` later: its pending
+records are copied to a new file, since writes to a deleted file succeed but no process could ever
+adopt it.
+
 Trust: the directory must belong to this user and not be writable by group or others
 (:func:`check_directory`, a :class:`~dis_logging.errors.ConfigError` otherwise). Every file is
 opened with ``O_NOFOLLOW``, created exclusively with mode 0600, and used only when ``fstat`` shows a
@@ -104,6 +109,10 @@ ORPHAN_SCAN_INTERVAL: Final = 30.0
 MAX_NAME_SUFFIX: Final = 64
 #: Seconds between two attempts to delete acknowledged rows whose first delete failed.
 UNSAVED_RETRY_INTERVAL: Final = 1.0
+#: Seconds between two checks that this process's file is still where it was opened (somebody may
+#: delete ``spool_dir`` or the file while it is in use; writes would then go to a file nobody can
+#: ever find).
+FILE_CHECK_INTERVAL: Final = 1.0
 #: Rows per ``IN (...)`` list; stays below SQLite's historical limit of 999 bound parameters.
 _CHUNK: Final = 500
 #: Most rows, and payload bytes, moved from an orphan file into ours in one step (one short
@@ -599,6 +608,8 @@ class Spool:
         # pending, read() skips them, and the delete is tried again later.
         self._unsaved: Dict[int, int] = {}
         self._unsaved_retry_at = 0.0
+        self._file_id: Optional[Tuple[int, int]] = None  # (device, inode) of our file
+        self._file_check_at = 0.0
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         check_directory(self.directory)
         with self._lock:
@@ -670,6 +681,7 @@ class Spool:
         with self._owned():
             if self._closed or not entries:
                 return 0
+            self._check_file_locked()
             self._retry_unsaved_locked()
             room = self._room()
             for data, key in entries:
@@ -718,6 +730,7 @@ class Spool:
         with self._owned():
             if self._closed or max_records < 1:
                 return [], []
+            self._check_file_locked()
             self._retry_unsaved_locked()
             if self._adoptions:
                 self._adopt_step_locked()
@@ -862,17 +875,23 @@ class Spool:
         assert self._conn is not None
         return self._conn
 
-    def _open_own_file(self) -> None:
+    def _open_own_file(self, *, avoid: str = "", empty: bool = False) -> None:
         """Lock and open ``dis-spool-<pid>[-n].sqlite`` of our destination.
 
         Names whose files belong to another destination, or that this user did not create, are
         skipped; a corrupt leftover is moved aside. Records already in the file (this process
         kept it at an earlier close) count as adopted.
+
+        Args:
+            avoid: a path not to use (the file that went missing, see :meth:`_check_file_locked`).
+            empty: skip files that hold records.
         """
         pid = os.getpid()
         for suffix in range(MAX_NAME_SUFFIX + 1):
             name = f"{FILE_PREFIX}{pid}{'' if suffix == 0 else f'-{suffix}'}{FILE_SUFFIX}"
             path = os.path.join(self.directory, name)
+            if path == avoid:
+                continue
             try:
                 file_lock = _FileLock.try_acquire(path + LOCK_SUFFIX)
             except UntrustedError as exc:
@@ -881,6 +900,10 @@ class Spool:
             if file_lock is None:
                 continue
             conn = self._open_locked_file(path, file_lock)
+            if conn is not None and empty and conn.execute("SELECT 1 FROM records").fetchone():
+                conn.close()
+                file_lock.release()
+                continue
             if conn is not None:
                 break
         else:
@@ -892,6 +915,7 @@ class Spool:
         self._file_lock = file_lock
         self._path = path
         self._pid = pid
+        self._remember_file()
         self._records, self._bytes = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM records"
         ).fetchone()
@@ -1117,6 +1141,7 @@ class Spool:
         self._scan_due = True
         try:
             self._conn = self._connect(path, check=False, create=True)
+            self._remember_file()
         except (OSError, sqlite3.Error) as again:
             self._report(f"spool could not recreate {path} during {operation}: {again}")
             self._records = self._bytes = 0
@@ -1140,6 +1165,98 @@ class Spool:
                 os.unlink(path + extra)
         detail = "" if lost is None else f"; {lost} pending records lost"
         self._report(f"spool file {path} is unreadable ({exc}); moved to {target}{detail}")
+
+    def _remember_file(self) -> None:
+        """Note which file our connection writes, to notice when it is deleted or replaced."""
+        try:
+            info = os.stat(self._path)
+        except OSError:
+            self._file_id = None
+            return
+        self._file_id = (info.st_dev, info.st_ino)
+        self._file_check_at = time.monotonic() + FILE_CHECK_INTERVAL
+
+    def _check_file_locked(self) -> None:
+        """Every :data:`FILE_CHECK_INTERVAL`: when our file is no longer at its path (its
+        directory or the file was deleted or replaced), copy what it holds to a new file.
+
+        Writes to a deleted file still succeed, but no later process can adopt it: its records
+        would be lost with this process. Until a new file can be made (the directory cannot be
+        created, a full disk), they stay in the old one and the check is repeated.
+        """
+        conn = self._conn
+        if conn is None or self._file_id is None or time.monotonic() < self._file_check_at:
+            return
+        self._file_check_at = time.monotonic() + FILE_CHECK_INTERVAL
+        try:
+            info = os.stat(self._path)
+            if (info.st_dev, info.st_ino) == self._file_id:
+                return
+        except OSError:
+            pass
+        old_path, old_lock, old_id = self._path, self._file_lock, self._file_id
+        records, size, adopted = self._records, self._bytes, self._adopted
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            check_directory(self.directory)
+            self._conn = self._file_lock = None
+            self._open_own_file(avoid=old_path, empty=True)
+        except (OSError, ConfigError) as exc:
+            self._conn, self._file_lock, self._path = conn, old_lock, old_path
+            self._file_id = old_id
+            self._report(
+                f"spool file {old_path} was deleted or replaced while in use, and no new file"
+                f" can be made ({exc}): its {records} pending records are only in this"
+                " process until one can"
+            )
+            return
+        try:
+            self._copy_rows(conn, self._connection())
+        except (sqlite3.Error, OSError) as exc:
+            new_conn, new_lock, new_path = self._conn, self._file_lock, self._path
+            self._conn, self._file_lock, self._path = conn, old_lock, old_path
+            self._file_id = old_id  # still missing: the next check tries again
+            self._records, self._bytes, self._adopted = records, size, adopted
+            if new_conn is not None:
+                new_conn.close()
+            if new_lock is not None:
+                self._unlink_files(new_path)
+                new_lock.release(unlink=True)
+            self._report(
+                f"spool file {old_path} was deleted or replaced while in use, and copying its"
+                f" {records} pending records to a new file failed ({exc}); tried again later"
+            )
+            return
+        self._records, self._bytes, self._adopted = records, size, adopted
+        self._unsaved = {}  # acknowledged rows were left behind with the old file
+        # Closing a connection deletes "<path>-wal" by name, which may be somebody else's now:
+        # the old connection is parked for the rest of the process instead.
+        _INHERITED.append(conn)
+        if old_lock is not None:
+            os.close(old_lock.fd)
+        self._report(
+            f"spool file {old_path} was deleted or replaced while in use: its {records} pending"
+            f" records were copied to {self._path}"
+        )
+
+    def _copy_rows(self, source: sqlite3.Connection, target: sqlite3.Connection) -> None:
+        """Copy our pending rows, ids and id sequence included, to a new (empty) file."""
+        row = source.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
+        with target:
+            cursor = source.execute("SELECT id, data, partition_key, size FROM records ORDER BY id")
+            while True:
+                rows = cursor.fetchmany(ADOPT_STEP_ROWS)
+                if not rows:
+                    break
+                target.executemany(
+                    "INSERT INTO records (id, data, partition_key, size) VALUES (?, ?, ?, ?)",
+                    [r for r in rows if r[0] not in self._unsaved],
+                )
+            if row is not None:
+                target.execute("DELETE FROM sqlite_sequence WHERE name = 'records'")
+                target.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES ('records', ?)", (row[0],)
+                )
 
     def _room(self) -> int:
         """Payload bytes that may still be stored: ``max_bytes`` less what is pending and what

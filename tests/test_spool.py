@@ -6,6 +6,7 @@ import faulthandler
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -58,6 +59,28 @@ CHILD_PUT_IN_STEPS_AND_KILL = """
     spool = Spool(sys.argv[1], 10_000_000)
     for step in range(30):  # 30 transactions: the write-ahead log holds 30 commit frames
         spool.put([(f"child{step:02d}-{i}".encode(), None) for i in range(10)])
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+CHILD_LOSES_ITS_FILE = """
+    import os, shutil, signal, sys
+    import dis_logging.spool
+    from dis_logging.spool import Spool
+    dis_logging.spool.FILE_CHECK_INTERVAL = 0.0
+    entries = [(f"r{i:06d}".encode().ljust(100, b"."), None) for i in range(100)]
+    spool = Spool(sys.argv[1], 10**8)
+    spool.put(entries)
+    ids, _ = spool.read(10, 10**9)
+    spool.ack(ids)                  # 90 left
+    handed, _ = spool.read(5, 10**9)  # in flight while the file goes
+    if sys.argv[2] == "file":
+        for extra in ("", "-wal", "-shm"):
+            os.unlink(spool.path + extra) if os.path.exists(spool.path + extra) else None
+    else:
+        shutil.rmtree(sys.argv[1])
+    spool.put([(f"after{i:06d}".encode().ljust(100, b"."), None) for i in range(3)])
+    spool.ack(handed)               # acknowledged in the new file: not replayed
+    print(spool.pending_records, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -328,6 +351,30 @@ class TestDirectoryGone:
         s.close()
         assert (0, 0) == (s.put(make_entries(1)), len(s.read(10, 10_000)[0]))
         assert [] == [r for r in reports if "Traceback" in r]
+
+    @pytest.mark.parametrize("removed", ["file", "directory"])
+    def test_pending_records_move_to_a_new_file_when_theirs_is_deleted(self, tmp_path, removed):
+        """Somebody deletes our spool file (or all of spool_dir) while records wait in it: the
+        spool notices within FILE_CHECK_INTERVAL and copies them to a new file, so after a kill
+        the next process finds them (they went on into the deleted file and died with it)."""
+        directory = tmp_path / "spool"
+        child = run_child(CHILD_LOSES_ITS_FILE, str(directory), removed)
+        assert -signal.SIGKILL == child.returncode, child.stderr
+        assert "88" == child.stdout.strip(), child.stderr
+        assert 1 == child.stderr.count("were copied to"), child.stderr
+        assert 0o700 == stat.S_IMODE(directory.stat().st_mode)
+        again = Spool(str(directory), 10**8)
+        try:
+            got: List[Entry] = []
+            while True:
+                ids, entries = again.read(500, 10**9)
+                if not ids:
+                    break
+                got.extend(entries)
+                again.ack(ids)
+            assert make_entries(100)[15:] + make_entries(3, prefix="after") == got
+        finally:
+            again.close()
 
 
 class TestCrash:
