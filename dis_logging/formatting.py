@@ -613,6 +613,13 @@ class JSONFormatter(logging.Formatter):
         self._quote = (
             json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
         )
+        cls = type(self)
+        # A subclass that writes records its own way (captured_fields adds a field, say) gets
+        # every record through those methods: the shortcuts below would bypass them.
+        self._own_serialize = (
+            cls.serialize is not JSONFormatter.serialize
+            or cls.captured_fields is not JSONFormatter.captured_fields
+        )
         # Plain records (see _plain_parts) are written from text kept per call site.
         self._plain = self._plain_parts()
         self._sites: Dict[Tuple[Any, ...], Tuple[str, str]] = {}
@@ -633,6 +640,8 @@ class JSONFormatter(logging.Formatter):
         """
         keys = self._keys[:10]
         static = self.static_fields
+        if self._own_serialize:
+            return None
         if _OMIT in keys or len(set(keys)) != len(keys) or set(keys) & set(static):
             return None
         if not all(v is None or v.__class__ in (str, int, bool) for v in static.values()):
@@ -1006,6 +1015,8 @@ class JSONFormatter(logging.Formatter):
         plain = self._plain
         head = "" if plain is None else plain[0]
         dumps = _serializer.orjson_dumps_native if self._use_orjson else None
+        if type(self).serialize is not JSONFormatter.serialize:
+            dumps = None  # a subclass's serialize() writes every record (plain is None too)
         fields_of = self.captured_fields
         quote = self._quote
         sites = self._sites.get

@@ -424,6 +424,29 @@ class TestDelivery:
             (p["message"], p["v"]) for p in payloads
         ]
 
+    def test_a_formatter_subclass_adding_captured_fields_writes_every_record(
+        self, emulator, stream, make_handler
+    ):
+        """A JSONFormatter subclass that adds a field in captured_fields() has it in every
+        record the handler ships, as format() writes it (plain records went out without it)."""
+
+        class HostFormatter(JSONFormatter):
+            def captured_fields(self, captured: Any) -> Dict[str, Any]:
+                fields = super().captured_fields(captured)
+                fields["host"] = "web-1"
+                return fields
+
+        handler = make_handler()
+        handler.setFormatter(HostFormatter())
+        log = logger_for(handler)
+        log.info("plain")
+        log.info("with an extra", extra={"e": 1})
+        assert handler.flush(timeout=10)
+        payloads = [json.loads(r.data) for r in emulator.records(stream)]
+        assert [("plain", "web-1"), ("with an extra", "web-1")] == sorted(
+            (p["message"], p.get("host")) for p in payloads
+        )
+
     def test_a_subclass_emit_is_called(self, emulator, stream, make_handler):
         """A subclass that overrides emit() sees every record, and super().emit() ships it."""
         seen: List[str] = []
