@@ -8,6 +8,7 @@ refused in one place is refused in the other.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -47,6 +48,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+#: The first path segment of an API path (DIS ``/v2/{project_id}/...``, IAM ``/v3/auth/...``).
+_API_VERSION_SEGMENT: Final = re.compile(r"[vV][0-9]+(\.[0-9]+)?")
+
+
 def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
     """Check a DIS or IAM base URL and return it without surrounding blanks or a trailing ``/``.
 
@@ -61,7 +66,8 @@ def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
     Raises:
         ConfigError: not a string, spaces or control characters inside the URL, not an http(s)
             URL with a host, a malformed (not repeated) or zero port, user information, a query
-            or fragment (even an empty one), or ``http://`` to a remote host without
+            or fragment (even an empty one), a path that starts with an API version (``/v2``,
+            copied from a request URL), or ``http://`` to a remote host without
             ``allow_http``. A value that may hold a password (``user:pw@host``) is never repeated.
     """
     if not isinstance(value, str) or not value.strip():
@@ -92,6 +98,15 @@ def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
         raise ConfigError(field, f"must not have a query or fragment, got {shown}")
     if port == 0:
         raise ConfigError(field, "port 0 is not a real port")
+    first_segment = next((segment for segment in parts.path.split("/") if segment), "")
+    if _API_VERSION_SEGMENT.fullmatch(first_segment):
+        # Copied from the API reference: every request would add its own /v2/... (or /v3/...)
+        # after it and get 404. A gateway prefix ("/dis") does not look like a version.
+        raise ConfigError(
+            field,
+            f"is the service's base URL, without the API path: use "
+            f"'{parts.scheme}://{parts.netloc}' (each request adds /{first_segment}/...)",
+        )
     if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise ConfigError(
             field,

@@ -556,6 +556,38 @@ class TestCredentials:
             with pytest.raises(ConfigError, match="must not have a query or fragment"):
                 make()
 
+    @pytest.mark.parametrize(
+        ("field", "url", "base"),
+        [
+            ("endpoint", "https://dis.cn-north-4.myhuaweicloud.com/v2/p1/records", "dis"),
+            ("endpoint", "http://127.0.0.1:8080/v2/", "local"),
+            ("iam_endpoint", "https://iam.cn-north-4.myhuaweicloud.com/v3", "iam"),
+            ("iam_endpoint", "https://iam.cn-north-4.myhuaweicloud.com/v3/auth/tokens", "iam"),
+        ],
+    )
+    def test_an_api_path_copied_into_a_base_url_is_refused(self, field, url, base):
+        """A URL copied from the API reference (".../v2/{project_id}/records") was accepted and
+        every request then went to ".../v2/p1/records/v2/p1/..." (404 APIG.0101 at run time);
+        the error now gives the base URL to use. A gateway prefix (/dis) still passes."""
+        bases = {
+            "dis": "https://dis.cn-north-4.myhuaweicloud.com",
+            "local": "http://127.0.0.1:8080",
+            "iam": "https://iam.cn-north-4.myhuaweicloud.com",
+        }
+        with pytest.raises(ConfigError) as info:
+            build(**{field: url})
+        assert (field, True) == (
+            info.value.field,
+            f"without the API path: use '{bases[base]}'" in str(info.value),
+        )
+        with pytest.raises(ConfigError, match="without the API path"):
+            DISClient(url, "p1", token="t") if field == "endpoint" else DISClient(
+                "http://127.0.0.1:8080", "p1", token="t", iam_endpoint=url
+            )
+        assert (
+            "https://gw.example.com/dis" == build(endpoint="https://gw.example.com/dis/").endpoint
+        )
+
 
 class TestResolveConnection:
     def test_cli_style_call(self):
