@@ -316,3 +316,20 @@ class TestDeeplyNestedJSON:
             timeout=10,
         )
         assert (400, "DIS.4217") == (reply.status_code, error_code(reply))
+
+
+class TestVerboseLog:
+    @pytest.mark.parametrize(
+        "line",
+        [b"GET /\x1b[2J\x1b]0;pwned\x07/x HTTP/1.1", b"GET /a\rforged b HTTP/1.1", b"\x1b[31mBAD"],
+    )
+    def test_a_request_line_cannot_act_on_the_terminal(self, capsys, line):
+        """The verbose request log quotes the client's request line with control characters
+        escaped: ESC, BEL and CR reached stderr raw (a cleared screen, a retitled terminal, a
+        forged line), as the override of http.server's log_message skipped its escaping."""
+        with DISEmulator(verbose=True) as emu:
+            raw_exchange(emu, line + b"\r\nHost: x\r\n\r\n")
+        err = capsys.readouterr().err
+        logged = [row for row in err.splitlines() if row.startswith("dis-emulator: 127.0.0.1")]
+        assert 1 == len(logged), err
+        assert (True, "") == (logged[0].isprintable(), re.sub(r"[ -~]", "", err.replace("\n", "")))

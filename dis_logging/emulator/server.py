@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, Final, List, Optional, Set, Tuple, Type
 from urllib.parse import unquote, urlsplit
 
+from dis_logging._report import printable
 from dis_logging.emulator.auth import query_pairs
 from dis_logging.emulator.service import (
     METADATA_SECURITY_KEY_PATH,
@@ -633,7 +634,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         if self.server.service.verbose:
-            sys.stderr.write(f"dis-emulator: {self.address_string()} - {format % args}\n")
+            # The request line is the client's text: ESC, BEL, CR or NUL in it must not act on
+            # the terminal or forge a line (http.server 3.12+ escapes them; this override did not).
+            message = printable(format % args)
+            sys.stderr.write(f"dis-emulator: {self.address_string()} - {message}\n")
 
     def send_error(
         self, code: int, message: Optional[str] = None, explain: Optional[str] = None
