@@ -343,6 +343,11 @@ def _connection(args: argparse.Namespace) -> Connection:
     return resolve_connection(**given, allow_insecure_http=args.allow_http)
 
 
+#: Longest secret a ``--*-file`` flag reads, in characters: the most a reply header line may hold
+#: (the client's cap on a reply's headers), far above any AK, SK, password or IAM token.
+MAX_SECRET_LINE: Final = 65536
+
+
 def _secret_inputs(args: argparse.Namespace) -> Dict[str, str]:
     """Read the secrets named by ``--*-file`` flags, and warn about secrets given as flags.
 
@@ -351,7 +356,8 @@ def _secret_inputs(args: argparse.Namespace) -> Dict[str, str]:
 
     Raises:
         UsageError: both a secret flag and its file flag are given, stdin is named twice, or a
-            file cannot be read or is empty (the message never shows file contents).
+            file cannot be read, is empty or has a first line longer than
+            :data:`MAX_SECRET_LINE` (the message never shows file contents).
     """
     values: Dict[str, str] = {}
     stdin_used = False
@@ -373,15 +379,23 @@ def _secret_inputs(args: argparse.Namespace) -> Dict[str, str]:
             if stdin_used:
                 raise UsageError("only one secret can be read from stdin ('-')")
             stdin_used = True
-            text = sys.stdin.readline()
+            text = sys.stdin.readline(MAX_SECRET_LINE + 1)
         else:
             try:
                 with open(path, encoding="utf-8-sig") as handle:  # skips a byte order mark
-                    text = handle.readline()
+                    text = handle.readline(MAX_SECRET_LINE + 1)
             except (OSError, UnicodeError) as exc:
                 raise UsageError(
                     f"{file_flag}: cannot read {path!r}: {type(exc).__name__}"
                 ) from None
+        if len(text.rstrip("\r\n")) > MAX_SECRET_LINE:
+            # /dev/zero, or a large file named by mistake: reading on to a newline would take
+            # all memory. No key, password or token is that long (a header line holds 64 KiB).
+            where = "stdin" if path == "-" else repr(path)
+            raise UsageError(
+                f"{file_flag}: the first line of {where} is longer than {MAX_SECRET_LINE} "
+                "characters; is it the right file?"
+            )
         text = text.rstrip("\r\n")
         if text.startswith("\ufeff"):  # a byte order mark on stdin, from a Windows tool
             text = text[1:]

@@ -848,6 +848,30 @@ class TestCommandLineSecrets:
         assert (2, 1, False) == (code, len(err.splitlines()), "Traceback" in out + err)
         assert "TokenWithAControlChar" not in out + err
 
+    def test_a_secret_file_without_an_end_of_line_in_sight(
+        self, capsys, emulator, stream, tmp_path
+    ):
+        """The first line of a --*-file was read however long it was: `--sk-file /dev/zero`
+        took all memory (MemoryError traceback under a 2 GB limit). Past 65,536 characters it
+        is a usage error now, read no further, and nothing of the file is shown."""
+        sk_file = tmp_path / "sk"
+        sk_file.write_text("K" * 70_000)
+        code, out, err = self.run(
+            capsys,
+            "check",
+            stream,
+            "--endpoint",
+            emulator.url,
+            "--project-id",
+            emulator.project_id,
+            "--ak",
+            emulator.ak,
+            "--sk-file",
+            str(sk_file),
+        )
+        assert (2, 1, False) == (code, len(err.splitlines()), "KKKK" in out + err)
+        assert "longer than 65536 characters" in err
+
 
 class TestDiagnosticsText:
     def test_control_characters_from_a_server_are_escaped(self):
