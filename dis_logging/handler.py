@@ -504,6 +504,7 @@ class DISHandler(logging.Handler):
         )
         # Encoders of formatters replaced while records were queued, by id() of the formatter.
         self._retired_encoders: Dict[int, DeferredEncoder] = {}
+        self._encoder_lock = threading.Lock()  # held only while the formatter changes
         self._flush_on_level = config.flush_on_level
         key = config.partition_key
         self._static_key: Optional[str] = key if isinstance(key, str) else None
@@ -793,6 +794,15 @@ class DISHandler(logging.Handler):
         written by a default JSONFormatter (no renames, no static fields). A formatter set again
         gets its earlier encoder back; the retired ones are let go once nothing is queued.
         """
+        with self._encoder_lock:
+            # Threads logging at once after a setFormatter() all come here: one makes the
+            # encoder, the others take it (an encoder made twice would leave the records of
+            # the one replaced at once without any: written by a default JSONFormatter).
+            if self._deferred_encoder.formatter is formatter:
+                return self._deferred_encoder
+            return self._switch_encoder_locked(formatter)
+
+    def _switch_encoder_locked(self, formatter: JSONFormatter) -> DeferredEncoder:
         retired = self._retired_encoders
         old = self._deferred_encoder
         if not any(lane.buffer.snapshot().queued for lane in self._lanes):
@@ -1455,6 +1465,7 @@ class DISHandler(logging.Handler):
         self._client = self._make_client()
         self._lock_state = threading.Lock()
         self._close_done = threading.Event()  # its lock may have been held at the fork
+        self._encoder_lock = threading.Lock()  # so may this one
         if self._closed:
             # A close() the parent was running at the fork has no thread here to finish it.
             self._close_done.set()

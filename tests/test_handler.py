@@ -8,8 +8,10 @@ import json
 import logging
 import logging.config
 import socket
+import sys
 import threading
 import time
+import traceback
 import weakref
 from typing import Any, Dict, List
 
@@ -379,6 +381,45 @@ class TestDelivery:
         for i in range(40):
             expected += [f"static {i} n={i}", f"text plain {i}", f"renamed {i}"]
         assert expected == shipped
+
+    def test_threads_meeting_a_new_formatter_share_its_encoder(
+        self, emulator, stream, make_handler
+    ):
+        """Two threads logging the first records after a setFormatter() at the same moment: both
+        records keep that formatter (each thread made an encoder, and the records of the one
+        replaced at once were written by a default JSONFormatter)."""
+        handler = make_handler(flush_interval=60.0)
+        log = logger_for(handler)
+        log.info("starts the flusher")
+        assert handler.flush(timeout=10)
+        handler.setFormatter(JSONFormatter(static_fields={"s": 1}))
+        buffer_lock = handler._lanes[0].buffer._lock
+        threads = [threading.Thread(target=log.info, args=(f"thread {i}",)) for i in range(2)]
+        with buffer_lock:  # the first thread to change the encoder waits here, inside the change
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                frames = sys._current_frames()
+                inside = [
+                    thread
+                    for thread in threads
+                    if any(
+                        entry.name == "_switch_encoder"
+                        for entry in traceback.extract_stack(frames[thread.ident])  # type: ignore[index]
+                    )
+                ]
+                if len(inside) == 2:
+                    break
+                time.sleep(0.01)
+        for thread in threads:
+            thread.join(10)
+        gc.collect()
+        assert handler.flush(timeout=10)
+        payloads = [json.loads(r.data) for r in emulator.records(stream)]
+        assert [("thread 0", 1), ("thread 1", 1)] == sorted(
+            (p["message"], p.get("s")) for p in payloads if p["message"].startswith("thread")
+        )
 
     def test_replaced_formatters_are_let_go_once_nothing_is_queued(
         self, emulator, stream, make_handler
