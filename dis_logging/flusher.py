@@ -59,7 +59,7 @@ from dis_logging._persist import Persister
 from dis_logging._report import ReporterLike, SecretSet, error_key, printable, redact
 from dis_logging.buffer import Batch, Item, RecordBuffer
 from dis_logging.client import Entry, PutResult
-from dis_logging.errors import DISError
+from dis_logging.errors import AuthError, DISError
 from dis_logging.retry import RetryPolicy
 from dis_logging.serializer import serialize_payloads
 
@@ -79,6 +79,13 @@ SPOOL_AFTER_FAILURES: Final = 2
 #: Seconds between two checks of :attr:`Flusher.cut_until` by a flush on the main thread that
 #: waits for the background thread's request (as ``buffer.BLOCK_POLL`` for a "block" append).
 CUT_POLL: Final = 0.05
+#: Error codes of a request refused for where it goes rather than for what it carries: a bad project
+#: (DIS.4117), a stream that does not exist (DIS.4301), a bad, unknown or expired partition
+#: (DIS.4201, 4302, 4319), a caller IP blocked (DIS.4309); DIS-API.md section 7. Spooled records
+#: refused that way stay in the spool (see Flusher._replay), as do those refused for credentials.
+DESTINATION_ERRORS: Final = frozenset(
+    {"DIS.4117", "DIS.4301", "DIS.4201", "DIS.4302", "DIS.4319", "DIS.4309"}
+)
 #: Seconds before opening a spool that could not be opened (a full disk, say) is tried again.
 SPOOL_REOPEN_INTERVAL: Final = 30.0
 #: Shortest per-request timeout a deadline-bounded send asks the client for, in seconds.
@@ -1319,6 +1326,18 @@ class Flusher:
                 self.reporter.report(
                     error_key(exc), f"replaying the spool failed, will retry: {exc}"
                 )
+                return RETRY
+            if exc.repeat or isinstance(exc, AuthError) or exc.code in DESTINATION_ERRORS:
+                # Refused for its credentials, permissions or destination (or not even sent
+                # while the client waits out such a refusal): nothing is wrong with these
+                # records, and a fixed configuration delivers them. The spool keeps them.
+                self._set_backoff(escalate=True)
+                if not exc.repeat:
+                    self.reporter.report(
+                        error_key(exc),
+                        f"replaying the spool was refused: {exc}; the spooled records stay on"
+                        " disk until DIS takes them (check the credentials, project and stream)",
+                    )
                 return RETRY
             spool.ack(ids)
             self.buffer.count_spool_outcome(failed=len(ids))

@@ -213,6 +213,51 @@ class TestAdoptionDoesNotStall:
         assert backlog + 5000 == len(emulator.records(stream))
 
 
+class TestRefusedReplay:
+    """A spooled backlog that DIS refuses for the credentials or the destination is kept: a
+    configuration mistake or a stream created again must not empty the spool."""
+
+    def test_wrong_credentials_keep_the_backlog_for_the_right_ones(
+        self, emulator, stream, attach, tmp_path
+    ):
+        """A process started with a wrong SK next to a dead process's backlog sends nothing and
+        deletes nothing (it acknowledged all 3,000 as failed within a second, mostly without
+        sending them); the next process with the right key delivers every one."""
+        leave_backlog(emulator, stream, tmp_path, 3000)
+        wrong = make_handler(
+            emulator, stream, spool_dir=str(tmp_path), sk="WRONG" + emulator.sk[5:]
+        )
+        attach(wrong)
+        wait_until(lambda: wrong.stats.requests >= 5, what="replays refused")
+        stats = wrong.stats
+        assert (0, 0, 3000) == (stats.sent, stats.failed, stats.spooled), stats
+        assert balanced(stats)
+        wrong.close()
+        assert 3000 == spool_rows(tmp_path)
+        right = make_handler(emulator, stream, spool_dir=str(tmp_path))
+        attach(right)
+        emulator.wait_for(stream, 3000, timeout=30)
+        wait_until(lambda: right.stats.sent == 3000, what="the backlog acknowledged")
+        assert 3000 == len({record.data for record in emulator.records(stream)})
+
+    def test_a_stream_created_again_gets_the_backlog(self, emulator, stream, attach, tmp_path):
+        """The stream is deleted while records wait in the spool (DIS.4301): they stay there and
+        reach the stream once it exists again."""
+        emulator.stop()
+        handler = make_handler(emulator, stream, spool_dir=str(tmp_path))
+        logger = attach(handler)
+        for seq in range(600):
+            logger.info("seq=%d %s", seq, PAD)
+        wait_until(lambda: handler.stats.spooled == 600, what="the outage spooled")
+        emulator.delete_stream(stream)
+        emulator.start()
+        wait_until(lambda: handler.stats.requests >= 8, what="replays refused")
+        assert (0, 0, 600) == (handler.stats.sent, handler.stats.failed, handler.stats.spooled)
+        emulator.create_stream(stream, partitions=2)
+        assert handler.flush(timeout=30)
+        assert list(range(600)) == sorted(seqs(emulator, stream))
+
+
 def leave_backlog(emu: DISEmulator, stream: str, directory: Path, count: int) -> None:
     """Leave the spool file of a dead process holding ``count`` small records for ``stream``."""
     code = """
