@@ -1459,7 +1459,10 @@ class DISClient:
                     params=params,
                     data=_reveal(body),
                     headers=headers,
-                    auth=auth,
+                    # Never None: requests would then add a ~/.netrc login (a "default" entry
+                    # matches every host) as Basic auth, to the IAM login and to the metadata
+                    # service over plain HTTP.
+                    auth=auth if auth is not None else _unchanged,
                     timeout=limit,
                     allow_redirects=False,
                     proxies=self._proxies_for(url),

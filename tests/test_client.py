@@ -980,6 +980,40 @@ class TestScriptedReplies:
             for _, _, headers, _ in scripted.received
         ]
 
+    def test_netrc_credentials_go_nowhere(self, scripted, monkeypatch, tmp_path):
+        """A ~/.netrc "default" entry (it matches every host) was sent as Basic auth with the
+        requests that carry no auth of their own: the IAM login, and the request to the
+        metadata service, in clear. No request carries it now."""
+        netrc = tmp_path / "netrc"
+        netrc.write_text("default login someone password NETRC-PASSWORD\n")
+        netrc.chmod(0o600)
+        monkeypatch.setenv("NETRC", str(netrc))
+        later = "2999-01-01T00:00:00.000000Z"
+        put_ok = {"failed_record_count": 0, "records": [{"sequence_number": "1"}]}
+        scripted.reply(
+            201,
+            {"token": {"expires_at": later, "issued_at": "2026-01-01T00:00:00.000000Z"}},
+            {"Content-Type": "application/json", "X-Subject-Token": "iam-token-0123"},
+        )
+        scripted.reply(200, put_ok)
+        credential = {"access": "TMPAK", "secret": "tmp-sk-0123", "securitytoken": "tmp-st-0123"}
+        scripted.reply(200, {"credential": {**credential, "expires_at": later}})
+        scripted.reply(200, put_ok)
+        with DISClient(
+            scripted.url, "pid", username="u", password="pw-0123", domain_name="d"
+        ) as client:
+            client.put_records("s", [(b"x", None)])
+        with DISClient(scripted.url, "pid", metadata_endpoint=scripted.url) as client:
+            client.put_records("s", [(b"y", None)])
+        sent = [(path.split("?")[0], h.get("Authorization")) for _, path, h, _ in scripted.received]
+        assert [
+            "/v3/auth/tokens",
+            "/v2/pid/records",
+            "/openstack/latest/securitykey",
+            "/v2/pid/records",
+        ] == [path for path, _ in sent]
+        assert [] == [auth for _, auth in sent if auth and auth.startswith("Basic")]
+
     def test_plain_text_error_body_becomes_the_message(self, scripted):
         """A non-JSON error body (a proxy page) is quoted, shortened, in the message."""
         scripted.reply(404, b"no such route " + b"x" * 1000, {"Content-Type": "text/plain"})
