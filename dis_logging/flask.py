@@ -51,6 +51,7 @@ __all__ = ["DEFAULT_REQUEST_ID_HEADER", "RequestContext", "flask_login_user_id"]
 _G_TOKEN = "_dis_logging_token"
 _G_STARTED = "_dis_logging_started"
 _G_BODY = "_dis_logging_body"
+_G_LOGGED = "_dis_logging_logged"
 
 
 def flask_login_user_id(request: Any) -> Optional[str]:
@@ -82,7 +83,8 @@ class RequestContext:
     characters of ``A-Z a-z 0-9 . _ : @ / + = -``), otherwise a new 32-hex-digit id is generated.
     It is also available as ``flask.g.request_id`` and is written to ``response_header`` unless
     the response already has it. The context is set by the first ``before_request`` function and
-    reset in ``teardown_request``, so other extensions' hooks and error handlers are covered.
+    reset after the last teardown function (``teardown_request``, then ``teardown_appcontext``),
+    so other extensions' hooks and error handlers are covered.
 
     Args:
         app: the Flask application; default ``None``, call :meth:`init_app` later (application
@@ -149,7 +151,12 @@ class RequestContext:
         # response of one that short-circuits the request) have the context too.
         app.before_request_funcs.setdefault(None, []).insert(0, self._begin)
         app.after_request(self._finish)
-        app.teardown_request(self._teardown)
+        # Flask runs teardown functions in reverse order: first in the lists, these run last, so
+        # that every other teardown function (of extensions set up before this one too) logs
+        # inside the context. The reset waits for the app context's teardown, which runs even
+        # when a teardown_request function raised.
+        app.teardown_request_funcs.setdefault(None, []).insert(0, self._teardown)
+        app.teardown_appcontext_funcs.insert(0, self._teardown_appcontext)
         app.extensions["dis_logging"] = self
 
     def _begin(self) -> None:
@@ -194,25 +201,38 @@ class RequestContext:
         return response
 
     def _teardown(self, error: Optional[BaseException]) -> None:
+        self._log_request(error)
+
+    def _teardown_appcontext(self, error: Optional[BaseException]) -> None:
         token = flask.g.pop(_G_TOKEN, None)
+        if token is None:
+            return  # an app context of no request (a CLI command, app.app_context())
         context = flask.g.get(CONTEXT_ATTR)
         try:
-            # A streamed body writes the access record when it ends (a stream_with_context body
-            # also runs the teardown functions then, a second time, in Flask 3.1).
-            if isinstance(context, _Context) and flask.g.get(_G_BODY) is None:
-                if error is not None and context.status_code is None:
-                    context.status_code = 500  # what Flask answers for an unhandled exception
-                # As in the ASGI middleware: ERROR when the application raised.
-                self._log_access(context, flask.g.get(_G_STARTED), failed=error is not None)
+            self._log_request(error)  # if a teardown_request function raised before ours ran
         finally:
-            if token is not None:
-                try:
-                    _current.reset(token)
-                except ValueError:
-                    # The hooks ran in different contexts (a server or extension that copies the
-                    # context per hook); clear ours where it is still visible.
-                    if _current.get() is context:
-                        _current.set(None)
+            try:
+                _current.reset(token)
+            except ValueError:
+                # The hooks ran in different contexts (a server or extension that copies the
+                # context per hook); clear ours where it is still visible.
+                if _current.get() is context:
+                    _current.set(None)
+
+    def _log_request(self, error: Optional[BaseException]) -> None:
+        """Write the request's access record once, unless a streamed body writes it when it ends
+        (a stream_with_context body also runs the teardown functions then, a second time, in
+        Flask 3.1)."""
+        context = flask.g.get(CONTEXT_ATTR)
+        if not isinstance(context, _Context) or flask.g.get(_G_BODY) is not None:
+            return
+        if flask.g.get(_G_LOGGED):
+            return
+        setattr(flask.g, _G_LOGGED, True)
+        if error is not None and context.status_code is None:
+            context.status_code = 500  # what Flask answers for an unhandled exception
+        # As in the ASGI middleware: ERROR when the application raised.
+        self._log_access(context, flask.g.get(_G_STARTED), failed=error is not None)
 
     def _log_access(self, context: _Context, started: Optional[float], *, failed: bool) -> None:
         """Write the access record of the request ``context`` describes, if there is a logger."""

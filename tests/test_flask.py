@@ -318,30 +318,85 @@ class TestEnclosingContext:
             response = app.test_client().get("/hello", headers={"X-Request-ID": "inner-1"})
         assert ("outer-1", ["outer-1"]) == (response.headers["X-Request-ID"], seen)
 
-    def test_a_context_left_by_an_earlier_request_is_not_inherited(self):
-        """A context these hooks left behind (a teardown function that raised before theirs ran)
-        does not give the next request its id."""
-        app = build_app(RequestContext())
+    def test_a_teardown_function_that_raises_leaves_no_context_and_loses_no_record(self):
+        """A teardown_request function that raises stops Flask's teardown_request loop before
+        the extension's: the context is still reset (in its teardown_appcontext function) and
+        the access record still written, with the error; the next request gets its own id."""
+        text = io.StringIO()
+        handler = logging.StreamHandler(text)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s | %(request_id)s"))
+        handler.addFilter(RequestContextFilter())
+        access = logging.getLogger("test.flask.broken")
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        app = build_app(RequestContext(access_logger="test.flask.broken"))
         calls = []
 
         @app.teardown_request
-        def breaks_once(error):  # registered last, so it runs before the extension's
+        def breaks_once(error):
             calls.append(error)
             if len(calls) == 1:
                 raise RuntimeError("teardown failed")
 
         client = app.test_client()
-        with pytest.raises(RuntimeError, match="teardown failed"):
-            client.get("/hello", headers={"X-Request-ID": "first-1"})
-        left = get_request_context()
         try:
-            assert "first-1" == (None if left is None else left.request_id)
+            with pytest.raises(RuntimeError, match="teardown failed"):
+                client.get("/hello", headers={"X-Request-ID": "first-1"})
+            left = get_request_context()
             second = client.get("/hello")
         finally:
-            from dis_logging.context import set_request_context
+            access.removeHandler(handler)
+        assert (None, True) == (left, bool(HEX32.fullmatch(second.headers["X-Request-ID"])))
+        lines = text.getvalue().splitlines()
+        assert ["INFO GET /hello 200 | first-1"] == lines[:1]
+        assert 2 == len(lines)
 
-            set_request_context(None)  # what the failed teardown left in this thread
-        assert HEX32.fullmatch(second.headers["X-Request-ID"])
+    def test_every_teardown_function_runs_inside_the_context(self):
+        """Teardown functions of extensions set up before this one (teardown_request runs them
+        in reverse order, after the extension's) and teardown_appcontext functions log with the
+        request's context; before, only those registered after the extension did."""
+        text = io.StringIO()
+        handler = logging.StreamHandler(text)
+        handler.setFormatter(logging.Formatter("%(message)s | %(request_id)s"))
+        handler.addFilter(RequestContextFilter())
+        view_logger.addHandler(handler)
+        view_logger.setLevel(logging.INFO)
+        app = flask.Flask("test_flask_teardowns")
+
+        @app.teardown_request
+        def request_before(error):
+            view_logger.info("teardown_request set up before")
+
+        @app.teardown_appcontext
+        def appcontext_before(error):
+            view_logger.info("teardown_appcontext set up before")
+
+        RequestContext(app)
+
+        @app.teardown_request
+        def request_after(error):
+            view_logger.info("teardown_request set up after")
+
+        @app.get("/t")
+        def view():
+            return "t"
+
+        try:
+            app.test_client().get("/t", headers={"X-Request-ID": "td-1"})
+            with app.app_context():  # no request: nothing is set or reset
+                pass
+        finally:
+            view_logger.removeHandler(handler)
+            view_logger.setLevel(logging.NOTSET)
+        assert (
+            [
+                "teardown_request set up after | td-1",
+                "teardown_request set up before | td-1",
+                "teardown_appcontext set up before | td-1",
+                "teardown_appcontext set up before | None",  # the app context of no request
+            ],
+            None,
+        ) == (text.getvalue().splitlines(), get_request_context())
 
 
 def test_flask_login_user_id_outside_app_context():
