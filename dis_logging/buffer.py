@@ -839,6 +839,11 @@ class RecordBuffer:
 
     def _make_room(self, size: int, high: bool) -> bool:
         """Shed per policy until ``size`` more bytes fit; ``False`` refuses the new record."""
+        if size > self.max_bytes:
+            # Larger than the whole bound: a record cut to max_record_bytes (which the handler
+            # caps at this bound) plus its partition key. It may enter an empty buffer alone;
+            # waiting ("block") or shedding could never make room for it otherwise.
+            return not self._low and not self._high
         if (
             self.overflow == OVERFLOW_BLOCK
             and self.block_timeout > 0
@@ -848,8 +853,6 @@ class RecordBuffer:
             self._block(size)
             if not self._is_full(size):
                 return True
-        if size > self.max_bytes:
-            return False
         if self.overflow == OVERFLOW_DROP_OLDEST:
             while self._low and self._is_full(size):
                 self._evict(self._low, oldest=True)

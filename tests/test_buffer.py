@@ -110,6 +110,18 @@ class TestOverflow:
         )
         assert {"overflow": 7} == buffer.snapshot().drops
 
+    @pytest.mark.parametrize("overflow", ["drop_oldest", "drop_newest", "block"])
+    def test_a_record_over_the_whole_bound_enters_only_an_empty_buffer(self, overflow):
+        """A record plus its key larger than max_bytes (a record cut to max_record_bytes, which
+        the handler caps at this bound, with a partition key) is queued alone into an empty
+        buffer, and refused by a buffer that holds anything (it was refused even when empty,
+        counted as overflow: with a small max_queue_bytes every cut record with a key was lost)."""
+        buffer = RecordBuffer(10, 1000, overflow=overflow, block_timeout=0.0)
+        buffer.put(b"x" * 1000, "key", INFO)
+        assert (1, {}) == (len(buffer), buffer.snapshot().drops)
+        buffer.put(b"y" * 1000, "key", INFO)
+        assert (1, {"overflow": 1}) == (len(buffer), buffer.snapshot().drops)
+
     def test_drop_newest_counts_exactly(self):
         """drop_newest keeps the oldest records and counts every refusal."""
         buffer = RecordBuffer(5, 10_000, overflow="drop_newest")

@@ -709,6 +709,14 @@ class TestFailures:
             r.data for r in emulator.records(stream)
         )
 
+    def test_a_cut_record_with_a_key_fits_a_small_queue(self, emulator, stream, make_handler):
+        """With max_queue_bytes under 1 MB, max_record_bytes is that bound; a record cut to it
+        and given a partition key is shipped cut (it was dropped as overflow, queue empty)."""
+        handler = plain(make_handler(max_queue_bytes=1000, partition_key="key"))
+        logger_for(handler).warning("x" * 5000)
+        assert handler.flush(timeout=10)
+        assert [1000] == [len(record.data) for record in emulator.records(stream)]
+
     def test_warnings_survive_shedding(self, emulator, stream, make_handler):
         """When the buffer overflows, INFO records are shed and WARNING records are kept."""
         handler = plain(make_handler(max_queue_records=10, flush_interval=60))
