@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable, Iterable, MutableMapping, Optional, Tuple
+from typing import Any, Awaitable, Callable, Iterable, MutableMapping, Optional, Tuple, Union
 
 from dis_logging.config import check_keywords
 from dis_logging.context import (
@@ -36,8 +36,10 @@ from dis_logging.context import (
     DEFAULT_REQUEST_ID_HEADER,
     RequestContext,
     UserIdGetter,
+    _access_logger_setting,
     _choose_request_id,
     _current,
+    _header_name_setting,
 )
 
 __all__ = ["DEFAULT_REQUEST_ID_HEADER", "RequestContextMiddleware", "scope_user_id"]
@@ -102,7 +104,8 @@ class RequestContextMiddleware:
             ``"X-Request-ID"``. ``None`` or ``""`` always generates a new id.
         response_header: response header the id is written to; default ``"X-Request-ID"``.
             ``None`` or ``""`` writes no header.
-        access_logger: name of a logger that gets one INFO record per HTTP request after the
+        access_logger: name of a logger (or the logger) that gets one INFO record per HTTP
+            request after the
             response ends, ``"METHOD path status"`` with ``duration_ms`` (milliseconds, float);
             default ``None``, no access records. A request whose application raised is logged at
             ERROR: with status 500 when no response had started, otherwise with the status sent
@@ -121,15 +124,15 @@ class RequestContextMiddleware:
         request_id_header: Optional[str] = DEFAULT_REQUEST_ID_HEADER,
         response_header: Optional[str] = DEFAULT_REQUEST_ID_HEADER,
         *,
-        access_logger: Optional[str] = None,
+        access_logger: Union[str, logging.Logger, None] = None,
         user_id: Optional[UserIdGetter] = scope_user_id,
     ) -> None:
         self.app = app
-        self.request_id_header = request_id_header or None
-        self.response_header = response_header or None
-        self._request_header = (request_id_header or "").lower().encode("latin-1")
-        self._response_header = (response_header or "").lower().encode("latin-1")
-        self.access_logger = logging.getLogger(access_logger) if access_logger else None
+        self.request_id_header = _header_name_setting("request_id_header", request_id_header)
+        self.response_header = _header_name_setting("response_header", response_header)
+        self._request_header = (self.request_id_header or "").lower().encode("latin-1")
+        self._response_header = (self.response_header or "").lower().encode("latin-1")
+        self.access_logger = _access_logger_setting("access_logger", access_logger)
         self.user_id = user_id
 
     def __repr__(self) -> str:

@@ -25,6 +25,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Final, Iterator, Optional
 
+from dis_logging.errors import ConfigError
+
 __all__ = [
     "CONTEXT_ATTR",
     "FIELDS",
@@ -52,6 +54,57 @@ DEFAULT_REQUEST_ID_HEADER: Final = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 UserIdGetter = Callable[[Any], Optional[object]]
+
+# An HTTP header name: an RFC 9110 section 5.1 token.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header_name_setting(name: str, value: object) -> Optional[str]:
+    """Check the header name an integration reads or writes the request id with.
+
+    Args:
+        name: the setting's name, used in the error.
+        value: a header name, or ``None`` / ``""`` for none.
+
+    Returns:
+        The header name, or ``None``.
+
+    Raises:
+        ConfigError: not a string, or not a header name (spaces, a newline, ``:``): found here
+            rather than as a failure of every request.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _HEADER_NAME.fullmatch(value):
+        raise ConfigError(
+            name, f"must be an HTTP header name such as 'X-Request-ID', or None; got {value!r}"
+        )
+    return value
+
+
+def _access_logger_setting(name: str, value: object) -> Optional[logging.Logger]:
+    """The logger an integration writes access records to.
+
+    Args:
+        name: the setting's name, used in the error.
+        value: a logger name, a :class:`logging.Logger`, or ``None`` / ``""`` for none.
+
+    Returns:
+        The logger, or ``None``.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, logging.Logger):
+        return value
+    if isinstance(value, str):
+        return logging.getLogger(value)
+    raise ConfigError(
+        name, f"must be a logger name, a logging.Logger or None; got {type(value).__name__}"
+    )
+
 
 _current: contextvars.ContextVar[Optional[RequestContext]] = contextvars.ContextVar(
     "dis_logging_request_context", default=None

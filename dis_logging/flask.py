@@ -27,7 +27,7 @@ import contextvars
 import logging
 import time
 import types
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Union
 
 try:
     import flask
@@ -39,8 +39,10 @@ from dis_logging.context import (
     CONTEXT_ATTR,
     DEFAULT_REQUEST_ID_HEADER,
     UserIdGetter,
+    _access_logger_setting,
     _choose_request_id,
     _current,
+    _header_name_setting,
 )
 from dis_logging.context import RequestContext as _Context
 from dis_logging.errors import ConfigError
@@ -93,7 +95,7 @@ class RequestContext:
             ``"X-Request-ID"``. ``None`` or ``""`` always generates a new id.
         response_header: response header the id is written to; default ``"X-Request-ID"``.
             ``None`` or ``""`` writes no header.
-        access_logger: name of a logger that gets one INFO record per request at teardown,
+        access_logger: name of a logger (or the logger) that gets one INFO record per request,
             ``"METHOD path status"`` with ``duration_ms`` (milliseconds, float); default ``None``,
             no access records. A request that ended with an unhandled exception is logged at
             ERROR (with status 500 when there was no response), as the ASGI middleware does.
@@ -110,12 +112,12 @@ class RequestContext:
         *,
         request_id_header: Optional[str] = DEFAULT_REQUEST_ID_HEADER,
         response_header: Optional[str] = DEFAULT_REQUEST_ID_HEADER,
-        access_logger: Optional[str] = None,
+        access_logger: Union[str, logging.Logger, None] = None,
         user_id: Optional[UserIdGetter] = flask_login_user_id,
     ) -> None:
-        self.request_id_header = request_id_header or None
-        self.response_header = response_header or None
-        self.access_logger = logging.getLogger(access_logger) if access_logger else None
+        self.request_id_header = _header_name_setting("request_id_header", request_id_header)
+        self.response_header = _header_name_setting("response_header", response_header)
+        self.access_logger = _access_logger_setting("access_logger", access_logger)
         self.user_id = user_id
         if app is not None:
             self.init_app(app)

@@ -575,6 +575,29 @@ def test_quart_app(emulator, stream, dis_handler):
     )
 
 
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"request_id_header": 5}, "request_id_header"),
+        ({"response_header": "X-Request-ID\n"}, "response_header"),
+        ({"response_header": "Request ID"}, "response_header"),
+        ({"access_logger": 5}, "access_logger"),
+    ],
+)
+def test_a_header_or_logger_of_the_wrong_kind_is_refused_at_start(options, field):
+    """A header name that is no header name (it failed every request: 'int' object has no
+    attribute 'lower', or wrote a broken header) is a ConfigError naming the setting."""
+    with pytest.raises(ConfigError) as info:
+        RequestContextMiddleware(starlette_app(), **options)
+    assert field == info.value.field
+
+
+def test_the_access_logger_may_be_a_logger():
+    """access_logger=logging.getLogger(...) is that logger (a TypeError before)."""
+    access = logging.getLogger("test.asgi.given")
+    assert access is RequestContextMiddleware(starlette_app(), access_logger=access).access_logger
+
+
 def test_a_misspelt_keyword_names_the_setting_it_meant():
     """A misspelt keyword is a ConfigError suggesting the right name, not a bare TypeError."""
     with pytest.raises(ConfigError, match=r"'acces_logger' \(did you mean 'access_logger'\?\)"):

@@ -239,6 +239,21 @@ class TestRequestContext:
                 RequestContextMiddleware(lambda request: HttpResponse("ok"))
         assert name == info.value.field
 
+    @pytest.mark.parametrize(
+        "name", ["DIS_LOGGING_REQUEST_ID_HEADER", "DIS_LOGGING_RESPONSE_HEADER"]
+    )
+    def test_a_header_setting_that_is_no_header_name_is_refused_at_start(self, name):
+        """ "X-Request-ID\n" or "Request ID" as a header name is a ConfigError at start (a
+        response header name with a newline made Django refuse every response)."""
+        from dis_logging.django import RequestContextMiddleware
+        from dis_logging.errors import ConfigError
+
+        for bad in ("X-Request-ID\n", "Request ID", "X-Id:"):
+            with override_settings(**{name: bad}):
+                with pytest.raises(ConfigError, match="must be an HTTP header name") as info:
+                    RequestContextMiddleware(lambda request: HttpResponse("ok"))
+            assert name == info.value.field
+
     def test_generates_a_request_id_without_a_header(self, emulator, stream, dis_logging_setup):
         """Without the header, a fresh 32-character id is used and returned on the response."""
         response = Client().get("/hello/")

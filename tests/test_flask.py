@@ -404,6 +404,29 @@ def test_flask_login_user_id_outside_app_context():
     assert None is flask_login_user_id(None)
 
 
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"response_header": 5}, "response_header"),
+        ({"request_id_header": "X-Request-ID\n"}, "request_id_header"),
+        ({"response_header": "Request ID"}, "response_header"),
+        ({"access_logger": 5}, "access_logger"),
+    ],
+)
+def test_a_header_or_logger_of_the_wrong_kind_is_refused_at_start(options, field):
+    """response_header=5 answered every request with 500 ('int' object has no attribute
+    'lower', in after_request); such values are a ConfigError naming the setting now."""
+    with pytest.raises(ConfigError) as info:
+        RequestContext(**options)
+    assert field == info.value.field
+
+
+def test_the_access_logger_may_be_a_logger():
+    """access_logger=logging.getLogger(...) is that logger (a TypeError before)."""
+    access = logging.getLogger("test.flask.given")
+    assert access is RequestContext(access_logger=access).access_logger
+
+
 def test_a_misspelt_keyword_names_the_setting_it_meant():
     """A misspelt keyword is a ConfigError suggesting the right name, not a bare TypeError."""
     with pytest.raises(ConfigError, match=r"'acces_logger' \(did you mean 'access_logger'\?\)"):

@@ -17,7 +17,11 @@ from typing import (
 
 from django.conf import settings  # type: ignore[import-untyped]  # no django-stubs
 
-from dis_logging.context import DEFAULT_REQUEST_ID_HEADER, _choose_request_id
+from dis_logging.context import (
+    DEFAULT_REQUEST_ID_HEADER,
+    _choose_request_id,
+    _header_name_setting,
+)
 from dis_logging.django._context import CONTEXT_ATTR, RequestContext, _current
 from dis_logging.errors import ConfigError
 
@@ -73,11 +77,13 @@ class RequestContextMiddleware:
 
     def __init__(self, get_response: Callable[[Any], Any]) -> None:
         self.get_response = get_response
-        self.request_id_header = _name_setting(
-            "DIS_LOGGING_REQUEST_ID_HEADER", DEFAULT_REQUEST_ID_HEADER
+        self.request_id_header = _header_name_setting(
+            "DIS_LOGGING_REQUEST_ID_HEADER",
+            _name_setting("DIS_LOGGING_REQUEST_ID_HEADER", DEFAULT_REQUEST_ID_HEADER),
         )
-        self.response_header = _name_setting(
-            "DIS_LOGGING_RESPONSE_HEADER", DEFAULT_REQUEST_ID_HEADER
+        self.response_header = _header_name_setting(
+            "DIS_LOGGING_RESPONSE_HEADER",
+            _name_setting("DIS_LOGGING_RESPONSE_HEADER", DEFAULT_REQUEST_ID_HEADER),
         )
         access_logger = _name_setting("DIS_LOGGING_ACCESS_LOGGER", None)
         self.access_logger = logging.getLogger(access_logger) if access_logger else None
