@@ -560,7 +560,8 @@ class Spool:
             goes wrong on disk; None writes the line to ``sys.stderr``. It is called with the
             spool's lock held, so it must not call back into the spool.
         scan_interval: seconds between two directory scans for orphans made by :meth:`read` while
-            the spool is empty (default 30.0); 0 scans on every such read.
+            the spool is empty; default ``None``: :data:`ORPHAN_SCAN_INTERVAL` (30 s, read when
+            the spool is made); 0 scans on every such read.
         destination: where the records belong, for example ``{"project": ..., "stream": ...,
             "stream_id": ..., "endpoint": ...}`` (``None`` values are left out); stored in every
             file this spool creates. Only files with the same destination are reopened or
@@ -577,7 +578,7 @@ class Spool:
         max_bytes: int,
         *,
         report: Optional[Report] = None,
-        scan_interval: float = ORPHAN_SCAN_INTERVAL,
+        scan_interval: Optional[float] = None,
         destination: Optional[Mapping[str, Optional[str]]] = None,
     ) -> None:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
@@ -594,7 +595,7 @@ class Spool:
         self._records = 0
         self._bytes = 0
         self._next_scan = 0.0
-        self._scan_interval = scan_interval
+        self._scan_interval = ORPHAN_SCAN_INTERVAL if scan_interval is None else scan_interval
         # The first read looks for orphans whatever the spool holds; later reads while it is empty.
         self._scan_due = True
         self._scan_lock = threading.Lock()  # one directory scan at a time (it runs unlocked)
@@ -639,8 +640,15 @@ class Spool:
 
     @property
     def adoption_pending(self) -> bool:
-        """Whether a :meth:`read` has orphans to look for or to move in (the first read always)."""
-        return not self._closed and (self._scan_due or bool(self._adoptions))
+        """Whether a :meth:`read` now would look for orphans or move some in: the first read,
+        a planned adoption, or an empty spool whose ``scan_interval`` has passed (so a sender with
+        nothing to send still calls :meth:`read` now and then, and adopts the backlog of a
+        process that died next to it)."""
+        if self._closed:
+            return False
+        if self._scan_due or self._adoptions:
+            return True
+        return self._records == 0 and time.monotonic() >= self._next_scan
 
     @property
     def unsaved_acks(self) -> int:

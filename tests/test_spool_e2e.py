@@ -213,6 +213,25 @@ class TestAdoptionDoesNotStall:
         assert backlog + 5000 == len(emulator.records(stream))
 
 
+class TestLiveSiblings:
+    def test_an_idle_handler_adopts_the_backlog_of_a_sibling_that_died(
+        self, emulator, stream, attach, tmp_path, monkeypatch
+    ):
+        """A running handler with nothing to send still looks at the directory every
+        ORPHAN_SCAN_INTERVAL and delivers what a process that died next to it left (a killed
+        worker among several sharing spool_dir); it looked only at its start, or once its own
+        spool held records again."""
+        monkeypatch.setattr("dis_logging.spool.ORPHAN_SCAN_INTERVAL", 0.2)
+        handler = make_handler(emulator, stream, spool_dir=str(tmp_path))
+        logger = attach(handler)
+        logger.info("seq=%d before the sibling died", 0)
+        assert handler.flush(timeout=10)
+        leave_backlog(emulator, stream, tmp_path, 300)
+        emulator.wait_for(stream, 301, timeout=20)
+        wait_until(lambda: handler.stats.adopted == 300, what="the backlog counted")
+        assert 301 == len({record.data for record in emulator.records(stream)})
+
+
 class TestRefusedReplay:
     """A spooled backlog that DIS refuses for the credentials or the destination is kept: a
     configuration mistake or a stream created again must not empty the spool."""
