@@ -889,12 +889,15 @@ class DISHandler(logging.Handler):
             success. With a spool, a record still waiting in the spool is not acknowledged yet,
             so ``False`` too. After ``close()`` nothing is sent; the result says whether no
             record was ever dropped, failed or left queued. A call from a signal handler (or
-            any code the handler runs) while this thread is inside the handler sends nothing
-            and returns ``False``.
+            any code the handler runs: a filter, formatter, key function, or an ``on_failure``
+            or ``token`` callable on the background thread) while this thread is inside the
+            handler sends nothing and returns ``False``.
         """
         ident = _get_ident()
-        if ident in self._inside:
-            return False  # this thread holds, or may hold, the handler's locks: never wait here
+        if ident in self._inside or ident in self._sending_threads:
+            # This thread holds, or may hold, the handler's locks (or is its own sending thread,
+            # in an on_failure or token callable, holding the send slot): never wait here.
+            return False
         self._inside[ident] = True
         try:
             if self._closed:

@@ -928,6 +928,29 @@ class TestFailures:
         assert time.monotonic() - start < 10
         assert 1 == handler.stats.failed
 
+    def test_an_on_failure_hook_that_flushes_does_not_stall_sending(
+        self, emulator, stream, make_handler
+    ):
+        """flush() called by an on_failure hook on the background thread returns False at once:
+        it waited for the send slot that very thread held, up to close_timeout, and nothing was
+        sent meanwhile."""
+        results: List[bool] = []
+        holder: List[DISHandler] = []
+
+        def flush_in_hook(records: List[bytes], reason: str) -> None:
+            results.append(holder[0].flush())
+
+        emulator.fail_records("DIS.4200", every=1, limit=1)  # the first record only, for good
+        # One record per request: the second one waits in the queue while the hook runs.
+        handler = make_handler(close_timeout=30, on_failure=flush_in_hook, max_batch_records=1)
+        holder.append(handler)
+        log = logger_for(handler)
+        log.info("rejected")
+        log.info("delivered")
+        handler.flush(timeout=10)
+        assert [False] == results
+        assert ["delivered"] == [json.loads(r.data)["message"] for r in emulator.records(stream)]
+
     def test_emit_after_close_is_counted(self, emulator, stream, make_handler):
         """A record emitted after close() is dropped and counted, without raising."""
         handler = make_handler()
