@@ -40,6 +40,7 @@ from dis_logging.context import (
     _choose_request_id,
     _current,
     _header_name_setting,
+    _user_id_setting,
 )
 
 __all__ = ["DEFAULT_REQUEST_ID_HEADER", "RequestContextMiddleware", "scope_user_id"]
@@ -133,7 +134,7 @@ class RequestContextMiddleware:
         self._request_header = (self.request_id_header or "").lower().encode("latin-1")
         self._response_header = (self.response_header or "").lower().encode("latin-1")
         self.access_logger = _access_logger_setting("access_logger", access_logger)
-        self.user_id = user_id
+        self.user_id = _user_id_setting("user_id", user_id)
 
     def __repr__(self) -> str:
         return (

@@ -82,6 +82,22 @@ def _header_name_setting(name: str, value: object) -> Optional[str]:
     return value
 
 
+def _user_id_setting(name: str, value: object) -> Optional[UserIdGetter]:
+    """Check the callable an integration reads the user id with.
+
+    Raises:
+        ConfigError: neither a callable nor ``None`` (``user_id="sub"`` gave every record
+            ``user_id`` ``None``, silently).
+    """
+    if value is not None and not callable(value):
+        raise ConfigError(
+            name,
+            f"must be a callable taking the request and returning the id, or None; "
+            f"got {type(value).__name__}",
+        )
+    return value
+
+
 def _access_logger_setting(name: str, value: object) -> Optional[logging.Logger]:
     """The logger an integration writes access records to.
 

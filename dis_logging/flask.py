@@ -43,6 +43,7 @@ from dis_logging.context import (
     _choose_request_id,
     _current,
     _header_name_setting,
+    _user_id_setting,
 )
 from dis_logging.context import RequestContext as _Context
 from dis_logging.errors import ConfigError
@@ -118,7 +119,7 @@ class RequestContext:
         self.request_id_header = _header_name_setting("request_id_header", request_id_header)
         self.response_header = _header_name_setting("response_header", response_header)
         self.access_logger = _access_logger_setting("access_logger", access_logger)
-        self.user_id = user_id
+        self.user_id = _user_id_setting("user_id", user_id)
         if app is not None:
             self.init_app(app)
 

@@ -582,6 +582,7 @@ def test_quart_app(emulator, stream, dis_handler):
         ({"response_header": "X-Request-ID\n"}, "response_header"),
         ({"response_header": "Request ID"}, "response_header"),
         ({"access_logger": 5}, "access_logger"),
+        ({"user_id": "sub"}, "user_id"),
     ],
 )
 def test_a_header_or_logger_of_the_wrong_kind_is_refused_at_start(options, field):

@@ -411,6 +411,7 @@ def test_flask_login_user_id_outside_app_context():
         ({"request_id_header": "X-Request-ID\n"}, "request_id_header"),
         ({"response_header": "Request ID"}, "response_header"),
         ({"access_logger": 5}, "access_logger"),
+        ({"user_id": "id"}, "user_id"),
     ],
 )
 def test_a_header_or_logger_of_the_wrong_kind_is_refused_at_start(options, field):
