@@ -12,7 +12,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -541,6 +541,10 @@ class TestStepwiseAdoption:
             s.close()
 
 
+def first_name(spool: Spool) -> str:
+    return Path(spool.path).name
+
+
 def pending_rows(path: Path) -> int:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -684,6 +688,35 @@ class TestCorruption:
             assert 1 == len(list(tmp_path.glob("*.corrupt-*")))
         finally:
             s.close()
+
+    def test_reopening_our_own_file_does_not_read_all_of_it(self, tmp_path, monkeypatch):
+        """Reopening this process's own file (a reconfiguration, the same pid after a container
+        restart) runs no quick_check, which reads the whole file while the persist step waits
+        (a 256 MiB backlog: 0.25 s, and a burst logged meanwhile was dropped); an orphan is
+        still checked in full before it is adopted."""
+        first = Spool(str(tmp_path), 10**8)
+        first.put(make_entries(10))
+        first.close()
+        make_orphan(tmp_path, make_entries(3, prefix="orphan"))
+        statements: List[str] = []
+        connect = sqlite3.connect
+
+        def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+            conn: sqlite3.Connection = connect(*args, **kwargs)
+            name = Path(str(args[0])).name
+            conn.set_trace_callback(lambda sql: statements.append(f"{name}: {sql}"))
+            return conn
+
+        monkeypatch.setattr(sqlite3, "connect", traced)
+        again = Spool(str(tmp_path), 10**8)
+        try:
+            own = Path(again.path).name
+            assert (10, own) == (again.pending_records, first_name(first))
+            assert 3 == again.adopt_orphans()
+        finally:
+            again.close()
+        checks = [line.split(":")[0] for line in statements if "quick_check" in line]
+        assert [f"dis-spool-{DEAD_PID}.sqlite"] == checks, statements
 
     def test_file_corrupted_while_open_is_replaced(self, tmp_path, reports):
         """Damage found at run time moves the file aside, reports the loss; the spool goes on."""
