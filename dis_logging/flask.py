@@ -86,8 +86,8 @@ class RequestContext:
     characters of ``A-Z a-z 0-9 . _ : @ / + = -``), otherwise a new 32-hex-digit id is generated.
     It is also available as ``flask.g.request_id`` and is written to ``response_header`` unless
     the response already has it. The context is set by the first ``before_request`` function and
-    reset after the last teardown function (``teardown_request``, then ``teardown_appcontext``),
-    so other extensions' hooks and error handlers are covered.
+    reset by the last ``teardown_request`` function, so other extensions' hooks and error
+    handlers are covered.
 
     Args:
         app: the Flask application; default ``None``, call :meth:`init_app` later (application
@@ -154,10 +154,10 @@ class RequestContext:
         # response of one that short-circuits the request) have the context too.
         app.before_request_funcs.setdefault(None, []).insert(0, self._begin)
         app.after_request(self._finish)
-        # Flask runs teardown functions in reverse order: first in the lists, these run last, so
-        # that every other teardown function (of extensions set up before this one too) logs
-        # inside the context. The reset waits for the app context's teardown, which runs even
-        # when a teardown_request function raised.
+        # Flask runs teardown functions in reverse order: first in the list, this one runs last,
+        # so that every other teardown_request function (of extensions set up before this one
+        # too) logs inside the context. When one of them raises, Flask runs no more of them; the
+        # app context's teardown then ends the request instead.
         app.teardown_request_funcs.setdefault(None, []).insert(0, self._teardown)
         app.teardown_appcontext_funcs.insert(0, self._teardown_appcontext)
         app.extensions["dis_logging"] = self
@@ -185,6 +185,10 @@ class RequestContext:
         flask.g.request_id = context.request_id
         setattr(flask.g, CONTEXT_ATTR, context)
         setattr(flask.g, _G_STARTED, time.monotonic())
+        # flask.g outlives the request when the app context was pushed before it (a test's
+        # ``with app.app_context():`` around several requests): start this request's state afresh.
+        flask.g.pop(_G_LOGGED, None)
+        flask.g.pop(_G_BODY, None)
         setattr(flask.g, _G_TOKEN, _current.set(context))
 
     def _finish(self, response: flask.Response) -> flask.Response:
@@ -204,23 +208,28 @@ class RequestContext:
         return response
 
     def _teardown(self, error: Optional[BaseException]) -> None:
-        self._log_request(error)
+        self._end_request(error)
 
     def _teardown_appcontext(self, error: Optional[BaseException]) -> None:
+        # Only when a teardown_request function raised and Flask skipped ours: the app context
+        # the request pushed ends next, and with it the request.
+        if flask.g.get(_G_TOKEN) is not None:
+            self._end_request(error)
+
+    def _end_request(self, error: Optional[BaseException]) -> None:
         token = flask.g.pop(_G_TOKEN, None)
-        if token is None:
-            return  # an app context of no request (a CLI command, app.app_context())
         context = flask.g.get(CONTEXT_ATTR)
         try:
-            self._log_request(error)  # if a teardown_request function raised before ours ran
+            self._log_request(error)
         finally:
-            try:
-                _current.reset(token)
-            except ValueError:
-                # The hooks ran in different contexts (a server or extension that copies the
-                # context per hook); clear ours where it is still visible.
-                if _current.get() is context:
-                    _current.set(None)
+            if token is not None:
+                try:
+                    _current.reset(token)
+                except ValueError:
+                    # The hooks ran in different contexts (a server or extension that copies the
+                    # context per hook); clear ours where it is still visible.
+                    if _current.get() is context:
+                        _current.set(None)
 
     def _log_request(self, error: Optional[BaseException]) -> None:
         """Write the request's access record once, unless a streamed body writes it when it ends

@@ -299,6 +299,31 @@ class TestStreamedResponses:
         assert ["INFO HEAD /kept 200 | st-3 200"] == lines()
 
 
+def test_requests_inside_one_app_context_each_get_their_record_and_reset():
+    """With the app context pushed around several requests (a test fixture's
+    ``with app.app_context():``), flask.g is shared by them: each still gets its access record,
+    and no context is left between or after them."""
+    text = io.StringIO()
+    handler = logging.StreamHandler(text)
+    handler.setFormatter(logging.Formatter("%(message)s | %(request_id)s"))
+    handler.addFilter(RequestContextFilter())
+    access = logging.getLogger("test.flask.shared")
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    app = build_app(RequestContext(access_logger="test.flask.shared"))
+    between = []
+    try:
+        with app.app_context():
+            client = app.test_client()
+            for index in range(3):
+                client.get("/hello", headers={"X-Request-ID": f"s-{index}"})
+                between.append(get_request_context())
+    finally:
+        access.removeHandler(handler)
+    assert ([None] * 3, None) == (between, get_request_context())
+    assert [f"GET /hello 200 | s-{index}" for index in range(3)] == text.getvalue().splitlines()
+
+
 class TestEnclosingContext:
     def test_an_enclosing_request_keeps_its_id(self):
         """Inside a request context an outer integration set (the ASGI middleware around a
@@ -351,10 +376,11 @@ class TestEnclosingContext:
         assert ["INFO GET /hello 200 | first-1"] == lines[:1]
         assert 2 == len(lines)
 
-    def test_every_teardown_function_runs_inside_the_context(self):
-        """Teardown functions of extensions set up before this one (teardown_request runs them
-        in reverse order, after the extension's) and teardown_appcontext functions log with the
-        request's context; before, only those registered after the extension did."""
+    def test_every_teardown_request_function_runs_inside_the_context(self):
+        """teardown_request functions of extensions set up before this one (Flask runs them in
+        reverse order, after the extension's) log with the request's context too; before, only
+        those registered after the extension did. teardown_appcontext functions run after the
+        request context is gone."""
         text = io.StringIO()
         handler = logging.StreamHandler(text)
         handler.setFormatter(logging.Formatter("%(message)s | %(request_id)s"))
@@ -392,7 +418,7 @@ class TestEnclosingContext:
             [
                 "teardown_request set up after | td-1",
                 "teardown_request set up before | td-1",
-                "teardown_appcontext set up before | td-1",
+                "teardown_appcontext set up before | None",
                 "teardown_appcontext set up before | None",  # the app context of no request
             ],
             None,
