@@ -959,7 +959,7 @@ class DISHandler(logging.Handler):
         if closed_before:
             if self._pid != os.getpid():
                 self._after_fork()  # a fork that skipped the hooks: no first close() runs here
-            if not _holds_logging_lock() and _get_ident() not in self._sending_threads:
+            if self._may_wait():
                 # Another thread's close() may still be sending: wait for it (its own bound,
                 # plus time to count and report), never under logging's lock, which it may
                 # need to finish, nor on the handler's own thread (an on_failure hook that
@@ -1255,8 +1255,15 @@ class DISHandler(logging.Handler):
                 self._started = False
                 self._start_retry_at = time.monotonic() + FLUSHER_START_RETRY
 
+    def _may_wait(self) -> bool:
+        """Whether this thread may wait for a request another thread has in flight: not under
+        ``logging``'s module lock (that thread may need it to finish), nor on the handler's own
+        sending thread (an ``on_failure`` hook that closes the handler: it holds the send slot).
+        Otherwise this thread sends what is buffered itself and leaves that request be."""
+        return not _holds_logging_lock() and _get_ident() not in self._sending_threads
+
     def _flush_lanes(self, deadline: float) -> bool:
-        may_wait = not _holds_logging_lock()
+        may_wait = self._may_wait()
         if may_wait and len(self._lanes) > 1 and self._started:
             # Let every lane's own thread send its tail now, in parallel; this thread then helps
             # lane by lane and waits for the rest, instead of paying one round trip per lane.
@@ -1269,7 +1276,7 @@ class DISHandler(logging.Handler):
 
     def _shutdown(self, deadline: float, budget: float) -> None:
         """Stop the flushers, send the rest on this thread until ``deadline``, count leftovers."""
-        may_wait = not _holds_logging_lock()
+        may_wait = self._may_wait()
         self._flush_lanes(deadline)
         for lane in self._lanes:
             lane.flusher.stop()

@@ -928,6 +928,33 @@ class TestFailures:
         assert time.monotonic() - start < 10
         assert 1 == handler.stats.failed
 
+    def test_an_on_failure_hook_that_closes_first_sends_what_waits(
+        self, emulator, stream, make_handler
+    ):
+        """close() called first by an on_failure hook (on the background thread, which holds
+        the send slot) sends the records still queued on that thread: it waited for the slot
+        until close_timeout and then dropped them."""
+        closed = threading.Event()
+        holder: List[DISHandler] = []
+
+        def close_in_hook(records: List[bytes], reason: str) -> None:
+            holder[0].close()
+            closed.set()
+
+        emulator.fail_records("DIS.4200", every=1, limit=1)  # the first record only, for good
+        emulator.set_delay(0.2, "PutRecords")  # every record is logged before the hook runs
+        handler = make_handler(close_timeout=30, on_failure=close_in_hook, max_batch_records=1)
+        holder.append(handler)
+        log = logger_for(handler)
+        for message in ("rejected", "second", "third"):
+            log.info(message)
+        assert closed.wait(10)
+        stats = handler.stats
+        assert (2, 1, {}) == (stats.sent, stats.failed, stats.drops)
+        assert ["second", "third"] == sorted(
+            json.loads(r.data)["message"] for r in emulator.records(stream)
+        )
+
     def test_an_on_failure_hook_that_flushes_does_not_stall_sending(
         self, emulator, stream, make_handler
     ):
