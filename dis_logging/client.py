@@ -154,6 +154,10 @@ REQUEST_ID_HEADERS: Final = ("X-Request-Id", "X-Apig-Request-Id", "X-Openstack-R
 LIST_STREAMS_PAGE: Final = 100
 #: DescribeStream partitions per page; the documented maximum is 1000 (DIS-API.md 8).
 DESCRIBE_PARTITIONS_PAGE: Final = 1000
+#: Pages are followed until this many partitions (DescribeStream) or stream names (ListStreams)
+#: are collected, far more than an account's quota allows (DIS-API.md 8: 50 partitions by
+#: default): a server announcing more pages for ever must not hold the caller, nor fill memory.
+MAX_PAGED_ITEMS: Final = 50_000
 #: Record data one PutRecords request may carry, by stream type (DIS-API.md 8: 1 MB and 5 MB;
 #: decimal megabytes, the stricter reading).
 REQUEST_DATA_LIMITS: Final = {"COMMON": 1_000_000, "ADVANCED": 5_000_000}
@@ -1201,18 +1205,29 @@ class DISClient:
         if not isinstance(partitions, list):
             return reply
         page = reply
+        seen = {item.get("partition_id") for item in partitions if isinstance(item, dict)}
         while page.get("has_more_partitions") and partitions:
             last = partitions[-1]
             last_id = last.get("partition_id") if isinstance(last, dict) else None
-            if not isinstance(last_id, str):
+            if not isinstance(last_id, str) or len(partitions) >= MAX_PAGED_ITEMS:
                 break
             page = self._call_json(
                 "DescribeStream", "GET", path, params={**params, "start_partitionId": last_id}
             )
             more = page.get("partitions")
-            if not isinstance(more, list) or not more:
+            if not isinstance(more, list):
                 break
-            partitions.extend(more)
+            # Only partitions not seen yet: a server answering the same page again (and still
+            # saying there is more) would otherwise be asked for ever, the list growing.
+            fresh = [
+                item
+                for item in more
+                if isinstance(item, dict) and item.get("partition_id") not in seen
+            ]
+            if not fresh:
+                break
+            seen.update(item.get("partition_id") for item in fresh)
+            partitions.extend(fresh)
         reply["has_more_partitions"] = False
         return reply
 
@@ -1231,8 +1246,12 @@ class DISClient:
             reply = self._call_json("ListStreams", "GET", self._base + "/streams", params=params)
             page = reply.get("stream_names")
             page_names = [n for n in page if isinstance(n, str)] if isinstance(page, list) else []
+            if names and page_names and page_names[-1] <= names[-1]:
+                # Names come sorted, each page after the last one asked for (DIS-API.md 8): a
+                # page that does not move on (the same page again) would be asked for ever.
+                return names
             names.extend(page_names)
-            if not reply.get("has_more_streams") or not page_names:
+            if not reply.get("has_more_streams") or not page_names or len(names) >= MAX_PAGED_ITEMS:
                 return names
             params = {"limit": str(LIST_STREAMS_PAGE), "start_stream_name": page_names[-1]}
 

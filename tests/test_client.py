@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 
+import dis_logging.client as client_module
 from dis_logging import __version__
 from dis_logging.client import (
     DISClient,
@@ -1057,6 +1058,41 @@ class TestScriptedReplies:
             [p["partition_id"] for p in described["partitions"]],
             scripted.received[1][1].split("&")[-1],
         )
+
+    def test_a_page_that_does_not_move_on_ends_the_paging(self, scripted):
+        """A server answering the same DescribeStream/ListStreams page again while saying there
+        is more was asked for ever, the list growing (`dis-logging check` reached 2 GB in 10 s;
+        the flusher asks DescribeStream too). Paging ends at the first page with nothing new."""
+        page = {"stream_name": "s", "has_more_partitions": True}
+        ids = ["shardId-0000000000", "shardId-0000000001"]
+        for _ in range(30):
+            scripted.reply(200, {**page, "partitions": [{"partition_id": i} for i in ids]})
+        names = {"stream_names": ["a", "b"], "has_more_streams": True}
+        with self.client(scripted) as client:
+            described: Any = client.describe_stream("s")
+            asked = len(scripted.received)
+            scripted.replies.clear()
+            for _ in range(30):
+                scripted.reply(200, names)
+            listed = client.list_streams()
+        assert (ids, 2, ["a", "b"], 4) == (
+            [p["partition_id"] for p in described["partitions"]],
+            asked,
+            listed,
+            len(scripted.received),
+        )
+
+    def test_paging_stops_at_a_bound_however_many_pages_are_announced(self, scripted, monkeypatch):
+        """Fresh partitions on every page, for ever: collected up to MAX_PAGED_ITEMS only."""
+        monkeypatch.setattr(client_module, "MAX_PAGED_ITEMS", 5)
+        for index in range(10):
+            rows = [{"partition_id": f"shardId-{2 * index + k:010d}"} for k in (0, 1)]
+            scripted.reply(
+                200, {"stream_name": "s", "has_more_partitions": True, "partitions": rows}
+            )
+        with self.client(scripted) as client:
+            described: Any = client.describe_stream("s")
+        assert (6, 3) == (len(described["partitions"]), len(scripted.received))
 
 
 class TestKeywords:
