@@ -52,6 +52,12 @@ def is_loopback(host: str) -> bool:
 _API_VERSION_SEGMENT: Final = re.compile(r"[vV][0-9]+(\.[0-9]+)?")
 
 
+#: ASCII characters a host name may hold here: DNS labels (letters, digits, hyphen, dot; the
+#: underscore of some internal names), and the colon and percent sign of an IPv6 address with a
+#: zone. Other characters (non-ASCII letters of an internationalised name) are left to IDNA.
+_HOST_CHAR: Final = re.compile(r"[A-Za-z0-9._:%-]").fullmatch
+
+
 def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
     """Check a DIS or IAM base URL and return it without surrounding blanks or a trailing ``/``.
 
@@ -66,9 +72,10 @@ def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
     Raises:
         ConfigError: not a string, spaces or control characters inside the URL, not an http(s)
             URL with a host, a malformed (not repeated) or zero port, user information, a query
-            or fragment (even an empty one), a path that starts with an API version (``/v2``,
-            copied from a request URL), or ``http://`` to a remote host without
-            ``allow_http``. A value that may hold a password (``user:pw@host``) is never repeated.
+            or fragment (even an empty one), an ASCII character no host name holds (a
+            backslash, say), a path that starts with an API version (``/v2``, copied from a
+            request URL), or ``http://`` to a remote host without ``allow_http``. A value that
+            may hold a password (``user:pw@host``) is never repeated.
     """
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(field, "must be a URL such as https://dis.cn-north-4.myhuaweicloud.com")
@@ -93,6 +100,12 @@ def check_base_url(field: str, value: object, *, allow_http: bool) -> str:
         raise ConfigError(field, f"must be an http:// or https:// URL with a host, got {shown}")
     if "@" in parts.netloc:
         raise ConfigError(field, "must not contain user information (credentials go elsewhere)")
+    odd = next((char for char in parts.hostname if char.isascii() and not _HOST_CHAR(char)), None)
+    if odd is not None:
+        # "https://dis.cn-north-4.myhuaweicloud.com\.evil.com" reads as one host here but not
+        # everywhere (browsers take the backslash for a slash); no DNS name holds such a
+        # character, so every request would fail at the name look-up.
+        raise ConfigError(field, f"has {odd!r} in its host name, got {shown}")
     if parts.query or parts.fragment or "?" in text or "#" in text:
         # An empty one too: "https://host#" + "/v2/..." would send every request to "/".
         raise ConfigError(field, f"must not have a query or fragment, got {shown}")

@@ -544,6 +544,31 @@ class TestCredentials:
             assert "port" in str(info.value)
 
     @pytest.mark.parametrize(
+        "endpoint",
+        [
+            "https://dis.cn-north-4.myhuaweicloud.com\\.evil.example",
+            "https://dis.example.com,x",
+            "http://127.0.0.1'",
+        ],
+    )
+    def test_a_character_no_host_name_holds_is_refused(self, endpoint):
+        """A backslash in the host ("...myhuaweicloud.com\\.evil.example": one host name here,
+        a host and a path for a browser) passed, and every request failed at the look-up."""
+        for make in (
+            lambda: build(endpoint=endpoint),
+            lambda: DISClient(endpoint, "p", token="t"),
+        ):
+            with pytest.raises(ConfigError, match="in its host name"):
+                make()
+
+    @pytest.mark.parametrize(
+        "endpoint", ["https://d\u00eds.example.com", "https://[::1]:8443", "http://my_host.local:1"]
+    )
+    def test_international_ipv6_and_underscore_hosts_pass(self, endpoint):
+        """The host check leaves IDN names, IPv6 addresses and underscores alone."""
+        DISClient(endpoint, "p", token="t", allow_insecure_http=True).close()
+
+    @pytest.mark.parametrize(
         "endpoint", ["http://127.0.0.1:8080#", "http://127.0.0.1:8080?", "http://127.0.0.1/a?#"]
     )
     def test_an_empty_query_or_fragment_is_refused(self, endpoint):
