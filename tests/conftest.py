@@ -20,6 +20,17 @@ import pytest
 
 from dis_logging.emulator import DISEmulator
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """Skip tests marked ``slow`` unless the marker expression names them (``-m slow``)."""
+    if "slow" in (config.getoption("markexpr", default="") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 ENV_PREFIXES = ("HUAWEICLOUD_SDK_", "DIS_LOGGING_")
 
 # (field number, field name, type, label, message type) of the proto2 messages in DIS-API.md
