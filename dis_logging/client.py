@@ -163,6 +163,9 @@ MAX_PAGED_ITEMS: Final = 50_000
 REQUEST_DATA_LIMITS: Final = {"COMMON": 1_000_000, "ADVANCED": 5_000_000}
 #: Longest server message kept in an exception, in characters.
 MAX_MESSAGE_CHARS: Final = 300
+#: Longest error code or request id an exception carries: real ones are a few dozen characters
+#: (``DIS.4303``, a 32-digit hex id); a reply cannot make every report line tens of KB long.
+MAX_SERVER_FIELD_CHARS: Final = 100
 
 SERIALIZATIONS: Final = ("json", "protobuf")
 #: The largest reply (status line, headers, body) read for a control call (tokens, streams,
@@ -1021,7 +1024,7 @@ class DISClient:
             raise ServerError(
                 f"PutRecords reply has {count} results for {len(entries)} records",
                 status=response.status_code,
-                request_id=request_id,
+                request_id=self._server_text(request_id),
             )
         if deferred is not None:
             return deferred
@@ -1646,7 +1649,7 @@ class DISClient:
                 error = ServerError(
                     f"IAM token: {problem}",
                     status=response.status_code,
-                    request_id=_request_id(response.headers),
+                    request_id=self._server_text(_request_id(response.headers)),
                 )
             raise error
         return issued
@@ -1688,11 +1691,13 @@ class DISClient:
         text = f"{operation} failed"
         if message:
             text += ": " + self._clean(message)
+        # The code and request id are the server's text too: masked like the message (a gateway
+        # may echo a header), and cut to length. The class was chosen from the code as sent.
         return cls(
             text,
             status=status,
-            code=code,
-            request_id=_request_id(response.headers) or body_request_id,
+            code=self._server_text(code),
+            request_id=self._server_text(_request_id(response.headers) or body_request_id),
             retry_after=_retry_after(response.headers.get("Retry-After")),
             retryable=retryable,
         )
@@ -1707,12 +1712,19 @@ class DISClient:
         return ServerError(
             f"{operation}: the reply body is not what {service} sends",
             status=response.status_code,
-            request_id=request_id,
+            request_id=self._server_text(request_id),
         )
 
     def _clean(self, text: str) -> str:
         """Shorten a message at a word boundary and blank out any secret it might echo."""
         return shorten(redact(text, self.secrets, _REDACTED), MAX_MESSAGE_CHARS)
+
+    def _server_text(self, value: Optional[str]) -> Optional[str]:
+        """An error code or request id from a reply, ready for an exception: no secret in it
+        (a server or gateway may echo a header), at most :data:`MAX_SERVER_FIELD_CHARS` long."""
+        if value is None:
+            return None
+        return shorten(redact(value, self.secrets, _REDACTED), MAX_SERVER_FIELD_CHARS)
 
 
 class Reply(Protocol):

@@ -725,6 +725,75 @@ class TestTokenWithoutLifetime:
         assert "STALE-IAM-TOKEN" not in reports[0]
 
 
+class EchoingGateway:
+    """A loopback server that refuses every request with 400, echoing the X-Auth-Token it got
+    as the error code, the body's request id and the X-Request-Id header."""
+
+    def __init__(self, padding: str = "") -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format, *args):
+                return
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                echoed = (self.headers.get("X-Auth-Token") or "") + padding
+                data = json.dumps(
+                    {"error_code": echoed, "error_msg": "refused", "request_id": echoed}
+                ).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("X-Request-Id", echoed)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+
+
+class TestServerFields:
+    def test_a_token_echoed_as_error_code_or_request_id_is_masked(self):
+        """The error code and request id of a refusal were kept as sent, so str() of the
+        DISError a DISClient user logs showed a token a gateway echoed there (the handler's
+        diagnostics masked it). They are masked like the message now."""
+        token = "ECHOED-TOKEN-0123456789abcdef"
+        gateway = EchoingGateway()
+        try:
+            with DISClient(gateway.url, "p", token=token) as client:
+                with pytest.raises(RequestError) as info:
+                    client.put_records("s", [(b"x", None)])
+        finally:
+            gateway.close()
+        error = info.value
+        shown = [str(error), repr(error), error.code or "", error.request_id or ""]
+        assert [] == [text for text in shown if token in text]
+        assert ("<redacted>", "<redacted>") == (error.code, error.request_id)
+
+    def test_an_error_code_or_request_id_tens_of_kilobytes_long_is_cut(self):
+        """A reply's code and request id of 30 KB each made every report line 90 KB long."""
+        gateway = EchoingGateway(padding="C" * 30_000)
+        try:
+            with DISClient(gateway.url, "p", token="a-token-of-some-length") as client:
+                with pytest.raises(RequestError) as info:
+                    client.put_records("s", [(b"x", None)])
+        finally:
+            gateway.close()
+        assert (True, True, True) == (
+            len(info.value.code or "") <= 100,
+            len(info.value.request_id or "") <= 100,
+            len(str(info.value)) < 1000,
+        )
+
+
 class TestCommandLineSecrets:
     def connection(self, emu: DISEmulator) -> List[str]:
         return ["--endpoint", emu.url, "--project-id", emu.project_id]
