@@ -722,6 +722,11 @@ class Spool:
     ) -> Tuple[List[int], List[Entry]]:
         """Return the oldest pending entries without removing them.
 
+        The first read, and a read of an empty spool once ``scan_interval`` has passed, also look
+        for dead processes' files and plan their adoption (see the module docstring); each read
+        then moves one step (:data:`ADOPT_STEP_ROWS` rows) of a planned adoption into this file
+        first. Entries stored after the plan are returned only once all of it was moved.
+
         Args:
             max_records: at most this many entries (at least 1 is asked for).
             max_bytes: stop before the payload bytes exceed this, except that the first entry is
