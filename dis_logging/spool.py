@@ -832,6 +832,11 @@ class Spool:
         with self._owned(reopen=False):
             if self._closed:
                 return
+            if self._records:
+                # Records are kept for the next process only if our file is still where it
+                # can find them: a file deleted since the last check is copied now.
+                self._file_check_at = 0.0
+                self._check_file_locked()
             self._closed = True
             _LIVE_SPOOLS.discard(self)
             if self._unsaved:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import shutil
 import signal
 import sqlite3
 import stat
@@ -373,6 +374,20 @@ class TestDirectoryGone:
                 got.extend(entries)
                 again.ack(ids)
             assert make_entries(100)[15:] + make_entries(3, prefix="after") == got
+        finally:
+            again.close()
+
+    def test_close_right_after_the_deletion_still_keeps_the_records(self, tmp_path, reports):
+        """The directory is removed just before close(), within the check interval: close looks
+        once more and keeps the pending records in a new file for the next process."""
+        directory = tmp_path / "spool"
+        s = Spool(str(directory), 10**8, report=reports.append)
+        s.put(make_entries(7))
+        shutil.rmtree(directory)
+        s.close()
+        again = Spool(str(directory), 10**8)
+        try:
+            assert make_entries(7) == again.read(100, 10**9)[1]
         finally:
             again.close()
 
