@@ -1724,7 +1724,12 @@ class DISClient:
         (a server or gateway may echo a header), at most :data:`MAX_SERVER_FIELD_CHARS` long."""
         if value is None:
             return None
-        return shorten(redact(value, self.secrets, _REDACTED), MAX_SERVER_FIELD_CHARS)
+        # Not shorten(): its folding of whitespace would hide a newline that DISError writes
+        # as an escape, as sent.
+        text = redact(value, self.secrets, _REDACTED)
+        if len(text) <= MAX_SERVER_FIELD_CHARS:
+            return text
+        return text[: MAX_SERVER_FIELD_CHARS - 1] + "\u2026"
 
 
 class Reply(Protocol):
