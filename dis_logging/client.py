@@ -1691,6 +1691,13 @@ class DISClient:
         text = f"{operation} failed"
         if message:
             text += ": " + self._clean(message)
+        location = response.headers.get("Location") if 300 <= status < 400 else None
+        if location:
+            # Never followed (credentials go to the configured endpoint only): say where to.
+            text += (
+                f": redirected to {self._clean(_hide_userinfo(location))}, which is not followed; "
+                "if that is the service's address, configure it as the endpoint"
+            )
         # The code and request id are the server's text too: masked like the message (a gateway
         # may echo a header), and cut to length. The class was chosen from the code as sent.
         return cls(

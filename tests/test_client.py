@@ -1040,9 +1040,11 @@ class TestScriptedReplies:
         """A 3xx reply is an error, not a silent hop to another host."""
         scripted.reply(302, b"", {"Location": "http://example.invalid/"})
         with self.client(scripted) as client:
-            with pytest.raises(RequestError):
+            with pytest.raises(RequestError) as info:
                 client.list_streams()
         assert 1 == len(scripted.received)
+        # It said only "ListStreams failed status=302".
+        assert "redirected to http://example.invalid/, which is not followed" in str(info.value)
 
     def test_describe_stream_merges_partition_pages(self, scripted):
         """DescribeStream pages are followed and their partitions merged."""
