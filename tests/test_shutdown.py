@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -899,7 +900,10 @@ threading.Thread(target=terminate_while_the_late_records_are_sent, daemon=True).
 """
         done, elapsed = run(emulator, stream, body, settings={"endpoint": server.url})
         assert -signal.SIGTERM == done.returncode, done.stdout + done.stderr
-        assert "20 record(s)" in done.stderr, done.stderr
+        # The 20 late records are reported either way: as the request's records given up, or,
+        # when the SIGTERM lands while the main thread is still inside the handler (seen on a
+        # loaded machine), as the queued records the drain could not take over.
+        assert re.search(r"\b20 (queued )?record\(s\)", done.stderr), done.stderr
         assert elapsed < 2 * 1.0 + SLACK + 2.0, elapsed
 
     @pytest.mark.parametrize(
