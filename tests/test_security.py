@@ -19,7 +19,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Type, Union
 
 import pytest
 
@@ -44,7 +44,27 @@ PROTOBUF_TYPE = "application/x-protobuf;charset=utf-8"
 PUT_OK = {"failed_record_count": 0, "records": [{"partition_id": "shardId-0000000000"}]}
 
 
-class ReplyServer:
+class LoopbackServer:
+    """The start and stop of the loopback HTTP servers below: one thread serving ``handler``."""
+
+    def _serve(
+        self, handler: Type[BaseHTTPRequestHandler], context: Optional[ssl.SSLContext] = None
+    ) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        if context is not None:
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+
+
+class ReplyServer(LoopbackServer):
     """A loopback HTTP(S) server that answers every request with one JSON reply and records
     the request lines and headers it saw."""
 
@@ -88,18 +108,7 @@ class ReplyServer:
 
             do_GET = do_POST = _answer
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        if context is not None:
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        scheme = "https" if context is not None else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5.0)
+        self._serve(Handler, context)
 
 
 def make_certificate(directory: Path, name: str) -> Tuple[Path, Path]:
@@ -654,7 +663,7 @@ class TestAuthenticationFailures:
             assert (0, 2) == (c._auth_strikes, len(operations(emulator, "PutRecords")))
 
 
-class StaleTokenIAM:
+class StaleTokenIAM(LoopbackServer):
     """A loopback IAM + DIS that issues tokens whose ``expires_at`` is their ``issued_at`` (no
     lifetime at all) and stores every PutRecords; counts the logins."""
 
@@ -689,15 +698,7 @@ class StaleTokenIAM:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5.0)
+        self._serve(Handler)
 
 
 class TestTokenWithoutLifetime:
@@ -725,7 +726,7 @@ class TestTokenWithoutLifetime:
         assert "STALE-IAM-TOKEN" not in reports[0]
 
 
-class EchoingGateway:
+class EchoingGateway(LoopbackServer):
     """A loopback server that refuses every request with 400, echoing the X-Auth-Token it got
     as the error code, the body's request id and the X-Request-Id header."""
 
@@ -749,15 +750,7 @@ class EchoingGateway:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5.0)
+        self._serve(Handler)
 
 
 class TestServerFields:
