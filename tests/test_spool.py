@@ -366,13 +366,7 @@ class TestDirectoryGone:
         assert 0o700 == stat.S_IMODE(directory.stat().st_mode)
         again = Spool(str(directory), 10**8)
         try:
-            got: List[Entry] = []
-            while True:
-                ids, entries = again.read(500, 10**9)
-                if not ids:
-                    break
-                got.extend(entries)
-                again.ack(ids)
+            got = read_all(again)
             assert make_entries(100)[15:] + make_entries(3, prefix="after") == got
         finally:
             again.close()
@@ -510,12 +504,7 @@ class TestStepwiseAdoption:
         first.close()
         again = Spool(str(tmp_path), 10**9)
         try:
-            while True:
-                ids, entries = again.read(500, 10**9)
-                if not ids:
-                    break
-                got.extend(entries)
-                again.ack(ids)
+            got.extend(read_all(again))
             assert sorted(backlog) == sorted(got)
         finally:
             again.close()
@@ -533,12 +522,7 @@ class TestStepwiseAdoption:
         got = list(backlog[:sent])
         s = Spool(str(tmp_path), 10**9)
         try:
-            while True:
-                ids, entries = s.read(500, 10**9)
-                if not ids:
-                    break
-                got.extend(entries)
-                s.ack(ids)
+            got.extend(read_all(s))
             expected = backlog + [(b"new-%d" % i, None) for i in range(3)]
             assert sorted(expected) == sorted(got)  # nothing lost, nothing twice
             assert [Path(s.path).name] == spool_files(tmp_path)
@@ -554,6 +538,17 @@ class TestStepwiseAdoption:
             assert 2 == s.put(make_entries(5, size=100, prefix="new"))
         finally:
             s.close()
+
+
+def read_all(spool: Spool) -> List[Entry]:
+    """Read and acknowledge all that ``spool`` gives, 500 records at a time; return it in order."""
+    got: List[Entry] = []
+    while True:
+        ids, entries = spool.read(500, 10**9)
+        if not ids:
+            return got
+        got.extend(entries)
+        spool.ack(ids)
 
 
 def first_name(spool: Spool) -> str:
