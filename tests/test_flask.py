@@ -107,6 +107,18 @@ class User:
         return "u-5"
 
 
+def capture_lines(logger, fmt):
+    """Attach to ``logger`` (at INFO) a text handler with ``fmt`` and the request-context filter;
+    return the handler (to remove afterwards) and the text it writes."""
+    text = io.StringIO()
+    handler = logging.StreamHandler(text)
+    handler.setFormatter(logging.Formatter(fmt))
+    handler.addFilter(RequestContextFilter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler, text
+
+
 def build_app(extension, *, early_exit=False):
     app = flask.Flask("test_flask_app")
     app.config["PROPAGATE_EXCEPTIONS"] = True
@@ -166,13 +178,8 @@ class TestExtension:
     def test_a_decoded_newline_in_the_path_cannot_forge_a_log_line(self):
         """A path whose %0A the server decoded is written with it encoded again, in the access
         record's message and in http_path, so a text log gets one line per request."""
-        text = io.StringIO()
-        handler = logging.StreamHandler(text)
-        handler.setFormatter(logging.Formatter("%(message)s | %(http_path)s"))
-        handler.addFilter(RequestContextFilter())
         access = logging.getLogger("test.flask.forged")
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
+        handler, text = capture_lines(access, "%(message)s | %(http_path)s")
         try:
             app = build_app(RequestContext(access_logger="test.flask.forged"))
             app.test_client().get("/a%0ACRITICAL%20forged%1B")
@@ -303,13 +310,8 @@ def test_requests_inside_one_app_context_each_get_their_record_and_reset():
     """With the app context pushed around several requests (a test fixture's
     ``with app.app_context():``), flask.g is shared by them: each still gets its access record,
     and no context is left between or after them."""
-    text = io.StringIO()
-    handler = logging.StreamHandler(text)
-    handler.setFormatter(logging.Formatter("%(message)s | %(request_id)s"))
-    handler.addFilter(RequestContextFilter())
     access = logging.getLogger("test.flask.shared")
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
+    handler, text = capture_lines(access, "%(message)s | %(request_id)s")
     app = build_app(RequestContext(access_logger="test.flask.shared"))
     between = []
     try:
@@ -347,13 +349,8 @@ class TestEnclosingContext:
         """A teardown_request function that raises stops Flask's teardown_request loop before
         the extension's: the context is still reset (in its teardown_appcontext function) and
         the access record still written, with the error; the next request gets its own id."""
-        text = io.StringIO()
-        handler = logging.StreamHandler(text)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s | %(request_id)s"))
-        handler.addFilter(RequestContextFilter())
         access = logging.getLogger("test.flask.broken")
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
+        handler, text = capture_lines(access, "%(levelname)s %(message)s | %(request_id)s")
         app = build_app(RequestContext(access_logger="test.flask.broken"))
         calls = []
 
@@ -381,12 +378,7 @@ class TestEnclosingContext:
         reverse order, after the extension's) log with the request's context too; before, only
         those registered after the extension did. teardown_appcontext functions run after the
         request context is gone."""
-        text = io.StringIO()
-        handler = logging.StreamHandler(text)
-        handler.setFormatter(logging.Formatter("%(message)s | %(request_id)s"))
-        handler.addFilter(RequestContextFilter())
-        view_logger.addHandler(handler)
-        view_logger.setLevel(logging.INFO)
+        handler, text = capture_lines(view_logger, "%(message)s | %(request_id)s")
         app = flask.Flask("test_flask_teardowns")
 
         @app.teardown_request
