@@ -64,6 +64,24 @@ class LoopbackServer:
         self.thread.join(5.0)
 
 
+class QuietJSONHandler(BaseHTTPRequestHandler):
+    """A request handler for the servers below: HTTP/1.1, no access log, JSON replies."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):
+        return
+
+    def reply_json(self, status: int, reply: Dict[str, Any], headers: Dict[str, str]) -> None:
+        data = json.dumps(reply).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class ReplyServer(LoopbackServer):
     """A loopback HTTP(S) server that answers every request with one JSON reply and records
     the request lines and headers it saw."""
@@ -672,15 +690,10 @@ class StaleTokenIAM(LoopbackServer):
         self.logins = 0
         self.puts = 0
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format, *args):
-                return
-
+        class Handler(QuietJSONHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {"Content-Type": "application/json"}
+                headers = {}
                 if self.path.startswith("/v3/auth/tokens"):
                     owner.logins += 1
                     moment = "2026-12-06T10:00:00.000000Z"
@@ -690,13 +703,7 @@ class StaleTokenIAM(LoopbackServer):
                 else:
                     owner.puts += 1
                     reply, status = PUT_OK, 200
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply_json(status, reply, headers)
 
         self._serve(Handler)
 
@@ -731,24 +738,12 @@ class EchoingGateway(LoopbackServer):
     as the error code, the body's request id and the X-Request-Id header."""
 
     def __init__(self, padding: str = "") -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format, *args):
-                return
-
+        class Handler(QuietJSONHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 echoed = (self.headers.get("X-Auth-Token") or "") + padding
-                data = json.dumps(
-                    {"error_code": echoed, "error_msg": "refused", "request_id": echoed}
-                ).encode()
-                self.send_response(400)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("X-Request-Id", echoed)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply = {"error_code": echoed, "error_msg": "refused", "request_id": echoed}
+                self.reply_json(400, reply, {"X-Request-Id": echoed})
 
         self._serve(Handler)
 
