@@ -607,6 +607,28 @@ class TestDelivery:
             "DescribeStream" in operations,
         )
 
+    @pytest.mark.parametrize("auto", [False, True], ids=["throttled", "auto_rate_limit"])
+    def test_batches_of_1000_for_one_key_keep_their_order_at_the_partition_limit(
+        self, emulator, stream, make_handler, auto
+    ):
+        """max_batch_records=1000 with one partition key (README, "Logging in CPU-bound bursts"):
+        each request carries a whole second's budget of a COMMON partition, so DIS throttles the
+        rest; it is sent again, in order. With auto_rate_limit, batches are cut to the window and
+        nothing is throttled."""
+        emulator.enforce_rate_limits()
+        handler = plain(
+            make_handler(max_batch_records=1000, partition_key="k", auto_rate_limit=auto)
+        )
+        log = logger_for(handler)
+        for i in range(2500):
+            log.info("r%d", i)
+        assert handler.flush(timeout=30)
+        stats = handler.stats
+        messages = [r.data.decode() for r in emulator.records(stream)]
+        assert (2500, 0, 0) == (stats.sent, stats.dropped, stats.failed)
+        assert [f"r{i}" for i in range(2500)] == messages
+        assert (not auto) == (stats.retried > 0)
+
     def test_dict_config_with_string_values(self, emulator, stream, handlers):
         """dictConfig builds the handler from string values and it delivers."""
         logging.config.dictConfig(
